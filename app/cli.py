@@ -1,0 +1,56 @@
+"""The ``regwiz`` command line: the TUI by default, every wizard step headless as a subcommand.
+
+Each subcommand lives in ``app/commands/<name>.py`` and exposes ``register(subparsers)``, which
+adds its parser and sets ``func`` to a callable taking the parsed namespace and returning an
+exit code (0 success, 1 a step failed, 2 bad usage or an invalid plan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from app import __version__
+from app.errors import RegwizError
+
+# Subcommand modules in the order --help lists them.
+COMMAND_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regwiz",
+        description=(
+            "Set up a private TLS container registry that every cluster node trusts. "
+            "Without a subcommand, opens the interactive wizard."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"regwiz {__version__}")
+    parser.add_argument("--plan", help="plan file to open in the wizard (default: the user's plan)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"app.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from app.tui import run_tui
+
+            return run_tui(args)
+        return int(args.func(args))
+    except RegwizError as error:
+        print(f"regwiz: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("regwiz: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

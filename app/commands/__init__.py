@@ -1,0 +1,1 @@
+"""One module per ``regwiz`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Textual screens and modals of the regwiz wizard, one per module."""
