@@ -1,0 +1,753 @@
+"""The plan file: what the wizard will build, as TOML the operator can read, edit and keep.
+
+Read and written with tomlkit so that comments and layout survive a save. Secrets are never part
+of a plan: they come from prompts or the ``REGWIZ_*`` environment variables (see ``Secrets``).
+Loading reports every problem at once, one line each, naming the key (``PlanError``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+
+from app import validate
+from app.errors import UsageError
+
+DEFAULT_CERT_DIRECTORY = "certs"
+
+
+class PlanError(UsageError):
+    """An invalid plan (exit 2). ``problems``: one line per problem, each naming the key."""
+
+    def __init__(self, problems: list[str], path: Path | str | None = None) -> None:
+        self.problems = list(problems) or ["unknown problem"]
+        where = f"plan {path}" if path is not None else "plan"
+        count = len(self.problems)
+        header = f"invalid {where} ({count} problem{'s' if count != 1 else ''}):"
+        super().__init__(
+            "\n".join([header, *(f"  {line}" for line in self.problems)]),
+            "fix the lines above in the plan file and run again",
+        )
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass
+class CertificateSettings:
+    common_name: str = "registry.internal"
+    country: str = ""
+    state: str = ""
+    locality: str = ""
+    organization: str = ""
+    organizational_unit: str = ""
+    email: str = ""
+    subject_alt_names: list[str] = field(default_factory=lambda: ["registry.internal"])
+    key_type: str = "ecdsa-p256"
+    ca_validity_days: int = 3650
+    cert_validity_days: int = 825
+    directory: str = DEFAULT_CERT_DIRECTORY
+    name_constraints: bool = False
+
+
+@dataclass
+class RegistrySettings:
+    host: str = "local"
+    ssh_user: str = "root"
+    ssh_port: int = 22
+    identity_file: str | None = None
+    sudo: bool = True
+    address: str = "registry.internal"
+    port: int = 8443
+    image: str = "registry:2"
+    container_name: str = "registry"
+    data_dir: str = "/registry-image"
+    certs_dir: str = "/etc/docker/certs"
+    auth: str = "none"
+    delete_enabled: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return self.host == "local"
+
+
+@dataclass
+class NodeDefaults:
+    ssh_user: str = "root"
+    ssh_port: int = 22
+    sudo: bool = True
+    runtime: str = "auto"
+    os_trust_store: bool = False
+    identity_file: str | None = None
+
+
+@dataclass
+class NodeSettings:
+    """One node as written in the plan: None means "use nodes.defaults"."""
+
+    host: str
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    sudo: bool | None = None
+    runtime: str | None = None
+    os_trust_store: bool | None = None
+    identity_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedNode:
+    """A node with the defaults applied. ``identity_file`` None means ssh-agent / ~/.ssh/config."""
+
+    host: str
+    ssh_user: str
+    ssh_port: int
+    sudo: bool
+    runtime: str
+    os_trust_store: bool
+    identity_file: str | None
+
+
+@dataclass
+class Plan:
+    certificate: CertificateSettings = field(default_factory=CertificateSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    node_defaults: NodeDefaults = field(default_factory=NodeDefaults)
+    nodes: list[NodeSettings] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def cert_dir(self) -> Path:
+        """The certificate directory; relative paths are resolved against the plan's folder."""
+        directory = Path(self.certificate.directory).expanduser()
+        if directory.is_absolute():
+            return directory
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return (base / directory).absolute()
+
+    @property
+    def registry_reference(self) -> str:
+        """HOST:PORT as used in image references and certs.d folder names (HOST alone for 443)."""
+        host = self.registry.address
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        return host if self.registry.port == 443 else f"{host}:{self.registry.port}"
+
+    def all_sans(self) -> list[str]:
+        """Configured SANs, then the CN and the registry address when valid SANs; no duplicates."""
+        candidates = [
+            *self.certificate.subject_alt_names,
+            self.certificate.common_name,
+            self.registry.address,
+        ]
+        result: list[str] = []
+        seen: set[str] = set()
+        for name in candidates:
+            if not isinstance(name, str) or validate.check_san(name) is not None:
+                continue
+            key = name.lower()
+            if key not in seen:
+                seen.add(key)
+                result.append(name)
+        return result
+
+    def resolved_nodes(self) -> list[ResolvedNode]:
+        defaults = self.node_defaults
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        return [
+            ResolvedNode(
+                host=node.host,
+                ssh_user=pick(node.ssh_user, defaults.ssh_user),
+                ssh_port=pick(node.ssh_port, defaults.ssh_port),
+                sudo=pick(node.sudo, defaults.sudo),
+                runtime=pick(node.runtime, defaults.runtime),
+                os_trust_store=pick(node.os_trust_store, defaults.os_trust_store),
+                identity_file=pick(node.identity_file, defaults.identity_file),
+            )
+            for node in self.nodes
+        ]
+
+
+def new_plan(path: Path | None = None) -> Plan:
+    """A plan with sensible defaults: registry on this machine, SSH as the current user."""
+    user = _current_user()
+    return Plan(
+        registry=RegistrySettings(ssh_user=user),
+        node_defaults=NodeDefaults(ssh_user=user),
+        path=path,
+    )
+
+
+def _current_user() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        return "root"
+    return user if validate.check_user(user) is None else "root"
+
+
+# --------------------------------------------------------------------------- secrets
+
+SECRET_ENV_VARS: dict[str, str] = {
+    "ssh_password": "REGWIZ_SSH_PASSWORD",
+    "sudo_password": "REGWIZ_SUDO_PASSWORD",
+    "key_passphrase": "REGWIZ_KEY_PASSPHRASE",
+    "ca_key_passphrase": "REGWIZ_CA_KEY_PASSPHRASE",
+    "registry_password": "REGWIZ_REGISTRY_PASSWORD",
+}
+
+
+@dataclass
+class Secrets:
+    """Passwords and passphrases, from prompts or env vars; never saved, never shown."""
+
+    ssh_password: str | None = field(default=None, repr=False)
+    sudo_password: str | None = field(default=None, repr=False)
+    key_passphrase: str | None = field(default=None, repr=False)
+    ca_key_passphrase: str | None = field(default=None, repr=False)
+    registry_password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if environ is None else environ
+        return cls(**{name: env.get(var) or None for name, var in SECRET_ENV_VARS.items()})
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={'<set>' if getattr(self, f.name) else None}" for f in fields(self)
+        )
+        return f"Secrets({shown})"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------------- parsing
+
+Checker = Callable[[object], "str | None"]
+_PORT = "an integer from 1 to 65535"
+_DAYS = f"a number of days from 1 to {validate.MAX_VALIDITY_DAYS}"
+
+
+class _Reader:
+    """Collects problems while pulling typed values out of one TOML table."""
+
+    def __init__(self, problems: list[str], table: object, prefix: str) -> None:
+        self.problems = problems
+        self.prefix = prefix
+        if isinstance(table, dict):
+            self.table: dict[str, Any] = table
+        else:
+            self.table = {}
+            if table is not None:
+                problems.append(f"{prefix}: expected a table, got {_type_name(table)}")
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}"
+
+    def _get(self, name: str, kind: type, kind_name: str, required: bool = False) -> Any:
+        self.used.add(name)
+        if name not in self.table:
+            if required:
+                self.problems.append(f"{self.key(name)}: missing: this key is required")
+            return None
+        value = self.table[name]
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            self.problems.append(f"{self.key(name)}: expected {kind_name}, got {_describe(value)}")
+            return None
+        return value
+
+    def text(self, name: str, check: Checker | None = None, required: bool = False) -> str | None:
+        value = self._get(name, str, "a string", required)
+        return self._checked(name, value, check)
+
+    def integer(self, name: str, check: Checker | None = None, what: str = "") -> int | None:
+        value = self._get(name, int, what or "an integer")
+        return self._checked(name, value, check)
+
+    def boolean(self, name: str) -> bool | None:
+        return self._get(name, bool, "true or false")
+
+    def text_list(self, name: str, check: Checker) -> list[str] | None:
+        values = self._get(name, list, "a list of strings")
+        if values is None:
+            return None
+        result = []
+        for index, value in enumerate(values):
+            key = f"{self.key(name)}[{index}]"
+            if not isinstance(value, str):
+                self.problems.append(f"{key}: expected a string, got {_type_name(value)}")
+            elif (problem := check(value)) is not None:
+                self.problems.append(f"{key}: {problem}")
+            else:
+                result.append(value)
+        return result
+
+    def _checked(self, name: str, value: Any, check: Checker | None) -> Any:
+        if value is None or check is None:
+            return value
+        problem = check(value)
+        if problem is None:
+            return value
+        self.problems.append(f"{self.key(name)}: {problem}")
+        return None
+
+    def report_unknown(self, extra_allowed: tuple[str, ...] = ()) -> None:
+        for name in self.table:
+            if name not in self.used and name not in extra_allowed:
+                self.problems.append(f"{self.key(name)}: unknown key (check the spelling)")
+
+
+def _describe(value: object) -> str:
+    """How a wrong value is shown: strings quoted, scalars as TOML, containers by kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return validate._shown(value)
+    if isinstance(value, (int, float)):
+        return validate._shown(str(value)).strip('"')
+    return _type_name(value)
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _apply(target: object, values: dict[str, Any]) -> None:
+    """Set the attributes that were present and valid; absent/invalid ones keep the default."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(target, name, value)
+
+
+def _text_check(label: str) -> Checker:
+    return lambda value: validate.check_text_field(label, value)
+
+
+def _read_certificate(problems: list[str], table: object) -> CertificateSettings:
+    r = _Reader(problems, table, "certificate")
+    cert = CertificateSettings()
+    _apply(
+        cert,
+        {
+            "common_name": r.text("common_name", validate.check_common_name, required=True),
+            "country": r.text("country", validate.check_country),
+            "state": r.text("state", _text_check("state")),
+            "locality": r.text("locality", _text_check("locality")),
+            "organization": r.text("organization", _text_check("organization")),
+            "organizational_unit": r.text(
+                "organizational_unit", _text_check("organizational_unit")
+            ),
+            "email": r.text("email", validate.check_email),
+            "subject_alt_names": r.text_list("subject_alt_names", validate.check_san),
+            "key_type": r.text("key_type", validate.check_key_type),
+            "ca_validity_days": r.integer("ca_validity_days", validate.check_days, _DAYS),
+            "cert_validity_days": r.integer("cert_validity_days", validate.check_days, _DAYS),
+            "directory": r.text("directory", validate.check_local_path),
+            "name_constraints": r.boolean("name_constraints"),
+        },
+    )
+    r.report_unknown()
+    return cert
+
+
+def _read_registry(problems: list[str], table: object) -> RegistrySettings:
+    r = _Reader(problems, table, "registry")
+    registry = RegistrySettings()
+    _apply(
+        registry,
+        {
+            "host": r.text("host", validate.check_host, required=True),
+            "ssh_user": r.text("ssh_user", validate.check_user),
+            "ssh_port": r.integer("ssh_port", validate.check_port, _PORT),
+            "identity_file": r.text("identity_file", validate.check_local_path),
+            "sudo": r.boolean("sudo"),
+            "address": r.text("address", _check_address, required=True),
+            "port": r.integer("port", validate.check_port, _PORT),
+            "image": r.text("image", validate.check_image),
+            "container_name": r.text("container_name", validate.check_container_name),
+            "data_dir": r.text("data_dir", validate.check_remote_path),
+            "certs_dir": r.text("certs_dir", validate.check_remote_path),
+            "auth": r.text("auth", validate.check_auth),
+            "delete_enabled": r.boolean("delete_enabled"),
+        },
+    )
+    r.report_unknown()
+    return registry
+
+
+def _check_address(value: object) -> str | None:
+    problem = validate.check_san(value)
+    if problem is None and isinstance(value, str) and value.startswith("*"):
+        return "must be one concrete name or IP, not a wildcard"
+    return problem
+
+
+def _read_node_fields(r: _Reader) -> dict[str, Any]:
+    return {
+        "ssh_user": r.text("ssh_user", validate.check_user),
+        "ssh_port": r.integer("ssh_port", validate.check_port, _PORT),
+        "sudo": r.boolean("sudo"),
+        "runtime": r.text("runtime", validate.check_runtime),
+        "os_trust_store": r.boolean("os_trust_store"),
+        "identity_file": r.text("identity_file", validate.check_local_path),
+    }
+
+
+def _read_nodes(problems: list[str], table: object) -> tuple[NodeDefaults, list[NodeSettings]]:
+    r = _Reader(problems, table, "nodes")
+    defaults = NodeDefaults()
+    defaults_reader = _Reader(problems, r.table.get("defaults"), "nodes.defaults")
+    _apply(defaults, _read_node_fields(defaults_reader))
+    defaults_reader.report_unknown()
+    r.used.update({"defaults", "hosts"})
+    r.report_unknown()
+    hosts = r.table.get("hosts", [])
+    if not isinstance(hosts, list):
+        problems.append(
+            f"nodes.hosts: expected a list of [[nodes.hosts]] tables, got {_type_name(hosts)}"
+        )
+        return defaults, []
+    nodes: list[NodeSettings] = []
+    for index, entry in enumerate(hosts):
+        node = _read_node(problems, entry, f"nodes.hosts[{index}]")
+        if node is not None:
+            nodes.append(node)
+    return defaults, nodes
+
+
+def _read_node(problems: list[str], entry: object, prefix: str) -> NodeSettings | None:
+    if not isinstance(entry, dict):
+        problems.append(f'{prefix}: expected a table with host = "...", got {_type_name(entry)}')
+        return None
+    r = _Reader(problems, entry, prefix)
+    host = r.text("host", validate.check_host)
+    values = _read_node_fields(r)
+    r.report_unknown()
+    if "host" not in entry:
+        problems.append(f'{prefix}.host: missing: every node needs host = "IP or name"')
+    if host is None:
+        return None
+    return NodeSettings(host=host, **values)
+
+
+def parse_plan(text: str, path: Path | str | None = None) -> Plan:
+    """Parse plan TOML. Raises PlanError listing every problem; never any other exception."""
+    plan_path = Path(path) if path is not None else None
+    data = _parse_toml(text, plan_path)
+    problems: list[str] = []
+    for name in data:
+        if name not in ("certificate", "registry", "nodes"):
+            problems.append(f"{name}: unknown section (expected certificate, registry, nodes)")
+    try:
+        certificate = _read_certificate(problems, data.get("certificate"))
+        registry = _read_registry(problems, data.get("registry"))
+        node_defaults, nodes = _read_nodes(problems, data.get("nodes"))
+    except Exception as error:  # noqa: BLE001 - a last line of defence: report, never crash
+        raise PlanError([f"could not read the plan: {type(error).__name__}"], plan_path) from None
+    plan = Plan(certificate, registry, node_defaults, nodes, plan_path)
+    if not problems:
+        problems = validate_plan(plan)
+    if problems:
+        raise PlanError(problems, plan_path)
+    return plan
+
+
+def _parse_toml(text: object, path: Path | None) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise PlanError([f"expected TOML text, got {_type_name(text)}"], path)
+    try:
+        document = tomlkit.parse(text)
+        data = document.unwrap()
+    except tomlkit.exceptions.ParseError as error:
+        raise PlanError(
+            [f"TOML syntax error at line {error.line}, column {error.col}: {_parse_reason(error)}"],
+            path,
+        ) from None
+    except Exception as error:  # noqa: BLE001 - tomlkit raises assorted errors on odd input
+        raise PlanError([f"not valid TOML: {_safe_reason(error)}"], path) from None
+    return data
+
+
+def _parse_reason(error: tomlkit.exceptions.ParseError) -> str:
+    message = str(error)
+    # tomlkit appends " at line X col Y"; the position is already in our own wording.
+    cut = message.rfind(" at line ")
+    return message[:cut] if cut > 0 else message
+
+
+def _safe_reason(error: Exception) -> str:
+    return validate._shown(str(error) or type(error).__name__, 120).strip('"')
+
+
+def load_plan(path: Path | str) -> Plan:
+    plan_path = Path(path).expanduser()
+    try:
+        text = plan_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(
+            [
+                f"{plan_path}: file not found (create one with the wizard or copy "
+                "assets/plan-example.toml)"
+            ],
+            plan_path,
+        ) from None
+    except UnicodeDecodeError:
+        raise PlanError([f"{plan_path}: not UTF-8 text"], plan_path) from None
+    except OSError as error:
+        raise PlanError([f"{plan_path}: cannot read: {error.strerror}"], plan_path) from None
+    return parse_plan(text, plan_path)
+
+
+def validate_plan(plan: Plan) -> list[str]:
+    """Cross-field checks (single fields are checked while parsing); one line per problem."""
+    problems: list[str] = []
+    cert, registry = plan.certificate, plan.registry
+    if cert.cert_validity_days > cert.ca_validity_days:
+        problems.append(
+            f"certificate.cert_validity_days: {cert.cert_validity_days} is longer than "
+            f"ca_validity_days ({cert.ca_validity_days}); a certificate cannot outlive its CA"
+        )
+    if _check_address(registry.address) is not None:
+        problems.append(f"registry.address: {_check_address(registry.address)}")
+    elif not sans_cover(plan.all_sans(), registry.address):
+        problems.append(
+            f"registry.address: {registry.address} is not covered by the certificate's SANs"
+        )
+    seen: dict[str, int] = {}
+    for index, node in enumerate(plan.nodes):
+        key = node.host.lower()
+        if key in seen:
+            problems.append(
+                f"nodes.hosts[{index}].host: {node.host} is already listed as "
+                f"nodes.hosts[{seen[key]}]"
+            )
+        else:
+            seen[key] = index
+    return problems
+
+
+def plan_warnings(plan: Plan) -> list[str]:
+    """Valid but suspicious settings, for the TUI and the CLI to show (not errors)."""
+    warnings: list[str] = []
+    for name in plan.all_sans():
+        warnings += [f"certificate SAN {w}" for w in validate.warnings_for_san(name)]
+    if validate.check_san(plan.certificate.common_name) is not None:
+        warnings.append(
+            "certificate.common_name is not a host name or IP, so it is not added to the SANs"
+        )
+    return warnings
+
+
+def sans_cover(sans: list[str], name: str) -> bool:
+    """Whether a certificate with ``sans`` is valid for ``name`` (wildcards match one label)."""
+    if validate.is_ip_address(name):
+        import ipaddress
+
+        wanted = ipaddress.ip_address(name)
+        return any(
+            validate.is_ip_address(san) and ipaddress.ip_address(san) == wanted for san in sans
+        )
+    lowered = name.lower()
+    for san in sans:
+        pattern = san.lower()
+        if pattern == lowered:
+            return True
+        if pattern.startswith("*.") and "." in lowered:
+            head, _, rest = lowered.partition(".")
+            if head and rest == pattern[2:]:
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as plain TOML data; None values (use the default) are left out."""
+
+    def clean(obj: object, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {
+            f.name: getattr(obj, f.name)
+            for f in fields(obj)  # type: ignore[arg-type]
+            if getattr(obj, f.name) is not None and f.name not in skip
+        }
+
+    return {
+        "certificate": clean(plan.certificate),
+        "registry": clean(plan.registry),
+        "nodes": {
+            "defaults": clean(plan.node_defaults),
+            "hosts": [clean(node) for node in plan.nodes],
+        },
+    }
+
+
+def render_plan(plan: Plan, existing_text: str | None = None) -> str:
+    """TOML for ``plan``; with ``existing_text``, its comments and layout are kept."""
+    data = plan_to_dict(plan)
+    if existing_text is None:
+        document = tomlkit.document()
+        document.add(tomlkit.comment("regwiz plan: see assets/plan-example.toml for every key"))
+    else:
+        document = tomlkit.parse(existing_text)
+    _merge_table(document, data["certificate"], "certificate")
+    _merge_table(document, data["registry"], "registry")
+    nodes = document.get("nodes")
+    if nodes is None:
+        nodes = tomlkit.table(is_super_table=True)
+        document["nodes"] = nodes
+    _merge_table(nodes, data["nodes"]["defaults"], "defaults")
+    _merge_hosts(nodes, data["nodes"]["hosts"])
+    return tomlkit.dumps(document)
+
+
+def _merge_table(parent: Any, values: dict[str, Any], name: str) -> None:
+    table = parent.get(name)
+    if table is None:
+        table = tomlkit.table()
+        parent[name] = table
+    _merge_values(table, values)
+
+
+def _merge_values(table: Any, values: dict[str, Any]) -> None:
+    """Update keys in place (tomlkit keeps their comments); drop keys now unset."""
+    for key in list(table.keys()):
+        if key not in values:
+            del table[key]
+    for key, value in values.items():
+        current = table.get(key)
+        if current is None or _plain(current) != value or type(_plain(current)) is not type(value):
+            table[key] = value
+
+
+def _plain(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _merge_hosts(nodes: Any, hosts: list[dict[str, Any]]) -> None:
+    existing = nodes.get("hosts")
+    if not hosts:
+        if existing is not None:
+            del nodes["hosts"]
+        return
+    if existing is None or not isinstance(existing, tomlkit.items.AoT):
+        if existing is not None:
+            del nodes["hosts"]
+        array = tomlkit.aot()
+        for values in hosts:
+            table = tomlkit.table()
+            _merge_values(table, values)
+            array.append(table)
+        nodes["hosts"] = array
+        return
+    # Same position keeps the table and its comments; extra tables go, new ones are appended.
+    while len(existing) > len(hosts):
+        del existing[len(existing) - 1]
+    for index, values in enumerate(hosts):
+        if index < len(existing):
+            _merge_values(existing[index], values)
+        else:
+            table = tomlkit.table()
+            _merge_values(table, values)
+            existing.append(table)
+
+
+def save_plan(plan: Plan, path: Path | str | None = None) -> Path:
+    """Write the plan atomically, keeping an existing file's comments; the old one goes to .bak.
+
+    Refuses to overwrite a file that does not parse as a plan, so hand edits are never lost.
+    """
+    target = Path(path if path is not None else _require_path(plan)).expanduser()
+    existing_text: str | None = None
+    if target.exists():
+        try:
+            existing_text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise PlanError([f"{target}: cannot read the existing file: {error}"], target) from None
+        try:
+            parse_plan(existing_text, target)
+        except PlanError as error:
+            raise PlanError(
+                [
+                    f"{target}: not overwritten: it does not parse as a plan; fix or move it",
+                    *error.problems,
+                ],
+                target,
+            ) from None
+    problems = validate_plan(plan)
+    if problems:
+        raise PlanError(problems, target)
+    text = render_plan(plan, existing_text)
+    if existing_text is not None:
+        atomic_write(target.with_name(target.name + ".bak"), existing_text.encode("utf-8"), 0o600)
+    atomic_write(target, text.encode("utf-8"), 0o644)
+    plan.path = target
+    return target
+
+
+def _require_path(plan: Plan) -> Path:
+    if plan.path is None:
+        raise PlanError(["the plan has no file name yet: give a path to save it to"])
+    return plan.path
+
+
+def atomic_write(path: Path, data: bytes, mode: int) -> bool:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and rename.
+
+    The mode is set before any content lands, so a private key is never briefly world-readable.
+    Returns whether the content changed.
+    """
+    path = Path(path)
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(handle, mode)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    _fsync_directory(path.parent)
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
