@@ -1,0 +1,95 @@
+"""From plan settings and CLI flags to what the transport needs.
+
+Deploy, onboarding, verify and status all connect the same way: the plan's registry or node
+settings become a ``ConnectionSettings``, the plan-independent secrets a ``ConnectionSecrets``,
+and the CLI flags / TUI callback a ``HostKeyPolicy``. Keeping that mapping here means every
+command treats host keys and sudo identically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from app.plan import Plan, ResolvedNode, Secrets
+from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport
+from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
+
+#: Overrides ~/.ssh/known_hosts for every regwiz command (tests and CI use their own file).
+KNOWN_HOSTS_ENV = "REGWIZ_KNOWN_HOSTS"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def _identity(path: str | None) -> str | None:
+    return str(Path(path).expanduser()) if path else None
+
+
+def registry_connection(plan: Plan, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+                        ) -> ConnectionSettings:
+    """How to reach the registry host (``host = "local"`` means this machine, no SSH)."""
+    registry = plan.registry
+    return ConnectionSettings(
+        host=registry.host,
+        user=registry.ssh_user,
+        port=registry.ssh_port,
+        identity_file=_identity(registry.identity_file),
+        sudo=registry.sudo,
+        connect_timeout=connect_timeout,
+    )
+
+
+def node_connection(node: ResolvedNode, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+                    ) -> ConnectionSettings:
+    """How to reach one cluster node (defaults already applied by ``Plan.resolved_nodes``)."""
+    return ConnectionSettings(
+        host=node.host,
+        user=node.ssh_user,
+        port=node.ssh_port,
+        identity_file=_identity(node.identity_file),
+        sudo=node.sudo,
+        connect_timeout=connect_timeout,
+    )
+
+
+def connection_secrets(secrets: Secrets) -> ConnectionSecrets:
+    """The subset of the operator's secrets an SSH connection may use."""
+    return ConnectionSecrets(
+        password=secrets.ssh_password,
+        key_passphrase=secrets.key_passphrase,
+        sudo_password=secrets.sudo_password,
+    )
+
+
+def known_hosts_path(explicit: str | Path | None = None) -> Path | None:
+    """``explicit``, else $REGWIZ_KNOWN_HOSTS, else None (the transport's ~/.ssh/known_hosts)."""
+    chosen = explicit or os.environ.get(KNOWN_HOSTS_ENV)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def host_key_policy(
+    accept_new: bool,
+    confirm: ConfirmCallback | None = None,
+    known_hosts: str | Path | None = None,
+) -> HostKeyPolicy:
+    """The host-key rule for one run.
+
+    Headless (no ``confirm``): unknown keys are refused unless ``accept_new``
+    (``--accept-new-host-keys``). The TUI passes ``confirm(host, key_type, fingerprint)``.
+    A changed key is refused whatever is passed here.
+    """
+    return HostKeyPolicy(
+        known_hosts=known_hosts_path(known_hosts), accept_new=accept_new, confirm=confirm
+    )
+
+
+def open_registry_transport(plan: Plan, secrets: Secrets, policy: HostKeyPolicy) -> Transport:
+    """Connect to the registry host (host key checked by ``policy``)."""
+    from app.transport.factory import open_transport
+
+    return open_transport(registry_connection(plan), connection_secrets(secrets), policy)
+
+
+def open_node_transport(node: ResolvedNode, secrets: Secrets, policy: HostKeyPolicy) -> Transport:
+    from app.transport.factory import open_transport
+
+    return open_transport(node_connection(node), connection_secrets(secrets), policy)
