@@ -1,0 +1,343 @@
+"""The Textual wizard: the only module in ``app`` that imports textual.
+
+``RegwizApp`` holds the plan being edited and the in-memory secrets, moves between the wizard's
+steps (saving the plan atomically on every move) and offers the helpers every screen shares:
+asking the user a question from a worker thread, showing an error, confirming quit while jobs run.
+Screens live in the ``screens`` package; all domain work is done by ``app.*`` modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import platformdirs
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import Provider
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from app.errors import RegwizError
+from assets import asset
+
+if TYPE_CHECKING:
+    from app.plan import Plan, Secrets
+
+ResultT = TypeVar("ResultT")
+
+
+def _wizard_commands() -> type[Provider]:
+    # Imported lazily: screens import this module.
+    from screens.commands import WizardCommands
+
+    return WizardCommands
+
+# How many recently used plan files the welcome screen lists.
+RECENT_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class WizardStep:
+    name: str  # internal id, used by goto() and the command palette
+    title: str  # shown in headers and the palette
+    short: str  # shown in the step indicator, which must fit 80 columns
+
+
+STEPS: tuple[WizardStep, ...] = (
+    WizardStep("welcome", "Welcome", "Start"),
+    WizardStep("certificate", "Certificate request", "Cert"),
+    WizardStep("review", "Certificate review", "Review"),
+    WizardStep("registry", "Registry host", "Host"),
+    WizardStep("deploy", "Deploy registry", "Deploy"),
+    WizardStep("nodes", "Cluster nodes", "Nodes"),
+    WizardStep("onboarding", "Node onboarding", "Onboard"),
+    WizardStep("verify", "Verify push and pull", "Verify"),
+    WizardStep("status", "Status", "Status"),
+)
+STEP_NAMES = tuple(step.name for step in STEPS)
+
+
+def step_by_name(name: str) -> WizardStep:
+    for step in STEPS:
+        if step.name == name:
+            return step
+    raise KeyError(name)
+
+
+def default_plan_path() -> Path:
+    return Path(platformdirs.user_config_dir("regwiz")) / "plan.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("regwiz"))
+
+
+class RecentPlans:
+    """The recently opened plan files, newest first, kept as JSON in the user's data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.file = data_dir / "recent.json"
+
+    def load(self) -> list[Path]:
+        try:
+            raw = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []  # a missing or damaged list is simply empty
+        if not isinstance(raw, list):
+            return []
+        return [Path(item) for item in raw if isinstance(item, str)][:RECENT_LIMIT]
+
+    def remember(self, path: Path) -> None:
+        path = path.expanduser().resolve()
+        paths = [path] + [p for p in self.load() if p != path]
+        text = json.dumps([str(p) for p in paths[:RECENT_LIMIT]], indent=1)
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.file.with_name(self.file.name + ".tmp")
+            temp.write_text(text, encoding="utf-8")
+            os.replace(temp, self.file)
+        except OSError:
+            pass  # the list is a convenience: never fail the wizard over it
+
+
+class RegwizApp(App[int]):
+    """regwiz's interactive wizard."""
+
+    TITLE = "regwiz"
+    SUB_TITLE = "private TLS registry wizard"
+    CSS_PATH = str(asset("regwiz.tcss"))
+    COMMANDS = App.COMMANDS | {_wizard_commands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("ctrl+t", "toggle_dark", "Theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        plan_path: Path | None = None,
+        *,
+        data_dir: Path | None = None,
+        secrets: Secrets | None = None,
+        start: str = "welcome",
+    ) -> None:
+        super().__init__()
+        self.plan_path: Path = (plan_path or default_plan_path()).expanduser()
+        self.recent = RecentPlans(data_dir or default_data_dir())
+        self.plan: Plan | None = None
+        self._secrets = secrets
+        self.start_step = start
+        self.current_step = "welcome"
+        # Results that later screens show again (e.g. onboarding rows) survive screen switches.
+        self.results: dict[str, Any] = {}
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> Secrets:
+        """Secrets typed into the wizard (or from REGWIZ_* env vars); memory only, never saved."""
+        if self._secrets is None:
+            from app.plan import Secrets
+
+            self._secrets = Secrets.from_env()
+        return self._secrets
+
+    def require_plan(self) -> Plan:
+        """The plan being edited; a new default plan if none was opened yet."""
+        if self.plan is None:
+            from app.plan import new_plan
+
+            self.plan = new_plan()
+            self.plan.path = self.plan_path
+        return self.plan
+
+    def open_plan(self, path: Path) -> Plan:
+        """Load ``path`` (PlanError lists the problems) and make it the plan being edited."""
+        from app.plan import load_plan
+
+        path = path.expanduser()
+        plan = load_plan(path)
+        self.plan, self.plan_path = plan, path
+        self.recent.remember(path)
+        return plan
+
+    def start_new_plan(self, path: Path | None = None) -> Plan:
+        from app.plan import new_plan
+
+        self.plan_path = (path or self.plan_path).expanduser()
+        self.plan = new_plan()
+        self.plan.path = self.plan_path
+        return self.plan
+
+    def save_plan(self) -> bool:
+        """Write the plan atomically; show the problem and return False when that fails."""
+        if self.plan is None:
+            return True
+        from app.plan import save_plan
+
+        try:
+            self.plan_path.parent.mkdir(parents=True, exist_ok=True)
+            save_plan(self.plan, self.plan_path)
+        except (RegwizError, OSError) as error:
+            self.show_error("The plan could not be saved", error)
+            return False
+        self.plan.path = self.plan_path
+        self.recent.remember(self.plan_path)
+        return True
+
+    # --- navigation ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(self.make_screen(self.start_step))
+        self.current_step = self.start_step
+
+    def make_screen(self, name: str) -> Screen[Any]:
+        from screens.registry import screen_factory
+
+        return screen_factory(name)()
+
+    def goto(self, name: str, *, save: bool = True) -> bool:
+        """Switch to the wizard step ``name``, saving the plan first. False when blocked."""
+        step_by_name(name)  # KeyError for a typo is a programming error, not user input
+        if self.busy_workers():
+            self.notify(
+                "A job is still running: wait for it or cancel it first.",
+                severity="warning",
+            )
+            return False
+        if save and name != "welcome" and not self.save_plan():
+            return False
+        self.current_step = name
+        while len(self.screen_stack) > 2:
+            self.pop_screen()  # drop any modal left above the step screen
+        self.switch_screen(self.make_screen(name))
+        return True
+
+    def goto_relative(self, offset: int) -> bool:
+        index = STEP_NAMES.index(self.current_step) + offset
+        if 0 <= index < len(STEP_NAMES):
+            return self.goto(STEP_NAMES[index])
+        return False
+
+    # --- workers, questions and errors ----------------------------------------------------
+
+    def busy_workers(self) -> list[Worker[Any]]:
+        """Workers doing real jobs (the status panel's periodic refresh does not count)."""
+        return [
+            worker
+            for worker in self.workers
+            if worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            and not worker.group.startswith("background")
+        ]
+
+    def ask_from_thread(
+        self,
+        screen: Screen[ResultT],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ResultT | None:
+        """From a worker thread: show ``screen`` and block until the user dismisses it.
+
+        Returns None when the worker is cancelled (or the app closes) before an answer.
+        """
+        answered = threading.Event()
+        box: list[ResultT | None] = [None]
+
+        def receive(result: ResultT | None) -> None:
+            box[0] = result
+            answered.set()
+
+        self.call_from_thread(self.push_screen, screen, receive)
+        while not answered.wait(0.1):
+            if (should_stop and should_stop()) or not self.is_running:
+                self.call_from_thread(_dismiss_quietly, screen)
+                return None
+        return box[0]
+
+    def show_error(self, title: str, error: BaseException | str) -> None:
+        from screens.error_modal import ErrorModal
+
+        self.push_screen(ErrorModal.from_error(title, error))
+
+    def report_worker_failure(self, worker: Worker[Any]) -> None:
+        """Called by screens on Worker.StateChanged(ERROR): an error modal, never a crash."""
+        error = worker.error or RuntimeError("unknown error")
+        self.show_error(f"{worker.name or 'A job'} failed", error)
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.current_step))
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    async def action_quit(self) -> None:
+        if not self.busy_workers():
+            self.exit(0)
+            return
+        from screens.confirm import ConfirmModal
+
+        def decide(quit_now: bool | None) -> None:
+            if quit_now:
+                self.workers.cancel_all()
+                self.exit(0)
+
+        self.push_screen(
+            ConfirmModal(
+                "A job is still running",
+                "Quit anyway? Running jobs are cancelled between steps; a step already "
+                "started on a host finishes or times out first.",
+                confirm_label="Cancel jobs and quit",
+                cancel_label="Keep working",
+                danger=True,
+            ),
+            decide,
+        )
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Keys and what each wizard step does", self.action_help)
+        yield SystemCommand(
+            "Toggle light/dark", "Switch between light and dark", self.action_toggle_dark
+        )
+
+
+def _dismiss_quietly(screen: Screen[Any]) -> None:
+    if screen.is_attached:
+        screen.dismiss(None)
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Entry point from ``regwiz`` with no subcommand."""
+    plan_arg = getattr(args, "plan", None)
+    plan_path = Path(plan_arg).expanduser() if plan_arg else None
+    app = RegwizApp(plan_path)
+    if getattr(args, "web", False):
+        return _serve_web(plan_path)
+    result = app.run()
+    return int(result or 0)
+
+
+def _serve_web(plan_path: Path | None) -> int:
+    try:
+        from textual_serve.server import Server
+    except ImportError as error:
+        raise RegwizError(
+            "--web needs the textual-serve package",
+            "install it with: pip install textual-serve",
+        ) from error
+    command = "python -m app" + (f" --plan {shlex.quote(str(plan_path))}" if plan_path else "")
+    Server(command, host="127.0.0.1").serve()
+    return 0

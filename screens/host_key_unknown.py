@@ -1,0 +1,55 @@
+"""An SSH host key regwiz has never seen: show its SHA-256 fingerprint and let the user decide.
+
+Dismisses True (trust and remember it) or False (refuse). Refuse is focused by default.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class HostKeyUnknownModal(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "reject", "Reject")]
+
+    def __init__(self, host: str, key_type: str, fingerprint: str) -> None:
+        super().__init__(classes="modal")
+        self.host = host
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Unknown SSH host key", classes="dialog-title")
+            yield Static(
+                f"The authenticity of host {self.host} can't be established.\n"
+                f"Its {self.key_type} key fingerprint is:",
+                classes="dialog-body",
+                markup=False,
+            )
+            yield Static(self.fingerprint, id="fingerprint", markup=False)
+            yield Static(
+                "Compare it with the fingerprint the host's admin gives you (on the host: "
+                "ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub). Accepting saves it to "
+                "known_hosts.",
+                classes="dialog-hint",
+                markup=False,
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Reject", id="reject")
+                yield Button("Accept and remember", id="accept", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#reject", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "accept")
+
+    def action_reject(self) -> None:
+        self.dismiss(False)

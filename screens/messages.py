@@ -1,0 +1,82 @@
+"""Messages that worker threads post to screens (``post_message`` is thread-safe).
+
+Small dataclasses: a worker never touches widgets; it reports, and the screen updates itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from app.steps import StepResult
+
+
+@dataclass
+class StepProgress(Message):
+    """A step changed state (RUNNING before it starts, the final outcome after)."""
+
+    result: StepResult
+    job: str = ""
+
+
+@dataclass
+class LogLine(Message):
+    """A line for a log pane (never holds secrets: it comes from app/ messages)."""
+
+    text: str
+    host: str = ""
+
+
+@dataclass
+class JobDone(Message):
+    """A job finished; ``results`` are its step results, ``error`` a fatal problem if any."""
+
+    job: str
+    results: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+    extra: Any = None
+
+
+@dataclass
+class ConnectionChecked(Message):
+    """Result of the registry host's "Test connection"."""
+
+    ok: bool
+    summary: str
+    hint: str | None = None
+
+
+@dataclass
+class CertificatesChanged(Message):
+    """Certificates were generated, renewed, imported or a CSR was exported."""
+
+    summary: str
+
+
+@dataclass
+class NodeUpdate(Message):
+    """A node's onboarding or verification row changed."""
+
+    host: str
+    state: str
+    detail: str = ""
+    runtime: str = ""
+    seconds: float | None = None
+
+
+@dataclass
+class NodesFound(Message):
+    """Nodes read from a file or from kubectl, ready to be added to the plan."""
+
+    entries: list[Any]
+    source: str
+
+
+@dataclass
+class StatusReady(Message):
+    """A fresh status snapshot from app.status."""
+
+    status: Any

@@ -1,0 +1,97 @@
+"""Textual validators wrapping app.validate: the TUI, CLI and plan loader share every rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.validation import ValidationResult, Validator
+
+from app import validate
+
+Check = Callable[[str], "str | None"]
+
+
+class Checked(Validator):
+    """Runs one app.validate check; ``optional`` accepts an empty value."""
+
+    def __init__(self, check: Check, *, optional: bool = False) -> None:
+        super().__init__()
+        self.check = check
+        self.optional = optional
+
+    def validate(self, value: str) -> ValidationResult:
+        if self.optional and not value.strip():
+            return self.success()
+        problem = self.check(value)
+        return self.failure(problem) if problem else self.success()
+
+
+def _as_int(check: Callable[[object], str | None]) -> Check:
+    """Integers arrive as text from an Input: convert before checking, report non-numbers."""
+
+    def checked(value: str) -> str | None:
+        text = value.strip()
+        if not text.isdigit():
+            return f"expected a whole number, got {text[:20]!r}" if text else "required"
+        return check(int(text))
+
+    return checked
+
+
+def _required(check: Callable[[object], str | None]) -> Check:
+    def checked(value: str) -> str | None:
+        return "required" if not value.strip() else check(value)
+
+    return checked
+
+
+def country() -> Checked:
+    return Checked(lambda value: validate.check_country(value.upper()))
+
+
+def common_name() -> Checked:
+    return Checked(_required(validate.check_common_name))
+
+
+def text_field(name: str, *, optional: bool = True) -> Checked:
+    return Checked(lambda value: validate.check_text_field(name, value), optional=optional)
+
+
+def email(*, optional: bool = True) -> Checked:
+    return Checked(validate.check_email, optional=optional)
+
+
+def san() -> Checked:
+    return Checked(_required(validate.check_san))
+
+
+def host() -> Checked:
+    return Checked(_required(validate.check_host))
+
+
+def user() -> Checked:
+    return Checked(_required(validate.check_user))
+
+
+def port() -> Checked:
+    return Checked(_as_int(validate.check_port))
+
+
+def days() -> Checked:
+    return Checked(_as_int(validate.check_days))
+
+
+def remote_path() -> Checked:
+    return Checked(_required(validate.check_remote_path))
+
+
+def local_path(*, optional: bool = True) -> Checked:
+    return Checked(validate.check_local_path, optional=optional)
+
+
+def image() -> Checked:
+    return Checked(_required(validate.check_image))
+
+
+def container_name() -> Checked:
+    return Checked(_required(validate.check_container_name))

@@ -1,0 +1,122 @@
+"""The frame every wizard step shares: header, step indicator, body, Back/Next, footer.
+
+A step screen implements ``compose_body``; ``problems`` (why Next is blocked) and ``commit``
+(copy the widgets' values into the plan) when it edits the plan; ``palette_actions`` to offer its
+actions in the command palette. Worker failures on any step end in an error modal, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header
+from textual.worker import Worker, WorkerState
+
+from screens.widgets.nav_bar import NavBar
+from screens.widgets.step_indicator import StepIndicator
+
+if TYPE_CHECKING:
+    from app.tui import RegwizApp
+
+PaletteAction = tuple[str, str, Callable[[], object]]
+
+
+class WizardScreen(Screen[None]):
+    STEP: ClassVar[str] = "welcome"
+    NEXT_LABEL: ClassVar[str] = "Next ›"
+    SHOW_BACK: ClassVar[bool] = True
+    SHOW_NEXT: ClassVar[bool] = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+b", "back", "Back", priority=True),
+        Binding("ctrl+n", "next", "Next", priority=True),
+    ]
+
+    @property
+    def wizard(self) -> RegwizApp:
+        return cast("RegwizApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StepIndicator(self.STEP, id="step-indicator")
+        with Vertical(id="body"):
+            yield from self.compose_body()
+        yield NavBar(back=self.SHOW_BACK, next_label=self.NEXT_LABEL, show_next=self.SHOW_NEXT)
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    # --- hooks for steps -------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Why this step cannot be left forward yet (empty: it can)."""
+        return []
+
+    def commit(self) -> bool:
+        """Copy the widgets' values into the plan; False keeps the user here."""
+        return True
+
+    def palette_actions(self) -> list[PaletteAction]:
+        """(title, help, callback) triples offered by the command palette on this step."""
+        return []
+
+    def refresh_next(self) -> None:
+        """Disable Next while ``problems()`` reports anything."""
+        problems = self.problems()
+        nav = self.query_one(NavBar)
+        nav.block_next(bool(problems))
+        nav.set_status(f"[b]{len(problems)}[/b] to fix" if problems else "")
+
+    # --- navigation ------------------------------------------------------------------------
+
+    def action_next(self) -> None:
+        if not self.SHOW_NEXT:
+            return
+        problems = self.problems()
+        if problems:
+            self.notify("\n".join(problems[:5]), title="Fix these first", severity="error")
+            return
+        if self.commit():
+            self.wizard.goto_relative(+1)
+
+    def action_back(self) -> None:
+        if not self.SHOW_BACK:
+            return
+        if not self.problems():
+            if self.commit():
+                self.wizard.goto_relative(-1)
+            return
+        from screens.confirm import ConfirmModal
+
+        def decide(discard: bool | None) -> None:
+            if discard:
+                self.wizard.goto_relative(-1)
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Discard this step's changes?",
+                "Some fields are invalid, so this step's changes cannot be saved. "
+                "Go back and lose them?",
+                confirm_label="Discard and go back",
+                cancel_label="Stay",
+            ),
+            decide,
+        )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "next":
+            event.stop()
+            self.action_next()
+        elif event.button.id == "back":
+            event.stop()
+            self.action_back()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.wizard.report_worker_failure(event.worker)
