@@ -1,0 +1,920 @@
+"""The regwiz test lab: real hosts on this machine, made of Linux namespaces.
+
+Each lab host is a network namespace on the bridge ``rwlab<ID>`` (subnet ``198.18.<ID>.0/24``)
+plus a private mount namespace in which per-host copies of the directories regwiz touches
+(``/etc/docker``, ``/etc/containerd``, ``/etc/ssl/certs``, ``/run``, ...) are bind-mounted. A
+long-lived init process (``host-init.sh``) holds those namespaces; real daemons (OpenSSH sshd,
+dockerd, containerd) run inside them, each in the host's own cgroup so tear-down can end every
+one of them, also after a crashed run.
+
+Usage::
+
+    lab = Lab()            # lab id from $REGWIZ_LAB_ID (default 0)
+    lab.up()
+    lab["docker"].exec(["docker", "info"])
+    lab.down()
+
+Needs root. No textual here: this is test infrastructure, not product code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LAB_ID_ENV = "REGWIZ_LAB_ID"
+MAX_LAB_ID = 199  # 198.18.240.0/21 and .250.0/24 are the hosts' inner docker networks
+LAB_DIR = Path(__file__).resolve().parent
+CACHE_DIR = Path("/var/cache/regwiz-lab")
+LOCK_DIR = Path("/var/lock")
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+DEPLOY_USER = "rwdeploy"
+OPS_USER = "rwops"
+OPS_PASSWORD = "rwops-password"  # noqa: S105 - a documented lab-only password
+
+REGISTRY_IMAGE = "registry:2"
+BUSYBOX_IMAGE = "regwiz-lab/busybox:latest"
+
+# Directories every lab host gets its own copy of (bind-mounted in its mount namespace).
+PRIVATE_DIRS: tuple[str, ...] = (
+    "/etc/docker",
+    "/etc/containerd",
+    "/etc/containers",
+    "/etc/rancher",
+    "/usr/local/share/ca-certificates",
+    "/etc/ssl/certs",
+    "/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/etc/sudoers.d",
+    "/usr/local/sbin",
+    "/registry-image",
+)
+# Of those, the ones that start as a copy of the machine's real directory.
+COPIED_DIRS = frozenset(
+    {"/etc/docker", "/etc/containers", "/usr/local/share/ca-certificates", "/etc/ssl/certs"}
+)
+
+CONTAINERD_CONFIG_BASE = """\
+version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"""
+CONTAINERD_CONFIG_WITH_HOSTS_DIR = (
+    CONTAINERD_CONFIG_BASE
+    + """\
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/etc/containerd/certs.d"
+"""
+)
+
+REGISTRY_CONFIG_YML = """\
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
+
+
+class LabError(RuntimeError):
+    """The lab could not be built, reached or torn down; the message says what and why."""
+
+
+class LabCommandError(subprocess.CalledProcessError):
+    """A command run inside a lab host failed; str() includes the tail of its output."""
+
+    def __init__(self, host: str, proc: subprocess.CompletedProcess[bytes]) -> None:
+        super().__init__(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        self.host = host
+
+    def __str__(self) -> str:
+        out = (self.stderr or b"").decode(errors="replace").strip()[-2000:]
+        if not out:
+            out = (self.stdout or b"").decode(errors="replace").strip()[-2000:]
+        argv = " ".join(str(a) for a in self.cmd[6:]) if len(self.cmd) > 6 else str(self.cmd)
+        return f"[{self.host}] `{argv}` exited {self.returncode}: {out}"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    octet: int
+    ssh_user: str
+    daemons: tuple[str, ...] = ("sshd",)
+    containerd_config: str | None = None
+
+
+CORE_HOSTS: tuple[HostSpec, ...] = (
+    HostSpec("registry", 2, DEPLOY_USER, ("sshd", "docker")),
+    HostSpec("docker", 3, "root", ("sshd", "docker")),
+    HostSpec("containerd", 4, OPS_USER, ("sshd", "containerd"), CONTAINERD_CONFIG_WITH_HOSTS_DIR),
+    HostSpec("bare", 5, DEPLOY_USER, ("sshd", "containerd"), CONTAINERD_CONFIG_BASE),
+    HostSpec("plain", 6, DEPLOY_USER),
+)
+FIRST_NODE_OCTET = 101
+LAST_NODE_OCTET = 254
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    """Runs a command in the root namespace; on failure raises LabError with its stderr."""
+    proc = subprocess.run(
+        [str(a) for a in argv], input=input, capture_output=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise LabError(f"`{' '.join(str(a) for a in argv)}` exited {proc.returncode}: {err}")
+    return proc
+
+
+def lab_id_from_env() -> int:
+    raw = os.environ.get(LAB_ID_ENV, "0").strip() or "0"
+    try:
+        lab_id = int(raw)
+    except ValueError:
+        raise LabError(f"{LAB_ID_ENV}={raw!r} is not a number; use 0..{MAX_LAB_ID}") from None
+    if not 0 <= lab_id <= MAX_LAB_ID:
+        raise LabError(f"{LAB_ID_ENV}={lab_id} is out of range; use 0..{MAX_LAB_ID}")
+    return lab_id
+
+
+@contextlib.contextmanager
+def file_lock(name: str) -> Iterator[None]:
+    """A machine-wide lock shared by every lab id (users and image cache are machine-wide)."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_DIR / f"regwiz-lab-{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def process_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def cgroup2_root() -> Path:
+    """Where the machine's cgroup v2 hierarchy is mounted in the root namespace."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    fallback = Path("/run/regwiz-lab-cgroup2")
+    fallback.mkdir(parents=True, exist_ok=True)
+    run(["mount", "-t", "cgroup2", "cgroup2", fallback])
+    return fallback
+
+
+def parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 16) -> list[Any]:
+    """Runs fn over items in threads; re-raises the first failure after all have finished."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    return [f.result() for f in futures]
+
+
+# --------------------------------------------------------------------------- users and images
+
+
+def ensure_users() -> None:
+    """Creates the lab users on this machine when missing (/etc/passwd is shared by all hosts)."""
+    with file_lock("users"):
+        if run(["getent", "passwd", DEPLOY_USER], check=False).returncode != 0:
+            run(["useradd", "--create-home", "--shell", "/bin/bash", DEPLOY_USER])
+        if run(["getent", "passwd", OPS_USER], check=False).returncode != 0:
+            run(["useradd", "--create-home", "--shell", "/bin/bash", OPS_USER])
+        if "docker" not in run(["id", "-nG", DEPLOY_USER]).stdout.decode().split():
+            run(["usermod", "-aG", "docker", DEPLOY_USER])
+        # sshd without PAM refuses even key logins for locked ("!") accounts: "*" means
+        # "no password" without being locked.
+        if _shadow_hash(DEPLOY_USER).startswith("!"):
+            run(["usermod", "-p", "*", DEPLOY_USER])
+        if not _password_matches(OPS_USER, OPS_PASSWORD):
+            run(["chpasswd", "-c", "SHA512"], input=f"{OPS_USER}:{OPS_PASSWORD}\n".encode())
+
+
+def _shadow_hash(user: str) -> str:
+    for line in Path("/etc/shadow").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name == user:
+            return rest.split(":", 1)[0]
+    return ""
+
+
+def _password_matches(user: str, password: str) -> bool:
+    hashed = _shadow_hash(user)
+    if not hashed or hashed[0] in "!*":
+        return False
+    proc = run(["openssl", "passwd", "-6", "-salt", hashed.split("$")[2], password], check=False)
+    return hashed.startswith("$6$") and proc.stdout.decode().strip() == hashed
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
+             kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.mtime = 0
+    info.linkname = link
+    if data is not None:
+        info.size = len(data)
+    tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _docker_archive(tag: str, layer: bytes, config: dict[str, Any]) -> bytes:
+    """A `docker save` style tar with one layer, loadable with `docker load`."""
+    layer_hex = hashlib.sha256(layer).hexdigest()
+    image_config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_hex}"]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "regwiz test lab"}],
+    }
+    config_bytes = json.dumps(image_config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [f"{layer_hex}/layer.tar"]}]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        _tar_add(tar, f"{layer_hex}/", kind=tarfile.DIRTYPE, mode=0o755)
+        _tar_add(tar, f"{layer_hex}/layer.tar", data=layer)
+        _tar_add(tar, config_name, data=config_bytes)
+        _tar_add(tar, "manifest.json", data=json.dumps(manifest).encode())
+    return out.getvalue()
+
+
+def _rootfs_tar(files: dict[str, tuple[bytes, int]], dirs: dict[str, int],
+                links: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, mode in sorted(dirs.items()):
+            _tar_add(tar, name + "/", kind=tarfile.DIRTYPE, mode=mode)
+        for name, (data, mode) in sorted(files.items()):
+            _tar_add(tar, name, data=data, mode=mode)
+        for name, target in sorted(links.items()):
+            _tar_add(tar, name, kind=tarfile.SYMTYPE, mode=0o777, link=target)
+    return out.getvalue()
+
+
+def _parent_dirs(paths: Sequence[str]) -> dict[str, int]:
+    dirs: dict[str, int] = {}
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            dirs["/".join(parts[:i])] = 0o755
+    return dirs
+
+
+def build_registry_layer() -> bytes:
+    """registry:2 made from Debian's docker-registry binary and the libraries ldd lists."""
+    binary = Path("/usr/bin/docker-registry")
+    if not binary.exists():
+        raise LabError("/usr/bin/docker-registry is missing: apt-get install docker-registry")
+    files: dict[str, tuple[bytes, int]] = {"bin/registry": (binary.read_bytes(), 0o755)}
+    for lib in _ldd_paths(binary):
+        files[lib.lstrip("/")] = (Path(lib).resolve().read_bytes(), 0o755)
+    files["etc/docker/registry/config.yml"] = (REGISTRY_CONFIG_YML.encode(), 0o644)
+    dirs = _parent_dirs(list(files))
+    dirs.update({"var": 0o755, "var/lib": 0o755, "var/lib/registry": 0o755, "tmp": 0o1777})
+    return _rootfs_tar(files, dirs, {})
+
+
+def _ldd_paths(binary: Path) -> list[str]:
+    proc = run(["ldd", binary], check=False)
+    paths = []
+    for line in proc.stdout.decode().splitlines():
+        for token in line.split():
+            if token.startswith("/") and "(" not in token:
+                paths.append(token)
+    return sorted(set(paths))
+
+
+def build_busybox_layer() -> bytes:
+    binary = Path("/usr/bin/busybox")
+    if not binary.exists():
+        raise LabError("/usr/bin/busybox is missing: apt-get install busybox-static")
+    applets = run([binary, "--list"]).stdout.decode().split()
+    links = {f"bin/{a}": "busybox" for a in applets if a and "/" not in a and a != "busybox"}
+    files = {"bin/busybox": (binary.read_bytes(), 0o755)}
+    dirs = {"bin": 0o755, "etc": 0o755, "tmp": 0o1777, "root": 0o700}
+    return _rootfs_tar(files, dirs, links)
+
+
+def cached_image_archives() -> dict[str, Path]:
+    """The lab's two image archives, built once per machine (keyed by their inputs)."""
+    builders: dict[str, tuple[Callable[[], bytes], dict[str, Any], Path]] = {
+        REGISTRY_IMAGE: (
+            build_registry_layer,
+            {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Entrypoint": ["registry"],
+                "Cmd": ["serve", "/etc/docker/registry/config.yml"],
+                "Volumes": {"/var/lib/registry": {}},
+                "ExposedPorts": {"5000/tcp": {}},
+            },
+            Path("/usr/bin/docker-registry"),
+        ),
+        BUSYBOX_IMAGE: (
+            build_busybox_layer,
+            {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+            Path("/usr/bin/busybox"),
+        ),
+    }
+    archives: dict[str, Path] = {}
+    with file_lock("images"):
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        for tag, (build, config, source) in builders.items():
+            stat = source.stat()
+            key = hashlib.sha256(
+                f"v1 {tag} {stat.st_size} {stat.st_mtime_ns} {json.dumps(config)}".encode()
+            ).hexdigest()[:16]
+            path = CACHE_DIR / f"{tag.replace('/', '_').replace(':', '_')}-{key}.tar"
+            if not path.exists():
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(_docker_archive(tag, build(), config))
+                tmp.rename(path)
+            archives[tag] = path
+    return archives
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+@dataclass
+class LabHost:
+    """One lab host. Commands run as root inside it with exec(); SSH goes to ip:22."""
+
+    name: str
+    ip: str
+    ssh_user: str
+    key_path: Path
+    password: str | None
+    sudo_password: str | None
+    pid: int
+    state_dir: Path
+    netns: str
+    daemons: tuple[str, ...]
+    known_hosts: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ----- running things inside the host
+
+    def exec(
+        self,
+        argv: list[str],
+        *,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Runs argv as root inside this host (its network and mount namespaces)."""
+        full = ["nsenter", "-t", str(self.pid), "-m", "-n", "--", *argv]
+        proc = subprocess.run(
+            full,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8"},
+        )
+        if check and proc.returncode != 0:
+            raise LabCommandError(self.name, proc)
+        return proc
+
+    def host_path(self, path: str) -> Path:
+        """The root-namespace path of `path` as this host sees it.
+
+        Paths under a private directory map into the host's state dir; any other path is
+        shared with the machine and returned unchanged.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"host_path needs an absolute path, got {path!r}")
+        normal = os.path.normpath(path)
+        for private in PRIVATE_DIRS:
+            if normal == private or normal.startswith(private + "/"):
+                return self.state_dir / "root" / normal.lstrip("/")
+        return Path(normal)
+
+    @property
+    def docker_socket(self) -> Path | None:
+        """Root-namespace path of this host's /run/docker.sock (None: no dockerd here)."""
+        return self.host_path("/run/docker.sock") if "docker" in self.daemons else None
+
+    @property
+    def containerd_socket(self) -> Path | None:
+        if "containerd" not in self.daemons:
+            return None
+        return self.host_path("/run/containerd/containerd.sock")
+
+    # ----- daemons
+
+    def _svc(self, action: str, daemon: str) -> None:
+        if daemon not in self.daemons:
+            raise LabError(f"lab host {self.name} has no {daemon} (it has {self.daemons})")
+        self.exec(["/usr/local/sbin/rwlab-svc", action, daemon], timeout=90)
+
+    def stop_daemon(self, daemon: str) -> None:
+        """Stops "docker" or "containerd" on this host (waits until its process is gone)."""
+        self._svc("stop", daemon)
+
+    def start_daemon(self, daemon: str) -> None:
+        """Starts "docker" or "containerd" and waits until it answers on its socket."""
+        self._svc("start", daemon)
+
+    def daemon_pid(self, daemon: str) -> int | None:
+        pidfile = self.state_dir / "pids" / f"{daemon}.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if process_alive(pid) else None
+
+    def stop_sshd(self) -> None:
+        self._svc("stop", "sshd")
+
+    def start_sshd(self) -> None:
+        self._svc("start", "sshd")
+
+    @property
+    def host_key_path(self) -> Path:
+        return self.state_dir / "sshd" / "ssh_host_ed25519_key"
+
+    def host_public_key(self) -> str:
+        """'ssh-ed25519 AAAA...' of the key sshd presents now."""
+        parts = Path(f"{self.host_key_path}.pub").read_text().split()
+        return f"{parts[0]} {parts[1]}"
+
+    def host_key_fingerprint(self) -> str:
+        """'SHA256:...' as ssh-keygen -l prints it."""
+        return str(run(["ssh-keygen", "-lf", f"{self.host_key_path}.pub"]).stdout.split()[1],
+                   "ascii")
+
+    def replace_host_key(self) -> str:
+        """Gives sshd a new host key (known_hosts is NOT updated); returns its fingerprint."""
+        generate_host_key(self.host_key_path, self.name)
+        self._svc("restart", "sshd")
+        return self.host_key_fingerprint()
+
+    # ----- persistence
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items()}
+        for key in ("key_path", "state_dir", "known_hosts"):
+            data[key] = str(data[key])
+        data["daemons"] = list(self.daemons)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LabHost:
+        data = dict(data)
+        for key in ("key_path", "state_dir", "known_hosts"):
+            data[key] = Path(data[key])
+        data["daemons"] = tuple(data["daemons"])
+        return cls(**data)
+
+
+def generate_host_key(path: Path, comment: str) -> None:
+    for stale in (path, Path(f"{path}.pub")):
+        stale.unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"regwiz-lab-{comment}", "-f", path])
+
+
+# --------------------------------------------------------------------------- the lab
+
+
+class Lab:
+    """A set of lab hosts on bridge rwlab<ID>. See the module docstring."""
+
+    def __init__(self, lab_id: int | None = None) -> None:
+        self.lab_id = lab_id_from_env() if lab_id is None else lab_id
+        if not 0 <= self.lab_id <= MAX_LAB_ID:
+            raise LabError(f"lab id {self.lab_id} is out of range 0..{MAX_LAB_ID}")
+        self.subnet = f"198.18.{self.lab_id}.0/24"
+        self.gateway = f"198.18.{self.lab_id}.1"
+        self.bridge = f"rwlab{self.lab_id}"
+        self.state_dir = Path(f"/tmp/regwiz-lab-{self.lab_id}")
+        self.known_hosts = self.state_dir / "known_hosts"
+        self.key_path = self.state_dir / "id_ed25519"
+        self.hosts: dict[str, LabHost] = {}
+        self.images: dict[str, Path] = {}
+
+    def __getitem__(self, name: str) -> LabHost:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise KeyError(f"no lab host {name!r}; hosts: {', '.join(self.hosts)}") from None
+
+    def __repr__(self) -> str:
+        return f"Lab(lab_id={self.lab_id}, hosts={list(self.hosts)})"
+
+    @property
+    def netns_prefix(self) -> str:
+        return f"rwl{self.lab_id}-"
+
+    @property
+    def cgroup(self) -> str:
+        """The lab's cgroup, relative to the cgroup2 root."""
+        return f"regwiz-lab-{self.lab_id}"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "lab.json"
+
+    # ----- life cycle
+
+    def up(self) -> None:
+        """Builds the core hosts (registry, docker, containerd, bare, plain) from scratch."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces, bind mounts, daemons)")
+        self.down()
+        try:
+            self._prepare_machine()
+            self._start_hosts(list(CORE_HOSTS))
+            self._load_images([self.hosts["registry"], self.hosts["docker"]])
+        except BaseException:
+            self.down()
+            raise
+
+    def add_sshd_nodes(self, n: int) -> list[LabHost]:
+        """Adds n sshd-only hosts node01.. (next free numbers), user rwdeploy; returns them."""
+        taken = {h.ip.rsplit(".", 1)[1] for h in self.hosts.values()}
+        octets = [o for o in range(FIRST_NODE_OCTET, LAST_NODE_OCTET + 1) if str(o) not in taken]
+        if n > len(octets):
+            raise LabError(f"only {len(octets)} more sshd nodes fit in {self.subnet}")
+        specs = [
+            HostSpec(f"node{o - FIRST_NODE_OCTET + 1:02d}", o, DEPLOY_USER) for o in octets[:n]
+        ]
+        return self._start_hosts(specs)
+
+    def down(self) -> None:
+        """Ends every process of this lab id, removes its namespaces, links, cgroups, files.
+
+        Also cleans up after a crashed run: it finds leftovers by name, not only from memory.
+        """
+        hosts = dict(self.hosts)
+        hosts.update(self._hosts_from_state_file())
+        self._stop_daemons(list(hosts.values()))
+        self._kill_cgroup()
+        netns = self._lab_netns()
+        for ns in netns:
+            self._kill_netns_processes(ns)
+        for host in hosts.values():
+            if process_alive(host.pid) and self._pid_in_lab(host.pid):
+                os.kill(host.pid, signal.SIGKILL)
+        self._remove_cgroup()
+        for ns in netns:
+            run(["ip", "netns", "del", ns], check=False)
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            run(["ip", "link", "del", self.bridge], check=False)
+        self._unmount_under_state_dir()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.hosts = {}
+
+    @classmethod
+    def attach(cls, lab_id: int | None = None) -> Lab | None:
+        """The lab already running under this id (e.g. from tests/lab/up), or None."""
+        lab = cls(lab_id)
+        hosts = lab._hosts_from_state_file()
+        if not hosts or not (lab.state_dir / "complete").exists():
+            return None
+        if not all(process_alive(h.pid) and h.daemon_pid("sshd") for h in hosts.values()):
+            return None
+        lab.hosts = hosts
+        lab.images = {k: Path(v) for k, v in lab._read_state().get("images", {}).items()}
+        return lab
+
+    # ----- machine-wide preparation
+
+    def _prepare_machine(self) -> None:
+        for tool in ("ip", "nsenter", "unshare", "sshd", "ssh-keygen", "setsid", "curl"):
+            if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+                raise LabError(f"`{tool}` is missing on this machine; run scripts/test once")
+        ensure_users()
+        self.images = cached_image_archives()
+        self.state_dir.mkdir(mode=0o755, parents=True)
+        (self.state_dir / "hosts").mkdir()
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "regwiz-lab-client",
+             "-f", self.key_path])
+        authorized = self.state_dir / "authorized_keys"
+        authorized.write_text(Path(f"{self.key_path}.pub").read_text())
+        authorized.chmod(0o644)
+        cg = cgroup2_root() / self.cgroup
+        cg.mkdir(exist_ok=True)
+        run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+        self._write_state()
+
+    # ----- hosts
+
+    def _start_hosts(self, specs: list[HostSpec]) -> list[LabHost]:
+        started: list[LabHost] = parallel(self._start_host, specs)
+        for host in started:
+            self.hosts[host.name] = host
+        self.write_known_hosts()
+        self._write_state()
+        (self.state_dir / "complete").touch()
+        return started
+
+    def _start_host(self, spec: HostSpec) -> LabHost:
+        host_dir = self.state_dir / "hosts" / spec.name
+        self._prepare_host_dir(spec, host_dir)
+        netns = f"{self.netns_prefix}{spec.name}"
+        self._plug_host(netns, spec)
+        ip = f"198.18.{self.lab_id}.{spec.octet}"
+        with open(host_dir / "logs" / "init.log", "wb") as log:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv
+                ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
+                 str(host_dir / "root/usr/local/sbin/rwlab-host-init"), str(host_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env={"PATH": PATH, "LANG": "C.UTF-8"},
+            )
+        ready = wait_until(
+            lambda: (host_dir / "ready").exists()
+            or (host_dir / "failed").exists()
+            or proc.poll() is not None,
+            timeout=90,
+        )
+        if not ready or not (host_dir / "ready").exists():
+            reason = "timed out" if not ready else (host_dir / "failed").read_text().strip() \
+                if (host_dir / "failed").exists() else f"init exited {proc.poll()}"
+            log_text = (host_dir / "logs" / "init.log").read_text(errors="replace")[-1500:]
+            raise LabError(f"lab host {spec.name} did not start: {reason}\n{log_text}")
+        is_ops = spec.ssh_user == OPS_USER
+        return LabHost(
+            name=spec.name, ip=ip, ssh_user=spec.ssh_user, key_path=self.key_path,
+            password=OPS_PASSWORD if is_ops else None,
+            sudo_password=OPS_PASSWORD if is_ops else None,
+            pid=proc.pid, state_dir=host_dir, netns=netns, daemons=spec.daemons,
+            known_hosts=self.known_hosts,
+        )
+
+    def _prepare_host_dir(self, spec: HostSpec, host_dir: Path) -> None:
+        for sub in ("pids", "logs", "sshd", "docker-exec"):
+            (host_dir / sub).mkdir(parents=True, exist_ok=True)
+        root = host_dir / "root"
+        for target in PRIVATE_DIRS:
+            dest = root / target.lstrip("/")
+            if target in COPIED_DIRS and Path(target).is_dir():
+                shutil.copytree(target, dest, symlinks=True)
+            else:
+                dest.mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/docker").chmod(0o710)
+        if spec.containerd_config is not None:
+            (root / "etc/containerd/config.toml").write_text(spec.containerd_config)
+        sudoers = root / "etc/sudoers.d/regwiz-lab"
+        sudoers.write_text(
+            f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n{OPS_USER} ALL=(ALL:ALL) ALL\n"
+        )
+        sudoers.chmod(0o440)
+        sbin = root / "usr/local/sbin"
+        for script, name in (("rwlab-svc", "rwlab-svc"), ("systemctl", "systemctl"),
+                             ("host-init.sh", "rwlab-host-init")):
+            shutil.copy2(LAB_DIR / script, sbin / name)
+            (sbin / name).chmod(0o755)
+        octet = spec.octet
+        (sbin / "rwlab-host.env").write_text(
+            f"HOST_NAME={spec.name}\nHOST_IP=198.18.{self.lab_id}.{octet}\n"
+            f"HOST_DIR={host_dir}\nCGROUP={self.cgroup}/{spec.name}\n"
+            f"DAEMONS='{' '.join(spec.daemons)}'\nPRIVATE_DIRS='{' '.join(PRIVATE_DIRS)}'\n"
+            f"DOCKER_BIP=198.18.250.1/24\nDOCKER_POOL=198.18.240.0/21\n"
+        )
+        self._write_sshd_config(spec, host_dir)
+        cg = cgroup2_root() / self.cgroup / spec.name
+        (cg / "daemons").mkdir(parents=True, exist_ok=True)
+
+    def _write_sshd_config(self, spec: HostSpec, host_dir: Path) -> None:
+        generate_host_key(host_dir / "sshd/ssh_host_ed25519_key", spec.name)
+        (host_dir / "sshd/sshd_config").write_text(
+            f"""\
+ListenAddress 198.18.{self.lab_id}.{spec.octet}:22
+HostKey {host_dir}/sshd/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+AuthorizedKeysFile {self.state_dir}/authorized_keys
+# the key file lives under /tmp (world-writable), which StrictModes would refuse
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+MaxStartups 100:30:200
+MaxSessions 100
+UseDNS no
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+"""
+        )
+
+    def _plug_host(self, netns: str, spec: HostSpec) -> None:
+        veth = f"rwl{self.lab_id}h{spec.octet}"
+        ip = f"198.18.{self.lab_id}.{spec.octet}/24"
+        run(["ip", "netns", "add", netns])
+        run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
+        run(["ip", "link", "set", veth, "master", self.bridge, "up"])
+        batch = f"addr add {ip} dev eth0\nlink set eth0 up\nlink set lo up\n"
+        run(["ip", "-n", netns, "-batch", "-"], input=batch.encode())
+
+    def _load_images(self, hosts: list[LabHost]) -> None:
+        def load(host: LabHost) -> None:
+            for archive in self.images.values():
+                host.exec(["docker", "load", "-q", "-i", str(archive)], timeout=120)
+
+        parallel(load, hosts)
+
+    # ----- known_hosts and state
+
+    def write_known_hosts(self) -> None:
+        """(Re)writes known_hosts from the keys the hosts' sshd present now."""
+        lines = [f"{h.ip} {h.host_public_key()}\n" for h in self.hosts.values()]
+        tmp = self.known_hosts.with_suffix(".tmp")
+        tmp.write_text("".join(lines))
+        tmp.rename(self.known_hosts)
+
+    def _write_state(self) -> None:
+        data = {
+            "lab_id": self.lab_id,
+            "images": {k: str(v) for k, v in self.images.items()},
+            "hosts": {name: h.to_json() for name, h in self.hosts.items()},
+        }
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.rename(self._state_file)
+
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            loaded: dict[str, Any] = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded
+
+    def _hosts_from_state_file(self) -> dict[str, LabHost]:
+        hosts = self._read_state().get("hosts", {})
+        return {name: LabHost.from_json(data) for name, data in hosts.items()}
+
+    # ----- tear-down helpers
+
+    def _stop_daemons(self, hosts: list[LabHost]) -> None:
+        """SIGTERM to each daemon by its recorded pid, then a short wait (KILL comes later)."""
+        pids = []
+        for host in hosts:
+            for daemon in host.daemons:
+                pid = host.daemon_pid(daemon)
+                if pid and self._pid_in_lab(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+                    pids.append(pid)
+        wait_until(lambda: not any(process_alive(p) for p in pids), timeout=10)
+
+    def _pid_in_lab(self, pid: int) -> bool:
+        """Guards against a recycled pid: the process must be in this lab's cgroup or netns."""
+        try:
+            cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            return False
+        if f"/{self.cgroup}/" in cgroup:
+            return True
+        return any(str(pid) in self._netns_pids(ns) for ns in self._lab_netns())
+
+    def _lab_netns(self) -> list[str]:
+        out = run(["ip", "netns", "list"], check=False).stdout.decode()
+        names = [line.split()[0] for line in out.splitlines() if line.strip()]
+        return [n for n in names if n.startswith(self.netns_prefix)]
+
+    @staticmethod
+    def _netns_pids(ns: str) -> list[str]:
+        return run(["ip", "netns", "pids", ns], check=False).stdout.decode().split()
+
+    def _kill_netns_processes(self, ns: str) -> None:
+        pids = [int(p) for p in self._netns_pids(ns)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not any(process_alive(p) for p in pids), timeout=10)
+
+    def _kill_cgroup(self) -> None:
+        cg = self._cgroup_path()
+        if cg is None or not cg.exists():
+            return
+        (cg / "cgroup.kill").write_text("1")
+        wait_until(lambda: "populated 0" in (cg / "cgroup.events").read_text(), timeout=10)
+
+    def _remove_cgroup(self) -> None:
+        cg = self._cgroup_path()
+        if cg is None or not cg.exists():
+            return
+        for path in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        with contextlib.suppress(OSError):
+            cg.rmdir()
+
+    def _cgroup_path(self) -> Path | None:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return Path(fields[1]) / self.cgroup
+        return None
+
+    def _unmount_under_state_dir(self) -> None:
+        prefix = str(self.state_dir) + "/"
+        mounts = [
+            line.split()[1]
+            for line in Path("/proc/self/mounts").read_text().splitlines()
+            if line.split()[1].startswith(prefix)
+        ]
+        for mount in sorted(mounts, key=len, reverse=True):
+            run(["umount", "-l", mount], check=False)
+
+    # ----- description
+
+    def describe(self) -> str:
+        """What `tests/lab/up` prints: how to reach each host."""
+        lines = [
+            f"regwiz lab {self.lab_id}: bridge {self.bridge} {self.gateway}/24, "
+            f"state {self.state_dir}",
+            f"known_hosts: {self.known_hosts}",
+            f"client key:  {self.key_path}",
+            "",
+            f"{'host':<11} {'address':<15} {'ssh user':<9} {'sudo password':<15} daemons",
+        ]
+        for h in self.hosts.values():
+            sudo = h.sudo_password or ("-" if h.ssh_user == "root" else "(none: NOPASSWD)")
+            lines.append(
+                f"{h.name:<11} {h.ip:<15} {h.ssh_user:<9} {sudo:<15} {' '.join(h.daemons)}"
+            )
+        lines.append("")
+        lines.append(
+            f"ssh -i {self.key_path} -o UserKnownHostsFile={self.known_hosts} "
+            f"-o StrictHostKeyChecking=yes USER@ADDRESS"
+        )
+        return "\n".join(lines)
+
+
+def port_open(ip: str, port: int, timeout: float = 1.0) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((ip, port), timeout=timeout):
+        return True
+    return False
