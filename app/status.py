@@ -1,0 +1,472 @@
+"""A snapshot of the registry and its nodes for ``regwiz status`` and the TUI's live panel.
+
+Every part is collected independently and fails on its own: an unreachable node or a stopped
+container shows up as an error in its section, never as an exception for the whole report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.errors import RegwizError
+
+if TYPE_CHECKING:
+    from app.htpasswd import Credentials
+    from app.plan import Plan, ResolvedNode, Secrets
+    from app.runtimes import NodeFacts
+    from app.transport.base import Transport
+
+DEFAULT_PARALLEL = 16
+MAX_REPOSITORIES_WITH_TAGS = 50  # keep a polled status quick on big registries
+CERT_WARNING_DAYS = 30
+
+
+class TrustState(str, enum.Enum):
+    MATCH = "match"  # the node's CA file is the plan's current CA
+    MISMATCH = "mismatch"  # a CA file is there but it is another (stale) CA
+    MISSING = "missing"  # no CA file where the node's runtime reads it
+    ERROR = "error"  # the node could not be checked (unreachable, sudo, ...)
+
+
+@dataclass
+class RegistryHealth:
+    url: str
+    reachable: bool = False  # /v2/ answered 200 or 401 with the registry API header
+    tls_valid: bool = False  # the TLS handshake verified against our CA and the address
+    http_status: int | None = None
+    api_version: str | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    hint: str | None = None
+
+
+@dataclass
+class CertificateStatus:
+    source: str  # "served by the registry", "ca.crt", ...
+    subject: str | None = None
+    not_after: str | None = None  # ISO 8601, UTC
+    days_left: int | None = None
+    fingerprint: str | None = None  # SHA-256, "AB:CD:..."
+    error: str | None = None
+
+    @property
+    def expiring(self) -> bool:
+        return self.days_left is not None and self.days_left < CERT_WARNING_DAYS
+
+
+@dataclass
+class CatalogStatus:
+    repositories: dict[str, list[str]] = field(default_factory=dict)  # name -> tags
+    repository_count: int = 0
+    truncated: bool = False  # tags listed only for the first MAX_REPOSITORIES_WITH_TAGS
+    error: str | None = None
+
+
+@dataclass
+class ContainerStatus:
+    name: str
+    found: bool = False
+    state: str | None = None  # docker's State.Status: running, restarting, exited, ...
+    running: bool = False
+    restart_count: int | None = None
+    started_at: str | None = None
+    image: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class DiskStatus:
+    path: str
+    used_bytes: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class NodeCAFile:
+    runtime: str  # docker, containerd, cri-o, k3s, rke2, os-store
+    path: str
+    state: TrustState
+    fingerprint: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class NodeTrustStatus:
+    host: str
+    state: TrustState = TrustState.ERROR
+    runtimes: list[str] = field(default_factory=list)
+    files: list[NodeCAFile] = field(default_factory=list)
+    message: str = ""
+    hint: str | None = None
+
+
+@dataclass
+class StatusReport:
+    collected_at: str  # ISO 8601, UTC
+    registry_reference: str  # HOST:PORT as in image references
+    registry: RegistryHealth
+    server_certificate: CertificateStatus  # what the registry serves (local tls.crt if it can't)
+    ca_certificate: CertificateStatus  # the plan's ca.crt
+    served_matches_local: bool | None  # the served cert is the plan's tls.crt
+    catalog: CatalogStatus
+    container: ContainerStatus
+    disk: DiskStatus
+    nodes: list[NodeTrustStatus] | None = None  # None when nodes were not checked
+    seconds: float = 0.0
+
+    @property
+    def stale_nodes(self) -> list[NodeTrustStatus]:
+        return [n for n in self.nodes or [] if n.state is not TrustState.MATCH]
+
+    @property
+    def healthy(self) -> bool:
+        """Registry up with valid TLS, container running, every checked node trusting the CA."""
+        return (
+            self.registry.reachable
+            and self.registry.tls_valid
+            and self.container.running
+            and not self.stale_nodes
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = _plain(asdict(self))
+        data["healthy"] = self.healthy
+        data["server_certificate"]["expiring"] = self.server_certificate.expiring
+        data["ca_certificate"]["expiring"] = self.ca_certificate.expiring
+        return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 1)
+    return value
+
+
+# ----------------------------------------------------------------------------- collecting
+
+def collect_status(
+    plan: Plan,
+    secrets: Secrets,
+    *,
+    host_key_policy: Any,
+    include_nodes: bool = True,
+    credentials: Credentials | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+) -> StatusReport:
+    """Collect every part of the status concurrently; never raises for a failing part."""
+    from app.verify import registry_auth
+
+    started = time.monotonic()
+    ca_path = plan.cert_dir / "ca.crt"
+    auth = registry_auth(plan, secrets, credentials)
+    nodes = plan.resolved_nodes() if include_nodes else []
+    with ThreadPoolExecutor(max_workers=max(2, min(parallel, len(nodes) + 4))) as pool:
+        health = pool.submit(registry_health, plan, ca_path)
+        served = pool.submit(served_certificate, plan.registry.address, plan.registry.port)
+        catalog = pool.submit(collect_catalog, plan, ca_path, auth)
+        host = pool.submit(registry_host_status, plan, secrets, host_key_policy)
+        ca_status = certificate_status_from_file(ca_path, "ca.crt")
+        node_futures = [
+            pool.submit(node_trust_status, plan, secrets, host_key_policy, node,
+                        ca_status.fingerprint)
+            for node in nodes
+        ]
+        container, disk = host.result()
+        served_cert = served.result()
+        local_cert = certificate_status_from_file(plan.cert_dir / "tls.crt", "tls.crt")
+        return StatusReport(
+            collected_at=_utc_now().isoformat(timespec="seconds"),
+            registry_reference=plan.registry_reference,
+            registry=health.result(),
+            server_certificate=served_cert if served_cert.error is None else local_cert,
+            ca_certificate=ca_status,
+            served_matches_local=_same_certificate(served_cert, local_cert),
+            catalog=catalog.result(),
+            container=container,
+            disk=disk,
+            nodes=[f.result() for f in node_futures] if include_nodes else None,
+            seconds=time.monotonic() - started,
+        )
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _same_certificate(served: CertificateStatus, local: CertificateStatus) -> bool | None:
+    if served.fingerprint is None or local.fingerprint is None:
+        return None
+    return served.fingerprint == local.fingerprint
+
+
+# --- the registry endpoint ---------------------------------------------------------------------
+
+
+def registry_health(plan: Plan, ca_path: Path) -> RegistryHealth:
+    from app import registry_api
+
+    url = registry_api.base_url(plan.registry.address, plan.registry.port)
+    result = RegistryHealth(url=f"{url}/v2/")
+    if not ca_path.is_file():
+        result.error = f"{ca_path} does not exist: TLS cannot be checked"
+        result.hint = "run regwiz certs --plan FILE"
+        return result
+    ping = registry_api.ping(url, ca_path)
+    result.http_status, result.api_version = ping.status, ping.api_version_header
+    result.latency_ms = ping.latency_ms
+    result.tls_valid = ping.status is not None  # an HTTP answer came back over verified TLS
+    result.reachable = ping.is_up
+    result.error, result.hint = ping.error, ping.hint
+    return result
+
+
+def served_certificate(address: str, port: int, timeout: float = 5.0) -> CertificateStatus:
+    """The leaf the registry serves, read WITHOUT verification so a bad one can be described."""
+    source = "served by the registry"
+    try:
+        pem = ssl.get_server_certificate((address.strip("[]"), port), timeout=timeout)
+    except (OSError, ssl.SSLError) as error:
+        return CertificateStatus(source, error=f"cannot read the served certificate: {error}")
+    return certificate_status_from_pem(pem.encode(), source)
+
+
+def certificate_status_from_file(path: Path, source: str) -> CertificateStatus:
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        return CertificateStatus(source, error=f"{path} does not exist")
+    except OSError as error:
+        return CertificateStatus(source, error=f"cannot read {path}: {error.strerror}")
+    return certificate_status_from_pem(pem, source)
+
+
+def certificate_status_from_pem(
+    pem: bytes, source: str, now: dt.datetime | None = None
+) -> CertificateStatus:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return CertificateStatus(source, error="not a PEM certificate")
+    not_after = cert.not_valid_after_utc
+    days_left = (not_after - (now or _utc_now())).days
+    return CertificateStatus(
+        source,
+        subject=cert.subject.rfc4514_string(),
+        not_after=not_after.isoformat(timespec="seconds"),
+        days_left=days_left,
+        fingerprint=_colon_hex(cert.fingerprint(hashes.SHA256())),
+    )
+
+
+def _colon_hex(raw: bytes) -> str:
+    return ":".join(f"{byte:02X}" for byte in raw)
+
+
+def collect_catalog(plan: Plan, ca_path: Path, auth: tuple[str, str] | None) -> CatalogStatus:
+    from app import registry_api
+
+    base = registry_api.base_url(plan.registry.address, plan.registry.port)
+    basic = registry_api.BasicAuth(*auth) if auth else None
+    result = CatalogStatus()
+    try:
+        names = registry_api.catalog(base, ca_path, auth=basic)
+        result.repository_count = len(names)
+        result.truncated = len(names) > MAX_REPOSITORIES_WITH_TAGS
+        for name in names[:MAX_REPOSITORIES_WITH_TAGS]:
+            result.repositories[name] = registry_api.tags(base, ca_path, name, auth=basic)
+    except RegwizError as error:
+        result.error = error.message
+    return result
+
+
+# --- the registry host: container and disk -----------------------------------------------------
+
+
+def registry_host_status(
+    plan: Plan, secrets: Secrets, policy: Any
+) -> tuple[ContainerStatus, DiskStatus]:
+    from app.connections import open_registry_transport
+
+    container = ContainerStatus(plan.registry.container_name)
+    disk = DiskStatus(plan.registry.data_dir)
+    try:
+        transport = open_registry_transport(plan, secrets, policy)
+    except RegwizError as error:
+        container.error = disk.error = error.message
+        return container, disk
+    try:
+        _fill_container(plan, transport, container)
+        _fill_disk(plan, transport, disk)
+    finally:
+        transport.close()
+    return container, disk
+
+
+def _fill_container(plan: Plan, transport: Transport, container: ContainerStatus) -> None:
+    import docker.errors
+
+    from app.dockerapi import docker_client
+
+    try:
+        client = docker_client(transport, sudo=plan.registry.sudo)
+        try:
+            attrs = client.containers.get(container.name).attrs
+        finally:
+            client.close()
+    except docker.errors.NotFound:
+        container.error = f"no container named {container.name} on {plan.registry.host}"
+        return
+    except (RegwizError, docker.errors.DockerException) as error:
+        container.error = getattr(error, "message", None) or f"docker: {error}"
+        return
+    apply_container_attrs(container, attrs)
+
+
+def apply_container_attrs(container: ContainerStatus, attrs: dict[str, Any]) -> None:
+    """Fill from ``docker inspect`` attributes."""
+    state = attrs.get("State") or {}
+    container.found = True
+    container.state = state.get("Status")
+    container.running = bool(state.get("Running"))
+    container.restart_count = attrs.get("RestartCount")
+    container.started_at = state.get("StartedAt")
+    container.image = (attrs.get("Config") or {}).get("Image")
+
+
+def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
+    try:
+        answer = transport.run(["du", "-sb", disk.path], sudo=plan.registry.sudo, timeout=120.0)
+    except RegwizError as error:
+        disk.error = error.message
+        return
+    disk.used_bytes = parse_du_output(answer.stdout)
+    if disk.used_bytes is None:
+        disk.error = f"unexpected du output: {answer.stdout.strip()[:80]!r}"
+
+
+def parse_du_output(output: str) -> int | None:
+    first = output.strip().split(maxsplit=1)
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
+# --- nodes -------------------------------------------------------------------------------------
+
+
+def node_trust_status(
+    plan: Plan,
+    secrets: Secrets,
+    policy: Any,
+    node: ResolvedNode,
+    ca_fingerprint: str | None,
+) -> NodeTrustStatus:
+    from app.connections import open_node_transport
+    from app.runtimes import probe_node
+
+    status = NodeTrustStatus(node.host)
+    try:
+        with open_node_transport(node, secrets, policy) as transport:
+            facts = probe_node(transport, sudo=node.sudo, runtime=node.runtime)
+            status.runtimes = list(facts.runtimes)
+            for runtime, path in node_ca_paths(facts, plan.registry_reference,
+                                               node.os_trust_store):
+                raw = transport.read_file(path, sudo=node.sudo)
+                status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
+    except RegwizError as error:
+        status.state, status.message, status.hint = TrustState.ERROR, error.message, error.hint
+        return status
+    summarize_node(status)
+    return status
+
+
+def node_ca_paths(
+    facts: NodeFacts, registry_reference: str, os_trust_store: bool
+) -> list[tuple[str, str]]:
+    """(runtime, path) of every CA file the node's runtimes read for this registry."""
+    from app import runtimes as rt
+
+    paths: list[tuple[str, str]] = []
+    for runtime in facts.runtimes:
+        if runtime == "docker":
+            paths.append((runtime, rt.docker_ca_path(registry_reference)))
+        elif runtime == "containerd":
+            hosts_dir = rt.DEFAULT_CONTAINERD_HOSTS_DIR
+            if facts.containerd_state is not None:
+                found = rt.effective_hosts_dir(facts.containerd_state,
+                                               facts.probe.containerd_version)
+                hosts_dir = found or hosts_dir
+            paths.append((runtime, rt.containerd_ca_path(registry_reference, hosts_dir)))
+        elif runtime in ("cri-o", "podman"):
+            paths.append((runtime, rt.containers_ca_path(registry_reference)))
+        elif runtime in ("k3s", "rke2"):
+            paths.append((runtime, rt.rancher_ca_path(runtime, registry_reference)))
+    if os_trust_store:
+        store = rt.os_trust_store(facts.os_family, registry_reference)
+        paths.append(("os-store", store.anchor_path))
+    unique: dict[str, tuple[str, str]] = {}
+    for runtime, path in paths:
+        unique.setdefault(path, (runtime, path))
+    return list(unique.values())
+
+
+def judge_ca_file(
+    runtime: str, path: str, raw: bytes | None, ca_fingerprint: str | None
+) -> NodeCAFile:
+    """Is the file the node has at ``path`` our current CA?"""
+    if raw is None:
+        return NodeCAFile(runtime, path, TrustState.MISSING, detail="no file")
+    found = pem_fingerprints(raw)
+    if not found:
+        return NodeCAFile(runtime, path, TrustState.MISMATCH, detail="not a PEM certificate")
+    if ca_fingerprint is None:
+        return NodeCAFile(runtime, path, TrustState.ERROR, found[0],
+                          "the plan's ca.crt is missing: nothing to compare with")
+    if ca_fingerprint in found:
+        return NodeCAFile(runtime, path, TrustState.MATCH, ca_fingerprint, "current CA")
+    return NodeCAFile(runtime, path, TrustState.MISMATCH, found[0], "another CA (stale)")
+
+
+def pem_fingerprints(raw: bytes) -> list[str]:
+    """SHA-256 fingerprints of every certificate in a PEM bundle (empty if none parse)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        certs = x509.load_pem_x509_certificates(raw)
+    except ValueError:
+        return []
+    return [_colon_hex(cert.fingerprint(hashes.SHA256())) for cert in certs]
+
+
+def summarize_node(status: NodeTrustStatus) -> None:
+    states = {f.state for f in status.files}
+    if not status.files:
+        status.state = TrustState.MISSING
+        status.message = "no container runtime found and os_trust_store is off: nothing to check"
+        status.hint = "set the node's runtime in the plan, or os_trust_store = true"
+        return
+    for state in (TrustState.ERROR, TrustState.MISMATCH, TrustState.MISSING):
+        if state in states:
+            status.state = state
+            bad = [f.path for f in status.files if f.state is state]
+            status.message = f"{state.value}: {', '.join(bad)}"
+            status.hint = "run regwiz onboard to install the current CA"
+            return
+    status.state = TrustState.MATCH
+    status.message = f"current CA in {len(status.files)} place(s)"
+

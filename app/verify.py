@@ -1,0 +1,768 @@
+"""Prove the registry works end to end: push, pull back, then a pull on every node.
+
+1. A self-test image built in memory (app.selftest_image) is loaded into a Docker daemon (the
+   registry host's, reached through the verified SSH link, or the operator's own with
+   ``from_local``), pushed to ``<address>:<port>/regwiz/selftest:<random>``, removed, pulled back;
+   the digests from the push, the pull and the registry API must agree.
+2. Every node then pulls it with the runtime it really uses (docker, containerd's ctr with the
+   hosts dir, podman/skopeo for CRI-O, k3s/rke2 crictl) or, with no runtime, makes a TLS
+   handshake that trusts only the OS store. Pulled images are removed again.
+3. The test tag is deleted when the registry allows deletes; otherwise the report says it stays.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.errors import RegwizError
+from app.selftest_image import SELFTEST_REPOSITORY, SelftestImage, build_selftest_image
+
+if TYPE_CHECKING:
+    from app.htpasswd import Credentials
+    from app.plan import Plan, ResolvedNode, Secrets
+    from app.runtimes import NodeFacts
+    from app.transport.base import Transport
+
+DEFAULT_PARALLEL = 16
+PULL_TIMEOUT = 180.0
+TRUST_HINT = "the CA is not trusted there: run regwiz onboard"
+
+
+class CheckState(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class NodeCheck:
+    """One check on one node: ``kind`` says what was done, ``detail`` the evidence or the error."""
+
+    kind: str  # e.g. "docker pull", "containerd pull (ctr --hosts-dir)", "TLS handshake (OS store)"
+    command: str  # the command run on the node, as typed (no secrets in it)
+    passed: bool
+    detail: str
+    hint: str | None = None
+    digest: str | None = None
+
+
+@dataclass
+class NodeVerifyResult:
+    host: str
+    state: CheckState = CheckState.PENDING
+    runtimes: list[str] = field(default_factory=list)
+    checks: list[NodeCheck] = field(default_factory=list)
+    message: str = ""
+    hint: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.state is CheckState.PASSED
+
+
+@dataclass
+class PushPullResult:
+    """The registry-side proof: push from a Docker daemon, remove, pull back, compare digests."""
+
+    reference: str
+    source: str  # "registry host <host>" or "local docker"
+    state: CheckState = CheckState.PENDING
+    pushed_digest: str | None = None
+    pulled_digest: str | None = None
+    registry_digest: str | None = None
+    message: str = ""
+    hint: str | None = None
+    cleanup: str = ""  # what happened to the test tag afterwards
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.state is CheckState.PASSED
+
+
+@dataclass
+class VerifyReport:
+    push_pull: PushPullResult
+    nodes: list[NodeVerifyResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.push_pull.passed and all(node.passed for node in self.nodes)
+
+    @property
+    def failed_nodes(self) -> list[NodeVerifyResult]:
+        return [node for node in self.nodes if not node.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self)) | {"ok": self.ok}
+
+
+@dataclass(frozen=True)
+class VerifyProgress:
+    """A live event: ``target`` is "registry" for the push/pull stage, else a node's host."""
+
+    target: str
+    state: CheckState
+    message: str = ""
+
+
+ProgressCallback = Callable[[VerifyProgress], None]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+# ----------------------------------------------------------------------------- error reading
+
+_X509_MARKERS = (
+    "x509:",
+    "certificate signed by unknown authority",
+    "ssl certificate problem",
+    "unable to get local issuer certificate",
+    "self-signed certificate",
+    "self signed certificate",
+    "certificate verify failed",
+    "verify error:",
+    "verify return code: 2",
+    "verify return code: 19",
+    "verify return code: 20",
+    "verify return code: 21",
+)
+
+
+def key_error_line(output: str) -> str:
+    """The most telling line of a failed command's output (the x509 one when there is one)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for line in lines:
+        if any(marker in line.lower() for marker in _X509_MARKERS):
+            return line
+    for line in reversed(lines):
+        if "error" in line.lower() or "failed" in line.lower():
+            return line
+    return lines[-1] if lines else "(no output)"
+
+
+def explain_node_failure(output: str, registry_reference: str) -> tuple[str, str | None]:
+    """(exact error, hint) for a pull or handshake that failed on a node."""
+    line = key_error_line(output)
+    lowered = output.lower()
+    if "doesn't match" in lowered or "not valid for" in lowered or "hostname mismatch" in lowered:
+        return line, (
+            f"the registry certificate does not cover {registry_reference}: add the address to "
+            "the SANs, run regwiz certs --renew and deploy again"
+        )
+    if any(marker in lowered for marker in _X509_MARKERS):
+        return line, TRUST_HINT
+    if "connection refused" in lowered or "no route to host" in lowered or "i/o timeout" in lowered:
+        return line, f"the node cannot reach {registry_reference}: check routing and firewalls"
+    if "no such host" in lowered or "could not resolve" in lowered:
+        return line, "the node cannot resolve the registry name: add it to DNS or /etc/hosts"
+    if "unauthorized" in lowered or "authentication required" in lowered:
+        return line, "the registry wants credentials (htpasswd): log in on the node first"
+    if "not found" in lowered and ("manifest" in lowered or "repository" in lowered):
+        return line, "the test image is gone from the registry: run regwiz verify again"
+    return line, None
+
+
+def parse_push_events(events: Iterable[dict[str, Any]]) -> str:
+    """Digest reported by a docker push stream; raises RegwizError with the daemon's error."""
+    digest = None
+    for event in events:
+        error = event.get("error") or (event.get("errorDetail") or {}).get("message")
+        if error:
+            raise RegwizError(f"push failed: {error}", _push_hint(str(error)))
+        aux = event.get("aux") or {}
+        if isinstance(aux, dict) and aux.get("Digest"):
+            digest = str(aux["Digest"])
+    if not digest:
+        raise RegwizError("push finished without reporting a digest", "check the daemon's log")
+    return digest
+
+
+def parse_pull_events(events: Iterable[dict[str, Any]]) -> None:
+    for event in events:
+        error = event.get("error") or (event.get("errorDetail") or {}).get("message")
+        if error:
+            raise RegwizError(f"pull failed: {error}", _push_hint(str(error)))
+
+
+def _push_hint(error: str) -> str | None:
+    lowered = error.lower()
+    if any(marker in lowered for marker in _X509_MARKERS):
+        return (
+            "the pushing Docker does not trust the CA: install ca.crt in its "
+            "/etc/docker/certs.d/<address:port>/ (add the host as a node and run regwiz "
+            "onboard), or use --from-local on a machine that trusts it"
+        )
+    if "unauthorized" in lowered or "authentication required" in lowered:
+        return "the registry wants credentials: set REGWIZ_REGISTRY_PASSWORD or --credentials-file"
+    if "connection refused" in lowered:
+        return "the registry does not answer: run regwiz status, or regwiz deploy again"
+    return None
+
+
+def digest_from_repo_digests(repo_digests: Iterable[str], repository: str) -> str | None:
+    """The ``sha256:...`` for ``repository`` in a Docker image's RepoDigests."""
+    for entry in repo_digests:
+        name, _, digest = entry.partition("@")
+        if name == repository and digest:
+            return digest
+    return None
+
+
+def digest_from_docker_pull(output: str) -> str | None:
+    for line in output.splitlines():
+        if line.strip().startswith("Digest:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def digest_from_ctr_list(output: str, reference: str) -> str | None:
+    """``ctr images ls`` prints REF TYPE DIGEST SIZE ...; pick our reference's digest."""
+    for line in output.splitlines():
+        columns = line.split()
+        if len(columns) >= 3 and columns[0] == reference and columns[2].startswith("sha256:"):
+            return columns[2]
+    return None
+
+
+# ----------------------------------------------------------------------------- node checks
+
+
+@dataclass(frozen=True)
+class NodeCheckSpec:
+    """How one runtime pulls the test image on a node, reads its digest and cleans up."""
+
+    kind: str
+    pull: list[str]
+    sudo: bool
+    digest: list[str] | None = None  # a command whose output names the pulled digest
+    cleanup: list[str] | None = None
+    parse_digest: Callable[[str, str], str | None] | None = None
+
+
+def _docker_digest(output: str, reference: str) -> str | None:
+    return digest_from_docker_pull(output)
+
+
+def _ctr_digest(output: str, reference: str) -> str | None:
+    return digest_from_ctr_list(output, reference)
+
+
+def _crictl_digest(output: str, reference: str) -> str | None:
+    # crictl pull prints "Image is up to date for sha256:<image id>": an image id, not the
+    # manifest digest, so it is not compared.
+    return None
+
+
+CONTAINERD_HOSTS_DIR = "/etc/containerd/certs.d"
+RKE2_CRICTL = [
+    "/var/lib/rancher/rke2/bin/crictl",
+    "--config",
+    "/var/lib/rancher/rke2/agent/etc/crictl.yaml",
+]
+
+
+def runtime_check_spec(
+    runtime: str,
+    reference: str,
+    *,
+    sudo: bool,
+    have: frozenset[str] = frozenset(),
+    hosts_dir: str = CONTAINERD_HOSTS_DIR,
+) -> NodeCheckSpec | None:
+    """The pull check for ``runtime`` (None when regwiz has no pull check for it).
+
+    ``have`` names the helper programs found on the node (podman, skopeo) for CRI-O.
+    """
+    if runtime == "docker":
+        return NodeCheckSpec(
+            "docker pull",
+            ["docker", "pull", reference],
+            sudo,
+            cleanup=["docker", "image", "rm", reference],
+            parse_digest=_docker_digest,
+        )
+    if runtime == "containerd":
+        ctr = ["ctr", "-n", "k8s.io", "images"]
+        return NodeCheckSpec(
+            f"containerd pull (ctr --hosts-dir {hosts_dir})",
+            [*ctr, "pull", "--hosts-dir", hosts_dir, reference],
+            sudo,
+            digest=[*ctr, "ls", f"name=={reference}"],
+            cleanup=[*ctr, "rm", reference],
+            parse_digest=_ctr_digest,
+        )
+    if runtime in ("cri-o", "podman"):
+        if "podman" in have:
+            return NodeCheckSpec(
+                "podman pull (/etc/containers/certs.d)",
+                ["podman", "pull", reference],
+                sudo,
+                cleanup=["podman", "rmi", reference],
+            )
+        return NodeCheckSpec(
+            "skopeo inspect (/etc/containers/certs.d)",
+            ["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{reference}"],
+            sudo,
+            parse_digest=lambda output, _ref: output.strip() or None,
+        )
+    if runtime == "k3s":
+        return NodeCheckSpec(
+            "k3s crictl pull (registries.yaml)",
+            ["k3s", "crictl", "pull", reference],
+            sudo,
+            cleanup=["k3s", "crictl", "rmi", reference],
+            parse_digest=_crictl_digest,
+        )
+    if runtime == "rke2":
+        return NodeCheckSpec(
+            "rke2 crictl pull (registries.yaml)",
+            [*RKE2_CRICTL, "pull", reference],
+            sudo,
+            cleanup=[*RKE2_CRICTL, "rmi", reference],
+            parse_digest=_crictl_digest,
+        )
+    return None
+
+
+def os_store_check_argv(address: str, port: int) -> list[str]:
+    """A TLS handshake to the registry trusting only the OS store (curl, else openssl).
+
+    curl prints the HTTP status of ``/v2/``: 200 and 401 both prove TLS is trusted. openssl
+    exits 0 only when the chain verified against the system store and the name matched.
+    """
+    host = f"[{address}]" if ":" in address else address
+    url = f"https://{host}:{port}/v2/"
+    openssl = ["openssl", "s_client", "-connect", f"{host}:{port}"]
+    if _is_ip(address):
+        openssl += ["-verify_ip", address.strip("[]")]
+    else:
+        openssl += ["-servername", address, "-verify_hostname", address]
+    openssl += ["-verify_return_error", "-brief"]
+    script = (
+        'url=$1; shift; if command -v curl >/dev/null 2>&1; then '
+        'exec curl -sS --max-time 20 -o /dev/null -w "%{http_code}" "$url"; fi; '
+        'exec "$@" </dev/null'
+    )
+    return ["sh", "-c", script, "sh", url, *openssl]
+
+
+def _is_ip(address: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def os_store_passed(exit_status: int, stdout: str) -> bool:
+    status = stdout.strip()[-3:]
+    if status.isdigit():  # curl printed the HTTP status
+        return exit_status == 0 and status in ("200", "401")
+    return exit_status == 0  # openssl s_client: exit 0 only when the chain verified
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def verify(
+    plan: Plan,
+    secrets: Secrets,
+    *,
+    host_key_policy: Any,
+    on_progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    from_local: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
+    only: Iterable[str] | None = None,
+    credentials: Credentials | None = None,
+) -> VerifyReport:
+    """Push/pull the self-test image, then check every node (or those in ``only``) in parallel.
+
+    Never raises for a failed check: failures are in the report (``report.ok``). Nodes are
+    skipped when the push/pull proof fails, since there is then nothing to pull.
+    """
+    notify = on_progress or (lambda _event: None)
+    stop = should_stop or (lambda: False)
+    nodes = [n for n in plan.resolved_nodes() if only is None or n.host in set(only)]
+    auth = registry_auth(plan, secrets, credentials)
+    image, push_pull = _push_and_pull(plan, secrets, host_key_policy, from_local, auth, notify)
+    report = VerifyReport(push_pull, [NodeVerifyResult(node.host) for node in nodes])
+    if not push_pull.passed or image is None:
+        for result in report.nodes:
+            _finish(result, CheckState.SKIPPED, "not checked: the push/pull proof failed", notify)
+        return report
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(nodes) or 1))) as pool:
+        futures = [
+            pool.submit(_verify_node_safely, plan, secrets, host_key_policy, node, image, r, notify,
+                        stop)
+            for node, r in zip(nodes, report.nodes, strict=True)
+        ]
+        for future in futures:
+            future.result()
+    push_pull.cleanup = _delete_test_tag(plan, auth, image)
+    return report
+
+
+def _finish(
+    result: NodeVerifyResult,
+    state: CheckState,
+    message: str,
+    notify: ProgressCallback,
+    hint: str | None = None,
+) -> None:
+    result.state, result.message, result.hint = state, message, hint
+    notify(VerifyProgress(result.host, state, message))
+
+
+def _ca_path(plan: Plan) -> Any:
+    return plan.cert_dir / "ca.crt"
+
+
+def registry_auth(
+    plan: Plan, secrets: Secrets, credentials: Credentials | None = None
+) -> tuple[str, str] | None:
+    """(user, password) in htpasswd mode: the credentials file deploy wrote, else the env."""
+    if plan.registry.auth != "htpasswd":
+        return None
+    if credentials is not None:
+        return credentials.username, credentials.password
+    if secrets.registry_password:
+        from app.htpasswd import DEFAULT_USERNAME
+
+        return DEFAULT_USERNAME, secrets.registry_password
+    return None
+
+
+# --- push and pull on a Docker daemon ----------------------------------------------------------
+
+
+def _push_and_pull(
+    plan: Plan,
+    secrets: Secrets,
+    policy: Any,
+    from_local: bool,
+    auth: tuple[str, str] | None,
+    notify: ProgressCallback,
+) -> tuple[SelftestImage | None, PushPullResult]:
+    source = "local docker" if from_local else f"registry host {plan.registry.host}"
+    started = time.monotonic()
+    result = PushPullResult(reference="", source=source)
+    notify(VerifyProgress("registry", CheckState.RUNNING, f"push/pull from the {source}"))
+    image: SelftestImage | None = None
+    try:
+        transport = _open_pusher(plan, secrets, policy, from_local)
+        try:
+            image = _round_trip(plan, transport, from_local, auth, result)
+        finally:
+            transport.close()
+        result.state = CheckState.PASSED
+        result.message = f"pushed, removed and pulled back {result.reference}: digests match"
+    except RegwizError as error:
+        result.state, result.message, result.hint = CheckState.FAILED, error.message, error.hint
+    result.seconds = time.monotonic() - started
+    notify(VerifyProgress("registry", result.state, result.message))
+    return (image if result.passed else None), result
+
+
+def _open_pusher(plan: Plan, secrets: Secrets, policy: Any, from_local: bool) -> Transport:
+    from app.connections import open_registry_transport
+    from app.transport.local import LocalTransport
+
+    if from_local:
+        return LocalTransport()
+    return open_registry_transport(plan, secrets, policy)
+
+
+def _round_trip(
+    plan: Plan,
+    transport: Transport,
+    from_local: bool,
+    auth: tuple[str, str] | None,
+    result: PushPullResult,
+) -> SelftestImage:
+    from app import registry_api
+    from app.dockerapi import docker_client
+
+    client = docker_client(transport, sudo=plan.registry.sudo and not from_local)
+    try:
+        arch = str(client.version().get("Arch") or "amd64")
+        image = build_selftest_image(plan.registry_reference, architecture=arch)
+        result.reference = image.reference
+        auth_config = {"username": auth[0], "password": auth[1]} if auth else None
+        try:
+            _load(client, image)
+            result.pushed_digest = parse_push_events(
+                client.api.push(image.repository, tag=image.tag, stream=True, decode=True,
+                                auth_config=auth_config)
+            )
+            _remove_image(client, image)
+            parse_pull_events(
+                client.api.pull(image.repository, tag=image.tag, stream=True, decode=True,
+                                auth_config=auth_config)
+            )
+            result.pulled_digest = _pulled_digest(client, image)
+        finally:
+            _remove_image(client, image)
+    finally:
+        client.close()
+    basic = registry_api.BasicAuth(*auth) if auth else None
+    base = registry_api.base_url(plan.registry.address, plan.registry.port)
+    result.registry_digest = registry_api.manifest_digest(
+        base, _ca_path(plan), SELFTEST_REPOSITORY, image.tag, auth=basic
+    )
+    _compare_digests(result)
+    return image
+
+
+def _load(client: Any, image: SelftestImage) -> None:
+    import docker.errors
+
+    try:
+        client.images.load(image.archive)
+    except docker.errors.APIError as error:
+        raise RegwizError(
+            f"loading the self-test image failed: {error.explanation or error}"
+        ) from None
+
+
+def _remove_image(client: Any, image: SelftestImage) -> None:
+    """Remove the tag and the image itself, so the pull really comes from the registry."""
+    import docker.errors
+
+    for name in (image.reference, image.image_id):
+        try:
+            client.images.remove(name, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as error:
+            raise RegwizError(f"removing {name} failed: {error.explanation or error}") from None
+
+
+def _pulled_digest(client: Any, image: SelftestImage) -> str | None:
+    import docker.errors
+
+    try:
+        pulled = client.images.get(image.reference)
+    except docker.errors.ImageNotFound:
+        raise RegwizError(f"{image.reference} is not there after the pull") from None
+    if pulled.id != image.image_id:
+        raise RegwizError(
+            f"the pulled image has id {pulled.id}, expected {image.image_id}: the registry "
+            "returned different content"
+        )
+    return digest_from_repo_digests(pulled.attrs.get("RepoDigests") or [], image.repository)
+
+
+def _compare_digests(result: PushPullResult) -> None:
+    found = {
+        "push": result.pushed_digest,
+        "pull": result.pulled_digest,
+        "registry API": result.registry_digest,
+    }
+    if None in found.values() or len(set(found.values())) != 1:
+        shown = ", ".join(f"{name} {digest or 'none'}" for name, digest in found.items())
+        raise RegwizError(
+            f"digests differ ({shown})", "the registry did not store what was pushed: check it"
+        )
+
+
+def _delete_test_tag(plan: Plan, auth: tuple[str, str] | None, image: SelftestImage) -> str:
+    from app import registry_api
+
+    where = f"{SELFTEST_REPOSITORY}:{image.tag}"
+    if not plan.registry.delete_enabled:
+        return f"{where} stays in the registry (registry.delete_enabled is false)"
+    base = registry_api.base_url(plan.registry.address, plan.registry.port)
+    try:
+        digest = registry_api.manifest_digest(
+            base, _ca_path(plan), SELFTEST_REPOSITORY, image.tag,
+            auth=registry_api.BasicAuth(*auth) if auth else None,
+        )
+        if digest:
+            registry_api.delete_manifest(
+                base, _ca_path(plan), SELFTEST_REPOSITORY, digest,
+                auth=registry_api.BasicAuth(*auth) if auth else None,
+            )
+    except RegwizError as error:
+        return f"{where} could not be deleted: {error.message}"
+    return f"{where} deleted from the registry"
+
+
+# --- per node ----------------------------------------------------------------------------------
+
+
+def _verify_node_safely(
+    plan: Plan,
+    secrets: Secrets,
+    policy: Any,
+    node: ResolvedNode,
+    image: SelftestImage,
+    result: NodeVerifyResult,
+    notify: ProgressCallback,
+    stop: Callable[[], bool],
+) -> None:
+    started = time.monotonic()
+    try:
+        if stop():
+            _finish(result, CheckState.SKIPPED, "cancelled", notify)
+            return
+        _finish(result, CheckState.RUNNING, "connecting", notify)
+        _verify_node(plan, secrets, policy, node, image, result, stop)
+        failed = [check for check in result.checks if not check.passed]
+        if failed:
+            _finish(result, CheckState.FAILED, f"{failed[0].kind}: {failed[0].detail}", notify,
+                    failed[0].hint)
+        else:
+            kinds = ", ".join(check.kind for check in result.checks)
+            _finish(result, CheckState.PASSED, f"passed: {kinds}", notify)
+    except RegwizError as error:
+        _finish(result, CheckState.FAILED, error.message, notify, error.hint)
+    except Exception as error:  # noqa: BLE001 - one broken node must not hide the others
+        _finish(result, CheckState.FAILED, f"unexpected error: {error!r}", notify)
+    finally:
+        result.seconds = time.monotonic() - started
+
+
+def _verify_node(
+    plan: Plan,
+    secrets: Secrets,
+    policy: Any,
+    node: ResolvedNode,
+    image: SelftestImage,
+    result: NodeVerifyResult,
+    stop: Callable[[], bool],
+) -> None:
+    from app.connections import open_node_transport
+
+    with open_node_transport(node, secrets, policy) as transport:
+        facts = _probe(transport, node)
+        result.runtimes = list(facts.runtimes)
+        have = _helpers_present(transport) if {"cri-o", "podman"} & set(result.runtimes) else set()
+        kinds_done: set[str] = set()
+        for runtime in result.runtimes:
+            if stop():
+                raise RegwizError("cancelled")
+            if runtime == "containerd" and (problem := _containerd_problem(facts)) is not None:
+                result.checks.append(problem)
+                continue
+            spec = runtime_check_spec(
+                runtime, image.reference, sudo=node.sudo, have=frozenset(have),
+                hosts_dir=_containerd_hosts_dir(facts),
+            )
+            if spec is not None and spec.kind not in kinds_done:
+                kinds_done.add(spec.kind)
+                result.checks.append(run_pull_check(transport, spec, image, plan))
+        if node.os_trust_store or not result.checks:
+            result.checks.append(run_os_store_check(transport, plan))
+
+
+def _probe(transport: Transport, node: ResolvedNode) -> NodeFacts:
+    """The runtimes the node really uses (the plan's choice, or what detection finds)."""
+    from app.runtimes import probe_node
+
+    return probe_node(transport, sudo=node.sudo, runtime=node.runtime)
+
+
+def _containerd_hosts_dir(facts: NodeFacts) -> str:
+    from app.runtimes import DEFAULT_CONTAINERD_HOSTS_DIR, effective_hosts_dir
+
+    if facts.containerd_state is None:
+        return DEFAULT_CONTAINERD_HOSTS_DIR
+    found = effective_hosts_dir(facts.containerd_state, facts.probe.containerd_version)
+    return found or DEFAULT_CONTAINERD_HOSTS_DIR
+
+
+def _containerd_problem(facts: NodeFacts) -> NodeCheck | None:
+    """containerd's CRI reads no hosts dir at all: a ctr pull would pass but kubelet's fails."""
+    from app.runtimes import CONTAINERD_CONFIG, effective_hosts_dir
+
+    state = facts.containerd_state
+    if state is None or effective_hosts_dir(state, facts.probe.containerd_version) is not None:
+        return None
+    return NodeCheck(
+        "containerd configuration",
+        f"read {CONTAINERD_CONFIG}",
+        False,
+        f"{CONTAINERD_CONFIG} sets no registry config_path: the CRI reads no certs.d directory",
+        "run regwiz onboard: it enables config_path and restarts containerd once",
+    )
+
+
+def _helpers_present(transport: Transport) -> set[str]:
+    found = transport.run(
+        ["sh", "-c", "for p in podman skopeo; do command -v $p >/dev/null && echo $p; done"],
+        check=False,
+    )
+    return set(found.stdout.split())
+
+
+def run_pull_check(
+    transport: Transport, spec: NodeCheckSpec, image: SelftestImage, plan: Plan
+) -> NodeCheck:
+    from app.transport.base import display_command
+
+    pulled = transport.run(spec.pull, sudo=spec.sudo, timeout=PULL_TIMEOUT, check=False)
+    shown = display_command(spec.pull)
+    if not pulled.ok:
+        detail, hint = explain_node_failure(pulled.stderr + "\n" + pulled.stdout,
+                                            plan.registry_reference)
+        return NodeCheck(spec.kind, shown, False, detail, hint)
+    digest = _node_digest(transport, spec, image, pulled.stdout)
+    if spec.cleanup:
+        transport.run(spec.cleanup, sudo=spec.sudo, check=False)
+    return NodeCheck(spec.kind, shown, True, f"pulled {image.reference}", None, digest)
+
+
+def _node_digest(
+    transport: Transport, spec: NodeCheckSpec, image: SelftestImage, pull_output: str
+) -> str | None:
+    if spec.parse_digest is None:
+        return None
+    output = pull_output
+    if spec.digest is not None:
+        output = transport.run(spec.digest, sudo=spec.sudo, check=False).stdout
+    return spec.parse_digest(output, image.reference)
+
+
+def run_os_store_check(transport: Transport, plan: Plan) -> NodeCheck:
+    from app.transport.base import display_command
+
+    argv = os_store_check_argv(plan.registry.address, plan.registry.port)
+    kind = "TLS handshake (OS trust store only)"
+    answer = transport.run(argv, timeout=60.0, check=False)
+    shown = display_command(argv)
+    if answer.exit_status == 127:
+        return NodeCheck(kind, shown, False, "neither curl nor openssl is installed on the node",
+                         "install curl or openssl on the node")
+    if os_store_passed(answer.exit_status, answer.stdout):
+        status = answer.stdout.strip()
+        detail = f"https://{plan.registry_reference}/v2/ answered HTTP {status}" if status else (
+            f"TLS handshake with {plan.registry_reference} verified")
+        return NodeCheck(kind, shown, True, detail)
+    detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
+                                        plan.registry_reference)
+    if hint == TRUST_HINT:
+        hint = "the CA is not in the node's OS trust store: set os_trust_store = true for the " \
+               "node and run regwiz onboard"
+    return NodeCheck(kind, shown, False, detail, hint)
