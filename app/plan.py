@@ -20,7 +20,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from app import validate
-from app.errors import UsageError
+from app.errors import RegwizError, UsageError
 
 DEFAULT_CERT_DIRECTORY = "certs"
 
@@ -177,6 +177,13 @@ class Plan:
             )
             for node in self.nodes
         ]
+
+
+def default_plan_path() -> Path:
+    """Where the wizard keeps the user's plan when no --plan is given."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("regwiz")) / "plan.toml"
 
 
 def new_plan(path: Path | None = None) -> Plan:
@@ -702,9 +709,16 @@ def save_plan(plan: Plan, path: Path | str | None = None) -> Path:
     if problems:
         raise PlanError(problems, target)
     text = render_plan(plan, existing_text)
-    if existing_text is not None:
-        atomic_write(target.with_name(target.name + ".bak"), existing_text.encode("utf-8"), 0o600)
-    atomic_write(target, text.encode("utf-8"), 0o644)
+    try:
+        if existing_text is not None:
+            backup = target.with_name(target.name + ".bak")
+            atomic_write(backup, existing_text.encode("utf-8"), 0o600)
+        atomic_write(target, text.encode("utf-8"), 0o644)
+    except OSError as error:
+        raise RegwizError(
+            f"cannot save the plan to {target}: {error.strerror or error}",
+            "check the folder exists, its permissions and free space",
+        ) from None
     plan.path = target
     return target
 

@@ -1,0 +1,925 @@
+"""The registry's certificates: a private CA and a server certificate, or an imported one.
+
+Files in the plan's certificate directory (``CertFiles``):
+
+- ``ca.crt``  the CA certificate every node trusts (the root; for an import, the chain's root)
+- ``ca.key``  the CA's private key (0600, optionally passphrase-encrypted); absent after an import
+- ``tls.crt`` the server certificate followed by any intermediates. With regwiz's own CA it holds
+  the leaf alone: the CA is a trust anchor installed on every node, so sending it is pointless.
+- ``tls.key`` the server's private key (0600, never encrypted: the registry must read it)
+- ``tls.csr`` a certificate signing request for ``tls.key``, for signing by another CA
+
+Every file is written atomically with its mode set before content lands. An existing CA is always
+reused; a new one only with ``new_ca=True`` (the old files are kept as ``*.old-<time>``), because
+every node must then be onboarded again. Private key material never appears in messages or reprs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeAlias
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from app import validate
+from app.errors import RegwizError
+from app.plan import CertificateSettings, Plan, atomic_write, sans_cover
+
+PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+#: A certificate with fewer days left than this gets a warning.
+EXPIRY_WARNING_DAYS = 30
+# Backdate notBefore a little so nodes with a slightly slow clock accept a fresh certificate.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+
+class CertError(RegwizError):
+    """A certificate could not be created, loaded, verified or imported."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class CertFiles:
+    """The five files in a certificate directory."""
+
+    directory: Path
+
+    def __init__(self, directory: Path | str) -> None:
+        object.__setattr__(self, "directory", Path(directory))
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def tls_crt(self) -> Path:
+        return self.directory / "tls.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.directory / "tls.key"
+
+    @property
+    def tls_csr(self) -> Path:
+        return self.directory / "tls.csr"
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+@dataclass
+class CertInfo:
+    """What a certificate says, for summaries and screens (no key material)."""
+
+    subject: str
+    issuer: str
+    sans: list[str]
+    not_before: dt.datetime
+    not_after: dt.datetime
+    days_left: int
+    fingerprint: str
+    serial: str
+    is_ca: bool
+    key_type: str
+
+    @property
+    def self_signed(self) -> bool:
+        return self.subject == self.issuer
+
+    def lines(self) -> list[str]:
+        return [
+            f"subject:     {self.subject}",
+            f"issuer:      {self.issuer}",
+            f"SANs:        {', '.join(self.sans) or '(none)'}",
+            f"valid:       {_day(self.not_before)} to {_day(self.not_after)} "
+            f"({self.days_left} days left)",
+            f"key:         {self.key_type}{'  (CA)' if self.is_ca else ''}",
+            f"serial:      {self.serial}",
+            f"SHA-256:     {self.fingerprint}",
+        ]
+
+
+def _day(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint as upper-case hex pairs joined by colons ("AB:CD:...")."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def cert_sans(cert: x509.Certificate) -> list[str]:
+    """DNS names and IP addresses from the SAN extension, in certificate order."""
+    try:
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    names: list[str] = []
+    for general_name in extension.value:
+        if isinstance(general_name, x509.DNSName):
+            names.append(general_name.value)
+        elif isinstance(general_name, x509.IPAddress):
+            names.append(str(general_name.value))
+    return names
+
+
+def key_type_of(key: object) -> str:
+    """The plan's key_type name for a public or private key ("ecdsa-p256", "rsa-2048", ...)."""
+    if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
+        return f"rsa-{key.key_size}"
+    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
+        return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(
+            key.curve.name, f"ecdsa-{key.curve.name}"
+        )
+    if isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)):
+        return "ed25519"
+    return type(key).__name__
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def describe(cert: x509.Certificate) -> CertInfo:
+    not_after = cert.not_valid_after_utc
+    return CertInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        sans=cert_sans(cert),
+        not_before=cert.not_valid_before_utc,
+        not_after=not_after,
+        days_left=(not_after - _now()).days,
+        fingerprint=fingerprint(cert),
+        serial=f"{cert.serial_number:x}",
+        is_ca=_is_ca(cert),
+        key_type=key_type_of(cert.public_key()),
+    )
+
+
+def inspect_certificate(path_or_pem: str | bytes | Path) -> CertInfo:
+    """Summary of the first certificate in a PEM/DER file, PEM text, or PEM/DER bytes."""
+    if isinstance(path_or_pem, (bytes, bytearray)):
+        data, label = bytes(path_or_pem), "the given data"
+    elif isinstance(path_or_pem, str) and "-----BEGIN" in path_or_pem:
+        data, label = path_or_pem.encode("ascii", "replace"), "the given text"
+    else:
+        path = Path(path_or_pem).expanduser()
+        data, label = _read(path, "certificate"), str(path)
+    return describe(_parse_certificates(data, label)[0])
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CertError(f"{what} file not found: {path}", "check the path") from None
+    except IsADirectoryError:
+        raise CertError(f"{path} is a folder, not a {what} file") from None
+    except OSError as error:
+        raise CertError(f"cannot read {what} file {path}: {error.strerror}") from None
+
+
+def _parse_certificates(data: bytes, label: str) -> list[x509.Certificate]:
+    """All certificates in PEM data (in order), or the one DER certificate."""
+    try:
+        if b"-----BEGIN" in data:
+            if b"-----BEGIN CERTIFICATE-----" not in data:
+                raise ValueError("no certificate block")
+            return list(x509.load_pem_x509_certificates(data))
+        return [x509.load_der_x509_certificate(data)]
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        hint = None
+        if b"PRIVATE KEY-----" in data:
+            hint = "this looks like a private key: give the certificate file instead"
+        raise CertError(f"{label} does not hold a valid PEM or DER certificate", hint) from None
+
+
+def _parse_private_key(data: bytes, label: str, passphrase: str | None = None) -> PrivateKey:
+    password = passphrase.encode("utf-8") if passphrase else None
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except TypeError:
+        if password is None:
+            raise CertError(
+                f"{label} is encrypted with a passphrase",
+                "set REGWIZ_CA_KEY_PASSPHRASE (or enter it when asked)",
+            ) from None
+        raise CertError(f"{label} is not encrypted, but a passphrase was given") from None
+    except (ValueError, UnsupportedAlgorithm):
+        hint = "check the passphrase" if password else "expected a PEM private key"
+        raise CertError(f"cannot load the private key in {label}", hint) from None
+    if not isinstance(
+        key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
+    ):
+        raise CertError(f"{label}: unsupported key type {key_type_of(key)}")
+    return key
+
+
+def _public_bytes(key: object) -> bytes:
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return public.public_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
+    return _public_bytes(key) == _public_bytes(cert.public_key())
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def generate_key(key_type: str) -> PrivateKey:
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type.startswith("ecdsa-"):
+        curves: dict[str, ec.EllipticCurve] = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1()}
+        if key_type[6:] in curves:
+            return ec.generate_private_key(curves[key_type[6:]])
+    if key_type.startswith("rsa-") and key_type[4:] in ("2048", "3072", "4096"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    raise CertError(f"unknown key type {key_type!r}", f"use one of {', '.join(validate.KEY_TYPES)}")
+
+
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None  # Ed25519 signs without a separate digest
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def _serial() -> int:
+    # 159 random bits with the top bit set: always >= 128 bits, positive, fits 20 DER bytes.
+    return secrets.randbits(159) | (1 << 158)
+
+
+def subject_name(settings: CertificateSettings, common_name: str | None = None) -> x509.Name:
+    """The subject built from the plan's fields; empty fields are left out."""
+    parts = [
+        (NameOID.COUNTRY_NAME, settings.country),
+        (NameOID.STATE_OR_PROVINCE_NAME, settings.state),
+        (NameOID.LOCALITY_NAME, settings.locality),
+        (NameOID.ORGANIZATION_NAME, settings.organization),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, settings.organizational_unit),
+        (NameOID.COMMON_NAME, common_name or settings.common_name),
+        (NameOID.EMAIL_ADDRESS, settings.email),
+    ]
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in parts if value])
+
+
+def _ca_common_name(common_name: str) -> str:
+    # Must differ from the server's subject, or tools take the leaf for a self-signed root.
+    return f"{common_name[: validate.MAX_CN_LENGTH - 3]} CA"
+
+
+def _general_names(sans: Sequence[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for san in sans:
+        if validate.is_ip_address(san):
+            names.append(x509.IPAddress(ipaddress.ip_address(san)))
+        else:
+            names.append(x509.DNSName(san))
+    return names
+
+
+def _name_constraints(sans: Sequence[str]) -> x509.NameConstraints:
+    """Permit exactly the registry's names: DNS names (and their subdomains) and single IPs."""
+    permitted: list[x509.GeneralName] = []
+    for san in sans:
+        if validate.is_ip_address(san):
+            address = ipaddress.ip_address(san)
+            permitted.append(
+                x509.IPAddress(ipaddress.ip_network(f"{address}/{address.max_prefixlen}"))
+            )
+        else:
+            domain = san[2:] if san.startswith("*.") else san
+            if x509.DNSName(domain) not in permitted:
+                permitted.append(x509.DNSName(domain))
+    excluded: list[x509.GeneralName] | None = None
+    if not any(validate.is_ip_address(san) for san in sans):
+        # No IP SANs: forbid every IP, since an absent IP constraint would allow any.
+        excluded = [
+            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
+            x509.IPAddress(ipaddress.ip_network("::/0")),
+        ]
+    return x509.NameConstraints(permitted_subtrees=permitted or None, excluded_subtrees=excluded)
+
+
+def create_ca(plan: Plan) -> tuple[x509.Certificate, PrivateKey]:
+    """A new self-signed CA: pathlen 0, keyCertSign+cRLSign, SKI, optional name constraints."""
+    settings = plan.certificate
+    key = generate_key(settings.key_type)
+    name = subject_name(settings, _ca_common_name(settings.common_name))
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(_serial())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + dt.timedelta(days=settings.ca_validity_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if settings.name_constraints:
+        builder = builder.add_extension(_name_constraints(plan.all_sans()), critical=True)
+    return builder.sign(key, _hash_for(key)), key
+
+
+def _ca_key_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _server_key_usage(key: PrivateKey) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        # RSA key exchange (TLS 1.2 without ECDHE) encrypts with the server key.
+        key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def issue_server_certificate(
+    plan: Plan, key: PrivateKey, ca_cert: x509.Certificate, ca_key: PrivateKey
+) -> x509.Certificate:
+    """A server certificate for all the plan's SANs, never valid past the CA's not-after."""
+    settings = plan.certificate
+    now = _now()
+    not_after = min(
+        now + dt.timedelta(days=settings.cert_validity_days), ca_cert.not_valid_after_utc
+    )
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject_name(settings))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(_serial())
+        .not_valid_before(max(now - CLOCK_SKEW, ca_cert.not_valid_before_utc))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_server_key_usage(key), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_general_names(plan.all_sans())), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+    )
+    return builder.sign(ca_key, _hash_for(ca_key))
+
+
+def build_csr(plan: Plan, key: PrivateKey) -> x509.CertificateSigningRequest:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject_name(plan.certificate))
+        .add_extension(x509.SubjectAlternativeName(_general_names(plan.all_sans())), critical=False)
+        .sign(key, _hash_for(key))
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: PrivateKey, passphrase: str | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    if passphrase:
+        encryption = serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    try:
+        atomic_write(path, data, mode)
+    except OSError as error:
+        raise CertError(
+            f"cannot write {path}: {error.strerror}", "check the folder's owner and free space"
+        ) from None
+
+
+def _prepare_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise CertError(
+            f"cannot create the certificate folder {directory}: {error.strerror}"
+        ) from None
+    if not directory.is_dir():
+        raise CertError(f"{directory} is not a folder", "set certificate.directory to a folder")
+
+
+def _set_aside(paths: Sequence[Path]) -> list[str]:
+    """Rename existing files to NAME.old-<UTC time>; returns the new names."""
+    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+    moved: list[str] = []
+    for path in paths:
+        if path.exists():
+            target = path.with_name(f"{path.name}.old-{stamp}")
+            try:
+                os.replace(path, target)
+            except OSError as error:
+                raise CertError(f"cannot move {path} aside: {error.strerror}") from None
+            moved.append(target.name)
+    return moved
+
+
+def _tighten(path: Path) -> None:
+    """Private key files must be 0600 even if someone loosened them."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            path.chmod(PRIVATE_MODE)
+
+
+# --------------------------------------------------------------------------- ensure
+
+
+@dataclass
+class CertSummary:
+    """The outcome of ensure_certificates or import_certificate, for the CLI and the TUI."""
+
+    files: CertFiles
+    ca: CertInfo
+    leaf: CertInfo
+    ca_action: str  # "created", "replaced", "reused", "imported"
+    leaf_action: str  # "created", "renewed", "reissued", "unchanged", "imported"
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.ca_action in ("created", "replaced") or self.leaf_action != "unchanged"
+
+    def lines(self) -> list[str]:
+        files = self.files
+        lines = [
+            f"certificates in {files.directory}",
+            f"  CA ({self.ca_action}):  {files.ca_crt.name}  expires {_day(self.ca.not_after)}",
+            f"    SHA-256  {self.ca.fingerprint}",
+            f"  server ({self.leaf_action}):  {files.tls_crt.name} + {files.tls_key.name}  "
+            f"expires {_day(self.leaf.not_after)} ({self.leaf.days_left} days left)",
+            f"    SANs     {', '.join(self.leaf.sans)}",
+            f"    key      {self.leaf.key_type}, serial {self.leaf.serial}",
+        ]
+        lines += [f"  why: {reason}" for reason in self.reasons]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  warning: {warning}" for warning in self.warnings]
+        return lines
+
+
+# Kept for callers that think of an import's result as its own type.
+ImportReport = CertSummary
+
+
+@dataclass
+class _CA:
+    cert: x509.Certificate
+    key: PrivateKey | None  # None: an imported chain's root, whose key regwiz never had
+
+
+def ensure_certificates(
+    plan: Plan,
+    *,
+    renew: bool = False,
+    new_ca: bool = False,
+    reuse_key: bool = True,
+    ca_passphrase: str | None = None,
+) -> CertSummary:
+    """Make the certificate directory match the plan, changing only what must change.
+
+    The CA is reused (created when there is none; replaced only with ``new_ca``). The server
+    certificate is created when missing, renewed when asked, and reissued automatically when it
+    no longer covers ``plan.all_sans()``, has expired, was not signed by the CA, or its key type
+    differs from the plan. ``reuse_key`` keeps an existing tls.key of the right type.
+    """
+    files = CertFiles(plan.cert_dir)
+    _prepare_directory(files.directory)
+    notes: list[str] = []
+    ca_action = "reused"
+    ca = None if new_ca else _load_ca(files, ca_passphrase)
+    if ca is None:
+        moved = _set_aside([files.ca_crt, files.ca_key]) if new_ca else []
+        ca = _create_and_write_ca(plan, files, ca_passphrase)
+        ca_action = "replaced" if moved else "created"
+        if moved:
+            notes.append(f"the previous CA was kept as {', '.join(moved)}")
+        if moved or files.tls_crt.exists():
+            notes.append("new CA: every node must be onboarded again to trust it")
+    if ca.key is None:
+        return _check_imported(plan, files, ca.cert, renew)
+    summary = _ensure_leaf(plan, files, ca, renew=renew, reuse_key=reuse_key)
+    summary.ca_action = ca_action
+    summary.notes = notes + summary.notes
+    return summary
+
+
+def _load_ca(files: CertFiles, passphrase: str | None) -> _CA | None:
+    has_crt, has_key = files.ca_crt.exists(), files.ca_key.exists()
+    if not has_crt and not has_key:
+        return None
+    if not has_crt:
+        raise CertError(
+            f"{files.ca_key} exists but {files.ca_crt.name} is missing",
+            "restore ca.crt, or run with --new-ca (re-onboard every node afterwards)",
+        )
+    cert = _parse_certificates(_read(files.ca_crt, "CA certificate"), str(files.ca_crt))[0]
+    if not _is_ca(cert):
+        raise CertError(f"{files.ca_crt} is not a CA certificate", "run with --new-ca")
+    if cert.not_valid_after_utc <= _now():
+        raise CertError(
+            f"the CA in {files.ca_crt} expired on {_day(cert.not_valid_after_utc)}",
+            "create a new CA with --new-ca and onboard every node again",
+        )
+    if not has_key:
+        return _CA(cert, None)
+    _tighten(files.ca_key)
+    key = _parse_private_key(_read(files.ca_key, "CA key"), str(files.ca_key), passphrase)
+    if not _key_matches(key, cert):
+        raise CertError(
+            f"{files.ca_key.name} does not belong to {files.ca_crt.name} in {files.directory}",
+            "restore the matching pair, or run with --new-ca",
+        )
+    return _CA(cert, key)
+
+
+def _create_and_write_ca(plan: Plan, files: CertFiles, passphrase: str | None) -> _CA:
+    cert, key = create_ca(plan)
+    # Key first: a ca.crt without its key would look like an imported chain.
+    _write(files.ca_key, _key_pem(key, passphrase), PRIVATE_MODE)
+    _write(files.ca_crt, _pem(cert), PUBLIC_MODE)
+    return _CA(cert, key)
+
+
+def _load_leaf(files: CertFiles) -> tuple[x509.Certificate | None, PrivateKey | None]:
+    cert = key = None
+    if files.tls_crt.exists():
+        with contextlib.suppress(CertError):
+            cert = _parse_certificates(_read(files.tls_crt, "certificate"), str(files.tls_crt))[0]
+    if files.tls_key.exists():
+        _tighten(files.tls_key)
+        key = _parse_private_key(_read(files.tls_key, "server key"), str(files.tls_key))
+    return cert, key
+
+
+def _reissue_reasons(
+    plan: Plan, ca: _CA, cert: x509.Certificate | None, key: PrivateKey | None, renew: bool
+) -> tuple[str, list[str]]:
+    """(action, reasons): "unchanged" with no reasons when the current leaf is fine."""
+    if cert is None:
+        return "created", []
+    reasons: list[str] = []
+    if key is None:
+        reasons.append("tls.key was missing")
+    elif not _key_matches(key, cert):
+        reasons.append("tls.key did not match tls.crt")
+    if not _issued_by(cert, ca.cert):
+        reasons.append("tls.crt was not signed by ca.crt")
+    missing = [san for san in plan.all_sans() if not sans_cover(cert_sans(cert), san)]
+    if missing:
+        reasons.append(f"its SANs did not cover {', '.join(missing)}")
+    if cert.not_valid_after_utc <= _now():
+        reasons.append(f"it expired on {_day(cert.not_valid_after_utc)}")
+    if key_type_of(cert.public_key()) != plan.certificate.key_type:
+        reasons.append(
+            f"key type changed from {key_type_of(cert.public_key())} to {plan.certificate.key_type}"
+        )
+    if reasons:
+        return "reissued", reasons
+    if renew:
+        return "renewed", ["renewal was asked for"]
+    return "unchanged", []
+
+
+def _ensure_leaf(
+    plan: Plan, files: CertFiles, ca: _CA, *, renew: bool, reuse_key: bool
+) -> CertSummary:
+    assert ca.key is not None
+    _check_name_constraints(ca.cert, plan.all_sans())
+    cert, key = _load_leaf(files)
+    action, reasons = _reissue_reasons(plan, ca, cert, key, renew)
+    if action != "unchanged":
+        keep_key = key is not None and reuse_key and key_type_of(key) == plan.certificate.key_type
+        if not keep_key or key is None:
+            key = generate_key(plan.certificate.key_type)
+            _write(files.tls_key, _key_pem(key), PRIVATE_MODE)
+        cert = issue_server_certificate(plan, key, ca.cert, ca.key)
+        _write(files.tls_crt, _pem(cert), PUBLIC_MODE)
+        _write(
+            files.tls_csr,
+            build_csr(plan, key).public_bytes(serialization.Encoding.PEM),
+            PUBLIC_MODE,
+        )
+    assert cert is not None
+    leaf = describe(cert)
+    return CertSummary(
+        files=files,
+        ca=describe(ca.cert),
+        leaf=leaf,
+        ca_action="reused",
+        leaf_action=action,
+        reasons=reasons,
+        warnings=_expiry_warnings(leaf, describe(ca.cert)),
+    )
+
+
+def _expiry_warnings(leaf: CertInfo, ca: CertInfo) -> list[str]:
+    warnings = []
+    if leaf.days_left < EXPIRY_WARNING_DAYS:
+        warnings.append(f"the server certificate expires in {leaf.days_left} days: renew it")
+    if ca.days_left < EXPIRY_WARNING_DAYS:
+        warnings.append(f"the CA expires in {ca.days_left} days: plan a --new-ca and re-onboarding")
+    return warnings
+
+
+def _check_name_constraints(ca_cert: x509.Certificate, sans: Sequence[str]) -> None:
+    try:
+        constraints = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    outside = [san for san in sans if not _permitted(constraints, san)]
+    if outside:
+        raise CertError(
+            f"the CA is limited by name constraints and cannot sign {', '.join(outside)}",
+            "create a new CA with --new-ca (then onboard every node again)",
+        )
+
+
+def _permitted(constraints: x509.NameConstraints, san: str) -> bool:
+    if validate.is_ip_address(san):
+        address = ipaddress.ip_address(san)
+        networks = [
+            name.value
+            for name in constraints.permitted_subtrees or []
+            if isinstance(name, x509.IPAddress)
+        ]
+        excluded = [
+            name.value
+            for name in constraints.excluded_subtrees or []
+            if isinstance(name, x509.IPAddress)
+        ]
+        if any(address in network for network in excluded):  # type: ignore[operator]
+            return False
+        return not networks or any(address in network for network in networks)  # type: ignore[operator]
+    domains = [
+        name.value.lower()
+        for name in constraints.permitted_subtrees or []
+        if isinstance(name, x509.DNSName)
+    ]
+    host = san.lower().removeprefix("*.")
+    return not domains or any(host == d or host.endswith("." + d) for d in domains)
+
+
+# --------------------------------------------------------------------------- imported certs
+
+
+def _check_imported(
+    plan: Plan, files: CertFiles, ca_cert: x509.Certificate, renew: bool
+) -> CertSummary:
+    """ca.crt without ca.key: the certificate came from another CA; check it, never reissue."""
+    hint = (
+        "import a new certificate with --import-cert/--import-key, "
+        "or switch to a regwiz CA with --new-ca"
+    )
+    if renew:
+        raise CertError(
+            "the server certificate was imported from another CA: regwiz cannot renew it", hint
+        )
+    if not files.tls_crt.exists() or not files.tls_key.exists():
+        raise CertError(
+            f"{files.ca_crt.name} has no {files.ca_key.name} and there is no imported "
+            f"{files.tls_crt.name}/{files.tls_key.name} in {files.directory}",
+            hint,
+        )
+    chain = _parse_certificates(_read(files.tls_crt, "certificate"), str(files.tls_crt))
+    key = _parse_private_key(_read(files.tls_key, "server key"), str(files.tls_key))
+    report = _validate_import(plan, chain[0], key, chain[1:], ca_cert)
+    return CertSummary(
+        files, describe(ca_cert), describe(chain[0]), "imported", "unchanged", warnings=report
+    )
+
+
+def import_certificate(
+    plan: Plan,
+    cert_path: Path | str,
+    key_path: Path | str,
+    chain_path: Path | str | None = None,
+) -> CertSummary:
+    """Check a certificate from another CA and copy it into the certificate directory.
+
+    Checks: the key matches, the chain verifies up to a root (from the cert file, the chain
+    file, or the existing ca.crt), the SANs cover registry.address, EKU allows serverAuth, and
+    every certificate is currently valid. Warns when it expires within 30 days or misses other
+    SANs of the plan. On success writes tls.crt (leaf + intermediates), tls.key and ca.crt.
+    """
+    files = CertFiles(plan.cert_dir)
+    cert_file, key_file = Path(cert_path).expanduser(), Path(key_path).expanduser()
+    certs = _parse_certificates(_read(cert_file, "certificate"), str(cert_file))
+    if chain_path is not None:
+        chain_file = Path(chain_path).expanduser()
+        certs += _parse_certificates(_read(chain_file, "chain"), str(chain_file))
+    key = _parse_private_key(_read(key_file, "key"), str(key_file))
+    leaf, others = certs[0], certs[1:]
+    existing_ca = _existing_root(files)
+    root = next((c for c in others if c.subject == c.issuer and _issued_by(c, c)), existing_ca)
+    if root is None:
+        raise CertError(
+            "no root CA certificate to verify the chain against",
+            "pass the issuing CA (and any intermediates) with --import-chain",
+        )
+    intermediates = [c for c in others if c != root]
+    warnings = _validate_import(plan, leaf, key, intermediates, root)
+    path = _chain_path(leaf, intermediates, root)
+    _prepare_directory(files.directory)
+    notes: list[str] = []
+    ca_action = "reused"
+    if existing_ca is None or fingerprint(existing_ca) != fingerprint(root):
+        moved = _set_aside([files.ca_crt, files.ca_key])
+        ca_action = "imported"
+        if moved:
+            notes.append(f"the previous CA was kept as {', '.join(moved)}")
+            notes.append("the CA changed: every node must be onboarded again to trust it")
+    _write(files.tls_key, _key_pem(key), PRIVATE_MODE)
+    _write(files.tls_crt, b"".join(_pem(c) for c in [leaf, *path]), PUBLIC_MODE)
+    _write(files.ca_crt, _pem(root), PUBLIC_MODE)
+    with contextlib.suppress(OSError):
+        files.tls_csr.unlink()  # it was for another key, or for the certificate just imported
+    return CertSummary(
+        files, describe(root), describe(leaf), ca_action, "imported", warnings=warnings, notes=notes
+    )
+
+
+def _existing_root(files: CertFiles) -> x509.Certificate | None:
+    if not files.ca_crt.exists():
+        return None
+    with contextlib.suppress(CertError):
+        return _parse_certificates(_read(files.ca_crt, "CA certificate"), str(files.ca_crt))[0]
+    return None
+
+
+def _chain_path(
+    leaf: x509.Certificate, intermediates: list[x509.Certificate], root: x509.Certificate
+) -> list[x509.Certificate]:
+    """The intermediates from leaf up to (not including) the root; CertError if none verifies."""
+    path: list[x509.Certificate] = []
+    current = leaf
+    for _ in range(len(intermediates) + 1):
+        if _issued_by(current, root):
+            return path
+        issuer = next((c for c in intermediates if c not in path and _issued_by(current, c)), None)
+        if issuer is None:
+            break
+        if not _is_ca(issuer):
+            raise CertError(f"{issuer.subject.rfc4514_string()} in the chain is not a CA")
+        path.append(issuer)
+        current = issuer
+    raise CertError(
+        f"the certificate chain does not verify: nothing given signed "
+        f"{current.subject.rfc4514_string()} (issuer {current.issuer.rfc4514_string()})",
+        "pass the right CA and intermediates with --import-chain",
+    )
+
+
+def _validate_import(
+    plan: Plan,
+    leaf: x509.Certificate,
+    key: PrivateKey,
+    intermediates: list[x509.Certificate],
+    root: x509.Certificate,
+) -> list[str]:
+    """Raise CertError for a certificate the registry must not serve; return warnings."""
+    if not _key_matches(key, leaf):
+        raise CertError(
+            "the private key does not belong to the certificate",
+            "give the key the certificate was requested with (see tls.csr)",
+        )
+    if not _is_ca(root):
+        raise CertError(f"{root.subject.rfc4514_string()} is not a CA certificate")
+    _chain_path(leaf, intermediates, root)
+    now = _now()
+    for cert in [leaf, *intermediates, root]:
+        name = cert.subject.rfc4514_string()
+        if cert.not_valid_after_utc <= now:
+            raise CertError(
+                f"{name} expired on {_day(cert.not_valid_after_utc)}", "get a renewed certificate"
+            )
+        if cert.not_valid_before_utc > now:
+            raise CertError(
+                f"{name} is not valid before {_day(cert.not_valid_before_utc)}",
+                "check this machine's clock, or wait",
+            )
+    sans = cert_sans(leaf)
+    if not sans_cover(sans, plan.registry.address):
+        raise CertError(
+            f"the certificate's SANs ({', '.join(sans) or 'none'}) do not cover "
+            f"registry.address {plan.registry.address}",
+            "request a certificate with that name or IP in its subjectAltName",
+        )
+    _check_server_auth(leaf)
+    warnings = [
+        f"the certificate does not cover {san}, which the plan lists"
+        for san in plan.all_sans()
+        if not sans_cover(sans, san)
+    ]
+    days_left = (leaf.not_valid_after_utc - now).days
+    if days_left < EXPIRY_WARNING_DAYS:
+        warnings.append(f"the certificate expires in {days_left} days")
+    return warnings
+
+
+def _check_server_auth(leaf: x509.Certificate) -> None:
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no EKU extension means any use is allowed
+    allowed = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+    if not allowed.intersection(usages):
+        raise CertError(
+            "the certificate is not for TLS servers (its extended key usage lacks serverAuth)",
+            "request a server certificate (EKU serverAuth)",
+        )
+
+
+# --------------------------------------------------------------------------- CSR export
+
+
+def export_csr(plan: Plan) -> Path:
+    """Write tls.csr for tls.key (created when missing) with the plan's subject and SANs.
+
+    An existing tls.key is always reused, so the certificate being served keeps its key until
+    the signed certificate is imported.
+    """
+    files = CertFiles(plan.cert_dir)
+    _prepare_directory(files.directory)
+    if files.tls_key.exists():
+        _tighten(files.tls_key)
+        key = _parse_private_key(_read(files.tls_key, "server key"), str(files.tls_key))
+    else:
+        key = generate_key(plan.certificate.key_type)
+        _write(files.tls_key, _key_pem(key), PRIVATE_MODE)
+    csr = build_csr(plan, key)
+    _write(files.tls_csr, csr.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE)
+    return files.tls_csr
