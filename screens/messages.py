@@ -47,6 +47,8 @@ class ConnectionChecked(Message):
     ok: bool
     summary: str
     hint: str | None = None
+    kind: str = ""  # TransportError.kind when it failed, e.g. "host-key-changed"
+    host: str = ""
 
 
 @dataclass

@@ -117,6 +117,10 @@ class WizardScreen(Screen[None]):
             event.stop()
             self.action_back()
 
+    def worker_failed(self, worker: Worker[object]) -> None:
+        """Hook: undo busy state after a worker crashed (the error modal is shown anyway)."""
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
+            self.worker_failed(event.worker)
             self.wizard.report_worker_failure(event.worker)

@@ -1,0 +1,77 @@
+"""Import a certificate signed elsewhere: paths of the certificate, its key, and an optional chain.
+
+Dismisses with (cert, key, chain-or-None) paths, or None when cancelled. The files are only
+checked for existence here; app.certs.import_certificate does the real checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label
+
+from screens.validators import Checked
+from screens.widgets.form_field import FormField
+
+ImportPaths = tuple[Path, Path, Path | None]
+
+
+def check_existing_file(value: str) -> str | None:
+    text = value.strip()
+    if not text:
+        return "type the path of a file"
+    if any(ord(ch) < 32 for ch in text):
+        return "the path must not contain control characters"
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
+    if not path.is_file():
+        return f"no file at {path}"
+    return None
+
+
+class ImportCertModal(ModalScreen["ImportPaths | None"]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self) -> None:
+        super().__init__(classes="modal")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Import a certificate", classes="dialog-title")
+            yield FormField("Certificate (PEM)", field_id="import-cert",
+                            validators=[Checked(check_existing_file)],
+                            help_text="The signed server certificate, optionally with its chain.")
+            yield FormField("Private key (PEM)", field_id="import-key",
+                            validators=[Checked(check_existing_file)],
+                            help_text="The key the CSR was made with (tls.key if exported here).")
+            yield FormField("Chain (optional)", field_id="import-chain",
+                            validators=[Checked(check_existing_file, optional=True)],
+                            help_text="Intermediates and root, if not in the certificate file.")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Import", id="import", variant="primary")
+
+    def fields(self) -> list[FormField]:
+        return list(self.query(FormField))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        for field in self.fields():
+            field.reveal()
+        if any(field.problem for field in self.fields()):
+            return
+        cert, key, chain = (field.value for field in self.fields())
+        self.dismiss((Path(cert).expanduser(), Path(key).expanduser(),
+                      Path(chain).expanduser() if chain else None))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,131 @@
+"""Certificate review: generate, renew, new CA behind a confirm modal, CSR export, import."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from textual.widgets import Button, Input, Static
+
+from app.certs import CertFiles, ensure_certificates, inspect_certificate
+from app.plan import new_plan
+from app.tui import RegwizApp
+from screens.cert_review import CertReviewScreen
+from screens.confirm import ConfirmModal
+from screens.import_cert import ImportCertModal
+from tests.tui.conftest import AppFactory
+
+
+def text_of(app: RegwizApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def generate(app: RegwizApp, pilot: object, button: str = "#generate") -> None:
+    app.screen.query_one(button, Button).press()
+    await app.workers.wait_for_complete()
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def test_generate_shows_fingerprints_and_unblocks_next(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    app = make_app("review")
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert isinstance(app.screen, CertReviewScreen)
+        assert app.screen.query_one("#next", Button).disabled
+        assert "not generated yet" in text_of(app, "#on-disk")
+        await generate(app, pilot)
+        files = CertFiles(plan_path.parent / "certs")
+        ca = inspect_certificate(files.ca_crt)
+        assert ca.fingerprint in text_of(app, "#on-disk")
+        assert "created" in text_of(app, "#cert-result")
+        assert not app.screen.query_one("#next", Button).disabled
+        # renew keeps the CA, changes the server serial
+        serial = inspect_certificate(files.tls_crt).serial
+        await generate(app, pilot, "#renew")
+        assert inspect_certificate(files.ca_crt).fingerprint == ca.fingerprint
+        assert inspect_certificate(files.tls_crt).serial != serial
+
+
+async def test_new_ca_asks_first(make_app: AppFactory, plan_path: Path) -> None:
+    app = make_app("review")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await generate(app, pilot)
+        files = CertFiles(plan_path.parent / "certs")
+        before = inspect_certificate(files.ca_crt).fingerprint
+        app.screen.query_one("#new-ca", Button).press()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("escape")  # refuse
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        assert inspect_certificate(files.ca_crt).fingerprint == before
+        app.screen.query_one("#new-ca", Button).press()
+        await pilot.pause()
+        await pilot.click("#confirm")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert inspect_certificate(files.ca_crt).fingerprint != before
+        assert "onboarded again" in text_of(app, "#cert-result")
+
+
+async def test_export_csr_then_import_external_certificate(
+    make_app: AppFactory, plan_path: Path, tmp_path: Path
+) -> None:
+    # An "external CA": another plan's directory signs a certificate for the same names.
+    external = new_plan(tmp_path / "external" / "plan.toml")
+    ensure_certificates(external)
+    external_files = CertFiles(external.cert_dir)
+    app = make_app("review")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await generate(app, pilot, "#export-csr")
+        assert "CSR written" in text_of(app, "#cert-result")
+        assert (plan_path.parent / "certs" / "tls.csr").is_file()
+        app.screen.query_one("#import", Button).press()
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, ImportCertModal)
+        modal.query_one("#import-cert", Input).value = str(tmp_path / "missing.pem")
+        await pilot.click("#import")
+        await pilot.pause()
+        assert app.screen is modal  # a missing file blocks the import
+        assert "no file at" in str(
+            modal.query_one("#import-cert-field .field-message", Static).render()
+        )
+        bundle = tmp_path / "bundle.pem"
+        bundle.write_bytes(external_files.tls_crt.read_bytes() + external_files.ca_crt.read_bytes())
+        modal.query_one("#import-cert", Input).value = str(bundle)
+        modal.query_one("#import-key", Input).value = str(external_files.tls_key)
+        await pilot.click("#import")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, CertReviewScreen)
+        assert "imported" in text_of(app, "#cert-result")
+        imported = inspect_certificate(plan_path.parent / "certs" / "tls.crt")
+        assert imported.fingerprint == inspect_certificate(external_files.tls_crt).fingerprint
+
+
+async def test_import_errors_are_shown_not_raised(
+    make_app: AppFactory, plan_path: Path, tmp_path: Path
+) -> None:
+    other = new_plan(tmp_path / "other" / "plan.toml")
+    other.certificate = dataclasses.replace(
+        other.certificate, common_name="elsewhere.example.org", subject_alt_names=[]
+    )
+    other.registry.address = "elsewhere.example.org"
+    ensure_certificates(other)
+    files = CertFiles(other.cert_dir)
+    app = make_app("review")
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#import", Button).press()
+        await pilot.pause()
+        bundle = tmp_path / "bundle.pem"
+        bundle.write_bytes(files.tls_crt.read_bytes() + files.ca_crt.read_bytes())
+        app.screen.query_one("#import-cert", Input).value = str(bundle)
+        app.screen.query_one("#import-key", Input).value = str(files.tls_key)
+        await pilot.click("#import")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        result = text_of(app, "#cert-result")
+        assert result.startswith("✗")
+        assert "registry.internal" in result  # the registry address the cert does not cover
