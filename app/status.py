@@ -167,10 +167,12 @@ def collect_status(
     parallel: int = DEFAULT_PARALLEL,
 ) -> StatusReport:
     """Collect every part of the status concurrently; never raises for a failing part."""
+    from app.certs import CertFiles
     from app.verify import registry_auth
 
     started = time.monotonic()
-    ca_path = plan.cert_dir / "ca.crt"
+    files = CertFiles(plan.cert_dir)
+    ca_path = files.ca_crt
     auth = registry_auth(plan, secrets, credentials)
     nodes = plan.resolved_nodes() if include_nodes else []
     with ThreadPoolExecutor(max_workers=max(2, min(parallel, len(nodes) + 4))) as pool:
@@ -186,7 +188,7 @@ def collect_status(
         ]
         container, disk = host.result()
         served_cert = served.result()
-        local_cert = certificate_status_from_file(plan.cert_dir / "tls.crt", "tls.crt")
+        local_cert = certificate_status_from_file(files.tls_crt, "tls.crt")
         return StatusReport(
             collected_at=_utc_now().isoformat(timespec="seconds"),
             registry_reference=plan.registry_reference,
@@ -253,29 +255,20 @@ def certificate_status_from_file(path: Path, source: str) -> CertificateStatus:
     return certificate_status_from_pem(pem, source)
 
 
-def certificate_status_from_pem(
-    pem: bytes, source: str, now: dt.datetime | None = None
-) -> CertificateStatus:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+def certificate_status_from_pem(pem: bytes, source: str) -> CertificateStatus:
+    from app.certs import inspect_certificate
 
     try:
-        cert = x509.load_pem_x509_certificate(pem)
-    except ValueError:
-        return CertificateStatus(source, error="not a PEM certificate")
-    not_after = cert.not_valid_after_utc
-    days_left = (not_after - (now or _utc_now())).days
+        info = inspect_certificate(pem)
+    except RegwizError as error:
+        return CertificateStatus(source, error=error.message)
     return CertificateStatus(
         source,
-        subject=cert.subject.rfc4514_string(),
-        not_after=not_after.isoformat(timespec="seconds"),
-        days_left=days_left,
-        fingerprint=_colon_hex(cert.fingerprint(hashes.SHA256())),
+        subject=info.subject,
+        not_after=info.not_after.isoformat(timespec="seconds"),
+        days_left=info.days_left,
+        fingerprint=info.fingerprint,
     )
-
-
-def _colon_hex(raw: bytes) -> str:
-    return ":".join(f"{byte:02X}" for byte in raw)
 
 
 def collect_catalog(plan: Plan, ca_path: Path, auth: tuple[str, str] | None) -> CatalogStatus:
@@ -444,13 +437,14 @@ def judge_ca_file(
 def pem_fingerprints(raw: bytes) -> list[str]:
     """SHA-256 fingerprints of every certificate in a PEM bundle (empty if none parse)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+
+    from app.certs import fingerprint
 
     try:
         certs = x509.load_pem_x509_certificates(raw)
     except ValueError:
         return []
-    return [_colon_hex(cert.fingerprint(hashes.SHA256())) for cert in certs]
+    return [fingerprint(cert) for cert in certs]
 
 
 def summarize_node(status: NodeTrustStatus) -> None:

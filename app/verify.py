@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RegwizError
@@ -415,7 +416,7 @@ def verify(
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(nodes) or 1))) as pool:
         futures = [
             pool.submit(_verify_node_safely, plan, secrets, host_key_policy, node, image, r, notify,
-                        stop)
+                        stop, push_pull.pushed_digest)
             for node, r in zip(nodes, report.nodes, strict=True)
         ]
         for future in futures:
@@ -435,8 +436,10 @@ def _finish(
     notify(VerifyProgress(result.host, state, message))
 
 
-def _ca_path(plan: Plan) -> Any:
-    return plan.cert_dir / "ca.crt"
+def _ca_path(plan: Plan) -> Path:
+    from app.certs import CertFiles
+
+    return CertFiles(plan.cert_dir).ca_crt
 
 
 def registry_auth(
@@ -621,6 +624,7 @@ def _verify_node_safely(
     result: NodeVerifyResult,
     notify: ProgressCallback,
     stop: Callable[[], bool],
+    expected_digest: str | None = None,
 ) -> None:
     started = time.monotonic()
     try:
@@ -628,7 +632,7 @@ def _verify_node_safely(
             _finish(result, CheckState.SKIPPED, "cancelled", notify)
             return
         _finish(result, CheckState.RUNNING, "connecting", notify)
-        _verify_node(plan, secrets, policy, node, image, result, stop)
+        _verify_node(plan, secrets, policy, node, image, result, stop, expected_digest)
         failed = [check for check in result.checks if not check.passed]
         if failed:
             _finish(result, CheckState.FAILED, f"{failed[0].kind}: {failed[0].detail}", notify,
@@ -652,6 +656,7 @@ def _verify_node(
     image: SelftestImage,
     result: NodeVerifyResult,
     stop: Callable[[], bool],
+    expected_digest: str | None,
 ) -> None:
     from app.connections import open_node_transport
 
@@ -672,7 +677,9 @@ def _verify_node(
             )
             if spec is not None and spec.kind not in kinds_done:
                 kinds_done.add(spec.kind)
-                result.checks.append(run_pull_check(transport, spec, image, plan))
+                result.checks.append(
+                    run_pull_check(transport, spec, image, plan, expected_digest)
+                )
         if node.os_trust_store or not result.checks:
             result.checks.append(run_os_store_check(transport, plan))
 
@@ -718,7 +725,11 @@ def _helpers_present(transport: Transport) -> set[str]:
 
 
 def run_pull_check(
-    transport: Transport, spec: NodeCheckSpec, image: SelftestImage, plan: Plan
+    transport: Transport,
+    spec: NodeCheckSpec,
+    image: SelftestImage,
+    plan: Plan,
+    expected_digest: str | None = None,
 ) -> NodeCheck:
     from app.transport.base import display_command
 
@@ -731,6 +742,11 @@ def run_pull_check(
     digest = _node_digest(transport, spec, image, pulled.stdout)
     if spec.cleanup:
         transport.run(spec.cleanup, sudo=spec.sudo, check=False)
+    if digest and expected_digest and digest != expected_digest:
+        return NodeCheck(spec.kind, shown, False,
+                         f"pulled digest {digest} differs from the pushed {expected_digest}",
+                         "the node reached another registry under this name: check DNS/mirrors",
+                         digest)
     return NodeCheck(spec.kind, shown, True, f"pulled {image.reference}", None, digest)
 
 

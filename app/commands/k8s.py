@@ -1,0 +1,95 @@
+"""``regwiz k8s``: print a pod spec (and an imagePullSecret in htpasswd mode) for the registry."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from app.commands.verify import load_credentials, load_plan_from_args
+from app.errors import UsageError
+
+DESCRIPTION = """\
+Print Kubernetes YAML that pulls an image from the plan's registry: a Pod using
+<address>:<port>/<image> and, when the registry uses htpasswd auth, a Secret of type
+kubernetes.io/dockerconfigjson built from the credentials file regwiz deploy wrote (never from
+the plan). Apply with: regwiz k8s --plan FILE | kubectl apply -f -
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from app.k8s import DEFAULT_IMAGE, DEFAULT_SECRET_NAME
+
+    parser = subparsers.add_parser(
+        "k8s",
+        help="print a pod spec and imagePullSecret that use the registry",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--plan", default=argparse.SUPPRESS, metavar="FILE",
+        help="plan file (default: the wizard's plan in the user config folder)",
+    )
+    parser.add_argument(
+        "--image", default=DEFAULT_IMAGE, metavar="NAME",
+        help=f"image path inside the registry, e.g. team/app:1.0 (default {DEFAULT_IMAGE})",
+    )
+    parser.add_argument("--pod-name", metavar="NAME", help="pod name (default: from the image)")
+    parser.add_argument(
+        "--credentials-file", metavar="FILE",
+        help="the 0600 credentials file from regwiz deploy (needed in htpasswd mode)",
+    )
+    parser.add_argument(
+        "--secret-name", default=DEFAULT_SECRET_NAME, metavar="NAME",
+        help=f"name of the imagePullSecret (default {DEFAULT_SECRET_NAME})",
+    )
+    parser.add_argument("--namespace", metavar="NS", help="namespace for the Secret")
+    parser.add_argument(
+        "--secret-out", metavar="FILE",
+        help="write the Secret to this file (mode 0600) instead of printing it",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.k8s import image_reference, pod_manifest, pull_secret_manifest
+
+    plan = load_plan_from_args(args)
+    reference = image_reference(plan.registry_reference, args.image)
+    secret = None
+    if plan.registry.auth == "htpasswd":
+        if not args.credentials_file:
+            raise UsageError(
+                "the registry uses htpasswd auth: an imagePullSecret needs its credentials",
+                "pass --credentials-file FILE (the file regwiz deploy wrote)",
+            )
+        credentials = load_credentials(plan, args.credentials_file)
+        assert credentials is not None
+        secret = pull_secret_manifest(
+            plan.registry_reference, credentials.username, credentials.password,
+            name=args.secret_name, namespace=args.namespace,
+        )
+    pod = pod_manifest(reference, name=args.pod_name, pull_secret=args.secret_name if secret
+                       else None)
+    if secret and args.secret_out:
+        write_private(Path(args.secret_out).expanduser(), secret)
+        print(f"regwiz: wrote the imagePullSecret to {args.secret_out} (mode 0600)",
+              file=sys.stderr)
+        secret = None
+    sys.stdout.write(pod if secret is None else f"{secret}---\n{pod}")
+    return 0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new 0600 file (temp + rename, so it is never readable by others)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,135 @@
+"""``regwiz status``: is the registry up, are its certificates fine, do the nodes trust it?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
+
+from app.commands.verify import add_common_arguments, load_credentials, load_plan_from_args
+
+if TYPE_CHECKING:
+    from app.status import CertificateStatus, StatusReport
+
+DESCRIPTION = """\
+Show the registry's state: reachable and TLS valid (checked against the plan's CA only), response
+time, days left on the served certificate and on the CA, repositories and tags, the container's
+state and restart count, disk used by the data directory, and for every node whether the CA file
+its runtime reads is the plan's current CA (a stale or missing one means: run regwiz onboard).
+"""
+
+EPILOG = """\
+exit status: 0 all healthy, 1 something needs attention, 2 invalid plan or usage
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="registry health, certificates, catalog, container, disk and node trust",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-nodes", action="store_true", help="skip the per-node CA check")
+    parser.add_argument(
+        "--credentials-file", metavar="FILE",
+        help="registry credentials written by regwiz deploy (htpasswd mode, for the catalog)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.connections import host_key_policy
+    from app.plan import Secrets
+    from app.status import collect_status
+
+    plan = load_plan_from_args(args)
+    report = collect_status(
+        plan,
+        Secrets.from_env(),
+        host_key_policy=host_key_policy(args.accept_new_host_keys),
+        include_nodes=not args.no_nodes,
+        credentials=load_credentials(plan, args.credentials_file),
+        parallel=args.parallel,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_status(report)
+    return 0 if report.healthy else 1
+
+
+def format_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def _cert_line(cert: CertificateStatus) -> str:
+    if cert.error:
+        return f"{cert.source}: {cert.error}"
+    warn = "  (renew soon: regwiz certs --renew)" if cert.expiring else ""
+    return f"{cert.days_left} days left (until {cert.not_after}, {cert.source}){warn}"
+
+
+def print_status(report: StatusReport, out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+
+    def line(label: str, text: str) -> None:
+        print(f"{label:<14}{text}", file=stream)
+
+    reg = report.registry
+    if reg.reachable:
+        line("registry", f"up at {reg.url} (HTTP {reg.http_status}, {reg.latency_ms:.0f} ms), "
+             "TLS valid")
+    else:
+        line("registry", f"DOWN at {reg.url}: {reg.error}")
+        if reg.hint:
+            line("", f"hint: {reg.hint}")
+    line("server cert", _cert_line(report.server_certificate))
+    if report.served_matches_local is False:
+        line("", "the served certificate is not the plan's tls.crt: run regwiz deploy")
+    line("CA", _cert_line(report.ca_certificate))
+    print_catalog(report, line)
+    con = report.container
+    if con.found:
+        line("container", f"{con.name}: {con.state}, {con.restart_count} restart(s), "
+             f"started {con.started_at}, image {con.image}")
+    else:
+        line("container", f"{con.name}: {con.error}")
+    disk = report.disk
+    used = format_bytes(disk.used_bytes) if disk.used_bytes is not None else disk.error
+    line("disk", f"{disk.path}: {used}")
+    for index, node in enumerate(report.nodes or []):
+        runtimes = ", ".join(node.runtimes) or "no runtime"
+        line("nodes" if index == 0 else "",
+             f"{node.host}  {node.state.value}  ({runtimes}) {node.message}")
+        for ca_file in node.files:
+            if ca_file.state.value != "match":
+                line("", f"  {ca_file.state.value}: {ca_file.path} ({ca_file.detail})")
+        if node.hint and node.state.value != "match":
+            line("", f"  hint: {node.hint}")
+    line("overall", "healthy" if report.healthy else "needs attention")
+
+
+def print_catalog(report: StatusReport, line: Callable[[str, str], None]) -> None:
+    catalog = report.catalog
+    if catalog.error:
+        line("catalog", f"unavailable: {catalog.error}")
+        return
+    if not catalog.repositories:
+        line("catalog", "no repositories yet")
+        return
+    more = f" (tags of the first {len(catalog.repositories)})" if catalog.truncated else ""
+    line("catalog", f"{catalog.repository_count} repositories{more}")
+    for name, tags in catalog.repositories.items():
+        shown = ", ".join(tags[:8]) + (f" (+{len(tags) - 8})" if len(tags) > 8 else "")
+        line("", f"  {name}: {shown or '(no tags)'}")
