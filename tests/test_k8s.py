@@ -91,7 +91,9 @@ def test_bad_secret_name_rejected() -> None:
         pull_secret_manifest("r:1", "u", "p", name="Bad_Name")
 
 
-def test_cli_prints_pod_only_without_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_pod_only_without_auth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = write_plan(tmp_path)
     assert main(["k8s", "--plan", str(plan), "--image", "team/app:2"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
