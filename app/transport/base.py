@@ -8,7 +8,12 @@ contents marked secret) never appear in errors or logs.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import hashlib
+import math
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from app.errors import RegwizError
 
@@ -40,6 +45,38 @@ class CommandResult:
         return self.exit_status == 0
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where and how to connect; the plan's registry and node settings map onto this.
+
+    ``host`` is "local" for this machine, else an address, a DNS name or a ``~/.ssh/config``
+    alias. ``user``/``port``/``identity_file`` left as None come from ~/.ssh/config, then from
+    ssh's defaults. ``sudo``: whether commands that need root may use sudo (a root login never
+    needs it). ``ssh_config``: path of the ssh config to honour (None: ~/.ssh/config, "": none).
+    """
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    sudo: bool = True
+    connect_timeout: float = 10.0
+    ssh_config: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.host == "local"
+
+
+@dataclass(frozen=True)
+class ConnectionSecrets:
+    """Secrets for one connection. Never printed: ``repr`` hides every value."""
+
+    password: str | None = field(default=None, repr=False)
+    key_passphrase: str | None = field(default=None, repr=False)
+    sudo_password: str | None = field(default=None, repr=False)
+
+
 class Transport(abc.ABC):
     """Runs commands and manages files on one host."""
 
@@ -56,7 +93,10 @@ class Transport(abc.ABC):
         timeout: float = DEFAULT_COMMAND_TIMEOUT,
         check: bool = True,
     ) -> CommandResult:
-        """Run ``argv`` (as root when ``sudo``). Raises TransportError when ``check`` and it fails."""
+        """Run ``argv`` (as root when ``sudo``).
+
+        Raises TransportError when ``check`` and it fails.
+        """
 
     @abc.abstractmethod
     def read_file(self, path: str, *, sudo: bool = False, timeout: float = 30.0) -> bytes | None:
@@ -89,3 +129,374 @@ class Transport(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the SSH and local transports.
+
+STDERR_TAIL_LINES = 6
+DISPLAY_COMMAND_CHARS = 200
+
+
+def display_command(argv: list[str]) -> str:
+    """The command as a user would type it, shortened; argv never carries secrets."""
+    text = shlex.join(argv)
+    if len(text) > DISPLAY_COMMAND_CHARS:
+        text = text[: DISPLAY_COMMAND_CHARS - 3] + "..."
+    return text
+
+
+def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
+    kept = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def sudo_problem(host: str, stderr: str, used_password: bool) -> TransportError | None:
+    """Recognise sudo's own refusals in stderr, telling a missing from a wrong password."""
+    lowered = stderr.lower()
+    if "a password is required" in lowered or "no tty present" in lowered or (
+        "a terminal is required" in lowered
+    ):
+        return TransportError(
+            f"sudo on {host} needs a password and none was given",
+            "enter the sudo password for this host, or allow passwordless sudo (NOPASSWD)",
+            kind="sudo-password",
+        )
+    if "incorrect password" in lowered or "sorry, try again" in lowered or (
+        used_password and "no password was provided" in lowered
+    ):
+        return TransportError(
+            f"sudo on {host} rejected the password: wrong sudo password",
+            "check the sudo password for this user on this host",
+            kind="sudo-password",
+        )
+    if "is not in the sudoers file" in lowered or "not allowed to execute" in lowered or (
+        "may not run sudo" in lowered
+    ):
+        return TransportError(
+            f"the user may not use sudo on {host}",
+            "add the user to the sudoers (e.g. the sudo group) or connect as root",
+            kind="permission",
+        )
+    return None
+
+
+def command_failure(host: str, result: CommandResult) -> TransportError:
+    """Turn a failed command into the most specific TransportError."""
+    shown = display_command(result.argv)
+    tail = stderr_tail(result.stderr) or stderr_tail(result.stdout)
+    detail = f": {tail}" if tail else ""
+    lowered = tail.lower()
+    if "no space left on device" in lowered or "disk quota exceeded" in lowered:
+        return TransportError(
+            f"{host} ran out of disk space running `{shown}`{detail}",
+            "free space on the host (df -h) and run again",
+            kind="disk-full",
+        )
+    if "permission denied" in lowered or "operation not permitted" in lowered:
+        return TransportError(
+            f"permission denied on {host} running `{shown}`{detail}",
+            "run this step with sudo, or connect as a user allowed to do this",
+            kind="permission",
+        )
+    if result.exit_status == 127:
+        return TransportError(
+            f"command not found on {host}: `{shown}`{detail}",
+            "install the missing program on the host",
+            kind="command",
+        )
+    return TransportError(
+        f"`{shown}` failed on {host} (exit {result.exit_status}){detail}",
+        None,
+        kind="command",
+    )
+
+
+# Outputs "absent", or "<user> <group> <uid> <gid> <octal mode>" then the sha256 line.
+FILE_STATE_SCRIPT = (
+    'if [ ! -e "$1" ]; then echo absent; exit 0; fi; '
+    'if [ -d "$1" ]; then echo "$1 is a directory" >&2; exit 1; fi; '
+    'stat -L -c "%U %G %u %g %a" -- "$1" && sha256sum -- "$1"'
+)
+
+# Copies a staged file next to the target, sets owner and mode, then renames it into place,
+# so readers see the old or the new file, never a partial one. The temp file is removed on
+# any failure.
+INSTALL_SCRIPT = """set -e
+src=$1; dst=$2; mode=$3; owner=$4
+dir=$(dirname -- "$dst")
+if [ -d "$dst" ]; then echo "$dst is a directory" >&2; exit 1; fi
+umask 022
+mkdir -p -- "$dir"
+tmp=$(mktemp "$dir/.regwiz-tmp.XXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat -- "$src" > "$tmp"
+if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+chmod -- "$mode" "$tmp"
+mv -f -- "$tmp" "$dst"
+trap - EXIT
+"""
+
+
+def owner_spec(owner: str, group: str) -> str:
+    """chown's argument; empty owner/group means "leave as the writing user's"."""
+    if owner and group:
+        return f"{owner}:{group}"
+    return owner or (f":{group}" if group else "")
+
+
+def file_is_current(state: str, content: bytes, mode: int, owner: str, group: str) -> bool:
+    """Whether FILE_STATE_SCRIPT output shows the same content, owner, group and mode."""
+    lines = state.strip().splitlines()
+    if len(lines) < 2:
+        return False
+    fields = lines[0].split()
+    digest = lines[1].split()[0] if lines[1].split() else ""
+    if len(fields) != 5 or digest != hashlib.sha256(content).hexdigest():
+        return False
+    user_name, group_name, uid, gid, octal = fields
+    if owner and owner not in (user_name, uid):
+        return False
+    if group and group not in (group_name, gid):
+        return False
+    return int(octal, 8) == mode
+
+
+def write_file_atomically(
+    transport: Transport,
+    stage: Callable[[bytes], tuple[str, Callable[[], None]]],
+    path: str,
+    content: bytes,
+    *,
+    mode: int,
+    owner: str,
+    group: str,
+    sudo: bool,
+    timeout: float,
+) -> bool:
+    """The shared write_file: compare remotely, stage privately, install atomically.
+
+    ``stage(content)`` puts the bytes in a file only the connecting user can read and returns
+    its path and a cleanup callable.
+    """
+    if not path.startswith("/"):
+        raise TransportError(f"refusing to write a relative path: {path}", kind="io")
+    state = transport.run(["sh", "-c", FILE_STATE_SCRIPT, "sh", path], sudo=sudo, timeout=timeout)
+    if file_is_current(state.stdout, content, mode, owner, group):
+        return False
+    staged, cleanup = stage(content)
+    try:
+        transport.run(
+            ["sh", "-c", INSTALL_SCRIPT, "sh", staged, path, f"{mode:o}", owner_spec(owner, group)],
+            sudo=sudo,
+            timeout=timeout,
+        )
+    finally:
+        cleanup()
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Command execution, sudo and files for transports built on "run this argv with this stdin".
+
+# The remote ``timeout`` sends TERM at the deadline and KILL this many seconds later.
+KILL_AFTER_SECONDS = 5
+# The caller stops waiting this long after the deadline (covers KILL_AFTER and latency).
+CLIENT_GRACE_SECONDS = KILL_AFTER_SECONDS + 5
+# Exit status a wrapper script uses for "the file does not exist" (cat never uses it).
+MISSING_FILE_STATUS = 100
+READ_SCRIPT = f'if [ -e "$1" ]; then exec cat -- "$1"; else exit {MISSING_FILE_STATUS}; fi'
+# Runs "$@" with its stdin read from the file "$1" (used when stdin carries the sudo password).
+STDIN_FROM_FILE_SCRIPT = 'f=$1; shift; exec "$@" < "$f"'
+
+
+@dataclass
+class ExecResult:
+    status: int
+    stdout: bytes
+    stderr: str
+
+
+def _nothing() -> None:
+    return None
+
+
+def as_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class ExecTransport(Transport):
+    """run/read_file/write_file and sudo handling on top of one primitive, ``_exec``.
+
+    Every command runs under coreutils ``timeout`` (inside sudo, so it can kill root
+    processes). sudo is ``sudo -n`` when passwordless, else ``sudo -k -S -p ''`` with the
+    password as the only stdin line (``-k`` makes sudo always read it, so it can never leak
+    into the command); command input then goes through a private staged file.
+    """
+
+    name: str
+    #: whether commands that need root may use sudo
+    allow_sudo: bool = True
+
+    def __init__(self) -> None:
+        self._sudo_lock = threading.Lock()
+        self._uid: int | None = None
+        self._sudo_mode: str | None = None  # "root", "nopasswd" or "password"
+
+    @abc.abstractmethod
+    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> ExecResult:
+        """Run argv, feeding stdin; return when it ends; raise TransportError("timeout") when
+        it outlives ``timeout``, or another TransportError when the host is lost."""
+
+    @abc.abstractmethod
+    def stage(self, content: bytes) -> tuple[str, Callable[[], None]]:
+        """Put content in a file only the connecting user can read; return path and cleanup."""
+
+    @property
+    @abc.abstractmethod
+    def sudo_password(self) -> str | None:
+        """The sudo password, if one was given."""
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        sudo: bool = False,
+        stdin: bytes | None = None,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        check: bool = True,
+    ) -> CommandResult:
+        done = self.run_bytes(argv, sudo=sudo, stdin=stdin, timeout=timeout)
+        result = CommandResult(list(argv), done.status, as_text(done.stdout), done.stderr)
+        if check and not result.ok:
+            raise self.failure(result, sudo)
+        return result
+
+    def failure(self, result: CommandResult, sudo: bool) -> TransportError:
+        if sudo and self._sudo_mode in ("nopasswd", "password") and result.exit_status == 1:
+            problem = sudo_problem(self.name, result.stderr, self._sudo_mode == "password")
+            if problem is not None:
+                return problem
+        return command_failure(self.name, result)
+
+    def run_bytes(
+        self, argv: list[str], *, sudo: bool, stdin: bytes | None, timeout: float
+    ) -> ExecResult:
+        """Like run, but stdout stays bytes and a failure is returned, not raised."""
+        if not argv:
+            raise TransportError("empty command", kind="command")
+        wrapped = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(math.ceil(timeout)), *argv]
+        mode = self.sudo_mode() if sudo else "none"
+        limit = timeout + CLIENT_GRACE_SECONDS
+        if mode == "password":
+            done = self._run_with_password(wrapped, stdin, limit)
+        else:
+            prefix = ["sudo", "-n", "--"] if mode == "nopasswd" else []
+            done = self._exec(prefix + wrapped, stdin, limit)
+        if done.status == 124:  # coreutils timeout: the command hit its deadline and was killed
+            raise TransportError(
+                f"`{display_command(argv)}` on {self.name} did not finish within {timeout:g}s "
+                "and was stopped",
+                "the host may be overloaded, or the step may need a longer timeout",
+                kind="timeout",
+            )
+        return done
+
+    def _run_with_password(
+        self, wrapped: list[str], stdin: bytes | None, limit: float
+    ) -> ExecResult:
+        # stdin carries the password, so the command's own input goes through a staged file.
+        password = (self.sudo_password or "").encode() + b"\n"
+        staged, cleanup = self.stage(stdin) if stdin is not None else ("", _nothing)
+        try:
+            if staged:
+                wrapped = ["sh", "-c", STDIN_FROM_FILE_SCRIPT, "sh", staged, *wrapped]
+            return self._exec(["sudo", "-k", "-S", "-p", "", "--", *wrapped], password, limit)
+        finally:
+            cleanup()
+
+    # ----------------------------------------------------------------- sudo
+
+    def uid(self) -> int:
+        if self._uid is None:
+            done = self._exec(["id", "-u"], None, 30)
+            try:
+                self._uid = int(as_text(done.stdout).strip())
+            except ValueError as error:
+                raise TransportError(
+                    f"cannot tell which user is logged in on {self.name}: `id -u` said "
+                    f"{as_text(done.stdout).strip()!r}",
+                    kind="command",
+                ) from error
+        return self._uid
+
+    def sudo_mode(self) -> str:
+        """"root" (no sudo needed), "nopasswd" or "password"; checked once, then cached."""
+        with self._sudo_lock:
+            if self._sudo_mode is None:
+                self._sudo_mode = self._detect_sudo()
+            return self._sudo_mode
+
+    def _detect_sudo(self) -> str:
+        if self.uid() == 0:
+            return "root"
+        if not self.allow_sudo:
+            raise TransportError(
+                f"this step needs root on {self.name}, but sudo is disabled for the host",
+                "enable sudo for this host or connect as root",
+                kind="permission",
+            )
+        probe = self._exec(["sudo", "-n", "true"], None, 30)
+        if probe.status == 0:
+            return "nopasswd"
+        problem = sudo_problem(self.name, probe.stderr, used_password=False)
+        if problem is None:
+            result = CommandResult(["sudo", "-n", "true"], probe.status, "", probe.stderr)
+            raise command_failure(self.name, result)
+        if problem.kind != "sudo-password" or self.sudo_password is None:
+            raise problem
+        password = self.sudo_password.encode() + b"\n"
+        check = self._exec(["sudo", "-k", "-S", "-p", "", "true"], password, 30)
+        if check.status != 0:
+            raise sudo_problem(self.name, check.stderr, used_password=True) or TransportError(
+                f"sudo on {self.name} failed: {stderr_tail(check.stderr)}", kind="sudo-password"
+            )
+        return "password"
+
+    def sudo_prefix(self, sudo: bool) -> tuple[list[str], bytes]:
+        """The argv prefix and stdin preamble for a long-running command run as root."""
+        mode = self.sudo_mode() if sudo else "none"
+        if mode == "nopasswd":
+            return ["sudo", "-n", "--"], b""
+        if mode == "password":
+            return ["sudo", "-k", "-S", "-p", "", "--"], (self.sudo_password or "").encode() + b"\n"
+        return [], b""
+
+    # ----------------------------------------------------------------- files
+
+    def read_file(self, path: str, *, sudo: bool = False, timeout: float = 30.0) -> bytes | None:
+        argv = ["sh", "-c", READ_SCRIPT, "sh", path]
+        done = self.run_bytes(argv, sudo=sudo, stdin=None, timeout=timeout)
+        if done.status == MISSING_FILE_STATUS:
+            return None
+        if done.status != 0:
+            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo)
+        return done.stdout
+
+    def write_file(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        mode: int = 0o644,
+        owner: str = "root",
+        group: str = "root",
+        sudo: bool = False,
+        timeout: float = 60.0,
+    ) -> bool:
+        """See Transport.write_file. An empty ``owner``/``group`` leaves that part as the
+        writing user's (for files a non-root user writes without sudo)."""
+        return write_file_atomically(
+            self, self.stage, path, content,
+            mode=mode, owner=owner, group=group, sudo=sudo, timeout=timeout,
+        )

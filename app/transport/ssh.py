@@ -1,0 +1,683 @@
+"""The SSH transport (paramiko): host keys checked like OpenSSH, ~/.ssh/config honoured.
+
+Connecting resolves the target through ~/.ssh/config (HostName, User, Port, IdentityFile,
+HostKeyAlias, ProxyJump, ProxyCommand), opens the TCP link (directly or through jump hosts),
+checks the server's host key with a ``HostKeyPolicy`` *before* authenticating, then tries the
+identity files, the ssh-agent, the default ~/.ssh/id_* keys and finally the password.
+
+Every remote command runs under coreutils ``timeout`` so a hung command is killed on the host,
+and the client also stops waiting shortly after. stdout and stderr are drained together, so any
+amount of output is safe. sudo runs as ``sudo -n`` when passwordless, else ``sudo -k -S -p ''``
+with the password as the first line of stdin (never on a command line); command input then
+travels in a private temp file uploaded with SFTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import getpass
+import os
+import secrets as token_source
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from app.transport.base import (
+    ConnectionSecrets,
+    ConnectionSettings,
+    ExecResult,
+    ExecTransport,
+    TransportError,
+    as_text,
+    display_command,
+)
+from app.transport.hostkeys import HostKeyPolicy, fingerprint_of_blob, host_pattern, key_family
+
+# After the exit status arrives, how long to wait for the rest of the output (a background
+# child may keep stdout open forever).
+EOF_AFTER_EXIT_SECONDS = 2.0
+CHUNK = 65536
+DEFAULT_IDENTITY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+@dataclass
+class ResolvedTarget:
+    """A ConnectionSettings after ~/.ssh/config: what to actually connect to."""
+
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    identity_files: list[str] = field(default_factory=list)
+    identity_explicit: bool = False
+    identities_only: bool = False
+    host_key_alias: str | None = None
+    proxy_jump: str | None = None
+    proxy_command: str | None = None
+    config_path: str | None = None
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host_key_alias or self.hostname
+
+
+def ssh_config_path(settings: ConnectionSettings) -> Path | None:
+    if settings.ssh_config == "":
+        return None
+    path = Path(settings.ssh_config) if settings.ssh_config else Path.home() / ".ssh" / "config"
+    return path if path.is_file() else None
+
+
+def resolve(settings: ConnectionSettings) -> ResolvedTarget:
+    """Apply ~/.ssh/config to the settings; explicit settings win, like ssh's command line."""
+    path = ssh_config_path(settings)
+    options: dict[str, object] = {}
+    if path is not None:
+        try:
+            options = dict(paramiko.SSHConfig.from_path(str(path)).lookup(settings.host))
+        except (OSError, paramiko.ConfigParseError, ValueError) as error:
+            raise TransportError(
+                f"cannot read ssh config {path}: {error}",
+                "fix the file or point regwiz at another ssh config",
+                kind="unreachable",
+            ) from error
+    port = settings.port or _int_option(options.get("port"), 22)
+    identity_files = [settings.identity_file] if settings.identity_file else []
+    configured = [str(p) for p in options.get("identityfile", []) or []]  # type: ignore[attr-defined]
+    proxy_command = _str_option(options.get("proxycommand"))
+    return ResolvedTarget(
+        alias=settings.host,
+        hostname=_str_option(options.get("hostname")) or settings.host,
+        port=port,
+        user=settings.user or _str_option(options.get("user")) or getpass.getuser(),
+        identity_files=[os.path.expanduser(p) for p in identity_files + configured],
+        identity_explicit=bool(identity_files or configured),
+        identities_only=_str_option(options.get("identitiesonly")) == "yes",
+        host_key_alias=_str_option(options.get("hostkeyalias")),
+        proxy_jump=_none_if_none(_str_option(options.get("proxyjump"))),
+        proxy_command=_none_if_none(proxy_command),
+        config_path=str(path) if path else None,
+    )
+
+
+def _str_option(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _none_if_none(value: str | None) -> str | None:
+    return None if value is None or value.lower() == "none" else value
+
+
+def _int_option(value: object, default: int) -> int:
+    try:
+        return int(str(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
+def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
+    """``[user@]host[:port]`` as ProxyJump writes one hop."""
+    user, _, hostport = spec.rpartition("@")
+    host, port = hostport, None
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    elif hostport.count(":") == 1:
+        host, _, port_text = hostport.partition(":")
+        port = int(port_text) if port_text.isdigit() else None
+    return (user or None), host, port
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def open_socket(
+    target: ResolvedTarget,
+    settings: ConnectionSettings,
+    policy: HostKeyPolicy,
+) -> tuple[socket.socket | paramiko.Channel | paramiko.ProxyCommand, SSHTransport | None]:
+    """The byte stream to the SSH server, and the jump connection to close with it (if any)."""
+    timeout = settings.connect_timeout
+    where = f"{target.hostname}:{target.port}"
+    if target.proxy_jump:
+        hops = target.proxy_jump.split(",")
+        jump_user, jump_host, jump_port = parse_jump(hops[-1])
+        jump_settings = ConnectionSettings(
+            host=jump_host, user=jump_user, port=jump_port, connect_timeout=timeout,
+            ssh_config=target.config_path or "",
+        )
+        jump = _connect(jump_settings, ConnectionSecrets(), policy,
+                        jump_spec=",".join(hops[:-1]) or None)
+        try:
+            channel = jump.client.open_channel(
+                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except (paramiko.SSHException, OSError) as error:
+            jump.close()
+            raise TransportError(
+                f"jump host {jump.name} could not reach {where}: {error}",
+                "check the address and that the jump host allows TCP forwarding",
+                kind="unreachable",
+            ) from error
+        return channel, jump
+    if target.proxy_command:
+        try:
+            return paramiko.ProxyCommand(target.proxy_command), None
+        except (paramiko.SSHException, OSError) as error:
+            raise TransportError(
+                f"ProxyCommand for {target.alias} failed to start: {error}",
+                "check the ProxyCommand in your ssh config",
+                kind="unreachable",
+            ) from error
+    return _tcp_connect(target.hostname, target.port, timeout), None
+
+
+def _tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
+    where = f"{hostname}:{port}"
+    try:
+        return socket.create_connection((hostname, port), timeout=timeout)
+    except socket.gaierror as error:
+        raise TransportError(
+            f"cannot resolve host name {hostname}: {error.strerror}",
+            "check the spelling, DNS, or use the IP address",
+            kind="unreachable",
+        ) from error
+    except TimeoutError as error:
+        raise TransportError(
+            f"{where} did not answer within {timeout:g}s",
+            "check that the host is up, the address and port are right, and no firewall "
+            "drops SSH",
+            kind="unreachable",
+        ) from error
+    except ConnectionRefusedError as error:
+        raise TransportError(
+            f"{where} refused the connection",
+            "check that sshd runs on the host and listens on this port",
+            kind="unreachable",
+        ) from error
+    except OSError as error:
+        reason = "no route to host" if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) \
+            else (error.strerror or str(error))
+        raise TransportError(
+            f"cannot reach {where}: {reason}",
+            "check the address, the network and any firewall between here and the host",
+            kind="unreachable",
+        ) from error
+
+
+def start_ssh(
+    stream: socket.socket | paramiko.Channel | paramiko.ProxyCommand,
+    target: ResolvedTarget,
+    policy: HostKeyPolicy,
+    timeout: float,
+) -> paramiko.Transport:
+    """Key exchange, preferring the key types known_hosts lists for the host (as ssh does)."""
+    client = paramiko.Transport(stream)
+    client.banner_timeout = timeout
+    client.auth_timeout = timeout
+    known = policy.known_key_types(target.known_hosts_name, target.port)
+    if known:
+        options = client.get_security_options()
+        preferred = _expand_rsa(known)
+        options.key_types = tuple(
+            [t for t in preferred if t in options.key_types]
+            + [t for t in options.key_types if t not in preferred]
+        )
+    try:
+        client.start_client(timeout=timeout)
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        client.close()
+        raise TransportError(
+            f"SSH handshake with {target.hostname}:{target.port} failed: {error or 'no answer'}",
+            "check that this address and port belong to an SSH server",
+            kind="unreachable",
+        ) from error
+    if not (client.is_active() and client.initial_kex_done):  # start_client's timeout is silent
+        client.close()
+        raise TransportError(
+            f"{target.hostname}:{target.port} accepted the connection but did not complete an "
+            f"SSH handshake within {timeout:g}s",
+            "check that this address and port belong to a working SSH server",
+            kind="unreachable",
+        )
+    return client
+
+
+def _expand_rsa(types: tuple[str, ...]) -> list[str]:
+    expanded: list[str] = []
+    for key_type in types:
+        expanded += ["rsa-sha2-512", "rsa-sha2-256"] if key_type == "ssh-rsa" else [key_type]
+    return expanded
+
+
+def check_host_key(
+    client: paramiko.Transport, target: ResolvedTarget, policy: HostKeyPolicy
+) -> None:
+    key = client.get_remote_server_key()
+    try:
+        policy.verify(target.known_hosts_name, target.port, key.get_name(), key.asbytes())
+    except BaseException:
+        client.close()
+        raise
+
+
+def load_identity(path: str, passphrase: str | None) -> paramiko.PKey:
+    """Load a private key file; explains a missing or wrong passphrase (never echoing it)."""
+    password = passphrase.encode() if passphrase else None
+    try:
+        # paramiko's stubs say str, but from_path needs bytes (str raises TypeError).
+        return paramiko.PKey.from_path(path, password)  # type: ignore[arg-type]
+    except FileNotFoundError as error:
+        raise TransportError(
+            f"identity file {path} does not exist", "check the IdentityFile path", kind="auth"
+        ) from error
+    except PermissionError as error:
+        raise TransportError(
+            f"identity file {path} is not readable", "check its permissions", kind="auth"
+        ) from error
+    except (TypeError, ValueError, paramiko.SSHException) as error:
+        if passphrase is None and ("password" in str(error).lower() or
+                                   "encrypted" in str(error).lower()):
+            raise TransportError(
+                f"identity file {path} is protected by a passphrase",
+                "enter the key's passphrase, or load the key into ssh-agent (ssh-add)",
+                kind="auth",
+            ) from error
+        raise TransportError(
+            f"cannot load identity file {path}: wrong passphrase, or not a private key",
+            "check the passphrase and that the file is an OpenSSH/PEM private key",
+            kind="auth",
+        ) from error
+
+
+def authenticate(
+    client: paramiko.Transport, target: ResolvedTarget, secrets: ConnectionSecrets
+) -> None:
+    """Try identity files, agent keys, default keys, then the password; raise kind="auth"."""
+    tried: list[str] = []
+    problems: list[TransportError] = []
+    for label, get_key in _candidate_keys(target, secrets, problems):
+        tried.append(label)
+        key = get_key()
+        if key is None:
+            continue
+        try:
+            client.auth_publickey(target.user, key)
+            return
+        except paramiko.AuthenticationException:
+            continue
+        except paramiko.SSHException as error:
+            _raise_lost(client, target, error)
+    if secrets.password is not None:
+        tried.append("password")
+        try:
+            client.auth_password(target.user, secrets.password)
+            return
+        except paramiko.AuthenticationException:
+            pass
+        except paramiko.SSHException as error:
+            _raise_lost(client, target, error)
+    client.close()
+    if problems and len(tried) == len(problems):
+        raise problems[0]
+    detail = "; ".join(p.message for p in problems)
+    raise TransportError(
+        f"{target.user}@{target.hostname}:{target.port} refused the login "
+        f"(tried: {', '.join(tried) or 'nothing'}){'; ' + detail if detail else ''}",
+        "check the user name, add your public key to the user's ~/.ssh/authorized_keys, "
+        "or enter the password",
+        kind="auth",
+    )
+
+
+def _raise_lost(client: paramiko.Transport, target: ResolvedTarget, error: Exception) -> None:
+    client.close()
+    raise TransportError(
+        f"the connection to {target.hostname}:{target.port} failed during login: {error}",
+        "check the host's sshd logs",
+        kind="unreachable",
+    ) from error
+
+
+def _candidate_keys(
+    target: ResolvedTarget, secrets: ConnectionSecrets, problems: list[TransportError]
+) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
+    def from_file(path: str) -> Callable[[], paramiko.PKey | None]:
+        def load() -> paramiko.PKey | None:
+            try:
+                return load_identity(path, secrets.key_passphrase)
+            except TransportError as error:
+                problems.append(error)
+                return None
+        return load
+
+    candidates = [(f"key {p}", from_file(p)) for p in target.identity_files]
+    if not target.identities_only:
+        candidates += [(f"agent key {k.fingerprint}", _constant(k)) for k in _agent_keys()]
+    if not target.identity_explicit:
+        home_keys = [Path.home() / ".ssh" / name for name in DEFAULT_IDENTITY_NAMES]
+        candidates += [(f"key {p}", from_file(str(p))) for p in home_keys if p.is_file()]
+    return candidates
+
+
+def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
+    return lambda: key
+
+
+def _agent_keys() -> list[paramiko.PKey]:
+    if not os.environ.get("SSH_AUTH_SOCK"):
+        return []
+    try:
+        return list(paramiko.Agent().get_keys())
+    except (paramiko.SSHException, OSError):
+        return []
+
+
+def _connect(
+    settings: ConnectionSettings,
+    secrets: ConnectionSecrets,
+    policy: HostKeyPolicy,
+    jump_spec: str | None = "from-config",
+) -> SSHTransport:
+    target = resolve(settings)
+    if jump_spec != "from-config":
+        target.proxy_jump = jump_spec
+    stream, jump = open_socket(target, settings, policy)
+    try:
+        client = start_ssh(stream, target, policy, settings.connect_timeout)
+        check_host_key(client, target, policy)
+        authenticate(client, target, secrets)
+    except BaseException:
+        if jump is not None:
+            jump.close()
+        raise
+    client.set_keepalive(30)
+    return SSHTransport(client, target, settings, secrets, jump)
+
+
+def connect(
+    settings: ConnectionSettings,
+    secrets: ConnectionSecrets | None = None,
+    policy: HostKeyPolicy | None = None,
+) -> SSHTransport:
+    """Open a verified, authenticated SSH connection (see the module docstring)."""
+    return _connect(settings, secrets or ConnectionSecrets(), policy or HostKeyPolicy())
+
+
+@dataclass(frozen=True)
+class HostKeyProbe:
+    """A host's key as fetched without logging in, and what known_hosts says about it."""
+
+    host: str  # as known_hosts names it: host or [host]:port
+    hostname: str
+    port: int
+    key_type: str
+    fingerprint: str
+    status: str  # hostkeys.KNOWN / UNKNOWN / CHANGED / REVOKED
+    known_fingerprints: tuple[str, ...]
+    key_blob: bytes = field(repr=False)
+
+
+def probe_host_key(
+    settings: ConnectionSettings, policy: HostKeyPolicy | None = None
+) -> HostKeyProbe:
+    """Fetch the server's host key and fingerprint without authenticating (for "test
+    connection"). Trust it afterwards with ``trust_probed_key`` once the user agreed."""
+    policy = policy or HostKeyPolicy()
+    target = resolve(settings)
+    stream, jump = open_socket(target, settings, policy)
+    try:
+        client = start_ssh(stream, target, policy, settings.connect_timeout)
+        key = client.get_remote_server_key()
+        client.close()
+    finally:
+        if jump is not None:
+            jump.close()
+    verdict = policy.verdict(target.known_hosts_name, target.port, key.get_name(), key.asbytes())
+    return HostKeyProbe(
+        host=host_pattern(target.known_hosts_name, target.port),
+        hostname=target.known_hosts_name,
+        port=target.port,
+        key_type=key_family(key.get_name()),
+        fingerprint=fingerprint_of_blob(key.asbytes()),
+        status=verdict.status,
+        known_fingerprints=verdict.known_fingerprints,
+        key_blob=key.asbytes(),
+    )
+
+
+def trust_probed_key(probe: HostKeyProbe, policy: HostKeyPolicy) -> None:
+    """Save a probed key to known_hosts after the user accepted it (refuses a changed key)."""
+    verdict = policy.verdict(probe.hostname, probe.port, probe.key_type, probe.key_blob)
+    if verdict.status in ("known",):
+        return
+    if verdict.status != "unknown":
+        from app.transport.hostkeys import changed_key_error
+
+        raise changed_key_error(probe.host, probe.key_type, verdict.known_fingerprints,
+                                probe.fingerprint, policy.path)
+    policy.remember(probe.hostname, probe.port, probe.key_type, probe.key_blob)
+
+
+# --------------------------------------------------------------------------- the transport
+
+
+class SSHTransport(ExecTransport):
+    """A verified, authenticated SSH connection to one host. Thread-safe for commands."""
+
+    def __init__(
+        self,
+        client: paramiko.Transport,
+        target: ResolvedTarget,
+        settings: ConnectionSettings,
+        secrets: ConnectionSecrets,
+        jump: SSHTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.target = target
+        self.settings = settings
+        self.name = settings.host
+        self.allow_sudo = settings.sudo
+        self._secrets = secrets
+        self._jump = jump
+        self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_lock = threading.Lock()
+
+    @property
+    def sudo_password(self) -> str | None:
+        return self._secrets.sudo_password
+
+    def _open_channel(self, timeout: float) -> paramiko.Channel:
+        if not self.client.is_active():
+            raise TransportError(
+                f"the SSH connection to {self.name} is closed",
+                "reconnect to the host",
+                kind="unreachable",
+            )
+        try:
+            return self.client.open_session(timeout=min(timeout, 30.0))
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransportError(
+                f"cannot open an SSH session on {self.name}: {error}",
+                "the connection may have dropped; reconnect, or raise MaxSessions in sshd_config",
+                kind="unreachable",
+            ) from error
+
+    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> ExecResult:
+        channel = self._open_channel(timeout)
+        try:
+            channel.exec_command(shlex.join(argv))
+            status, out, err = _pump(channel, stdin or b"", time.monotonic() + timeout)
+        except _ChannelTimeout as error:
+            raise TransportError(
+                f"`{display_command(argv)}` on {self.name} did not finish within {timeout:g}s "
+                "and was abandoned",
+                "the host may be overloaded or unreachable",
+                kind="timeout",
+            ) from error
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            raise TransportError(
+                f"lost the SSH connection to {self.name}: {error}",
+                "check the host and the network, then run again",
+                kind="unreachable",
+            ) from error
+        finally:
+            channel.close()
+        if status < 0:
+            raise TransportError(
+                f"lost the SSH connection to {self.name} while a command ran",
+                "check the host and the network, then run again",
+                kind="unreachable",
+            )
+        return ExecResult(status, out, as_text(err))
+
+    # ----------------------------------------------------------------- files
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = paramiko.SFTPClient.from_transport(self.client)
+            except (paramiko.SSHException, OSError, EOFError) as error:
+                raise TransportError(
+                    f"cannot start SFTP on {self.name}: {error}",
+                    "enable the sftp Subsystem in the host's sshd_config",
+                    kind="io",
+                ) from error
+            if self._sftp is None:
+                raise TransportError(f"cannot start SFTP on {self.name}", kind="io")
+        return self._sftp
+
+    def stage(self, content: bytes) -> tuple[str, Callable[[], None]]:
+        """Upload content with SFTP to a file in a fresh 0700 dir only this user can read."""
+        directory = f"/tmp/.regwiz-{token_source.token_hex(8)}"
+        path = f"{directory}/content"
+        with self._sftp_lock:
+            sftp = self.sftp()
+            sftp.get_channel().settimeout(60)  # type: ignore[union-attr]
+            try:
+                sftp.mkdir(directory, 0o700)
+                sftp.chmod(directory, 0o700)
+                with sftp.open(path, "wb") as handle:
+                    handle.set_pipelined(True)
+                    handle.write(content)
+            except (OSError, paramiko.SSHException) as error:
+                self._remove_staged(directory, path)
+                raise self._upload_error(len(content), error) from error
+
+        def cleanup() -> None:
+            with self._sftp_lock:
+                self._remove_staged(directory, path)
+
+        return path, cleanup
+
+    def _remove_staged(self, directory: str, path: str) -> None:
+        sftp = self._sftp
+        if sftp is None:
+            return
+        for remove, target in ((sftp.remove, path), (sftp.rmdir, directory)):
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                remove(target)
+
+    def _upload_error(self, size: int, error: Exception) -> TransportError:
+        free = self._free_kib("/tmp")
+        if free is not None and free * 1024 < size + 65536:
+            return TransportError(
+                f"{self.name} has no space left in /tmp for a {size}-byte upload",
+                "free space on the host (df -h /tmp) and run again",
+                kind="disk-full",
+            )
+        return TransportError(
+            f"uploading to /tmp on {self.name} failed: {error}",
+            "check that /tmp on the host is writable and not full",
+            kind="io",
+        )
+
+    def _free_kib(self, path: str) -> int | None:
+        try:
+            done = self._exec(["df", "-Pk", "--", path], None, 20)
+            return int(as_text(done.stdout).splitlines()[-1].split()[3])
+        except (TransportError, ValueError, IndexError):
+            return None
+
+    # ----------------------------------------------------------------- streams (docker)
+
+    def open_stream(self, argv: list[str], *, sudo: bool = False) -> paramiko.Channel:
+        """Start a long-running command (no timeout wrapper) and return its channel as a
+        byte stream. With a sudo password, that is sent as the first line."""
+        prefix, preamble = self.sudo_prefix(sudo)
+        channel = self._open_channel(30)
+        try:
+            channel.exec_command(shlex.join(prefix + argv))
+            if preamble:
+                channel.sendall(preamble)
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            channel.close()
+            raise TransportError(
+                f"cannot start `{display_command(argv)}` on {self.name}: {error}",
+                kind="unreachable",
+            ) from error
+        return channel
+
+    def close(self) -> None:
+        with self._sftp_lock:
+            if self._sftp is not None:
+                self._sftp.close()
+                self._sftp = None
+        self.client.close()
+        if self._jump is not None:
+            self._jump.close()
+            self._jump = None
+
+
+class _ChannelTimeout(Exception):
+    pass
+
+
+def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int, bytes, bytes]:
+    """Feed stdin and drain stdout/stderr together until the command ends or the deadline."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    pending = memoryview(stdin)
+    if not pending:
+        channel.shutdown_write()
+    exit_seen_at: float | None = None
+    while True:
+        now = time.monotonic()
+        if now > deadline:
+            raise _ChannelTimeout()
+        if pending and channel.send_ready():
+            sent = channel.send(bytes(pending[:CHUNK]))
+            pending = pending[sent:]
+            if not pending:
+                channel.shutdown_write()
+        while channel.recv_ready():
+            out.append(channel.recv(CHUNK))
+        while channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(CHUNK))
+        if _finished(channel):
+            break
+        if channel.exit_status_ready():
+            exit_seen_at = exit_seen_at or now
+            if now - exit_seen_at > EOF_AFTER_EXIT_SECONDS:
+                break
+        if channel.closed and not channel.exit_status_ready():
+            return -1, b"".join(out), b"".join(err)
+        if channel.eof_received:
+            time.sleep(0.01)  # the fileno stays readable after EOF; don't spin
+        else:
+            select.select([channel], [], [], 0.02 if pending else 0.2)
+    return channel.recv_exit_status(), b"".join(out), b"".join(err)
+
+
+def _finished(channel: paramiko.Channel) -> bool:
+    drained = not channel.recv_ready() and not channel.recv_stderr_ready()
+    return drained and channel.exit_status_ready() and bool(channel.eof_received or channel.closed)
