@@ -1,0 +1,137 @@
+"""Pure deploy logic: container spec and its hash, certificate checks, output parsers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from app.deploy import (
+    LABEL_CERT,
+    LABEL_MANAGED,
+    LABEL_SETTINGS,
+    certificate_problems,
+    container_spec,
+    parse_df_available_kib,
+    parse_listening_ports,
+    parse_proc_net_tcp,
+    sha256_fingerprint,
+    unsafe_purge_reason,
+)
+from app.plan import Plan, RegistrySettings
+from tests.deploy_helpers import make_pki
+
+
+def plan_with(**changes: object) -> Plan:
+    registry = dataclasses.replace(RegistrySettings(host="198.18.4.2", address="198.18.4.2"),
+                                   **changes)
+    return Plan(registry=registry)
+
+
+def test_spec_matches_the_seed_command() -> None:
+    spec = container_spec(plan_with(port=8443, certs_dir="/etc/docker/certs",
+                                    data_dir="/registry-image"))
+    assert spec.port == 8443 and spec.name == "registry" and spec.image == "registry:2"
+    assert spec.volumes == {
+        "/etc/docker/certs": {"bind": "/docker-in-certs", "mode": "ro"},
+        "/registry-image": {"bind": "/var/lib/registry", "mode": "rw"},
+    }
+    assert spec.environment["REGISTRY_HTTP_ADDR"] == "0.0.0.0:443"
+    assert spec.environment["REGISTRY_HTTP_TLS_CERTIFICATE"] == "/docker-in-certs/tls.crt"
+    assert spec.environment["REGISTRY_HTTP_TLS_KEY"] == "/docker-in-certs/tls.key"
+    assert spec.environment["REGISTRY_STORAGE_DELETE_ENABLED"] == "false"
+    assert spec.environment["OTEL_TRACES_EXPORTER"] == "none"
+    assert "REGISTRY_AUTH" not in spec.environment
+
+
+def test_htpasswd_and_delete_settings() -> None:
+    env = container_spec(plan_with(auth="htpasswd", delete_enabled=True)).environment
+    assert env["REGISTRY_AUTH"] == "htpasswd"
+    assert env["REGISTRY_AUTH_HTPASSWD_PATH"] == "/docker-in-certs/htpasswd"
+    assert env["REGISTRY_STORAGE_DELETE_ENABLED"] == "true"
+
+
+def test_hash_is_stable_and_follows_every_container_setting() -> None:
+    base = container_spec(plan_with()).settings_hash()
+    assert base == container_spec(plan_with()).settings_hash()
+    variants = [
+        {"port": 9443}, {"image": "registry:3"}, {"container_name": "reg2"},
+        {"data_dir": "/srv/reg"}, {"certs_dir": "/etc/reg"}, {"auth": "htpasswd"},
+        {"delete_enabled": True},
+    ]
+    hashes = {container_spec(plan_with(**v)).settings_hash() for v in variants}
+    assert base not in hashes and len(hashes) == len(variants)
+    # SSH settings do not concern the container: no restart for them.
+    assert container_spec(plan_with(ssh_port=2222, ssh_user="x")).settings_hash() == base
+
+
+def test_labels_record_hash_and_fingerprint() -> None:
+    spec = container_spec(plan_with())
+    labels = spec.labels("AB:CD", "0" * 64)
+    assert labels[LABEL_MANAGED] == "true"
+    assert labels[LABEL_SETTINGS] == spec.settings_hash()
+    assert labels[LABEL_CERT] == "AB:CD"
+
+
+def test_certificate_checks() -> None:
+    pki = make_pki(["198.18.4.2", "registry.lab"])
+    assert certificate_problems(pki.cert_pem, pki.key_pem, pki.ca_pem, "198.18.4.2") == []
+    assert certificate_problems(pki.cert_pem, pki.key_pem, pki.ca_pem, "registry.lab") == []
+    missing = certificate_problems(pki.cert_pem, pki.key_pem, pki.ca_pem, "198.18.4.9")
+    assert missing == ["tls.crt has no IP SAN 198.18.4.9"]
+    other = make_pki(["198.18.4.2"])
+    problems = certificate_problems(pki.cert_pem, other.key_pem, other.ca_pem, "198.18.4.2")
+    assert any("not signed by ca.crt" in p for p in problems)
+    assert any("tls.key does not belong" in p for p in problems)
+    expired = make_pki(["198.18.4.2"], expired=True)
+    assert any("expired" in p for p in certificate_problems(
+        expired.cert_pem, expired.key_pem, expired.ca_pem, "198.18.4.2"))
+    assert certificate_problems(b"junk", b"junk", b"junk", "x")[0].startswith("tls.crt or ca.crt")
+
+
+def test_wildcard_san_covers_one_label() -> None:
+    pki = make_pki(["*.lab.internal"])
+    assert certificate_problems(pki.cert_pem, pki.key_pem, pki.ca_pem, "reg.lab.internal") == []
+    assert certificate_problems(pki.cert_pem, pki.key_pem, pki.ca_pem, "a.b.lab.internal")
+
+
+def test_fingerprint_format() -> None:
+    value = sha256_fingerprint(make_pki(["x.lab"]).cert_pem)
+    assert len(value) == 95 and value.count(":") == 31 and value == value.upper()
+
+
+def test_parse_ss_output() -> None:
+    output = (
+        'LISTEN 0 128 198.18.4.2:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))\n'
+        "LISTEN 0 4096 0.0.0.0:8443 0.0.0.0:*\n"
+        "LISTEN 0 4096 [::]:9000 [::]:*\n"
+        "garbage\n"
+    )
+    ports = parse_listening_ports(output)
+    assert set(ports) == {22, 8443, 9000}
+    assert "sshd" in ports[22]
+
+
+def test_parse_proc_net_tcp() -> None:
+    text = (
+        "  sl  local_address rem_address   st tx_queue rx_queue\n"
+        "   0: 00000000:20FB 00000000:0000 0A 00000000:00000000\n"
+        "   1: 0100007F:0016 0100007F:9C40 01 00000000:00000000\n"
+    )
+    assert parse_proc_net_tcp(text) == {8443}
+
+
+def test_parse_df() -> None:
+    out = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 100 40 60 40% /\n"
+    assert parse_df_available_kib(out) == 60
+    assert parse_df_available_kib("nonsense") is None
+
+
+@pytest.mark.parametrize("path", ["/", "/etc", "/var/lib/", "relative/dir", "/srv/../etc", "/usr"])
+def test_purge_refuses_system_paths(path: str) -> None:
+    assert unsafe_purge_reason(path) is not None
+
+
+def test_purge_accepts_dedicated_dirs() -> None:
+    assert unsafe_purge_reason("/registry-image") is None
+    assert unsafe_purge_reason("/srv/registry/data") is None
