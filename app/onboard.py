@@ -573,6 +573,9 @@ def _skip_rest(result: NodeResult, steps: list[Step]) -> None:
 def _fail(result: NodeResult, kind: str, message: str, hint: str | None) -> None:
     result.status = FAILED
     result.reason = REASONS.get(kind, kind)
+    if kind == "sudo-password":  # the transport's message tells a missing from a wrong one
+        result.reason = "sudo password missing" if "none was given" in message else (
+            "sudo password wrong")
     result.message, result.hint = message, hint
 
 
