@@ -22,6 +22,14 @@ class StepProgress(Message):
 
 
 @dataclass
+class StepsPlanned(Message):
+    """The steps a job will run, as (what, where) pairs, before the first one starts."""
+
+    job: str
+    steps: list[tuple[str, str]]
+
+
+@dataclass
 class LogLine(Message):
     """A line for a log pane (never holds secrets: it comes from app/ messages)."""
 

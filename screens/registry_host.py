@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static, Switch
 from textual.worker import Worker, get_current_worker
@@ -33,6 +35,9 @@ AUTH_METHODS = (("agent", "ssh-agent / ~/.ssh/config"), ("key", "identity file")
 
 class RegistryHostScreen(WizardScreen):
     STEP = "registry"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "test_connection", "Test connection"),
+    ]
 
     def compose_body(self) -> ComposeResult:
         plan = self.wizard.require_plan()

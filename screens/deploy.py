@@ -1,0 +1,196 @@
+"""Step 5: deploy the registry container, with live step state, a log pane and retry.
+
+app.deploy.Deployment provides the steps; they run in a thread worker through app.steps.run_steps,
+whose progress arrives here as StepProgress messages. A dry run lists the steps without connecting.
+On a failure the container's log tail is shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, Label, RichLog, Switch
+from textual.worker import Worker, get_current_worker
+
+from app.errors import RegwizError
+from app.steps import Outcome, StepResult, dry_run_lines, format_result, run_steps, summarize
+from screens.host_key_prompt import host_key_confirmer
+from screens.messages import JobDone, LogLine, StepProgress, StepsPlanned
+from screens.widgets.step_table import StepTable
+from screens.wizard_screen import PaletteAction, WizardScreen
+
+if TYPE_CHECKING:
+    import docker
+
+JOB = "deploy"
+
+
+def credentials_file(plan_path: Path) -> Path:
+    """Where the TUI keeps a generated registry password (0600, next to the plan)."""
+    return plan_path.with_name("registry-credentials.json")
+
+
+class DeployScreen(WizardScreen):
+    STEP = "deploy"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "deploy", "Deploy"),
+        Binding("escape", "cancel", "Cancel job", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="button-row", id="deploy-controls"):
+            yield Button("Deploy", id="deploy", variant="primary")
+            yield Button("Cancel", id="cancel-job", disabled=True)
+            yield Switch(False, id="dry-run")
+            yield Label("dry run (change nothing)", classes="switch-label")
+        yield StepTable(id="steps")
+        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
+
+    def on_mount(self) -> None:
+        plan = self.wizard.require_plan()
+        self.log_line(f"registry {plan.registry_reference} on {plan.registry.host}, "
+                      f"image {plan.registry.image}, container {plan.registry.container_name}")
+        self.log_line("Deploy (F5) runs the steps; turn on dry run to only list them.")
+        last = self.wizard.results.get(JOB)
+        if isinstance(last, list) and last:
+            self.query_one(StepTable).show_steps([(r.what, r.where) for r in last])
+            for result in last:
+                self.query_one(StepTable).update_step(result)
+
+    # --- controls ------------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "deploy":
+            event.stop()
+            self.action_deploy()
+        elif event.button.id == "cancel-job":
+            event.stop()
+            self.action_cancel()
+        else:
+            super().on_button_pressed(event)
+
+    def action_deploy(self) -> None:
+        if self.wizard.busy_workers():
+            return
+        dry_run = self.query_one("#dry-run", Switch).value
+        self.set_running(True)
+        self.query_one(RichLog).clear()
+        self.run_deploy(dry_run)
+
+    def action_cancel(self) -> None:
+        for worker in self.workers:
+            if worker.group == JOB:
+                worker.cancel()
+        self.log_line("cancelling: the running step finishes first")
+
+    def set_running(self, running: bool) -> None:
+        deploy = self.query_one("#deploy", Button)
+        deploy.disabled = running
+        self.query_one("#cancel-job", Button).disabled = not running
+        self.query_one("#dry-run", Switch).disabled = running
+        if not running and JOB in self.wizard.results:
+            deploy.label = "Retry"
+
+    def log_line(self, text: str) -> None:
+        self.query_one(RichLog).write(text)
+
+    # --- the job --------------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group=JOB, name="Deploy")
+    def run_deploy(self, dry_run: bool) -> None:
+        from app.connections import host_key_policy, open_registry_transport
+        from app.deploy import Deployment, DeployOptions
+
+        worker = get_current_worker()
+        plan = self.wizard.require_plan()
+        secrets = self.wizard.secrets
+        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        options = DeployOptions(
+            credentials_file=credentials_file(self.wizard.plan_path),
+            local_docker=_local_docker,
+        )
+        try:
+            with Deployment(plan, secrets, options,
+                            connect=lambda: open_registry_transport(plan, secrets, policy)
+                            ) as deployment:
+                steps = deployment.steps()
+                self.post_message(StepsPlanned(JOB, [(s.what, s.where) for s in steps]))
+                if dry_run:
+                    for block in dry_run_lines(steps):
+                        self.post_message(LogLine(block))
+                    self.post_message(JobDone(JOB, extra={"dry_run": True}))
+                    return
+
+                def progress(result: StepResult) -> None:
+                    self.post_message(StepProgress(result, JOB))
+
+                results = run_steps(steps, on_progress=progress,
+                                    should_stop=lambda: worker.is_cancelled)
+                failed = any(r.outcome is Outcome.FAILED for r in results)
+                extra = {
+                    "log_tail": deployment.container_log_tail() if failed else "",
+                    "generated_password": deployment.new_credentials is not None,
+                    "container": deployment.container_id or "",
+                }
+        except RegwizError as error:
+            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            return
+        self.post_message(JobDone(JOB, results, extra=extra))
+
+    def on_steps_planned(self, message: StepsPlanned) -> None:
+        self.query_one(StepTable).show_steps(message.steps)
+
+    def on_step_progress(self, message: StepProgress) -> None:
+        self.query_one(StepTable).update_step(message.result)
+        if message.result.outcome.is_final:
+            self.log_line(format_result(message.result))
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.log_line(message.text)
+
+    def on_job_done(self, message: JobDone) -> None:
+        extra = message.extra or {}
+        if message.error:
+            self.log_line(f"failed: {message.error}")
+            if message.hint:
+                self.log_line(f"hint: {message.hint}")
+        elif extra.get("dry_run"):
+            self.log_line("dry run: nothing was connected to or changed")
+        else:
+            self.wizard.results[JOB] = message.results
+            self.report(message.results, extra)
+        self.set_running(False)
+
+    def report(self, results: list[StepResult], extra: dict[str, object]) -> None:
+        counts = summarize(results)
+        self.log_line(f"deploy: {counts['changed']} changed, {counts['unchanged']} unchanged, "
+                      f"{counts['failed']} failed")
+        if extra.get("log_tail"):
+            self.log_line("--- container log (last lines) ---")
+            self.log_line(str(extra["log_tail"]))
+        if extra.get("generated_password"):
+            self.log_line(f"a registry password was generated and saved to "
+                          f"{credentials_file(self.wizard.plan_path)} (mode 0600)")
+        if not counts["failed"] and extra.get("container"):
+            self.log_line(f"registry ready: https://{self.wizard.require_plan().registry_reference}"
+                          f"/v2/ (container {str(extra['container'])[:12]})")
+
+    def worker_failed(self, worker: Worker[object]) -> None:
+        self.set_running(False)
+
+    def palette_actions(self) -> list[PaletteAction]:
+        return [("Deploy registry", "Run the deploy steps on the registry host",
+                 self.action_deploy),
+                ("Cancel deploy", "Stop after the running step", self.action_cancel)]
+
+
+def _local_docker() -> docker.DockerClient:
+    """This machine's Docker, used only to copy the image to an air-gapped host."""
+    import docker
+
+    return docker.from_env(timeout=120)

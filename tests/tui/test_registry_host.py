@@ -1,0 +1,146 @@
+"""Registry host: validation, secrets kept in memory, test connection against a real sshd with the
+host-key modal (accept / reject) and the changed-key warning that cannot be accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Input, RadioSet, Static, Switch
+
+from app.plan import load_plan
+from app.tui import RegwizApp
+from screens.host_key_changed import HostKeyChangedModal
+from screens.host_key_unknown import HostKeyUnknownModal
+from screens.registry_host import RegistryHostScreen
+from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
+from tests.tui.conftest import AppFactory
+
+
+@pytest.fixture
+def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "known_hosts"
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(path))
+    return path
+
+
+def fill_target(screen: RegistryHostScreen, server: SshServer) -> None:
+    screen.query_one("#host", Input).value = "127.0.0.1"
+    screen.query_one("#ssh-user", Input).value = "root"
+    screen.query_one("#ssh-port", Input).value = str(server.port)
+    radio = screen.query_one("#auth-method", RadioSet)
+    next(b for b in radio.query("RadioButton") if b.name == "key").value = True  # type: ignore[attr-defined]
+    screen.query_one("#identity-file", Input).value = str(server.client_key)
+
+
+def result_text(app: RegwizApp) -> str:
+    return str(app.screen.query_one("#connection-result", Static).render())
+
+
+async def wait_for_modal(app: RegwizApp, pilot: object, kind: type) -> None:
+    # The worker pushes the modal from its thread; let the app process it.
+    for _ in range(200):
+        await pilot.pause()  # type: ignore[attr-defined]
+        if isinstance(app.screen, kind):
+            return
+    raise AssertionError(f"no {kind.__name__} appeared")
+
+
+async def test_invalid_fields_block_next_and_passwords_stay_out_of_the_plan(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    app = make_app("registry")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        screen.query_one("#host", Input).value = "bad host;rm"
+        screen.query_one("#data-dir", Input).value = "relative/dir"
+        await pilot.pause()
+        assert screen.query_one("#next", Button).disabled
+        assert len(screen.problems()) == 2
+        screen.query_one("#host", Input).value = "198.18.0.2"
+        screen.query_one("#data-dir", Input).value = "/srv/registry"
+        radio = screen.query_one("#auth-method", RadioSet)
+        next(b for b in radio.query("RadioButton") if b.name == "password").value = True  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert any("SSH password" in p for p in screen.problems())
+        screen.query_one("#ssh-password", Input).value = "s3cret-ssh"
+        screen.query_one("#sudo-password", Input).value = "s3cret-sudo"
+        await pilot.pause()
+        assert screen.problems() == []
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.secrets.ssh_password == "s3cret-ssh"
+        assert app.secrets.sudo_password == "s3cret-sudo"
+    text = plan_path.read_text()
+    assert "s3cret" not in text
+    saved = load_plan(plan_path)
+    assert saved.registry.host == "198.18.0.2"
+    assert saved.registry.data_dir == "/srv/registry"
+
+
+async def test_unknown_host_key_rejected(
+    make_app: AppFactory, sshd: SshServer, known_hosts: Path  # noqa: F811
+) -> None:
+    app = make_app("registry")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        fill_target(screen, sshd)
+        screen.query_one("#sudo", Switch).value = False
+        await pilot.pause()
+        screen.query_one("#test-connection", Button).press()
+        await wait_for_modal(app, pilot, HostKeyUnknownModal)
+        modal = app.screen
+        assert isinstance(modal, HostKeyUnknownModal)
+        assert str(modal.query_one("#fingerprint", Static).render()) == sshd.fingerprint()
+        await pilot.click("#reject")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "not accepted" in result_text(app)
+    assert not known_hosts.exists() or known_hosts.read_text() == ""
+
+
+async def test_unknown_host_key_accepted_and_remembered(
+    make_app: AppFactory, sshd: SshServer, known_hosts: Path  # noqa: F811
+) -> None:
+    app = make_app("registry")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        fill_target(screen, sshd)
+        await pilot.pause()
+        screen.query_one("#test-connection", Button).press()
+        await wait_for_modal(app, pilot, HostKeyUnknownModal)
+        await pilot.click("#accept")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "connected to" in result_text(app)
+        assert "sudo works" in result_text(app)
+    assert sshd.host_public_key.split()[1] in known_hosts.read_text()
+
+
+async def test_changed_host_key_cannot_be_accepted(
+    make_app: AppFactory, sshd: SshServer, known_hosts: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    from tests.sshd import keygen
+
+    other = keygen(tmp_path / "other_host_key")
+    fields = other.with_suffix(".pub").read_text().split()
+    known_hosts.write_text(f"[127.0.0.1]:{sshd.port} {fields[0]} {fields[1]}\n")
+    app = make_app("registry")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        fill_target(screen, sshd)
+        await pilot.pause()
+        screen.query_one("#test-connection", Button).press()
+        await app.workers.wait_for_complete()
+        await wait_for_modal(app, pilot, HostKeyChangedModal)
+        modal = app.screen
+        assert not modal.query("#accept")
+        detail = str(modal.query_one("#changed-detail", Static).render())
+        assert sshd.fingerprint() in detail
+        await pilot.click("#close")
+        await pilot.pause()
+        assert "CHANGED" in result_text(app)
