@@ -164,14 +164,18 @@ def explain_node_failure(output: str, registry_reference: str) -> tuple[str, str
     """(exact error, hint) for a pull or handshake that failed on a node."""
     line = key_error_line(output)
     lowered = output.lower()
-    if "doesn't match" in lowered or "not valid for" in lowered or "hostname mismatch" in lowered:
+    san_markers = ("doesn't match", "not valid for", "hostname mismatch", "ip address mismatch",
+                   "certificate is valid for", "no alternative certificate subject name")
+    if any(marker in lowered for marker in san_markers):
         return line, (
             f"the registry certificate does not cover {registry_reference}: add the address to "
             "the SANs, run regwiz certs --renew and deploy again"
         )
     if any(marker in lowered for marker in _X509_MARKERS):
         return line, TRUST_HINT
-    if "connection refused" in lowered or "no route to host" in lowered or "i/o timeout" in lowered:
+    unreachable = ("connection refused", "no route to host", "i/o timeout", "failed to connect",
+                   "couldn't connect", "connection timed out", "network is unreachable")
+    if any(marker in lowered for marker in unreachable):
         return line, f"the node cannot reach {registry_reference}: check routing and firewalls"
     if "no such host" in lowered or "could not resolve" in lowered:
         return line, "the node cannot resolve the registry name: add it to DNS or /etc/hosts"
