@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import ipaddress
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -51,7 +52,7 @@ class CertificateSettings:
     organization: str = ""
     organizational_unit: str = ""
     email: str = ""
-    subject_alt_names: list[str] = field(default_factory=lambda: ["registry.internal"])
+    subject_alt_names: list[str] = field(default_factory=list)
     key_type: str = "ecdsa-p256"
     ca_validity_days: int = 3650
     cert_validity_days: int = 825
@@ -153,7 +154,7 @@ class Plan:
         for name in candidates:
             if not isinstance(name, str) or validate.check_san(name) is not None:
                 continue
-            key = name.lower()
+            key = str(ipaddress.ip_address(name)) if validate.is_ip_address(name) else name.lower()
             if key not in seen:
                 seen.add(key)
                 result.append(name)
@@ -572,8 +573,6 @@ def plan_warnings(plan: Plan) -> list[str]:
 def sans_cover(sans: list[str], name: str) -> bool:
     """Whether a certificate with ``sans`` is valid for ``name`` (wildcards match one label)."""
     if validate.is_ip_address(name):
-        import ipaddress
-
         wanted = ipaddress.ip_address(name)
         return any(
             validate.is_ip_address(san) and ipaddress.ip_address(san) == wanted for san in sans
@@ -705,10 +704,8 @@ def save_plan(plan: Plan, path: Path | str | None = None) -> Path:
                 ],
                 target,
             ) from None
-    problems = validate_plan(plan)
-    if problems:
-        raise PlanError(problems, target)
     text = render_plan(plan, existing_text)
+    parse_plan(text, target)  # never write a plan that would not load again
     try:
         if existing_text is not None:
             backup = target.with_name(target.name + ".bak")

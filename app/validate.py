@@ -67,7 +67,7 @@ def _shown(value: object, limit: int = 40) -> str:
     text = text.encode("unicode_escape", "backslashreplace").decode("ascii", "replace")
     if len(text) > limit:
         text = text[: limit - 3] + "..."
-    return f'"{text}"'
+    return f'"{text}"' if isinstance(value, str) else text
 
 
 def _has_control(value: str) -> bool:
