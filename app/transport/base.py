@@ -181,32 +181,37 @@ def sudo_problem(host: str, stderr: str, used_password: bool) -> TransportError 
     return None
 
 
-def command_failure(host: str, result: CommandResult) -> TransportError:
-    """Turn a failed command into the most specific TransportError."""
-    shown = display_command(result.argv)
+def command_failure(host: str, result: CommandResult, action: str | None = None) -> TransportError:
+    """Turn a failed command into the most specific TransportError.
+
+    ``action`` (e.g. "writing /etc/x") replaces the command in messages when the command is an
+    internal script the user would not recognise.
+    """
+    shown = action or f"`{display_command(result.argv)}`"
+    doing = action or f"running {shown}"
     tail = stderr_tail(result.stderr) or stderr_tail(result.stdout)
     detail = f": {tail}" if tail else ""
     lowered = tail.lower()
     if "no space left on device" in lowered or "disk quota exceeded" in lowered:
         return TransportError(
-            f"{host} ran out of disk space running `{shown}`{detail}",
+            f"{host} ran out of disk space {doing}{detail}",
             "free space on the host (df -h) and run again",
             kind="disk-full",
         )
     if "permission denied" in lowered or "operation not permitted" in lowered:
         return TransportError(
-            f"permission denied on {host} running `{shown}`{detail}",
+            f"permission denied on {host} {doing}{detail}",
             "run this step with sudo, or connect as a user allowed to do this",
             kind="permission",
         )
     if result.exit_status == 127:
         return TransportError(
-            f"command not found on {host}: `{shown}`{detail}",
+            f"command not found on {host} {doing}{detail}",
             "install the missing program on the host",
             kind="command",
         )
     return TransportError(
-        f"`{shown}` failed on {host} (exit {result.exit_status}){detail}",
+        f"{shown} failed on {host} (exit {result.exit_status}){detail}",
         None,
         kind="command",
     )
@@ -260,40 +265,6 @@ def file_is_current(state: str, content: bytes, mode: int, owner: str, group: st
     if group and group not in (group_name, gid):
         return False
     return int(octal, 8) == mode
-
-
-def write_file_atomically(
-    transport: Transport,
-    stage: Callable[[bytes], tuple[str, Callable[[], None]]],
-    path: str,
-    content: bytes,
-    *,
-    mode: int,
-    owner: str,
-    group: str,
-    sudo: bool,
-    timeout: float,
-) -> bool:
-    """The shared write_file: compare remotely, stage privately, install atomically.
-
-    ``stage(content)`` puts the bytes in a file only the connecting user can read and returns
-    its path and a cleanup callable.
-    """
-    if not path.startswith("/"):
-        raise TransportError(f"refusing to write a relative path: {path}", kind="io")
-    state = transport.run(["sh", "-c", FILE_STATE_SCRIPT, "sh", path], sudo=sudo, timeout=timeout)
-    if file_is_current(state.stdout, content, mode, owner, group):
-        return False
-    staged, cleanup = stage(content)
-    try:
-        transport.run(
-            ["sh", "-c", INSTALL_SCRIPT, "sh", staged, path, f"{mode:o}", owner_spec(owner, group)],
-            sudo=sudo,
-            timeout=timeout,
-        )
-    finally:
-        cleanup()
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,15 +343,23 @@ class ExecTransport(Transport):
             raise self.failure(result, sudo)
         return result
 
-    def failure(self, result: CommandResult, sudo: bool) -> TransportError:
+    def failure(
+        self, result: CommandResult, sudo: bool, action: str | None = None
+    ) -> TransportError:
         if sudo and self._sudo_mode in ("nopasswd", "password") and result.exit_status == 1:
             problem = sudo_problem(self.name, result.stderr, self._sudo_mode == "password")
             if problem is not None:
                 return problem
-        return command_failure(self.name, result)
+        return command_failure(self.name, result, action)
 
     def run_bytes(
-        self, argv: list[str], *, sudo: bool, stdin: bytes | None, timeout: float
+        self,
+        argv: list[str],
+        *,
+        sudo: bool,
+        stdin: bytes | None,
+        timeout: float,
+        action: str | None = None,
     ) -> ExecResult:
         """Like run, but stdout stays bytes and a failure is returned, not raised."""
         if not argv:
@@ -395,8 +374,8 @@ class ExecTransport(Transport):
             done = self._exec(prefix + wrapped, stdin, limit)
         if done.status == 124:  # coreutils timeout: the command hit its deadline and was killed
             raise TransportError(
-                f"`{display_command(argv)}` on {self.name} did not finish within {timeout:g}s "
-                "and was stopped",
+                f"{action or '`' + display_command(argv) + '`'} on {self.name} did not finish "
+                f"within {timeout:g}s and was stopped",
                 "the host may be overloaded, or the step may need a longer timeout",
                 kind="timeout",
             )
@@ -476,11 +455,12 @@ class ExecTransport(Transport):
 
     def read_file(self, path: str, *, sudo: bool = False, timeout: float = 30.0) -> bytes | None:
         argv = ["sh", "-c", READ_SCRIPT, "sh", path]
-        done = self.run_bytes(argv, sudo=sudo, stdin=None, timeout=timeout)
+        action = f"reading {path}"
+        done = self.run_bytes(argv, sudo=sudo, stdin=None, timeout=timeout, action=action)
         if done.status == MISSING_FILE_STATUS:
             return None
         if done.status != 0:
-            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo)
+            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo, action)
         return done.stdout
 
     def write_file(
@@ -494,9 +474,29 @@ class ExecTransport(Transport):
         sudo: bool = False,
         timeout: float = 60.0,
     ) -> bool:
-        """See Transport.write_file. An empty ``owner``/``group`` leaves that part as the
-        writing user's (for files a non-root user writes without sudo)."""
-        return write_file_atomically(
-            self, self.stage, path, content,
-            mode=mode, owner=owner, group=group, sudo=sudo, timeout=timeout,
-        )
+        """See Transport.write_file: compare remotely, stage privately, install atomically.
+
+        An empty ``owner``/``group`` leaves that part as the writing user's (for files a
+        non-root user writes without sudo).
+        """
+        if not path.startswith("/"):
+            raise TransportError(f"refusing to write a relative path: {path}", kind="io")
+        action = f"writing {path}"
+        state = self._script(["sh", "-c", FILE_STATE_SCRIPT, "sh", path], sudo, timeout, action)
+        if file_is_current(state, content, mode, owner, group):
+            return False
+        staged, cleanup = self.stage(content)
+        try:
+            argv = ["sh", "-c", INSTALL_SCRIPT, "sh", staged, path, f"{mode:o}",
+                    owner_spec(owner, group)]
+            self._script(argv, sudo, timeout, action)
+        finally:
+            cleanup()
+        return True
+
+    def _script(self, argv: list[str], sudo: bool, timeout: float, action: str) -> str:
+        """Run an internal script; failures are described by ``action``, not the script."""
+        done = self.run_bytes(argv, sudo=sudo, stdin=None, timeout=timeout, action=action)
+        if done.status != 0:
+            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo, action)
+        return as_text(done.stdout)

@@ -326,6 +326,13 @@ def authenticate(
         except paramiko.SSHException as error:
             _raise_lost(client, target, error)
     client.close()
+    if not tried:
+        raise TransportError(
+            f"no key or password to log in to {target.user}@{target.hostname}:{target.port}",
+            "give an identity file, load your key into ssh-agent (ssh-add), or enter the "
+            "password",
+            kind="auth",
+        )
     if problems and len(tried) == len(problems):
         raise problems[0]
     detail = "; ".join(p.message for p in problems)

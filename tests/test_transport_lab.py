@@ -1,0 +1,175 @@
+"""Transports and the Docker SDK against the lab's real hosts (non-root users, sudo, dockerd).
+
+Run with REGWIZ_LAB_ID set to a lab of your own (e.g. 3) to avoid colliding with others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.dockerapi import docker_client
+from app.transport.base import ConnectionSecrets, ConnectionSettings, TransportError
+from app.transport.factory import open_transport
+from app.transport.hostkeys import HostKeyPolicy
+from app.transport.ssh import SSHTransport, connect, probe_host_key
+from tests.lab.lab import Lab, LabHost
+
+
+@pytest.fixture(autouse=True)
+def no_user_ssh_files(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
+def settings_for(host: LabHost, **overrides: object) -> ConnectionSettings:
+    values: dict[str, object] = dict(host=host.ip, user=host.ssh_user,
+                                     identity_file=str(host.key_path), ssh_config="")
+    values.update(overrides)
+    return ConnectionSettings(**values)  # type: ignore[arg-type]
+
+
+def open_lab(host: LabHost, secrets: ConnectionSecrets | None = None) -> SSHTransport:
+    transport = open_transport(settings_for(host), secrets,
+                               HostKeyPolicy(known_hosts=host.known_hosts))
+    assert isinstance(transport, SSHTransport)
+    return transport
+
+
+@pytest.fixture
+def ops(lab: Lab) -> Iterator[SSHTransport]:
+    host = lab["containerd"]
+    transport = open_lab(host, ConnectionSecrets(sudo_password=host.sudo_password))
+    yield transport
+    transport.close()
+
+
+def test_passwordless_sudo(lab: Lab) -> None:
+    with open_lab(lab["registry"]) as deploy:
+        assert deploy.run(["id", "-un"]).stdout == "rwdeploy\n"
+        assert deploy.run(["id", "-u"], sudo=True).stdout == "0\n"
+        assert deploy.sudo_mode() == "nopasswd"
+
+
+def test_sudo_with_password(ops: SSHTransport) -> None:
+    assert ops.run(["id", "-u"], sudo=True).stdout == "0\n"
+    assert ops.sudo_mode() == "password"
+    # Command input travels in a staged file, the password alone on stdin.
+    assert ops.run(["cat"], sudo=True, stdin=b"payload\n").stdout == "payload\n"
+    assert ops.run(["sh", "-c", "cat; id -u"], sudo=True, stdin=b"").stdout == "0\n"
+
+
+def test_sudo_password_never_reaches_the_command(ops: SSHTransport) -> None:
+    seen = ops.run(["cat"], sudo=True).stdout
+    assert seen == ""
+    processes = ops.run(["ps", "-eo", "args"]).stdout
+    assert "rwops-password" not in processes
+
+
+def test_missing_sudo_password_is_named(lab: Lab) -> None:
+    with open_lab(lab["containerd"]) as transport, pytest.raises(TransportError) as caught:
+        transport.run(["id"], sudo=True)
+    assert caught.value.kind == "sudo-password"
+    assert "needs a password" in caught.value.message
+    assert lab["containerd"].ip in caught.value.message
+
+
+def test_wrong_sudo_password_is_named(lab: Lab) -> None:
+    secrets = ConnectionSecrets(sudo_password="not-the-password")
+    with open_lab(lab["containerd"], secrets) as transport:
+        with pytest.raises(TransportError) as caught:
+            transport.run(["id"], sudo=True)
+        assert transport.run(["id", "-un"]).stdout == "rwops\n"  # the connection still works
+    assert caught.value.kind == "sudo-password"
+    assert "wrong sudo password" in caught.value.message
+    assert "not-the-password" not in str(caught.value)
+
+
+def test_password_login(lab: Lab) -> None:
+    host = lab["containerd"]
+    settings = settings_for(host, identity_file=None)
+    with connect(settings, ConnectionSecrets(password=host.password),
+                 HostKeyPolicy(host.known_hosts)) as transport:
+        assert transport.run(["id", "-un"]).stdout == "rwops\n"
+    with pytest.raises(TransportError) as caught:
+        connect(settings, ConnectionSecrets(password="wrong"), HostKeyPolicy(host.known_hosts))
+    assert caught.value.kind == "auth"
+
+
+def test_write_file_with_sudo_creates_root_owned_0600(ops: SSHTransport, lab: Lab) -> None:
+    path = "/etc/containerd/regwiz-test/secret.conf"
+    host = lab["containerd"]
+    try:
+        assert ops.write_file(path, b"s3cret\n", mode=0o600, sudo=True) is True
+        seen = host.exec(["stat", "-c", "%U:%G %a", path]).stdout.decode().strip()
+        assert seen == "root:root 600"
+        assert ops.write_file(path, b"s3cret\n", mode=0o600, sudo=True) is False
+        assert ops.read_file(path, sudo=True) == b"s3cret\n"
+        with pytest.raises(TransportError) as caught:
+            ops.read_file(path)  # the non-root user may not read it
+        assert caught.value.kind == "permission"
+        leftovers = host.exec(["sh", "-c", "ls -A /etc/containerd/regwiz-test /tmp"]).stdout
+        assert b".regwiz" not in leftovers
+    finally:
+        host.exec(["rm", "-rf", "/etc/containerd/regwiz-test"])
+
+
+def test_write_without_sudo_into_root_dir_is_permission_error(ops: SSHTransport) -> None:
+    with pytest.raises(TransportError) as caught:
+        ops.write_file("/etc/regwiz-denied.conf", b"x", owner="", group="")
+    assert caught.value.kind == "permission"
+
+
+def test_write_own_file_without_sudo(ops: SSHTransport) -> None:
+    assert ops.write_file("/tmp/regwiz-ops-file", b"mine", owner="", group="", mode=0o640)
+    assert ops.run(["stat", "-c", "%U %a", "/tmp/regwiz-ops-file"]).stdout == "rwops 640\n"
+    assert ops.write_file("/tmp/regwiz-ops-file", b"mine", owner="", group="", mode=0o640) \
+        is False
+    ops.run(["rm", "-f", "/tmp/regwiz-ops-file"])
+
+
+def test_changed_lab_host_key_is_refused(lab: Lab, tmp_path: object) -> None:
+    host = lab["plain"]
+    old = host.host_key_fingerprint()
+    new = host.replace_host_key()
+    try:
+        with pytest.raises(TransportError) as caught:
+            open_lab(host)
+        assert caught.value.kind == "host-key-changed"
+        assert old in caught.value.message and new in caught.value.message
+        probe = probe_host_key(settings_for(host), HostKeyPolicy(host.known_hosts))
+        assert (probe.status, probe.fingerprint) == ("changed", new)
+    finally:
+        lab.write_known_hosts()
+
+
+def test_docker_client_over_ssh(lab: Lab) -> None:
+    with open_lab(lab["registry"]) as transport:
+        client = docker_client(transport, sudo=False)
+        try:
+            assert client.ping()
+            assert client.version()["ApiVersion"] == "1.41"
+            tags = {tag for image in client.images.list() for tag in image.tags}
+            assert "registry:2" in tags
+            assert client.info()["Driver"] == "vfs"
+        finally:
+            client.close()
+        assert transport.run(["true"]).ok  # the SSH connection outlives the client
+
+
+def test_docker_client_over_sudo(lab: Lab) -> None:
+    with open_lab(lab["registry"]) as transport:
+        client = docker_client(transport, sudo=True)
+        try:
+            assert client.version()["ApiVersion"] == "1.41"
+        finally:
+            client.close()
+
+
+def test_docker_client_without_docker_is_a_clear_error(ops: SSHTransport) -> None:
+    with pytest.raises(TransportError) as caught:
+        docker_client(ops, sudo=True)
+    assert ops.name in caught.value.message
+    assert "docker" in caught.value.message.lower()
+
