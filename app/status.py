@@ -314,10 +314,10 @@ def registry_host_status(
 def _fill_container(plan: Plan, transport: Transport, container: ContainerStatus) -> None:
     import docker.errors
 
-    from app.dockerapi import docker_client
+    from app.verify import registry_docker_client
 
     try:
-        client = docker_client(transport, sudo=plan.registry.sudo)
+        client = registry_docker_client(transport, plan.registry.sudo)
         try:
             attrs = client.containers.get(container.name).attrs
         finally:

@@ -82,6 +82,7 @@ class PushPullResult:
     message: str = ""
     hint: str | None = None
     cleanup: str = ""  # what happened to the test tag afterwards
+    note: str = ""  # how the push was done when not the plain way (e.g. loopback)
     seconds: float = 0.0
 
     @property
@@ -501,6 +502,28 @@ def _open_pusher(plan: Plan, secrets: Secrets, policy: Any, from_local: bool) ->
     return open_registry_transport(plan, secrets, policy)
 
 
+def registry_docker_client(transport: Transport, sudo_allowed: bool) -> Any:
+    """The registry host's Docker: first as the SSH user (docker group), then with sudo."""
+    from app.dockerapi import docker_client
+
+    last: Exception | None = None
+    for sudo in ([False, True] if sudo_allowed else [False]):
+        client = None
+        try:
+            client = docker_client(transport, sudo=sudo)
+            client.ping()
+            return client
+        except Exception as error:  # noqa: BLE001 - SDK, tunnel and sudo failures: try the next
+            last = error
+            if client is not None:
+                client.close()
+    message = getattr(last, "message", None) or str(last)
+    raise RegwizError(
+        f"cannot reach the Docker daemon on {transport.name}: {message}",
+        "start dockerd, and add the SSH user to the docker group or allow sudo",
+    )
+
+
 def _round_trip(
     plan: Plan,
     transport: Transport,
@@ -509,9 +532,8 @@ def _round_trip(
     result: PushPullResult,
 ) -> SelftestImage:
     from app import registry_api
-    from app.dockerapi import docker_client
 
-    client = docker_client(transport, sudo=plan.registry.sudo and not from_local)
+    client = registry_docker_client(transport, plan.registry.sudo and not from_local)
     try:
         arch = str(client.version().get("Arch") or "amd64")
         image = build_selftest_image(plan.registry_reference, architecture=arch)
@@ -519,18 +541,15 @@ def _round_trip(
         auth_config = {"username": auth[0], "password": auth[1]} if auth else None
         try:
             _load(client, image)
-            result.pushed_digest = parse_push_events(
-                client.api.push(image.repository, tag=image.tag, stream=True, decode=True,
-                                auth_config=auth_config)
-            )
-            _remove_image(client, image)
+            pushed_as = _push(client, image, plan, from_local, auth_config, result)
+            _remove_image(client, image, pushed_as)
             parse_pull_events(
-                client.api.pull(image.repository, tag=image.tag, stream=True, decode=True,
+                client.api.pull(pushed_as, tag=image.tag, stream=True, decode=True,
                                 auth_config=auth_config)
             )
-            result.pulled_digest = _pulled_digest(client, image)
+            result.pulled_digest = _pulled_digest(client, image, pushed_as)
         finally:
-            _remove_image(client, image)
+            _remove_image(client, image, loopback_repository(plan))
     finally:
         client.close()
     basic = registry_api.BasicAuth(*auth) if auth else None
@@ -540,6 +559,61 @@ def _round_trip(
     )
     _compare_digests(result)
     return image
+
+
+def loopback_repository(plan: Plan) -> str:
+    return f"127.0.0.1:{plan.registry.port}/{SELFTEST_REPOSITORY}"
+
+
+def _push(
+    client: Any,
+    image: SelftestImage,
+    plan: Plan,
+    from_local: bool,
+    auth_config: dict[str, str] | None,
+    result: PushPullResult,
+) -> str:
+    """Push as ``<address>:<port>/...``; returns the repository name that was pushed.
+
+    The registry host's own Docker usually does not trust our CA (it is no node). Docker treats
+    127.0.0.0/8 registries as insecure, so the host can still push through its loopback port:
+    the same registry and repository, TLS then proven by the registry API check and the nodes.
+    """
+    try:
+        result.pushed_digest = parse_push_events(
+            client.api.push(image.repository, tag=image.tag, stream=True, decode=True,
+                            auth_config=auth_config)
+        )
+        return image.repository
+    except RegwizError as error:
+        if from_local or not _is_x509(error.message) or _is_loopback(plan.registry.address):
+            raise
+    loopback = loopback_repository(plan)
+    client.api.tag(image.image_id, loopback, image.tag)
+    result.pushed_digest = parse_push_events(
+        client.api.push(loopback, tag=image.tag, stream=True, decode=True,
+                        auth_config=auth_config)
+    )
+    result.note = (
+        f"the registry host's Docker does not trust the CA for {plan.registry_reference} (it is "
+        f"not onboarded as a node), so it pushed and pulled through {loopback.split('/')[0]}, "
+        "which Docker treats as a loopback registry; TLS was checked by the registry API call "
+        "from this machine and by the nodes"
+    )
+    return loopback
+
+
+def _is_x509(text: str) -> bool:
+    return any(marker in text.lower() for marker in _X509_MARKERS)
+
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 def _load(client: Any, image: SelftestImage) -> None:
@@ -553,11 +627,12 @@ def _load(client: Any, image: SelftestImage) -> None:
         ) from None
 
 
-def _remove_image(client: Any, image: SelftestImage) -> None:
-    """Remove the tag and the image itself, so the pull really comes from the registry."""
+def _remove_image(client: Any, image: SelftestImage, other_repository: str) -> None:
+    """Remove the tags and the image itself, so the pull really comes from the registry."""
     import docker.errors
 
-    for name in (image.reference, image.image_id):
+    names = [image.reference, f"{other_repository}:{image.tag}", image.image_id]
+    for name in names:
         try:
             client.images.remove(name, force=True)
         except docker.errors.ImageNotFound:
@@ -566,19 +641,20 @@ def _remove_image(client: Any, image: SelftestImage) -> None:
             raise RegwizError(f"removing {name} failed: {error.explanation or error}") from None
 
 
-def _pulled_digest(client: Any, image: SelftestImage) -> str | None:
+def _pulled_digest(client: Any, image: SelftestImage, repository: str) -> str | None:
     import docker.errors
 
+    reference = f"{repository}:{image.tag}"
     try:
-        pulled = client.images.get(image.reference)
+        pulled = client.images.get(reference)
     except docker.errors.ImageNotFound:
-        raise RegwizError(f"{image.reference} is not there after the pull") from None
+        raise RegwizError(f"{reference} is not there after the pull") from None
     if pulled.id != image.image_id:
         raise RegwizError(
             f"the pulled image has id {pulled.id}, expected {image.image_id}: the registry "
             "returned different content"
         )
-    return digest_from_repo_digests(pulled.attrs.get("RepoDigests") or [], image.repository)
+    return digest_from_repo_digests(pulled.attrs.get("RepoDigests") or [], repository)
 
 
 def _compare_digests(result: PushPullResult) -> None:

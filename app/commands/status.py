@@ -8,7 +8,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from app.commands.verify import add_common_arguments, load_credentials, load_plan_from_args
+from app.commands.verify import (
+    add_common_arguments,
+    load_credentials,
+    load_plan_from_args,
+    policy_from_args,
+)
 
 if TYPE_CHECKING:
     from app.status import CertificateStatus, StatusReport
@@ -44,7 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.connections import host_key_policy
     from app.plan import Secrets
     from app.status import collect_status
 
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     report = collect_status(
         plan,
         Secrets.from_env(),
-        host_key_policy=host_key_policy(args.accept_new_host_keys),
+        host_key_policy=policy_from_args(args),
         include_nodes=not args.no_nodes,
         credentials=load_credentials(plan, args.credentials_file),
         parallel=args.parallel,

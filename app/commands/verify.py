@@ -13,6 +13,7 @@ from app.errors import UsageError
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.plan import Plan
+    from app.transport.hostkeys import HostKeyPolicy
     from app.verify import NodeVerifyResult, VerifyProgress, VerifyReport
 
 DESCRIPTION = """\
@@ -32,21 +33,21 @@ htpasswd mode, --credentials-file or REGWIZ_REGISTRY_PASSWORD
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, parallel: bool = True) -> None:
-    """--plan, --accept-new-host-keys, --parallel: shared by verify, status and apply."""
-    parser.add_argument(
-        "--plan", default=argparse.SUPPRESS, metavar="FILE",
-        help="plan file (default: the wizard's plan in the user config folder)",
-    )
-    parser.add_argument(
-        "--accept-new-host-keys", action="store_true",
-        help="trust and remember SSH host keys seen for the first time (changed keys are "
-        "always refused)",
-    )
+    """deploy's --plan/--accept-new-host-keys/--known-hosts, plus --parallel."""
+    from app.commands.deploy import add_connection_arguments
+
+    add_connection_arguments(parser)
     if parallel:
         parser.add_argument(
             "--parallel", type=positive_int, default=16, metavar="N",
             help="how many nodes to work on at once (default 16)",
         )
+
+
+def policy_from_args(args: argparse.Namespace) -> HostKeyPolicy:
+    from app.connections import host_key_policy
+
+    return host_key_policy(args.accept_new_host_keys, known_hosts=args.known_hosts)
 
 
 def positive_int(text: str) -> int:
@@ -112,7 +113,6 @@ def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.connections import host_key_policy
     from app.plan import Secrets
     from app.verify import verify
 
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     report = verify(
         plan,
         Secrets.from_env(),
-        host_key_policy=host_key_policy(args.accept_new_host_keys),
+        host_key_policy=policy_from_args(args),
         on_progress=None if args.json else print_progress,
         from_local=args.from_local,
         parallel=args.parallel,
