@@ -1,0 +1,373 @@
+"""Deploy acceptance on the lab: real sshd, real dockerd, real registry, real docker push/pull.
+
+Every test uses its own container name, port, certs dir and data dir (all private to the lab's
+registry host) and uninstalls at the end, so the tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import stat
+import subprocess
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from app import registry_api
+from app.cli import main
+from app.connections import host_key_policy
+from app.deploy import Deployment, DeployOptions
+from app.plan import Secrets, load_plan
+from app.transport.factory import open_transport
+from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab, LabHost
+
+
+@dataclass
+class Setup:
+    plan_path: Path
+    known_hosts: Path
+    host: LabHost
+    name: str
+    port: int
+    certs_dir: str
+    data_dir: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host.ip}:{self.port}"
+
+    @property
+    def ca_pem(self) -> bytes:
+        return (self.plan_path.parent / "certs" / "ca.crt").read_bytes()
+
+    def cli(self, *extra: str) -> int:
+        return main([extra[0], "--plan", str(self.plan_path), "--known-hosts",
+                     str(self.known_hosts), *extra[1:]])
+
+    def container(self) -> dict[str, object] | None:
+        found = self.host.exec(["docker", "inspect", self.name], check=False)
+        return json.loads(found.stdout)[0] if found.returncode == 0 else None
+
+    def rewrite(self, **registry: object) -> None:
+        self.plan_path.write_text(plan_text(self, **registry))
+
+
+def plan_text(setup: Setup, **overrides: object) -> str:
+    registry: dict[str, object] = {
+        "host": setup.host.ip, "ssh_user": setup.host.ssh_user, "ssh_port": 22,
+        "identity_file": str(setup.host.key_path), "sudo": True, "address": setup.host.ip,
+        "port": setup.port, "image": REGISTRY_IMAGE, "container_name": setup.name,
+        "data_dir": setup.data_dir, "certs_dir": setup.certs_dir, "auth": "none",
+        "delete_enabled": False,
+    } | overrides
+    lines = [
+        "[certificate]", 'common_name = "registry.lab.internal"', 'country = "KR"',
+        f'subject_alt_names = ["{setup.host.ip}"]', 'directory = "certs"', "",
+        "[registry]",
+    ]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in registry.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def setup(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """A plan for a fresh registry on the lab's registry host; uninstalled (and purged) after."""
+    name = "rw-" + request.node.name.removeprefix("test_").replace("_", "-")[:30]
+    port = 20000 + zlib.crc32(name.encode()) % 10000
+    known_hosts = tmp_path / "known_hosts"
+    shutil.copy(lab.known_hosts, known_hosts)
+    made = Setup(tmp_path / "plan.toml", known_hosts, lab["registry"], name, port,
+                 f"/etc/docker/{name}-certs", f"/registry-image/{name}")
+    made.rewrite()
+    assert main(["certs", "--plan", str(made.plan_path)]) == 0
+    yield made
+    shutil.copy(lab.known_hosts, known_hosts)
+    main(["uninstall", "--plan", str(made.plan_path), "--known-hosts", str(known_hosts),
+          "--purge", "--yes"])
+    made.host.exec(["docker", "rm", "-f", name], check=False)
+    made.host.exec(["rm", "-rf", made.certs_dir, made.data_dir], check=False)
+
+
+def get_v2(address: str, ca_pem: bytes, auth: tuple[str, str] | None = None) -> int:
+    """Plain Python, trusting only our CA: the status of GET /v2/."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=ca_pem.decode())
+    request = urllib.request.Request(f"https://{address}/v2/")
+    if auth:
+        import base64
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def trust_on(host: LabHost, address: str, ca_pem: bytes) -> None:
+    target = host.host_path(f"/etc/docker/certs.d/{address}/ca.crt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(ca_pem)
+
+
+def outcomes(output: str) -> list[str]:
+    return [line.split()[0] for line in output.splitlines()
+            if line.split() and line.split()[0] in ("changed", "unchanged", "failed", "skipped")]
+
+
+# --------------------------------------------------------------------------- acceptance
+
+
+def test_deploy_as_sudo_user_then_again_unchanged(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    first = capsys.readouterr().out
+    assert "failed" not in outcomes(first)
+    assert get_v2(setup.address, setup.ca_pem) == 200
+    container = setup.container()
+    assert container is not None
+    assert container["HostConfig"]["RestartPolicy"]["Name"] == "always"  # type: ignore[index]
+    key = setup.host.exec(["stat", "-c", "%U %a", f"{setup.certs_dir}/tls.key"]).stdout.split()
+    assert key == [b"root", b"600"]
+
+    assert setup.cli("deploy") == 0
+    second = capsys.readouterr().out
+    assert outcomes(second) and set(outcomes(second)) == {"unchanged"}, second
+    again = setup.container()
+    assert again is not None and again["Id"] == container["Id"]
+    assert again["State"]["StartedAt"] == container["State"]["StartedAt"]  # type: ignore[index]
+
+
+def test_port_change_recreates_container_and_keeps_images(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    first_id = setup.container()["Id"]  # type: ignore[index]
+    ref = f"{setup.address}/lab/busybox:kept"
+    trust_on(setup.host, setup.address, setup.ca_pem)
+    setup.host.exec(["docker", "tag", BUSYBOX_IMAGE, ref])
+    setup.host.exec(["docker", "push", ref], timeout=120)
+    ca = setup.plan_path.parent / "certs" / "ca.crt"
+    digest = registry_api.manifest_digest(f"https://{setup.address}", ca, "lab/busybox", "kept")
+    assert digest and digest.startswith("sha256:")
+
+    old_address, setup.port = setup.address, setup.port + 1
+    setup.rewrite()
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    output = capsys.readouterr().out
+    assert f"changed  [{setup.host.ip}] Run container {setup.name}" in output
+    assert setup.container()["Id"] != first_id  # type: ignore[index]
+    assert registry_api.ping(f"https://{old_address}", ca).status is None
+    assert registry_api.manifest_digest(
+        f"https://{setup.address}", ca, "lab/busybox", "kept") == digest
+
+    new_ref = f"{setup.address}/lab/busybox:kept"
+    trust_on(setup.host, setup.address, setup.ca_pem)
+    setup.host.exec(["docker", "rmi", ref])
+    setup.host.exec(["docker", "pull", new_ref], timeout=120)
+    pulled = setup.host.exec(["docker", "image", "inspect", "--format",
+                              "{{json .RepoDigests}}", new_ref]).stdout
+    assert f"{setup.address}/lab/busybox@{digest}" in json.loads(pulled)
+    setup.host.exec(["docker", "rmi", new_ref], check=False)
+
+
+def test_unknown_host_key_refused_and_nothing_changed(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup.known_hosts.write_text("")
+    assert setup.cli("deploy") == 1
+    out = capsys.readouterr().out
+    assert "host key of" in out and "is not known" in out and "SHA256:" in out
+    assert "--accept-new-host-keys" in out
+    assert setup.container() is None
+    assert setup.host.exec(["test", "-e", setup.certs_dir], check=False).returncode != 0
+    assert setup.known_hosts.read_text() == ""
+
+
+def test_replaced_host_key_refused_with_both_fingerprints(
+    lab: Lab, setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = setup.host.host_key_fingerprint()
+    try:
+        new = setup.host.replace_host_key()
+        assert setup.cli("deploy", "--accept-new-host-keys") == 1
+    finally:
+        lab.write_known_hosts()  # the lab's own file follows the new key for later tests
+    out = capsys.readouterr().out
+    assert "CHANGED" in out and old in out and new in out
+    assert setup.container() is None
+
+
+def test_air_gapped_host_gets_the_image_from_a_tar_and_from_local_docker(
+    lab: Lab, setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, donor = setup.host, lab["docker"]
+    donor_url = f"unix://{donor.docker_socket}"
+    tar = tmp_path / "registry.tar"
+    client = docker.DockerClient(base_url=donor_url)
+    with open(tar, "wb") as out:
+        for chunk in client.images.get(REGISTRY_IMAGE).save(named=True):
+            out.write(chunk)
+    client.close()
+    users = registry.exec(["docker", "ps", "-aq", "--filter", f"ancestor={REGISTRY_IMAGE}"])
+    assert users.stdout.strip() == b"", "another container still uses the image"
+    try:
+        registry.exec(["docker", "rmi", REGISTRY_IMAGE])
+        assert setup.cli("deploy", "--image-tar", str(tar)) == 0, capsys.readouterr()
+        output = capsys.readouterr().out
+        assert f"changed  [{registry.ip}] Make image {REGISTRY_IMAGE} available" in output
+        assert get_v2(setup.address, setup.ca_pem) == 200
+
+        # Second way in: no tar, the image copied from "this machine's" Docker (DOCKER_HOST).
+        setup.cli("uninstall")
+        registry.exec(["docker", "rmi", REGISTRY_IMAGE])
+        monkeypatch.setenv("DOCKER_HOST", donor_url)
+        assert setup.cli("deploy") == 0, capsys.readouterr()
+        assert f"changed  [{registry.ip}] Make image" in capsys.readouterr().out
+        assert get_v2(setup.address, setup.ca_pem) == 200
+    finally:
+        if registry.exec(["docker", "image", "inspect", REGISTRY_IMAGE],
+                         check=False).returncode != 0:
+            registry.exec(["docker", "load", "-i", str(tar)])
+
+
+def test_missing_image_without_any_source_fails_with_a_hint(
+    lab: Lab, setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup.rewrite(image="regwiz-lab/not-there:1")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    assert setup.cli("deploy") == 1
+    out = capsys.readouterr().out
+    assert "regwiz-lab/not-there:1 is not on" in out and "--image-tar" in out
+    assert setup.container() is None
+
+
+def test_port_taken_by_another_process_fails_before_any_change(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listener = subprocess.Popen(
+        ["nsenter", "-t", str(setup.host.pid), "-m", "-n", "python3", "-c",
+         "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
+         "socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(); "
+         "print('ok', flush=True); s.accept()", str(setup.port)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline() == b"ok\n"
+        assert setup.cli("deploy") == 1
+    finally:
+        listener.kill()
+        listener.wait()
+    out = capsys.readouterr().out
+    assert f"port {setup.port} on {setup.host.ip} is already in use" in out
+    assert "python3" in out  # ss -p names the process (via sudo)
+    assert setup.container() is None
+    assert setup.host.exec(["test", "-e", setup.certs_dir], check=False).returncode != 0
+    assert setup.host.exec(["test", "-e", setup.data_dir], check=False).returncode != 0
+
+
+def test_htpasswd_mode_needs_the_saved_credentials(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup.rewrite(auth="htpasswd")
+    creds = tmp_path / "creds" / "registry.json"
+    assert setup.cli("deploy", "--credentials-file", str(creds)) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    saved = json.loads(creds.read_text())
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert out.count(saved["password"]) == 1  # shown once, on purpose
+    assert get_v2(setup.address, setup.ca_pem) == 401
+    assert get_v2(setup.address, setup.ca_pem, (saved["username"], "wrong")) == 401
+    assert get_v2(setup.address, setup.ca_pem, (saved["username"], saved["password"])) == 200
+    file_mode = setup.host.exec(["stat", "-c", "%U %a", f"{setup.certs_dir}/htpasswd"])
+    assert file_mode.stdout.split() == [b"root", b"600"]
+
+    assert setup.cli("deploy", "--credentials-file", str(creds)) == 0
+    again = capsys.readouterr().out
+    assert set(outcomes(again)) == {"unchanged"}, again
+    assert saved["password"] not in again
+
+
+def test_uninstall_keeps_data_unless_purged(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    setup.host.exec(["touch", f"{setup.data_dir}/marker"])
+    assert setup.cli("uninstall") == 0
+    assert setup.container() is None
+    assert setup.host.exec(["test", "-e", setup.certs_dir], check=False).returncode != 0
+    assert setup.host.exec(["test", "-e", f"{setup.data_dir}/marker"]).returncode == 0
+    assert setup.cli("uninstall", "--purge") == 2  # no terminal: refuses instead of asking
+    assert "--yes" in capsys.readouterr().err
+    assert setup.host.exec(["test", "-e", setup.data_dir]).returncode == 0
+    assert setup.cli("uninstall", "--purge", "--yes") == 0
+    assert setup.host.exec(["test", "-e", setup.data_dir], check=False).returncode != 0
+
+
+def test_ca_private_key_never_leaves_this_machine(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.connections import connection_secrets, registry_connection
+    from app.steps import Outcome, run_steps
+
+    plan = load_plan(setup.plan_path)
+    ca_key = (plan.cert_dir / "ca.key").read_bytes()
+    policy = host_key_policy(False, known_hosts=setup.known_hosts)
+    transport = open_transport(registry_connection(plan), connection_secrets(Secrets()), policy)
+    sent: list[bytes] = []
+    real_run, real_write = transport.run, transport.write_file
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        sent.extend([" ".join(argv).encode(), kwargs.get("stdin") or b""])
+        return real_run(argv, **kwargs)
+
+    def write_file(path: str, content: bytes, **kwargs: Any) -> bool:
+        sent.append(content)
+        return real_write(path, content, **kwargs)
+
+    monkeypatch.setattr(transport, "run", run)
+    monkeypatch.setattr(transport, "write_file", write_file)
+    with Deployment(plan, Secrets(), DeployOptions(), transport=transport) as deployment:
+        results = run_steps(deployment.steps())
+    transport.close()
+    assert all(r.outcome in (Outcome.CHANGED, Outcome.UNCHANGED) for r in results), results
+    assert (plan.cert_dir / "tls.key").read_bytes() in sent  # the recording does see keys
+    body = b"".join(ca_key.split(b"-----")[2].split())
+    assert all(body not in b"".join(chunk.split()) for chunk in sent)
+    first_line = ca_key.split(b"\n")[1].decode()
+    found = setup.host.exec(["grep", "-rlF", first_line, setup.certs_dir, setup.data_dir],
+                            check=False)
+    assert found.stdout == b""
+
+
+def test_certificate_from_regwiz_certs_serves_a_docker_push_from_the_docker_node(
+    lab: Lab, setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 3: `regwiz certs` output serves the lab registry; a node trusting only ca.crt
+    in /etc/docker/certs.d pushes to it."""
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    node = lab["docker"]
+    ref = f"{setup.address}/issue3/busybox:pushed"
+    node.exec(["docker", "tag", BUSYBOX_IMAGE, ref])
+    try:
+        refused = node.exec(["docker", "push", ref], check=False, timeout=120)
+        assert refused.returncode != 0 and b"x509" in refused.stdout + refused.stderr
+        trust_on(node, setup.address, setup.ca_pem)
+        node.exec(["docker", "push", ref], timeout=120)
+        ca = setup.plan_path.parent / "certs" / "ca.crt"
+        assert registry_api.tags(f"https://{setup.address}", ca, "issue3/busybox") == ["pushed"]
+    finally:
+        node.exec(["docker", "rmi", "-f", ref], check=False)
+        node.exec(["rm", "-rf", f"/etc/docker/certs.d/{setup.address}"], check=False)
