@@ -1,0 +1,332 @@
+"""Acceptance for node onboarding on the lab: real sshd, sudo, dockerd, containerd, OS store.
+
+A registry:2 container serving a certificate from `app.certs` runs on the lab's registry host;
+each node is onboarded over real SSH and must then really pull from it with its own runtime.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import onboard
+from app.certs import ensure_certificates
+from app.cli import main
+from app.connections import host_key_policy
+from app.plan import NodeSettings, Plan, Secrets, load_plan, new_plan, save_plan
+from app.transport.hostkeys import HostKeyPolicy
+from tests.lab.lab import BUSYBOX_IMAGE, CONTAINERD_CONFIG_BASE, Lab, LabHost, wait_until
+
+PORT = 8543
+CONTAINER = "onboard-lab-registry"
+CERTS_DIR = "/etc/docker/onboard-lab-certs"  # private to the registry host
+SEED = "onboard/busybox:seed"
+NODES = ("docker", "containerd", "bare", "plain")
+
+
+@dataclass
+class Setup:
+    lab: Lab
+    plan: Plan
+    ca_pem: bytes
+    registry: str  # "IP:PORT"
+
+    @property
+    def ca_anchor(self) -> str:
+        return f"/usr/local/share/ca-certificates/regwiz-{self.registry.replace(':', '_')}.crt"
+
+    def node_files(self) -> dict[str, list[str]]:
+        reg = self.registry
+        return {
+            "docker": [f"/etc/docker/certs.d/{reg}/ca.crt"],
+            "containerd": [f"/etc/containerd/certs.d/{reg}/ca.crt",
+                           f"/etc/containerd/certs.d/{reg}/hosts.toml"],
+            "bare": [f"/etc/containerd/certs.d/{reg}/ca.crt",
+                     f"/etc/containerd/certs.d/{reg}/hosts.toml"],
+            "plain": [self.ca_anchor],
+        }
+
+
+def _registry_answers(address: str, ca_pem: bytes) -> bool:
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    try:
+        with urllib.request.urlopen(f"https://{address}/v2/", context=context, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _reset_nodes(setup: Setup) -> None:
+    """Undo any earlier onboarding so the first run starts from the lab's original state."""
+    lab, reg = setup.lab, setup.registry
+    for name in ("docker", "containerd", "bare"):
+        lab[name].exec(["rm", "-rf", f"/etc/docker/certs.d/{reg}",
+                        f"/etc/containerd/certs.d/{reg}"], check=False)
+    bare = lab["bare"]
+    config = bare.host_path("/etc/containerd/config.toml")
+    if config.read_text() != CONTAINERD_CONFIG_BASE:
+        config.write_text(CONTAINERD_CONFIG_BASE)
+        bare.stop_daemon("containerd")
+        bare.start_daemon("containerd")
+    for backup in bare.host_path("/etc/containerd").glob("config.toml.regwiz-backup-*"):
+        backup.unlink()
+    plain = lab["plain"]
+    plain.exec(["rm", "-f", setup.ca_anchor])
+    plain.exec(["update-ca-certificates", "--fresh"], check=False)
+
+
+@pytest.fixture(scope="module")
+def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    registry = lab["registry"]
+    plan = new_plan(tmp_path_factory.mktemp("onboard") / "plan.toml")
+    plan.certificate.subject_alt_names = [registry.ip]
+    plan.registry.address, plan.registry.port = registry.ip, PORT
+    plan.node_defaults.identity_file = str(lab.key_path)
+    plan.node_defaults.ssh_user = "rwdeploy"
+    plan.nodes = [
+        NodeSettings(host=lab["docker"].ip, ssh_user="root"),
+        NodeSettings(host=lab["containerd"].ip, ssh_user="rwops"),
+        NodeSettings(host=lab["bare"].ip),
+        NodeSettings(host=lab["plain"].ip, os_trust_store=True),
+    ]
+    ensure_certificates(plan)
+    save_plan(plan)
+    files = plan.cert_dir
+    certs = registry.host_path(CERTS_DIR)
+    certs.mkdir(parents=True, exist_ok=True)
+    (certs / "tls.crt").write_bytes((files / "tls.crt").read_bytes())
+    (certs / "tls.key").write_bytes((files / "tls.key").read_bytes())
+    (certs / "tls.key").chmod(0o600)
+    registry.exec(["docker", "rm", "-f", CONTAINER], check=False)
+    registry.exec([
+        "docker", "run", "-d", "--name", CONTAINER, "-v", f"{CERTS_DIR}:/docker-in-certs:ro",
+        "-e", "REGISTRY_HTTP_ADDR=0.0.0.0:443",
+        "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/docker-in-certs/tls.crt",
+        "-e", "REGISTRY_HTTP_TLS_KEY=/docker-in-certs/tls.key",
+        "-p", f"{PORT}:443", "registry:2",
+    ])
+    address = f"{registry.ip}:{PORT}"
+    ca_pem = (files / "ca.crt").read_bytes()
+    result = Setup(lab, plan, ca_pem, address)
+    try:
+        assert wait_until(lambda: _registry_answers(address, ca_pem), timeout=60)
+        local = f"127.0.0.1:{PORT}/{SEED}"  # docker treats 127.0.0.1 as insecure: no CA needed
+        registry.exec(["docker", "tag", BUSYBOX_IMAGE, local])
+        registry.exec(["docker", "push", local], timeout=120)
+        registry.exec(["docker", "rmi", local])
+        _reset_nodes(result)
+        yield result
+    finally:
+        registry.exec(["docker", "rm", "-f", CONTAINER], check=False)
+        registry.exec(["rm", "-rf", CERTS_DIR], check=False)
+        _reset_nodes(result)
+
+
+def _policy(lab: Lab) -> HostKeyPolicy:
+    return host_key_policy(False, known_hosts=lab.known_hosts)
+
+
+def _onboard(setup: Setup, secrets: Secrets | None = None,
+             **kwargs: Any) -> onboard.OnboardReport:
+    events: list[onboard.NodeProgress] = []
+    report = onboard.onboard_nodes(
+        setup.plan, secrets or Secrets(sudo_password="rwops-password"),
+        host_key_policy=_policy(setup.lab), on_progress=events.append, **kwargs,
+    )
+    finals = [e for e in events if e.state in onboard.FINAL_STATES]
+    assert sorted(e.host for e in finals) == sorted(r.host for r in report.results)
+    return report
+
+
+def _by_name(setup: Setup, report: onboard.OnboardReport) -> dict[str, onboard.NodeResult]:
+    names = {setup.lab[name].ip: name for name in NODES}
+    return {names[r.host]: r for r in report.results if r.host in names}
+
+
+def _cli(setup: Setup, *args: str) -> int:
+    assert setup.plan.path is not None
+    return main(["onboard", "--plan", str(setup.plan.path), "--known-hosts",
+                 str(setup.lab.known_hosts), *args])
+
+
+def _ctr_pull(node: LabHost, ref: str) -> tuple[int, str]:
+    proc = node.exec(["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir",
+                      "/etc/containerd/certs.d", ref], check=False, timeout=120)
+    return proc.returncode, (proc.stdout + proc.stderr).decode()
+
+
+# --------------------------------------------------------------------------- the tests, in order
+
+
+def test_dry_run_changes_nothing(setup: Setup) -> None:
+    report = _onboard(setup, dry_run=True)
+    results = _by_name(setup, report)
+    assert {r.status for r in results.values()} == {onboard.PLANNED}
+    bare = "\n".join(results["bare"].dry_run_lines)
+    assert "config_path" in bare and "restart containerd" in bare
+    for name, paths in setup.node_files().items():
+        for path in paths:
+            assert not setup.lab[name].host_path(path).exists(), path
+
+
+def test_first_run_sets_up_each_node_for_its_runtime(setup: Setup) -> None:
+    lab = setup.lab
+    bare_pid = lab["bare"].daemon_pid("containerd")
+    containerd_pid = lab["containerd"].daemon_pid("containerd")
+    report = _onboard(setup)
+    results = _by_name(setup, report)
+    assert report.exit_code == 0, [(r.host, r.message) for r in report.results]
+    assert {name: r.status for name, r in results.items()} == dict.fromkeys(NODES, "changed")
+    assert results["docker"].runtimes == ["docker"]
+    assert results["containerd"].runtimes == ["containerd"]
+    assert results["bare"].runtimes == ["containerd"]
+    assert results["plain"].runtimes == []
+
+    for name, paths in setup.node_files().items():
+        for path in paths:
+            content = lab[name].host_path(path).read_bytes()
+            assert b"PRIVATE KEY" not in content  # only ca.crt ever travels
+            if path.endswith((".crt", ".pem")):
+                assert content == setup.ca_pem
+
+    # bare had no config_path: enabled once, with a backup, and containerd restarted once.
+    config = lab["bare"].host_path("/etc/containerd/config.toml").read_text()
+    assert 'config_path = "/etc/containerd/certs.d"' in config
+    assert 'bin_dir = "/usr/lib/cni"' in config
+    backups = list(lab["bare"].host_path("/etc/containerd").glob("config.toml.regwiz-backup-*"))
+    assert [b.read_text() for b in backups] == [CONTAINERD_CONFIG_BASE]
+    assert results["bare"].restarted == ["containerd"]
+    new_pid = lab["bare"].daemon_pid("containerd")
+    assert new_pid is not None and new_pid != bare_pid
+    dump = lab["bare"].exec(["containerd", "config", "dump"]).stdout.decode()
+    assert 'config_path = "/etc/containerd/certs.d"' in dump
+    # the node that already had config_path was not restarted
+    assert results["containerd"].restarted == []
+    assert lab["containerd"].daemon_pid("containerd") == containerd_pid
+
+
+def test_each_node_really_pulls_with_its_runtime(setup: Setup) -> None:
+    lab, ref = setup.lab, f"{setup.registry}/{SEED}"
+    for name in ("containerd", "bare"):
+        status, out = _ctr_pull(lab[name], ref)
+        lab[name].exec(["ctr", "-n", "k8s.io", "images", "rm", ref], check=False)
+        assert status == 0, f"{name}: {out}"
+    docker = lab["docker"]
+    pulled = docker.exec(["docker", "pull", ref], check=False, timeout=120)
+    docker.exec(["docker", "rmi", "-f", ref], check=False)
+    assert pulled.returncode == 0, pulled.stderr.decode()
+    curl = lab["plain"].exec(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                              f"https://{setup.registry}/v2/"], check=False)
+    assert (curl.returncode, curl.stdout) == (0, b"200"), curl.stderr.decode()
+
+
+def test_second_run_is_unchanged_and_restarts_nothing(setup: Setup) -> None:
+    lab = setup.lab
+    pids = {name: lab[name].daemon_pid("containerd") for name in ("containerd", "bare")}
+    mtimes = {path: lab[name].host_path(path).stat().st_mtime_ns
+              for name, paths in setup.node_files().items() for path in paths}
+    report = _onboard(setup)
+    results = _by_name(setup, report)
+    assert {name: r.status for name, r in results.items()} == dict.fromkeys(NODES, "unchanged")
+    assert all(not r.changed_files and not r.restarted for r in results.values())
+    assert {name: lab[name].daemon_pid("containerd") for name in pids} == pids
+    assert {path: lab[name].host_path(path).stat().st_mtime_ns
+            for name, paths in setup.node_files().items() for path in paths} == mtimes
+    assert len(list(lab["bare"].host_path("/etc/containerd").glob("config.toml.regwiz-*"))) == 1
+
+
+def test_a_node_that_is_down_fails_alone_and_retry_failed_finishes_it(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab, plain = setup.lab, setup.lab["plain"]
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")
+    _reset_nodes(setup)  # so the retry has real work to do on plain
+    plain.stop_sshd()
+    try:
+        code = _cli(setup, "--parallel", "4")
+        out = capsys.readouterr().out
+    finally:
+        plain.start_sshd()
+    assert code == 1
+    saved = onboard.load_results(setup.plan)
+    assert saved[plain.ip]["status"] == "failed"
+    assert saved[plain.ip]["reason"] == "unreachable"
+    assert {saved[lab[n].ip]["status"] for n in ("docker", "containerd", "bare")} == {"changed"}
+    assert f"{plain.ip}: unreachable" in out
+    assert not plain.host_path(setup.ca_anchor).exists()
+
+    assert _cli(setup, "--retry-failed") == 0
+    out = capsys.readouterr().out
+    assert plain.ip in out and lab["docker"].ip not in out.split("HOST")[1]
+    assert plain.host_path(setup.ca_anchor).read_bytes() == setup.ca_pem
+    assert onboard.load_results(setup.plan)[plain.ip]["status"] == "changed"
+
+
+def test_wrong_sudo_password_fails_that_node_and_writes_nothing(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node = setup.lab["containerd"]
+    reg_dir = f"/etc/containerd/certs.d/{setup.registry}"
+    node.exec(["rm", "-rf", reg_dir])
+    before = sorted(p.name for p in node.host_path("/etc/containerd/certs.d").iterdir())
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "not-the-password")
+    assert _cli(setup, "--only", node.ip, setup.lab["docker"].ip) == 1
+    out = capsys.readouterr().out
+    saved = onboard.load_results(setup.plan)
+    assert saved[node.ip]["reason"] == "sudo password wrong"
+    assert "wrong sudo password" in out and "not-the-password" not in out
+    assert saved[setup.lab["docker"].ip]["status"] == "unchanged"
+    assert not node.host_path(reg_dir).exists()
+    assert sorted(p.name for p in node.host_path("/etc/containerd/certs.d").iterdir()) == before
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")
+    assert _cli(setup, "--retry-failed") == 0
+
+
+def test_plan_reloaded_from_disk_onboards_the_same(setup: Setup) -> None:
+    assert setup.plan.path is not None
+    plan = load_plan(setup.plan.path)
+    report = onboard.onboard_nodes(plan, Secrets(sudo_password="rwops-password"),
+                                   host_key_policy=_policy(setup.lab))
+    assert {r.status for r in report.results} == {"unchanged"}
+
+
+def test_thirty_sshd_nodes_in_parallel(setup: Setup, tmp_path: Path) -> None:
+    lab = setup.lab
+    existing = [h for name, h in lab.hosts.items() if name.startswith("node")]
+    nodes = existing[:30] if len(existing) >= 30 else existing + lab.add_sshd_nodes(
+        30 - len(existing))
+    reg = setup.registry
+    for host in nodes:
+        host.exec(["rm", "-rf", f"/etc/docker/certs.d/{reg}"])
+    plan = new_plan(tmp_path / "plan.toml")
+    plan.registry.address, plan.registry.port = setup.plan.registry.address, PORT
+    plan.certificate.directory = str(setup.plan.cert_dir)
+    plan.node_defaults.identity_file = str(lab.key_path)
+    plan.node_defaults.ssh_user = "rwdeploy"
+    plan.node_defaults.runtime = "docker"
+    plan.nodes = [NodeSettings(host=h.ip) for h in nodes]
+    timings = {}
+    for parallel in (1, 16):
+        for host in nodes:
+            host.exec(["rm", "-rf", f"/etc/docker/certs.d/{reg}"])
+        started = time.monotonic()
+        report = onboard.onboard_nodes(plan, Secrets(), parallel=parallel,
+                                       host_key_policy=_policy(lab))
+        timings[parallel] = time.monotonic() - started
+        assert [r.status for r in report.results] == ["changed"] * 30, [
+            (r.host, r.message) for r in report.failed]
+    started = time.monotonic()
+    again = onboard.onboard_nodes(plan, Secrets(), host_key_policy=_policy(lab))
+    timings[0] = time.monotonic() - started
+    assert {r.status for r in again.results} == {"unchanged"}
+    for host in nodes:
+        assert host.host_path(f"/etc/docker/certs.d/{reg}/ca.crt").read_bytes() == setup.ca_pem
+    print(f"\n30 nodes: sequential {timings[1]:.1f}s, --parallel 16 {timings[16]:.1f}s, "
+          f"second run (unchanged) {timings[0]:.1f}s")
