@@ -16,7 +16,9 @@ from app import __version__
 from app.errors import RegwizError
 
 # Subcommand modules in the order --help lists them.
-COMMAND_MODULES: list[str] = ["certs", "deploy", "onboard", "uninstall", "verify", "status", "k8s"]
+COMMAND_MODULES: list[str] = [
+    "certs", "deploy", "onboard", "uninstall", "verify", "status", "k8s", "apply",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

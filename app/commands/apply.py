@@ -1,0 +1,155 @@
+"""``regwiz apply``: certs, deploy, onboard and verify in order, stopping at the first failure.
+
+Each stage is the same code its own command runs (no logic of its own here), so
+``regwiz apply`` behaves exactly like running the four commands one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.commands.verify import add_common_arguments, load_plan_from_args, policy_from_args
+from app.errors import RegwizError, UsageError
+
+if TYPE_CHECKING:
+    from app.htpasswd import Credentials
+    from app.plan import Plan, Secrets
+    from app.transport.hostkeys import HostKeyPolicy
+
+DESCRIPTION = """\
+Bring the plan to life in one go: create or reuse the certificates (regwiz certs), deploy the
+registry (regwiz deploy), install the CA on every node (regwiz onboard) and prove it with a real
+push and pull on every node (regwiz verify). Stops at the first stage that fails. Safe to run
+again: every stage only changes what is not as the plan says.
+"""
+
+EPILOG = """\
+exit status: 0 every stage passed, 1 a stage failed, 2 invalid plan or usage
+secrets come from REGWIZ_SSH_PASSWORD, REGWIZ_SUDO_PASSWORD, REGWIZ_KEY_PASSPHRASE,
+REGWIZ_CA_KEY_PASSPHRASE and REGWIZ_REGISTRY_PASSWORD (or prompts on a terminal)
+"""
+
+STAGES = ("certs", "deploy", "onboard", "verify")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "apply",
+        help="certs, deploy, onboard and verify in order, stopping at the first failure",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--credentials-file", metavar="FILE",
+        help="htpasswd mode: 0600 file that keeps the registry user and password",
+    )
+    parser.add_argument(
+        "--image-tar", metavar="FILE",
+        help="registry image archive (docker save) for a registry host that cannot pull it",
+    )
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class ApplyContext:
+    plan: Plan
+    secrets: Secrets
+    policy: HostKeyPolicy
+    args: argparse.Namespace
+    credentials: Credentials | None = None  # known after deploy in htpasswd mode
+    notes: list[str] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.plan import Secrets
+
+    image_tar = Path(args.image_tar).expanduser() if args.image_tar else None
+    if image_tar is not None and not image_tar.is_file():
+        raise UsageError(f"--image-tar {image_tar}: no such file")
+    context = ApplyContext(load_plan_from_args(args), Secrets.from_env(), policy_from_args(args),
+                           args)
+    stages: dict[str, Callable[[ApplyContext], bool]] = {
+        "certs": stage_certs,
+        "deploy": stage_deploy,
+        "onboard": stage_onboard,
+        "verify": stage_verify,
+    }
+    for number, name in enumerate(STAGES, start=1):
+        print(f"\n== {number}/{len(STAGES)} {name}", flush=True)
+        try:
+            passed = stages[name](context)
+        except UsageError:
+            raise
+        except RegwizError as error:
+            print(f"regwiz: {error}", file=sys.stderr)
+            passed = False
+        if not passed:
+            later = ", ".join(STAGES[number:]) or "none"
+            print(f"\napply stopped: {name} failed (not run: {later})")
+            return 1
+    print(f"\napply: all {len(STAGES)} stages passed; the registry "
+          f"{context.plan.registry_reference} is trusted by every node")
+    return 0
+
+
+def stage_certs(context: ApplyContext) -> bool:
+    from app.certs import ensure_certificates
+
+    summary = ensure_certificates(context.plan, ca_passphrase=context.secrets.ca_key_passphrase)
+    print("\n".join(summary.lines()))
+    return True
+
+
+def stage_deploy(context: ApplyContext) -> bool:
+    from app.commands import deploy as deploy_command
+    from app.deploy import Deployment, DeployOptions
+    from app.steps import Outcome, run_steps
+
+    args = context.args
+    options = DeployOptions(
+        image_tar=Path(args.image_tar).expanduser() if args.image_tar else None,
+        credentials_file=Path(args.credentials_file).expanduser()
+        if args.credentials_file else None,
+        local_docker=deploy_command._local_docker,
+    )
+    connect = deploy_command.registry_connector(context.plan, context.secrets, args)
+    with Deployment(context.plan, context.secrets, options, connect=connect) as deployment:
+        results = run_steps(deployment.steps(), on_progress=deploy_command.print_progress)
+        deploy_command._show_new_credentials(deployment)
+        deploy_command.print_summary("deploy", results)
+        context.credentials = deployment.new_credentials
+    return not any(result.outcome is Outcome.FAILED for result in results)
+
+
+def stage_onboard(context: ApplyContext) -> bool:
+    from app import onboard
+    from app.commands import onboard as onboard_command
+
+    report = onboard.onboard_nodes(
+        context.plan, context.secrets, parallel=context.args.parallel,
+        host_key_policy=context.policy, on_progress=onboard_command._EventPrinter(enabled=True),
+    )
+    onboard_command.print_report(report, onboard.results_path(context.plan))
+    return report.ok
+
+
+def stage_verify(context: ApplyContext) -> bool:
+    from app.commands.verify import load_credentials, print_progress, print_report
+    from app.verify import verify
+
+    credentials = context.credentials or load_credentials(
+        context.plan, context.args.credentials_file
+    )
+    report = verify(
+        context.plan, context.secrets, host_key_policy=context.policy,
+        on_progress=print_progress, parallel=context.args.parallel, credentials=credentials,
+    )
+    print_report(report)
+    return report.ok
