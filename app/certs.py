@@ -223,16 +223,24 @@ def _parse_certificates(data: bytes, label: str) -> list[x509.Certificate]:
         raise CertError(f"{label} does not hold a valid PEM or DER certificate", hint) from None
 
 
-def _parse_private_key(data: bytes, label: str, passphrase: str | None = None) -> PrivateKey:
+_CA_KEY_ENCRYPTED_HINT = "set REGWIZ_CA_KEY_PASSPHRASE (or enter it when asked)"
+_SERVER_KEY_ENCRYPTED_HINT = (
+    "the registry needs an unencrypted key: openssl pkey -in KEY -out plain.key (keep it 0600)"
+)
+
+
+def _parse_private_key(
+    data: bytes,
+    label: str,
+    passphrase: str | None = None,
+    encrypted_hint: str = _SERVER_KEY_ENCRYPTED_HINT,
+) -> PrivateKey:
     password = passphrase.encode("utf-8") if passphrase else None
     try:
         key = serialization.load_pem_private_key(data, password=password)
     except TypeError:
         if password is None:
-            raise CertError(
-                f"{label} is encrypted with a passphrase",
-                "set REGWIZ_CA_KEY_PASSPHRASE (or enter it when asked)",
-            ) from None
+            raise CertError(f"{label} is encrypted with a passphrase", encrypted_hint) from None
         raise CertError(f"{label} is not encrypted, but a passphrase was given") from None
     except (ValueError, UnsupportedAlgorithm):
         hint = "check the passphrase" if password else "expected a PEM private key"
@@ -597,7 +605,9 @@ def _load_ca(files: CertFiles, passphrase: str | None) -> _CA | None:
     if not has_key:
         return _CA(cert, None)
     _tighten(files.ca_key)
-    key = _parse_private_key(_read(files.ca_key, "CA key"), str(files.ca_key), passphrase)
+    key = _parse_private_key(
+        _read(files.ca_key, "CA key"), str(files.ca_key), passphrase, _CA_KEY_ENCRYPTED_HINT
+    )
     if not _key_matches(key, cert):
         raise CertError(
             f"{files.ca_key.name} does not belong to {files.ca_crt.name} in {files.directory}",
@@ -617,6 +627,7 @@ def _create_and_write_ca(plan: Plan, files: CertFiles, passphrase: str | None) -
 def _load_leaf(files: CertFiles) -> tuple[x509.Certificate | None, PrivateKey | None]:
     cert = key = None
     if files.tls_crt.exists():
+        # An unreadable tls.crt is simply issued again (reported as "reissued").
         with contextlib.suppress(CertError):
             cert = _parse_certificates(_read(files.tls_crt, "certificate"), str(files.tls_crt))[0]
     if files.tls_key.exists():
@@ -630,6 +641,8 @@ def _reissue_reasons(
 ) -> tuple[str, list[str]]:
     """(action, reasons): "unchanged" with no reasons when the current leaf is fine."""
     if cert is None:
+        if CertFiles(plan.cert_dir).tls_crt.exists():
+            return "reissued", ["tls.crt could not be read as a certificate"]
         return "created", []
     reasons: list[str] = []
     if key is None:

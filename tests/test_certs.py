@@ -552,3 +552,68 @@ def test_csr_export_then_import_keeps_key(tmp_path: Path) -> None:
     assert files.tls_key.read_bytes() == key_before
     assert export_csr(plan) == csr_path  # a second export reuses the same key
     assert files.tls_key.read_bytes() == key_before
+
+
+def test_unreadable_server_files(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    files = ensure_certificates(plan).files
+    files.tls_crt.write_text("not a certificate")
+    again = ensure_certificates(plan)
+    assert again.leaf_action == "reissued"
+    assert again.reasons == ["tls.crt could not be read as a certificate"]
+    encrypted = serialization.load_pem_private_key(files.tls_key.read_bytes(), None).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass"),
+    )
+    files.tls_key.write_bytes(encrypted)
+    with pytest.raises(CertError, match="encrypted") as caught:
+        ensure_certificates(plan)
+    assert "unencrypted" in (caught.value.hint or "")
+
+
+def test_loosened_key_permissions_are_tightened(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    files = ensure_certificates(plan).files
+    files.tls_key.chmod(0o644)
+    files.ca_key.chmod(0o640)
+    ensure_certificates(plan)
+    assert stat.S_IMODE(files.tls_key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(files.ca_key.stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------- served for real
+
+
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_real_registry_serves_and_go_client_trusts(tmp_path: Path, key_type: str) -> None:
+    """Distribution (Go TLS server) serves our files; skopeo (Go TLS client) trusts only ca.crt."""
+    from tests.deploy_helpers import Pki, local_registry, push_tiny_image
+
+    plan = make_plan(tmp_path, key_type, subject_alt_names=["127.0.0.1"], name_constraints=True)
+    plan.registry.address = "127.0.0.1"
+    files = ensure_certificates(plan).files
+    pki = Pki(*(p.read_bytes() for p in (files.ca_crt, files.ca_key, files.tls_crt, files.tls_key)))
+    trust = tmp_path / "trust"  # ca.crt alone: a leaf in --cert-dir would itself be trusted
+    trust.mkdir()
+    (trust / "ca.crt").write_bytes(files.ca_crt.read_bytes())
+    with local_registry(tmp_path / "run", pki) as registry:
+        push_tiny_image(registry.base, registry.ca_path, "selftest/tiny", "v1")
+        image = f"docker://{registry.base.removeprefix('https://')}/selftest/tiny:v1"
+        trusted = subprocess.run(
+            ["skopeo", "inspect", "--raw", "--cert-dir", str(trust), image],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert trusted.returncode == 0, trusted.stderr
+        assert "schemaVersion" in trusted.stdout
+        untrusted = subprocess.run(
+            ["skopeo", "inspect", "--raw", image],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert untrusted.returncode != 0 and "x509" in untrusted.stderr
