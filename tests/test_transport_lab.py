@@ -5,8 +5,10 @@ Run with REGWIZ_LAB_ID set to a lab of your own (e.g. 3) to avoid colliding with
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
+import docker
 import pytest
 
 from app.dockerapi import docker_client
@@ -173,3 +175,57 @@ def test_docker_client_without_docker_is_a_clear_error(ops: SSHTransport) -> Non
     assert ops.name in caught.value.message
     assert "docker" in caught.value.message.lower()
 
+
+
+def test_docker_streams_and_parallel_calls_over_ssh(lab: Lab) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    host = lab["registry"]
+    with open_lab(host) as transport:
+        client = docker_client(transport, sudo=False, timeout=45)
+        try:
+            assert client.api.timeout == 45
+            saved = b"".join(client.images.get("registry:2").save())
+            # The same export straight from the daemon's socket: every byte came through.
+            direct = docker.DockerClient(base_url=f"unix://{host.docker_socket}", version="auto")
+            try:
+                expected = b"".join(direct.images.get("registry:2").save())
+            finally:
+                direct.close()
+            assert len(saved) > 1_000_000
+            assert hashlib.sha256(saved).digest() == hashlib.sha256(expected).digest()
+            with ThreadPoolExecutor(8) as pool:
+                versions = list(pool.map(lambda _: client.version()["ApiVersion"], range(16)))
+            assert versions == ["1.41"] * 16
+        finally:
+            client.close()
+
+
+def test_local_docker_client_uses_the_socket(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.transport.local import LocalTransport
+
+    socket_path = lab["docker"].docker_socket
+    assert socket_path is not None
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket_path}")
+    client = docker_client(LocalTransport(), sudo=True)
+    try:
+        assert client.version()["ApiVersion"] == "1.41"
+    finally:
+        client.close()
+
+
+def test_no_secret_reaches_the_logs(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    host = lab["containerd"]
+    secrets = ConnectionSecrets(password=host.password, sudo_password=host.sudo_password)
+    with connect(settings_for(host, identity_file=None), secrets,
+                 HostKeyPolicy(host.known_hosts)) as transport:
+        transport.run(["true"], sudo=True)
+        transport.write_file("/tmp/regwiz-log-check", b"x", sudo=True)
+        transport.run(["rm", "-f", "/tmp/regwiz-log-check"], sudo=True)
+    assert caplog.records  # paramiko did log at DEBUG
+    for record in caplog.records:
+        text = record.getMessage()
+        assert str(host.password) not in text and str(host.sudo_password) not in text

@@ -338,6 +338,24 @@ def test_proxy_jump_through_a_jump_host(
         assert transport.run(["echo", "through"]).stdout == "through\n"
 
 
+def test_proxy_command_is_honoured(
+    sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
+) -> None:
+    # The real OpenSSH client carries the stream (ssh -W), as a ProxyCommand usually does.
+    config = tmp_path / "ssh_config"
+    proxy = (f"ssh -q -i {sshd.client_key} -o UserKnownHostsFile={policy.path} "
+             f"-o StrictHostKeyChecking=yes -o BatchMode=yes -p {sshd.port} -W %h:%p "
+             "root@127.0.0.1")
+    config.write_text(
+        "Host via-command\n  HostName 127.0.0.1\n"
+        f"  Port {sshd.port}\n  User root\n  IdentityFile {sshd.client_key}\n"
+        f"  ProxyCommand {proxy}\n"
+    )
+    with open_transport(ConnectionSettings(host="via-command", ssh_config=str(config)),
+                        host_key_policy=policy) as transport:
+        assert transport.run(["echo", "proxied"]).stdout == "proxied\n"
+
+
 def test_key_with_passphrase(sshd: SshServer, policy: HostKeyPolicy) -> None:  # noqa: F811
     settings = settings_for(sshd, identity_file=str(sshd.passphrase_key))
     with pytest.raises(TransportError) as missing:
