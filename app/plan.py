@@ -465,8 +465,17 @@ def _read_node(problems: list[str], entry: object, prefix: str) -> NodeSettings 
 def parse_plan(text: str, path: Path | str | None = None) -> Plan:
     """Parse plan TOML. Raises PlanError listing every problem; never any other exception."""
     plan_path = Path(path) if path is not None else None
-    data = _parse_toml(text, plan_path)
     problems: list[str] = []
+    plan = _plan_from_data(problems, _parse_toml(text, plan_path), plan_path)
+    if not problems:
+        problems = _cross_field_problems(plan)
+    if problems:
+        raise PlanError(problems, plan_path)
+    return plan
+
+
+def _plan_from_data(problems: list[str], data: dict[str, Any], path: Path | None) -> Plan:
+    """Read every section, appending one line per problem; invalid values keep defaults."""
     for name in data:
         if name not in ("certificate", "registry", "nodes"):
             problems.append(f"{name}: unknown section (expected certificate, registry, nodes)")
@@ -475,13 +484,8 @@ def parse_plan(text: str, path: Path | str | None = None) -> Plan:
         registry = _read_registry(problems, data.get("registry"))
         node_defaults, nodes = _read_nodes(problems, data.get("nodes"))
     except Exception as error:  # noqa: BLE001 - a last line of defence: report, never crash
-        raise PlanError([f"could not read the plan: {type(error).__name__}"], plan_path) from None
-    plan = Plan(certificate, registry, node_defaults, nodes, plan_path)
-    if not problems:
-        problems = validate_plan(plan)
-    if problems:
-        raise PlanError(problems, plan_path)
-    return plan
+        raise PlanError([f"could not read the plan: {type(error).__name__}"], path) from None
+    return Plan(certificate, registry, node_defaults, nodes, path)
 
 
 def _parse_toml(text: object, path: Path | None) -> dict[str, Any]:
@@ -531,7 +535,23 @@ def load_plan(path: Path | str) -> Plan:
 
 
 def validate_plan(plan: Plan) -> list[str]:
-    """Cross-field checks (single fields are checked while parsing); one line per problem."""
+    """Every problem of an in-memory plan, one line each, named like the plan file's keys.
+
+    Checks each field as loading would, then cross-field rules (cert validity within the CA's,
+    registry.address usable and covered by the SANs, no node listed twice). Never raises.
+    """
+    problems: list[str] = []
+    try:
+        _plan_from_data(problems, plan_to_dict(plan), plan.path)
+    except PlanError as error:
+        return error.problems
+    except Exception as error:  # noqa: BLE001 - e.g. a field holding an unexpected object
+        return [f"the plan holds a value regwiz cannot check: {type(error).__name__}"]
+    return problems or _cross_field_problems(plan)
+
+
+def _cross_field_problems(plan: Plan) -> list[str]:
+    """Rules between fields; every single field is already known to be valid."""
     problems: list[str] = []
     cert, registry = plan.certificate, plan.registry
     if cert.cert_validity_days > cert.ca_validity_days:
@@ -539,9 +559,7 @@ def validate_plan(plan: Plan) -> list[str]:
             f"certificate.cert_validity_days: {cert.cert_validity_days} is longer than "
             f"ca_validity_days ({cert.ca_validity_days}); a certificate cannot outlive its CA"
         )
-    if _check_address(registry.address) is not None:
-        problems.append(f"registry.address: {_check_address(registry.address)}")
-    elif not sans_cover(plan.all_sans(), registry.address):
+    if not sans_cover(plan.all_sans(), registry.address):
         problems.append(
             f"registry.address: {registry.address} is not covered by the certificate's SANs"
         )

@@ -405,3 +405,29 @@ def test_hostile_node_host_round_trips_or_is_rejected(tmp_path: Path, host: str)
     reloaded = parse_or_plan_error(target.read_text())
     if reloaded is not None:
         assert reloaded.nodes[0].host == host
+
+
+def test_validate_plan_checks_fields_of_an_in_memory_plan() -> None:
+    plan = new_plan()
+    assert validate_plan(plan) == []
+    plan.registry.port = "abc"  # type: ignore[assignment]
+    plan.certificate.country = "UK"
+    plan.nodes = [NodeSettings("$(reboot)"), NodeSettings("n1", runtime="podman")]
+    problems = validate_plan(plan)
+    assert 'registry.port: expected an integer from 1 to 65535, got "abc"' in problems
+    assert 'certificate.country: "UK" is not an ISO 3166-1 code: use GB' in problems
+    assert any(p.startswith("nodes.hosts[0].host: must not contain") for p in problems)
+    assert any(p.startswith("nodes.hosts[1].runtime: expected one of auto") for p in problems)
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(KEYS["certificate"] + KEYS["registry"]),
+    st.one_of(VALUES, st.binary(max_size=4), st.just(object())),
+)
+def test_validate_plan_never_raises(key: str, value: object) -> None:
+    plan = new_plan()
+    section = plan.certificate if key in KEYS["certificate"] else plan.registry
+    setattr(section, key, value)
+    problems = validate_plan(plan)
+    assert all(isinstance(p, str) and p for p in problems)
