@@ -68,13 +68,10 @@ class CertificatesChanged(Message):
 
 @dataclass
 class NodeUpdate(Message):
-    """A node's onboarding or verification row changed."""
+    """A node's onboarding or verification row changed (``progress`` is app/'s event object)."""
 
-    host: str
-    state: str
-    detail: str = ""
-    runtime: str = ""
-    seconds: float | None = None
+    job: str
+    progress: Any
 
 
 @dataclass

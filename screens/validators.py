@@ -73,8 +73,8 @@ def user() -> Checked:
     return Checked(_required(validate.check_user))
 
 
-def port() -> Checked:
-    return Checked(_as_int(validate.check_port))
+def port(*, optional: bool = False) -> Checked:
+    return Checked(_as_int(validate.check_port), optional=optional)
 
 
 def days() -> Checked:

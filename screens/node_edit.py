@@ -1,0 +1,135 @@
+"""Add or edit one node. Empty fields (and "default") inherit the plan's node defaults.
+
+Dismisses with a NodeSettings, or None when cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Select
+
+from app.plan import NodeDefaults, NodeSettings
+from app.validate import RUNTIMES
+from screens import validators
+from screens.widgets.form_field import FormField
+
+DEFAULT = "default"
+TRI_STATE = ((DEFAULT, DEFAULT), ("yes", "yes"), ("no", "no"))
+
+
+def _tri(value: bool | None) -> str:
+    return DEFAULT if value is None else ("yes" if value else "no")
+
+
+def _from_tri(value: object) -> bool | None:
+    return None if value == DEFAULT else value == "yes"
+
+
+class NodeEditModal(ModalScreen["NodeSettings | None"]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self,
+        node: NodeSettings | None,
+        defaults: NodeDefaults,
+        *,
+        taken: Iterable[str] = (),
+    ) -> None:
+        super().__init__(classes="modal")
+        self.node = node or NodeSettings(host="")
+        self.defaults = defaults
+        self.taken = {host.lower() for host in taken}
+
+    def compose(self) -> ComposeResult:
+        node, defaults = self.node, self.defaults
+        with Vertical(classes="dialog node-dialog"):
+            yield Label("Edit node" if node.host else "Add node", classes="dialog-title")
+            with Grid(classes="form-grid"):
+                yield FormField("Host", field_id="node-host", value=node.host,
+                                validators=[validators.Checked(self.check_host)],
+                                help_text="IP or DNS name the node is reached at.")
+                yield FormField("SSH user", field_id="node-user", value=node.ssh_user or "",
+                                validators=[validators.Checked(_optional_user, optional=True)],
+                                help_text=f"Empty: {defaults.ssh_user} (default).")
+                yield FormField("SSH port", field_id="node-port",
+                                value=str(node.ssh_port or ""),
+                                validators=[validators.port(optional=True)],
+                                help_text=f"Empty: {defaults.ssh_port} (default).")
+                yield FormField("Identity file", field_id="node-identity",
+                                value=node.identity_file or "",
+                                validators=[validators.local_path()],
+                                help_text="Empty: default key / agent.")
+                with Vertical(classes="form-field"):
+                    yield Label("Runtime", classes="field-label")
+                    yield Select([(f"{DEFAULT} ({defaults.runtime})", DEFAULT)]
+                                 + [(r, r) for r in RUNTIMES],
+                                 value=node.runtime or DEFAULT, allow_blank=False,
+                                 id="node-runtime", compact=True)
+                with Vertical(classes="form-field"):
+                    yield Label("Sudo", classes="field-label")
+                    yield Select(TRI_STATE, value=_tri(node.sudo), allow_blank=False,
+                                 id="node-sudo", compact=True)
+                with Vertical(classes="form-field"):
+                    yield Label("OS trust store", classes="field-label")
+                    yield Select(TRI_STATE, value=_tri(node.os_trust_store), allow_blank=False,
+                                 id="node-os-store", compact=True)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Save", id="save", variant="primary")
+
+    def check_host(self, value: str) -> str | None:
+        from app.validate import check_host
+
+        text = value.strip()
+        if not text:
+            return "required"
+        if text == "local":
+            return '"local" is not a node: give the node\'s address or name'
+        if text.lower() in self.taken:
+            return f"{text} is already in the list"
+        return check_host(text)
+
+    def result(self) -> NodeSettings | None:
+        fields = list(self.query(FormField))
+        for field in fields:
+            field.reveal()
+        if any(field.problem for field in fields):
+            return None
+
+        def text(field_id: str) -> str:
+            return self.query_one(f"#{field_id}-field", FormField).value
+
+        runtime = self.query_one("#node-runtime", Select).value
+        return NodeSettings(
+            host=text("node-host"),
+            ssh_user=text("node-user") or None,
+            ssh_port=int(text("node-port")) if text("node-port") else None,
+            identity_file=text("node-identity") or None,
+            runtime=None if runtime == DEFAULT else str(runtime),
+            sudo=_from_tri(self.query_one("#node-sudo", Select).value),
+            os_trust_store=_from_tri(self.query_one("#node-os-store", Select).value),
+        )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        result = self.result()
+        if result is not None:
+            self.dismiss(result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _optional_user(value: str) -> str | None:
+    from app.validate import check_user
+
+    return check_user(value.strip()) if value.strip() else None

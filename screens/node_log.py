@@ -1,0 +1,39 @@
+"""One node's log: what was checked, written and restarted, and the error with its hint."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, RichLog
+
+
+class NodeLogModal(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, host: str, lines: list[str]) -> None:
+        super().__init__(classes="modal")
+        self.host = host
+        self.lines = lines
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog log-dialog"):
+            yield Label(f"Node {self.host}", classes="dialog-title")
+            yield RichLog(id="node-log", wrap=True, markup=False)
+            yield Button("Close", id="close", variant="primary")
+
+    def on_mount(self) -> None:
+        log = self.query_one(RichLog)
+        for line in self.lines or ["nothing recorded for this node yet"]:
+            log.write(line)
+        self.query_one("#close", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

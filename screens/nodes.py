@@ -1,0 +1,243 @@
+"""Step 6: the cluster nodes that must trust the registry's CA.
+
+A table of nodes (values inherited from the node defaults are dimmed); add / edit / remove, import
+from a file of ``[user@]host[:port]`` lines or from ``kubectl get nodes`` run on a host that has
+kubectl. Parsing and the kubectl call are app.nodes_import's; reading happens in thread workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Static
+
+from app.errors import RegwizError
+from app.nodes_import import NodeEntry, add_nodes, parse_node_line, read_nodes_file
+from app.plan import NodeSettings, Plan, validate_plan
+from screens.host_key_prompt import host_key_confirmer
+from screens.import_cert import check_existing_file
+from screens.messages import NodesFound
+from screens.node_edit import NodeEditModal
+from screens.text_prompt import TextPromptModal
+from screens.validators import Checked
+from screens.wizard_screen import PaletteAction, WizardScreen
+
+COLUMNS = (("host", "host"), ("user", "user"), ("port", "port"), ("runtime", "runtime"),
+           ("sudo", "sudo"), ("os-store", "OS store"))
+
+
+def check_node_target(value: str) -> str | None:
+    try:
+        parse_node_line(value.strip())
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _cell(value: object, inherited: object) -> Text:
+    if value is None:
+        return Text(_show(inherited), style="dim italic")
+    return Text(_show(value))
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+class NodesScreen(WizardScreen):
+    STEP = "nodes"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("delete,x", "remove", "Remove"),
+        Binding("i", "import_file", "Import file"),
+        Binding("k", "import_kubectl", "From kubectl"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="button-row", id="node-actions"):
+            yield Button("Add", id="add-node", variant="primary")
+            yield Button("Edit", id="edit-node")
+            yield Button("Remove", id="remove-node")
+            yield Button("Import file…", id="import-file")
+            yield Button("From kubectl…", id="import-kubectl")
+        yield DataTable(id="nodes-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="nodes-summary", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#nodes-table", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.refresh_table()
+
+    @property
+    def plan(self) -> Plan:
+        return self.wizard.require_plan()
+
+    # --- table ----------------------------------------------------------------------------------
+
+    def refresh_table(self, select: str | None = None) -> None:
+        table = self.query_one("#nodes-table", DataTable)
+        table.clear()
+        defaults = self.plan.node_defaults
+        for node in self.plan.nodes:
+            table.add_row(
+                Text(node.host),
+                _cell(node.ssh_user, defaults.ssh_user),
+                _cell(node.ssh_port, defaults.ssh_port),
+                _cell(node.runtime, defaults.runtime),
+                _cell(node.sudo, defaults.sudo),
+                _cell(node.os_trust_store, defaults.os_trust_store),
+                key=node.host,
+            )
+        if select is not None:
+            hosts = [node.host for node in self.plan.nodes]
+            if select in hosts:
+                table.move_cursor(row=hosts.index(select))
+        count = len(self.plan.nodes)
+        self.query_one("#nodes-summary", Static).update(
+            f"{count} node(s). Dimmed values come from the defaults "
+            f"(user {defaults.ssh_user}, port {defaults.ssh_port}, runtime {defaults.runtime})."
+            if count else "No nodes yet: add them, or import a file or kubectl's node list."
+        )
+        self.refresh_next()
+
+    def selected(self) -> NodeSettings | None:
+        table = self.query_one("#nodes-table", DataTable)
+        if not self.plan.nodes or table.cursor_row < 0:
+            return None
+        index = min(table.cursor_row, len(self.plan.nodes) - 1)
+        return self.plan.nodes[index]
+
+    def problems(self) -> list[str]:
+        return [p for p in validate_plan(self.plan) if p.startswith("nodes")]
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def action_add(self) -> None:
+        taken = {node.host for node in self.plan.nodes}
+
+        def added(node: NodeSettings | None) -> None:
+            if node is not None:
+                self.plan.nodes.append(node)
+                self.refresh_table(select=node.host)
+
+        self.app.push_screen(NodeEditModal(None, self.plan.node_defaults, taken=taken), added)
+
+    def action_edit(self) -> None:
+        current = self.selected()
+        if current is None:
+            return
+        taken = {node.host for node in self.plan.nodes if node is not current}
+
+        def edited(node: NodeSettings | None) -> None:
+            if node is not None and current in self.plan.nodes:
+                self.plan.nodes[self.plan.nodes.index(current)] = node
+                self.refresh_table(select=node.host)
+
+        self.app.push_screen(NodeEditModal(dataclasses.replace(current),
+                                           self.plan.node_defaults, taken=taken), edited)
+
+    def action_remove(self) -> None:
+        current = self.selected()
+        if current is not None:
+            self.plan.nodes.remove(current)
+            self.refresh_table()
+            self.notify(f"Removed {current.host}")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit()
+
+    def action_import_file(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.read_file(Path(path).expanduser())
+
+        self.app.push_screen(
+            TextPromptModal("Import nodes from a file", "File",
+                            validator=Checked(check_existing_file),
+                            help_text="One node per line: [user@]host[:port]; # comments.",
+                            ok_label="Import"),
+            chosen,
+        )
+
+    def action_import_kubectl(self) -> None:
+        def chosen(target: str | None) -> None:
+            if target:
+                self.query_kubectl(parse_node_line(target))
+
+        self.app.push_screen(
+            TextPromptModal("Import nodes from kubectl", "Host with kubectl",
+                            validator=Checked(check_node_target),
+                            help_text="[user@]host[:port] of a node where "
+                                      "`kubectl get nodes` works (a control-plane node).",
+                            ok_label="Import"),
+            chosen,
+        )
+
+    @work(thread=True, exit_on_error=False, group="nodes-import", name="Import nodes")
+    def read_file(self, path: Path) -> None:
+        try:
+            entries = read_nodes_file(path)
+        except RegwizError as error:
+            self.app.call_from_thread(self.wizard.show_error, f"Cannot import {path}", error)
+            return
+        self.post_message(NodesFound(entries, str(path)))
+
+    @work(thread=True, exit_on_error=False, group="nodes-import", name="kubectl get nodes")
+    def query_kubectl(self, entry: NodeEntry) -> None:
+        from app.connections import host_key_policy, open_node_transport
+        from app.nodes_import import nodes_from_kubectl
+
+        probe_plan = dataclasses.replace(self.plan, nodes=[entry.settings()])
+        node = probe_plan.resolved_nodes()[0]
+        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        try:
+            with open_node_transport(node, self.wizard.secrets, policy) as transport:
+                addresses = nodes_from_kubectl(transport, sudo=node.sudo)
+        except RegwizError as error:
+            self.app.call_from_thread(self.wizard.show_error,
+                                      f"kubectl on {entry.host} failed", error)
+            return
+        self.post_message(NodesFound([NodeEntry(ip) for ip in addresses],
+                                     f"kubectl on {entry.host}"))
+
+    def on_nodes_found(self, message: NodesFound) -> None:
+        entries: list[Any] = message.entries
+        added = add_nodes(self.plan, entries)
+        skipped = len(entries) - len(added)
+        self.refresh_table(select=added[0] if added else None)
+        self.notify(f"{len(added)} node(s) added from {message.source}"
+                    + (f", {skipped} already listed" if skipped else ""))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        handlers = {
+            "add-node": self.action_add,
+            "edit-node": self.action_edit,
+            "remove-node": self.action_remove,
+            "import-file": self.action_import_file,
+            "import-kubectl": self.action_import_kubectl,
+        }
+        handler = handlers.get(event.button.id or "")
+        if handler is None:
+            super().on_button_pressed(event)
+            return
+        event.stop()
+        handler()
+
+    def palette_actions(self) -> list[PaletteAction]:
+        return [
+            ("Add node", "Add one cluster node", self.action_add),
+            ("Import nodes from file", "One [user@]host[:port] per line", self.action_import_file),
+            ("Import nodes from kubectl", "InternalIPs of `kubectl get nodes`",
+             self.action_import_kubectl),
+        ]

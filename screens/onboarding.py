@@ -1,0 +1,255 @@
+"""Step 7: install the CA on every node, in parallel, with a live row per node.
+
+app.onboard.onboard_nodes does the work in a thread worker; its NodeProgress events arrive as
+NodeUpdate messages. Cancel stops between steps; Retry failed re-runs only the failed nodes;
+Enter on a row opens that node's log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Label, ProgressBar, Static, Switch
+from textual.worker import Worker, get_current_worker
+
+from app import onboard
+from app.errors import RegwizError
+from app.steps import StepResult, format_result
+from screens.host_key_prompt import host_key_confirmer
+from screens.messages import JobDone, NodeUpdate
+from screens.node_log import NodeLogModal
+from screens.wizard_screen import PaletteAction, WizardScreen
+
+JOB = "onboarding"
+COLUMNS = (("host", "host", 18), ("state", "state", 11), ("runtime", "runtime", 14),
+           ("changed", "changed", 8), ("time", "time", 7), ("detail", "detail", None))
+STATE_STYLE = {
+    onboard.CHANGED: "bold yellow", onboard.UNCHANGED: "green", onboard.FAILED: "bold red",
+    onboard.CANCELLED: "red", onboard.PLANNED: "cyan", onboard.PENDING: "dim",
+}
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, "bold cyan"))
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """A saved or fresh NodeResult (as a dict) as log lines for the node log modal."""
+    lines = [f"status: {result.get('status', '?')}"
+             + (f" ({result['reason']})" if result.get("reason") else "")]
+    if result.get("os_family") or result.get("runtimes"):
+        lines.append(f"os: {result.get('os_family') or '?'}, "
+                     f"runtimes: {', '.join(result.get('runtimes') or []) or 'none'}")
+    for step in result.get("steps") or []:
+        if isinstance(step, dict):
+            lines.append(format_result(StepResult(
+                step.get("what", ""), step.get("where", ""), _outcome(step.get("outcome")),
+                step.get("message", ""), step.get("hint"), float(step.get("seconds") or 0))))
+    lines += [f"would: {line}" for line in result.get("dry_run_lines") or []]
+    lines += [f"wrote {path}" for path in result.get("changed_files") or []]
+    lines += [f"restarted {name}" for name in result.get("restarted") or []]
+    if result.get("message"):
+        lines.append(str(result["message"]))
+    if result.get("hint"):
+        lines.append(f"hint: {result['hint']}")
+    return lines
+
+
+def _outcome(value: object) -> Any:
+    from app.steps import Outcome
+
+    try:
+        return Outcome(str(value))
+    except ValueError:
+        return Outcome.FAILED
+
+
+class OnboardingScreen(WizardScreen):
+    STEP = "onboarding"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "onboard_all", "Onboard all"),
+        Binding("f6", "retry_failed", "Retry failed"),
+        Binding("escape", "cancel", "Cancel job", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node_logs: dict[str, list[str]] = {}
+        self.finished: set[str] = set()
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="button-row", id="onboard-controls"):
+            yield Button("Onboard all", id="onboard-all", variant="primary")
+            yield Button("Retry failed", id="retry-failed", disabled=True)
+            yield Button("Cancel", id="cancel-job", disabled=True)
+            yield Switch(False, id="dry-run")
+            yield Label("dry run", classes="switch-label")
+        yield ProgressBar(id="onboard-progress", show_eta=False)
+        yield DataTable(id="onboard-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="onboard-summary", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#onboard-table", DataTable)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        self.fill_rows()
+
+    # --- rows ----------------------------------------------------------------------------------
+
+    def fill_rows(self) -> None:
+        """One row per plan node, showing the last saved result when there is one."""
+        plan = self.wizard.require_plan()
+        try:
+            saved = onboard.load_results(plan)
+        except RegwizError as error:
+            saved = {}
+            self.notify(error.message, severity="warning")
+        table = self.query_one("#onboard-table", DataTable)
+        table.clear()
+        for node in plan.resolved_nodes():
+            last = saved.get(node.host)
+            if last:
+                self.node_logs[node.host] = ["(last run)", *result_lines(last)]
+                table.add_row(node.host, state_text(str(last.get("status", "?"))),
+                              ", ".join(last.get("runtimes") or []) or node.runtime,
+                              str(len(last.get("changed_files") or [])),
+                              f"{float(last.get('seconds') or 0):.1f}s",
+                              Text(str(last.get("reason") or last.get("message") or "")),
+                              key=node.host)
+            else:
+                table.add_row(node.host, state_text("not run"), node.runtime, "", "", "",
+                              key=node.host)
+        self.query_one("#retry-failed", Button).disabled = not any(
+            r.get("status") in (onboard.FAILED, onboard.CANCELLED) for r in saved.values()
+        )
+        count = len(plan.nodes)
+        self.query_one("#onboard-summary", Static).update(
+            f"{count} node(s); registry {plan.registry_reference}" if count
+            else "No nodes in the plan: add them on the Nodes step."
+        )
+        self.query_one("#onboard-all", Button).disabled = count == 0
+
+    def on_node_update(self, message: NodeUpdate) -> None:
+        progress: onboard.NodeProgress = message.progress
+        table = self.query_one("#onboard-table", DataTable)
+        if progress.host not in table.rows:
+            return
+        table.update_cell(progress.host, "state", state_text(progress.state))
+        if progress.runtime:
+            table.update_cell(progress.host, "runtime", progress.runtime)
+        table.update_cell(progress.host, "changed", str(len(progress.changed_files)))
+        table.update_cell(progress.host, "time", f"{progress.seconds:.1f}s")
+        table.update_cell(progress.host, "detail", Text(progress.message))
+        self.node_logs.setdefault(progress.host, []).append(
+            f"{progress.state}: {progress.message}")
+        if progress.state in onboard.FINAL_STATES and progress.host not in self.finished:
+            self.finished.add(progress.host)
+            self.query_one(ProgressBar).advance(1)
+
+    # --- controls ------------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        handlers = {"onboard-all": self.action_onboard_all,
+                    "retry-failed": self.action_retry_failed,
+                    "cancel-job": self.action_cancel}
+        handler = handlers.get(event.button.id or "")
+        if handler is None:
+            super().on_button_pressed(event)
+            return
+        event.stop()
+        handler()
+
+    def action_onboard_all(self) -> None:
+        self.start(None)
+
+    def action_retry_failed(self) -> None:
+        try:
+            failed = [r["host"] for r in onboard.failed_hosts(self.wizard.require_plan())]
+        except RegwizError as error:
+            self.wizard.show_error("Cannot read the last results", error)
+            return
+        if not failed:
+            self.notify("No failed nodes to retry.")
+            return
+        self.start(failed)
+
+    def action_cancel(self) -> None:
+        for worker in self.workers:
+            if worker.group == JOB:
+                worker.cancel()
+        self.notify("Cancelling: running steps finish first.")
+
+    def start(self, only: list[str] | None) -> None:
+        if self.wizard.busy_workers() or not self.wizard.save_plan():
+            return
+        plan = self.wizard.require_plan()
+        hosts = only or [node.host for node in plan.nodes]
+        self.finished = set()
+        for host in hosts:
+            self.node_logs[host] = []
+        bar = self.query_one(ProgressBar)
+        bar.update(total=len(hosts), progress=0)
+        self.set_running(True)
+        self.run_onboarding(only, self.query_one("#dry-run", Switch).value)
+
+    def set_running(self, running: bool) -> None:
+        self.query_one("#onboard-all", Button).disabled = running
+        self.query_one("#retry-failed", Button).disabled = running
+        self.query_one("#cancel-job", Button).disabled = not running
+        self.query_one("#dry-run", Switch).disabled = running
+
+    @work(thread=True, exit_on_error=False, group=JOB, name="Onboarding")
+    def run_onboarding(self, only: list[str] | None, dry_run: bool) -> None:
+        from app.connections import host_key_policy
+
+        worker = get_current_worker()
+        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+
+        def progress(event: onboard.NodeProgress) -> None:
+            self.post_message(NodeUpdate(JOB, event))
+
+        try:
+            report = onboard.onboard_nodes(
+                self.wizard.require_plan(), self.wizard.secrets, only=only, dry_run=dry_run,
+                host_key_policy=policy, on_progress=progress,
+                should_stop=lambda: worker.is_cancelled,
+            )
+        except RegwizError as error:
+            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            return
+        self.post_message(JobDone(JOB, extra=report))
+
+    def on_job_done(self, message: JobDone) -> None:
+        self.set_running(False)
+        summary = self.query_one("#onboard-summary", Static)
+        if message.error:
+            hint = f"\nhint: {message.hint}" if message.hint else ""
+            summary.update(f"✗ {message.error}{hint}")
+            return
+        report: onboard.OnboardReport = message.extra
+        self.wizard.results[JOB] = report
+        for result in report.results:
+            self.node_logs.setdefault(result.host, []).extend(result_lines(result.to_dict()))
+        counts = report.counts()
+        text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        summary.update(f"{'dry run: ' if report.dry_run else ''}{text or 'no nodes'} "
+                       f"in {report.seconds:.1f} s")
+        self.query_one("#retry-failed", Button).disabled = not report.failed or report.dry_run
+
+    def worker_failed(self, worker: Worker[object]) -> None:
+        self.set_running(False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        host = str(event.row_key.value)
+        self.app.push_screen(NodeLogModal(host, self.node_logs.get(host, [])))
+
+    def palette_actions(self) -> list[PaletteAction]:
+        return [("Onboard all nodes", "Install the CA on every node", self.action_onboard_all),
+                ("Retry failed nodes", "Run only the nodes that failed last time",
+                 self.action_retry_failed),
+                ("Cancel onboarding", "Stop between steps", self.action_cancel)]

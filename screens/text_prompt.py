@@ -1,0 +1,68 @@
+"""Ask for one value (a path, a host) with validation; dismisses with the text or None."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.validation import Validator
+from textual.widgets import Button, Input, Label
+
+from screens.widgets.form_field import FormField
+
+
+class TextPromptModal(ModalScreen["str | None"]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self,
+        title: str,
+        label: str,
+        *,
+        validator: Validator,
+        help_text: str = "",
+        value: str = "",
+        ok_label: str = "OK",
+    ) -> None:
+        super().__init__(classes="modal")
+        self.title_text = title
+        self.label = label
+        self.validator = validator
+        self.help_text = help_text
+        self.value = value
+        self.ok_label = ok_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield FormField(self.label, field_id="prompt", value=self.value,
+                            validators=[self.validator], help_text=self.help_text)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.ok_label, id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def submit(self) -> None:
+        field = self.query_one(FormField)
+        field.reveal()
+        if field.problem is None:
+            self.dismiss(field.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self.submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

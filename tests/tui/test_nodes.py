@@ -1,0 +1,127 @@
+"""Nodes step: add / edit / remove through the modal, import from a file, plan saved on Next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Input, Select
+
+from app.plan import load_plan
+from app.tui import RegwizApp
+from screens.error_modal import ErrorModal
+from screens.node_edit import NodeEditModal
+from screens.nodes import NodesScreen
+from screens.text_prompt import TextPromptModal
+from tests.tui.conftest import AppFactory
+
+
+def hosts(app: RegwizApp) -> list[str]:
+    assert app.plan is not None
+    return [node.host for node in app.plan.nodes]
+
+
+async def add_node(app: RegwizApp, pilot: object, host: str, user: str = "") -> None:
+    await pilot.press("a")  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
+    modal = app.screen
+    assert isinstance(modal, NodeEditModal)
+    modal.query_one("#node-host", Input).value = host
+    modal.query_one("#node-user", Input).value = user
+    await pilot.click("#save")  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def test_add_edit_remove_and_save(make_app: AppFactory, plan_path: Path) -> None:
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert isinstance(app.screen, NodesScreen)
+        await add_node(app, pilot, "198.18.0.3", "root")
+        await add_node(app, pilot, "198.18.0.4")
+        assert hosts(app) == ["198.18.0.3", "198.18.0.4"]
+        # a duplicate host is refused inside the modal
+        await pilot.press("a")
+        await pilot.pause()
+        modal = app.screen
+        modal.query_one("#node-host", Input).value = "198.18.0.3"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.screen is modal
+        await pilot.press("escape")
+        await pilot.pause()
+        # edit the second node: explicit runtime
+        table = app.screen.query_one("#nodes-table", DataTable)
+        table.focus()
+        table.move_cursor(row=1)
+        await pilot.press("e")
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeEditModal)
+        modal.query_one("#node-runtime", Select).value = "containerd"
+        modal.query_one("#node-port", Input).value = "2222"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.plan is not None
+        assert app.plan.nodes[1].runtime == "containerd"
+        assert app.plan.nodes[1].ssh_port == 2222
+        # remove the first
+        table.move_cursor(row=0)
+        await pilot.press("x")
+        await pilot.pause()
+        assert hosts(app) == ["198.18.0.4"]
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    saved = load_plan(plan_path)
+    assert [(n.host, n.runtime, n.ssh_port) for n in saved.nodes] == [
+        ("198.18.0.4", "containerd", 2222)
+    ]
+
+
+async def test_invalid_port_in_modal_is_refused(make_app: AppFactory) -> None:
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        modal = app.screen
+        modal.query_one("#node-host", Input).value = "node1.example.internal"
+        modal.query_one("#node-port", Input).value = "99999"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.screen is modal
+        assert hosts(app) == []
+
+
+async def test_import_from_file(make_app: AppFactory, tmp_path: Path) -> None:
+    nodes_file = tmp_path / "nodes.txt"
+    nodes_file.write_text("# workers\nroot@198.18.0.3\nrwops@198.18.0.4:2222\n198.18.0.3\n")
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, TextPromptModal)
+        app.screen.query_one("#prompt", Input).value = str(nodes_file)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert hosts(app) == ["198.18.0.3", "198.18.0.4"]
+        assert app.plan is not None
+        assert app.plan.nodes[1].ssh_user == "rwops"
+        assert app.plan.nodes[1].ssh_port == 2222
+        assert app.screen.query_one("#nodes-table", DataTable).row_count == 2
+
+
+async def test_import_file_with_bad_lines_shows_every_problem(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    nodes_file = tmp_path / "nodes.txt"
+    nodes_file.write_text("good.example.internal\nbad host\nroot@x:notaport\n")
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("i")
+        await pilot.pause()
+        app.screen.query_one("#prompt", Input).value = str(nodes_file)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorModal)
+        assert "line 2" in app.screen.message and "line 3" in app.screen.message
+        assert hosts(app) == []

@@ -1,0 +1,103 @@
+"""Onboarding step against a real sshd node and an unreachable one: live rows, progress bar,
+node log, retry failed. (Real CA installation is proven by the lab tests; here a dry run and
+runs that fail before writing keep this machine's /etc untouched.)"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, DataTable, ProgressBar, RichLog, Switch
+
+from app.certs import ensure_certificates
+from app.plan import NodeSettings, new_plan, save_plan
+from app.tui import RegwizApp
+from screens.node_log import NodeLogModal
+from screens.onboarding import OnboardingScreen
+from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
+from tests.tui.conftest import AppFactory
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the socket closes
+
+
+@pytest.fixture
+def node_plan(plan_path: Path, sshd: SshServer, tmp_path: Path,  # noqa: F811
+              monkeypatch: pytest.MonkeyPatch) -> Path:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_public_key}\n")
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(known_hosts))
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [
+        NodeSettings(host="127.0.0.1", ssh_user="root", ssh_port=sshd.port,
+                     identity_file=str(sshd.client_key), runtime="docker", sudo=False),
+        NodeSettings(host="localhost", ssh_user="root", ssh_port=closed_port(), sudo=False),
+    ]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    ensure_certificates(plan)
+    return plan_path
+
+
+def cell(app: RegwizApp, host: str, column: str) -> str:
+    table = app.screen.query_one("#onboard-table", DataTable)
+    return str(table.get_cell(host, column))
+
+
+async def run_job(app: RegwizApp, pilot: object, button: str) -> None:
+    app.screen.query_one(button, Button).press()
+    await pilot.pause()  # type: ignore[attr-defined]
+    await app.workers.wait_for_complete()
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def test_dry_run_plans_reachable_node_and_reports_unreachable(
+    make_app: AppFactory, node_plan: Path
+) -> None:
+    app = make_app("onboarding")
+    app.open_plan(node_plan)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert isinstance(app.screen, OnboardingScreen)
+        assert cell(app, "127.0.0.1", "state") == "not run"
+        app.screen.query_one("#dry-run", Switch).value = True
+        await run_job(app, pilot, "#onboard-all")
+        assert cell(app, "127.0.0.1", "state") == "planned"
+        assert cell(app, "localhost", "state") == "failed"
+        assert app.screen.query_one(ProgressBar).percentage == 1.0
+        table = app.screen.query_one("#onboard-table", DataTable)
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeLogModal)
+        lines = "\n".join(line.text for line in app.screen.query_one(RichLog).lines)
+        assert "would:" in lines and "certs.d" in lines
+
+
+async def test_failures_are_saved_and_retry_runs_only_failed_nodes(
+    make_app: AppFactory, node_plan: Path
+) -> None:
+    app = make_app("onboarding")
+    app.open_plan(node_plan)
+    assert app.plan is not None
+    app.plan.nodes[0].runtime = "none"  # nothing to install there: fails before any write
+    async with app.run_test(size=(100, 32)) as pilot:
+        await run_job(app, pilot, "#onboard-all")
+        assert cell(app, "127.0.0.1", "state") == "failed"
+        assert "runtime" in cell(app, "127.0.0.1", "detail")
+        assert "unreachable" in cell(app, "localhost", "detail").lower()
+        retry = app.screen.query_one("#retry-failed", Button)
+        assert not retry.disabled
+        await run_job(app, pilot, "#retry-failed")
+        assert app.screen.query_one(ProgressBar).total == 2
+        assert "2 failed" in str(app.screen.query_one("#onboard-summary").render())
+    # a fresh screen shows the saved results
+    app2 = make_app("onboarding")
+    app2.open_plan(node_plan)
+    async with app2.run_test(size=(100, 32)):
+        assert cell(app2, "localhost", "state") == "failed"
