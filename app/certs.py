@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -48,6 +49,26 @@ PUBLIC_MODE = 0o644
 
 class CertError(RegwizError):
     """A certificate could not be created, loaded, verified or imported."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _file_errors_reported(function: _F) -> _F:
+    """Public entry points report any file-system failure as a CertError, never a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise CertError(
+                f"file system error{where}: {error.strerror or error}",
+                "check the certificate folder's permissions and free space",
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- files
@@ -182,6 +203,7 @@ def describe(cert: x509.Certificate) -> CertInfo:
     )
 
 
+@_file_errors_reported
 def inspect_certificate(path_or_pem: str | bytes | Path) -> CertInfo:
     """Summary of the first certificate in a PEM/DER file, PEM text, or PEM/DER bytes."""
     if isinstance(path_or_pem, (bytes, bytearray)):
@@ -549,6 +571,7 @@ class _CA:
     key: PrivateKey | None  # None: an imported chain's root, whose key regwiz never had
 
 
+@_file_errors_reported
 def ensure_certificates(
     plan: Plan,
     *,
@@ -775,6 +798,7 @@ def _check_imported(
     )
 
 
+@_file_errors_reported
 def import_certificate(
     plan: Plan,
     cert_path: Path | str,
@@ -919,6 +943,7 @@ def _check_server_auth(leaf: x509.Certificate) -> None:
 # --------------------------------------------------------------------------- CSR export
 
 
+@_file_errors_reported
 def export_csr(plan: Plan) -> Path:
     """Write tls.csr for tls.key (created when missing) with the plan's subject and SANs.
 

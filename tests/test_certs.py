@@ -617,3 +617,13 @@ def test_real_registry_serves_and_go_client_trusts(tmp_path: Path, key_type: str
             timeout=60,
         )
         assert untrusted.returncode != 0 and "x509" in untrusted.stderr
+
+
+def test_unwritable_folder_is_a_cert_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the certificate folder should be")
+    plan = make_plan(tmp_path, directory="blocker/certs")
+    with pytest.raises(CertError, match="certificate folder|file system error"):
+        ensure_certificates(plan)
+    with pytest.raises(CertError):
+        export_csr(plan)
