@@ -293,10 +293,12 @@ def runtime_check_spec(
     sudo: bool,
     have: frozenset[str] = frozenset(),
     hosts_dir: str = CONTAINERD_HOSTS_DIR,
+    image_id: str | None = None,
 ) -> NodeCheckSpec | None:
     """The pull check for ``runtime`` (None when regwiz has no pull check for it).
 
     ``have`` names the helper programs found on the node (podman, skopeo) for CRI-O.
+    ``image_id`` (sha256 of the config): containerd's CRI adds it as a second image name.
     """
     if runtime == "docker":
         return NodeCheckSpec(
@@ -313,7 +315,7 @@ def runtime_check_spec(
             [*ctr, "pull", "--hosts-dir", hosts_dir, reference],
             sudo,
             digest=[*ctr, "ls", f"name=={reference}"],
-            cleanup=[*ctr, "rm", reference],
+            cleanup=[*ctr, "rm", reference, *([image_id] if image_id else [])],
             parse_digest=_ctr_digest,
         )
     if runtime in ("cri-o", "podman"):
@@ -753,7 +755,7 @@ def _verify_node(
                 continue
             spec = runtime_check_spec(
                 runtime, image.reference, sudo=node.sudo, have=frozenset(have),
-                hosts_dir=_containerd_hosts_dir(facts),
+                hosts_dir=_containerd_hosts_dir(facts), image_id=image.image_id,
             )
             if spec is not None and spec.kind not in kinds_done:
                 kinds_done.add(spec.kind)

@@ -134,6 +134,9 @@ def test_runtime_specs() -> None:
     assert ctr.pull == ["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir", "/opt/certs.d",
                         ref]
     assert ctr.cleanup == ["ctr", "-n", "k8s.io", "images", "rm", ref]
+    with_id = runtime_check_spec("containerd", ref, sudo=True, image_id="sha256:0f")
+    assert with_id is not None and with_id.cleanup is not None
+    assert with_id.cleanup[-2:] == [ref, "sha256:0f"]  # the CRI's second name for the image
     crio = runtime_check_spec("cri-o", ref, sudo=True, have=frozenset({"skopeo"}))
     assert crio is not None and crio.pull[:2] == ["skopeo", "inspect"]
     podman = runtime_check_spec("cri-o", ref, sudo=True, have=frozenset({"podman", "skopeo"}))

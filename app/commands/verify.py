@@ -155,6 +155,8 @@ def print_report(report: VerifyReport, out: TextIO | None = None) -> None:
     print(f"  registry  {push.state.value}: {push.message}", file=stream)
     if push.pushed_digest:
         print(f"            digest {push.pushed_digest} (from the {push.source})", file=stream)
+    if push.note:
+        print(f"            note: {push.note}", file=stream)
     if push.hint:
         print(f"            hint: {push.hint}", file=stream)
     if push.cleanup:
