@@ -492,7 +492,7 @@ def _parse_toml(text: object, path: Path | None) -> dict[str, Any]:
     if not isinstance(text, str):
         raise PlanError([f"expected TOML text, got {_type_name(text)}"], path)
     try:
-        document = tomlkit.parse(text)
+        document = tomlkit.parse(text.removeprefix("\ufeff"))  # editors on Windows add a BOM
         data = document.unwrap()
     except tomlkit.exceptions.ParseError as error:
         raise PlanError(
@@ -518,7 +518,7 @@ def _safe_reason(error: Exception) -> str:
 def load_plan(path: Path | str) -> Plan:
     plan_path = Path(path).expanduser()
     try:
-        text = plan_path.read_text(encoding="utf-8")
+        text = plan_path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise PlanError(
             [
@@ -709,7 +709,7 @@ def save_plan(plan: Plan, path: Path | str | None = None) -> Path:
     existing_text: str | None = None
     if target.exists():
         try:
-            existing_text = target.read_text(encoding="utf-8")
+            existing_text = target.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as error:
             raise PlanError([f"{target}: cannot read the existing file: {error}"], target) from None
         try:

@@ -431,3 +431,13 @@ def test_validate_plan_never_raises(key: str, value: object) -> None:
     setattr(section, key, value)
     problems = validate_plan(plan)
     assert all(isinstance(p, str) and p for p in problems)
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    target = tmp_path / "plan.toml"
+    target.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    plan = load_plan(target)
+    assert plan.registry.address == "198.18.0.2"
+    plan.registry.port = 443
+    save_plan(plan, target)
+    assert load_plan(target).registry_reference == "198.18.0.2"
