@@ -135,7 +135,7 @@ def _internal_ip(item: Any) -> str | None:
 
 # k3s and RKE2 ship kubectl with a root-only kubeconfig; try the usual places in order.
 KUBECTL_SCRIPT = r"""
-PATH="$PATH:/usr/local/bin:/var/lib/rancher/rke2/bin"
+PATH="$PATH:/usr/local/bin:/usr/local/sbin:/var/lib/rancher/rke2/bin"
 if [ -z "${KUBECONFIG:-}" ]; then
   for f in /etc/rancher/k3s/k3s.yaml /etc/rancher/rke2/rke2.yaml /etc/kubernetes/admin.conf; do
     if [ -r "$f" ] && [ ! -r "$HOME/.kube/config" ]; then export KUBECONFIG="$f"; break; fi

@@ -454,7 +454,8 @@ def probe_node(transport: Transport, *, sudo: bool, runtime: str,
     probe = parse_probe_output(output)
     config_text: str | None = None
     state: ContainerdConfigState | None = None
-    if "containerd" in probe.binaries or "/etc/containerd/config.toml" in probe.paths:
+    if ("containerd" in probe.binaries or CONTAINERD_CONFIG in probe.paths
+            or "/run/containerd/containerd.sock" in probe.sockets or runtime == "containerd"):
         raw = transport.read_file(CONTAINERD_CONFIG, sudo=sudo, timeout=timeout)
         config_text = raw.decode("utf-8", errors="replace") if raw is not None else None
         major = probe.containerd_version[0] if probe.containerd_version else None

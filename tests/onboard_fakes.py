@@ -1,0 +1,90 @@
+"""An in-memory node for testing onboarding's pure logic (planning, orchestration, reporting).
+
+Real SSH, sudo and daemons are exercised by tests/lab/test_onboard_lab.py; this fake only lets
+the decision logic run fast and deterministically for runtimes the lab does not have (k3s,
+RKE2, CRI-O, RHEL).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from app.certs import ensure_certificates
+from app.plan import NodeSettings, Plan, ResolvedNode, new_plan
+from app.runtimes import PROBE_SCRIPT
+from app.transport.base import CommandResult, Transport, TransportError
+
+DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12"\nID=debian\n'
+ROCKY = 'ID="rocky"\nID_LIKE="rhel centos fedora"\n'
+
+
+class FakeNode(Transport):
+    """Files in a dict, a canned probe, and a log of the commands run."""
+
+    def __init__(self, name: str, probe: str = "", os_release: str = DEBIAN,
+                 files: dict[str, bytes] | None = None) -> None:
+        self.name = name
+        self.probe_output = probe + "---os-release---\n" + os_release
+        self.files: dict[str, bytes] = dict(files or {})
+        self.commands: list[list[str]] = []
+        self.writes: list[str] = []
+        self.closed = False
+        self.on_command: Callable[[list[str]], None] | None = None
+
+    def run(self, argv: list[str], *, sudo: bool = False, stdin: bytes | None = None,
+            timeout: float = 60.0, check: bool = True) -> CommandResult:
+        if self.on_command:
+            self.on_command(argv)
+        if argv == ["sh", "-c", PROBE_SCRIPT]:
+            return CommandResult(argv, 0, self.probe_output, "")
+        self.commands.append(argv)
+        if argv[:2] == ["systemctl", "is-active"]:
+            return CommandResult(argv, 0, "active\n", "")
+        return CommandResult(argv, 0, "", "")
+
+    def read_file(self, path: str, *, sudo: bool = False, timeout: float = 30.0) -> bytes | None:
+        return self.files.get(path)
+
+    def write_file(self, path: str, content: bytes, *, mode: int = 0o644, owner: str = "root",
+                   group: str = "root", sudo: bool = False, timeout: float = 60.0) -> bool:
+        if self.files.get(path) == content:
+            return False
+        self.files[path] = content
+        self.writes.append(path)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeFleet:
+    """A connector for onboard_nodes that hands out FakeNodes (or raises) by host."""
+
+    def __init__(self, nodes: dict[str, FakeNode | Exception]) -> None:
+        self.nodes = nodes
+        self.lock = threading.Lock()
+        self.connected: list[str] = []
+
+    def __call__(self, node: ResolvedNode) -> Transport:
+        with self.lock:
+            self.connected.append(node.host)
+        target = self.nodes[node.host]
+        if isinstance(target, Exception):
+            raise target
+        return target
+
+
+def unreachable(host: str) -> TransportError:
+    return TransportError(f"cannot reach {host}:22: connection refused",
+                          "check that sshd runs there", kind="unreachable")
+
+
+def plan_with_ca(directory: Path, hosts: list[str], **node_fields: object) -> Plan:
+    plan = new_plan(directory / "plan.toml")
+    plan.certificate.subject_alt_names = ["198.18.9.2"]
+    plan.registry.address, plan.registry.port = "198.18.9.2", 8443
+    plan.nodes = [NodeSettings(host=host, **node_fields) for host in hosts]  # type: ignore[arg-type]
+    ensure_certificates(plan)
+    return plan
