@@ -11,7 +11,7 @@ from app import onboard
 from app import runtimes as rt
 from app.errors import RegwizError
 from app.plan import Secrets
-from tests.onboard_fakes import ROCKY, FakeFleet, FakeNode, plan_with_ca
+from tests.test_onboard_fakes import ROCKY, FakeFleet, FakeNode, plan_with_ca
 
 REG = "198.18.9.2:8443"
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

@@ -11,7 +11,7 @@ import pytest
 from app import onboard
 from app.errors import UsageError
 from app.plan import Secrets
-from tests.onboard_fakes import FakeFleet, FakeNode, plan_with_ca, unreachable
+from tests.test_onboard_fakes import FakeFleet, FakeNode, plan_with_ca, unreachable
 
 DOCKER = "socket=/run/docker.sock\n"
 
