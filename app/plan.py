@@ -187,6 +187,13 @@ def default_plan_path() -> Path:
     return Path(platformdirs.user_config_dir("regwiz")) / "plan.toml"
 
 
+def example_plan_path() -> str:
+    """Where the fully commented example plan is installed (a path to show to the user)."""
+    from assets import asset
+
+    return str(asset("plan-example.toml"))
+
+
 def new_plan(path: Path | None = None) -> Plan:
     """A plan with sensible defaults: registry on this machine, SSH as the current user."""
     user = _current_user()
@@ -522,8 +529,8 @@ def load_plan(path: Path | str) -> Plan:
     except FileNotFoundError:
         raise PlanError(
             [
-                f"{plan_path}: file not found (create one with the wizard or copy "
-                "assets/plan-example.toml)"
+                f"{plan_path}: file not found "
+                f"(create it in the wizard, or copy {example_plan_path()})"
             ],
             plan_path,
         ) from None
