@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -155,8 +156,16 @@ def test_docker_client_over_ssh(lab: Lab) -> None:
             tags = {tag for image in client.images.list() for tag in image.tags}
             assert "registry:2" in tags
             assert client.info()["Driver"] == "vfs"
+            forwarder = client.forwarder  # type: ignore[attr-defined]
+            socket_path = Path(forwarder.path)
+            assert oct(socket_path.parent.stat().st_mode & 0o777) == "0o700"
         finally:
             client.close()
+        assert not socket_path.parent.exists()  # closed cleanly: socket and dir gone
+        # No dial-stdio is left on the host (they exit on EOF; allow them a moment to do so).
+        check = "for i in $(seq 50); do ps -eo args | grep -q '[d]ial-stdio' || exit 0; " \
+                "sleep 0.1; done; exit 1"
+        assert transport.run(["sh", "-c", check], check=False).ok
         assert transport.run(["true"]).ok  # the SSH connection outlives the client
 
 

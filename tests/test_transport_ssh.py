@@ -95,6 +95,11 @@ def test_large_stdin_reaches_the_command(ssh: SSHTransport) -> None:
     assert result.stdout.split()[0] == hashlib.sha256(data).hexdigest()
 
 
+def test_command_that_ignores_its_stdin(ssh: SSHTransport) -> None:
+    assert ssh.run(["echo", "done"], stdin=os.urandom(4 * 1024 * 1024)).stdout == "done\n"
+    assert ssh.run(["head", "-c", "3"], stdin=b"abcdef" * 500_000).stdout == "abc"
+
+
 def test_command_over_its_timeout_is_killed(ssh: SSHTransport) -> None:
     with pytest.raises(TransportError) as caught:
         ssh.run(["sleep", "37.25"], timeout=1)

@@ -662,7 +662,10 @@ def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int
         if now > deadline:
             raise _ChannelTimeout()
         if pending and channel.send_ready():
-            sent = channel.send(bytes(pending[:CHUNK]))
+            try:
+                sent = channel.send(bytes(pending[:CHUNK]))
+            except OSError:  # the command exited without reading all its input
+                sent = len(pending)
             pending = pending[sent:]
             if not pending:
                 channel.shutdown_write()
