@@ -15,6 +15,7 @@ The CA private key never leaves this machine: only tls.crt, tls.key and htpasswd
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import io
@@ -333,7 +334,7 @@ class Deployment:
                  "proves TLS with our CA and the registry API answer", self._health_check,
                  [f"up to {self.options.health_timeout:g} s, trusting only {files}/ca.crt"]),
         ]
-        return steps
+        return [guarded(step) for step in steps]
 
     def container_log_tail(self, lines: int = 30) -> str:
         """The container's last log lines (empty when there is no container or no connection)."""
@@ -444,30 +445,29 @@ class Deployment:
                 f"the docker CLI is not installed on {self.where}",
                 "install Docker (e.g. apt-get install docker.io) and start it, then run again",
             )
-        last_error: Exception | None = None
-        for sudo in self._docker_sudo_choices():
-            client = None
-            try:
-                client = docker_client(self.transport, sudo=sudo)
-                client.ping()
-                version = client.version()
-            except Exception as error:  # SDK, tunnel and sudo failures all mean "try the next"
-                last_error = error
-                if client is not None:
-                    client.close()
-                continue
-            self._state.docker, self._state.docker_sudo = client, sudo
-            self._state.clients.append(client)
-            self.docker_version = f"{version.get('Version')} (API {version.get('ApiVersion')})"
-            return Outcome.UNCHANGED
-        raise DeployError(
-            f"cannot reach the Docker daemon on {self.where}: {_short(last_error)}",
-            "start dockerd, and add the SSH user to the docker group or set registry.sudo = true "
-            "(passwordless sudo or REGWIZ_SUDO_PASSWORD)",
-        )
+        try:
+            client, sudo = self._docker_client(docker_client, sudo=False), False
+        except TransportError as error:
+            # Not in the docker group: the same daemon through sudo, when the plan allows it.
+            if error.kind != "permission" or not self.plan.registry.sudo:
+                raise
+            client, sudo = self._docker_client(docker_client, sudo=True), True
+        self._state.docker, self._state.docker_sudo = client, sudo
+        self._state.clients.append(client)
+        return Outcome.UNCHANGED
 
-    def _docker_sudo_choices(self) -> list[bool]:
-        return [False, True] if self.plan.registry.sudo else [False]
+    def _docker_client(self, factory: Callable[..., Any], *, sudo: bool) -> Any:
+        client = factory(self.transport, sudo=sudo)
+        try:
+            version = client.version()
+        except Exception as error:  # the SDK raises requests/docker errors of many kinds
+            client.close()
+            raise DeployError(
+                f"Docker on {self.where} did not answer: {_short(error)}",
+                "check `docker info` on the host",
+            ) from None
+        self.docker_version = f"{version.get('Version')} (API {version.get('ApiVersion')})"
+        return client
 
     def _check_port(self) -> Outcome:
         port = self.plan.registry.port
@@ -697,18 +697,40 @@ class Deployment:
             time.sleep(0.5)
             result = registry_api.ping(base, ca)
         if not result.is_up:
-            raise DeployError(self._health_message(result), result.hint or
-                              "check the log lines above; `docker logs "
-                              f"{self.plan.registry.container_name}` on the host shows more")
+            state = self.container_state()
+            hint = result.hint or "check the address, port and certificate"
+            if state and not state.startswith("running"):
+                hint = (f"the container is not running: read its log with `docker logs "
+                        f"{self.plan.registry.container_name}` on the host")
+            raise DeployError(self._health_message(result, state), hint)
         if self.plan.registry.auth == "htpasswd":
             self._check_login(base, ca)
         return Outcome.UNCHANGED
 
-    def _health_message(self, result: registry_api.PingResult) -> str:
-        message = f"the registry did not answer within {self.options.health_timeout:g} s: " \
-                  f"{result.error}"
+    def _health_message(self, result: registry_api.PingResult, state: str) -> str:
+        lines = [f"the registry did not answer within {self.options.health_timeout:g} s: "
+                 f"{result.error}"]
+        if state:
+            lines.append(f"container {self.plan.registry.container_name}: {state}")
         tail = self.container_log_tail(15)
-        return f"{message}\ncontainer log (last lines):\n{tail}" if tail else message
+        if tail:
+            lines += ["container log (last lines):", *tail.splitlines()]
+        return "\n    ".join(lines)
+
+    def container_state(self) -> str:
+        """e.g. "running, restarted 0 times" or "exited (exit code 1), restarted 3 times"."""
+        try:
+            container = self._find_container()
+        except Exception:  # diagnostics only
+            return ""
+        if container is None:
+            return "no such container"
+        state = container.attrs.get("State") or {}
+        text = str(state.get("Status", container.status))
+        if text != "running":
+            text += f" (exit code {state.get('ExitCode')})"
+        restarts = container.attrs.get("RestartCount", 0)
+        return f"{text}, restarted {restarts} times"
 
     def _check_login(self, base: str, ca: Path) -> None:
         if self._state.registry_password is None:
@@ -724,6 +746,35 @@ class Deployment:
 
 
 # ------------------------------------------------------------------------------ small helpers
+
+
+def guarded(step: Step) -> Step:
+    """Docker SDK and socket errors become step failures with a message, never a traceback."""
+    run = step.run
+
+    def run_guarded() -> Outcome:
+        import docker.errors
+        import requests
+
+        try:
+            return run()
+        except RegwizError:
+            raise
+        except docker.errors.APIError as error:
+            detail = error.explanation or str(error)
+            raise DeployError(f"Docker on {step.where} refused: {_short_text(detail)}",
+                              "fix what the message names and run again") from None
+        except (docker.errors.DockerException, requests.RequestException, OSError) as error:
+            raise DeployError(f"talking to Docker on {step.where} failed: {_short(error)}",
+                              "check that dockerd runs and the connection is up") from None
+
+    return dataclasses.replace(step, run=run_guarded)
+
+
+def _short_text(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return " ".join(text.split())[:300]
 
 
 def _short(error: BaseException | None) -> str:
@@ -815,7 +866,7 @@ class Uninstall:
             steps.append(Step(f"Delete data directory {registry.data_dir}", self.where,
                               "--purge: every pushed image is deleted", self._purge_data,
                               [f"rm -rf --one-file-system {registry.data_dir}"]))
-        return steps
+        return [guarded(step) for step in steps]
 
     def close(self) -> None:
         self._deployment.close()

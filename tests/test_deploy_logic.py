@@ -135,3 +135,25 @@ def test_purge_refuses_system_paths(path: str) -> None:
 def test_purge_accepts_dedicated_dirs() -> None:
     assert unsafe_purge_reason("/registry-image") is None
     assert unsafe_purge_reason("/srv/registry/data") is None
+
+
+def test_docker_errors_become_step_failures_not_tracebacks() -> None:
+    import docker.errors
+    import requests
+
+    from app.deploy import guarded
+    from app.steps import Outcome, Step, run_steps
+
+    def refuses() -> Outcome:
+        response = requests.Response()
+        response.status_code = 409
+        raise docker.errors.APIError("conflict", response, explanation="name already in use")
+
+    def drops() -> Outcome:
+        raise requests.ConnectionError("connection aborted")
+
+    results = run_steps([guarded(Step("a", "h", "w", refuses))])
+    assert results[0].outcome is Outcome.FAILED
+    assert results[0].message == "Docker on h refused: name already in use"
+    results = run_steps([guarded(Step("b", "h", "w", drops))])
+    assert "talking to Docker on h failed: connection aborted" in results[0].message

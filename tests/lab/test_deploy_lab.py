@@ -371,3 +371,31 @@ def test_certificate_from_regwiz_certs_serves_a_docker_push_from_the_docker_node
     finally:
         node.exec(["docker", "rmi", "-f", ref], check=False)
         node.exec(["rm", "-rf", f"/etc/docker/certs.d/{setup.address}"], check=False)
+
+
+def test_health_failure_shows_container_state_and_what_to_try(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup.rewrite(image=BUSYBOX_IMAGE)  # runs, but is no registry: it exits at once
+    assert setup.cli("deploy", "--health-timeout", "2") == 1
+    out = capsys.readouterr().out
+    assert f"failed  [local] Health check https://{setup.address}/v2/" in out
+    assert f"container {setup.name}: " in out and "exit code" in out
+    assert f"docker logs {setup.name}" in out
+
+
+def test_deploy_on_a_root_login_host(
+    lab: Lab, setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lab's docker host: SSH as root, no sudo involved."""
+    root_host = lab["docker"]
+    setup.host = root_host
+    setup.rewrite(sudo=False)  # address and SANs now name the docker host
+    assert main(["certs", "--plan", str(setup.plan_path)]) == 0  # reissued for the new SAN
+    try:
+        assert setup.cli("deploy") == 0, capsys.readouterr()
+        assert get_v2(setup.address, setup.ca_pem) == 200
+        key = root_host.exec(["stat", "-c", "%U %a", f"{setup.certs_dir}/tls.key"]).stdout
+        assert key.split() == [b"root", b"600"]
+    finally:
+        setup.cli("uninstall", "--purge", "--yes")
