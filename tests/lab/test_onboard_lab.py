@@ -6,6 +6,7 @@ each node is onboarded over real SSH and must then really pull from it with its 
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 import urllib.request
@@ -295,6 +296,38 @@ def test_plan_reloaded_from_disk_onboards_the_same(setup: Setup) -> None:
     report = onboard.onboard_nodes(plan, Secrets(sudo_password="rwops-password"),
                                    host_key_policy=_policy(setup.lab))
     assert {r.status for r in report.results} == {"unchanged"}
+
+
+def test_nodes_from_a_file_and_from_kubectl_on_a_node(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab, kubectl_host = setup.lab, setup.lab["plain"]
+    assert setup.plan.path is not None
+    plan = load_plan(setup.plan.path)
+    plan.nodes, plan.path = [], tmp_path / "plan.toml"
+    plan.certificate.directory = str(setup.plan.cert_dir)
+    save_plan(plan)
+    nodes_file = tmp_path / "nodes.txt"
+    nodes_file.write_text(f"# from the inventory\nroot@{lab['docker'].ip}:22\n")
+    # A stand-in kubectl (real SSH + sudo to reach it) answering like `kubectl get nodes -o json`.
+    listing = {"items": [{"status": {"addresses": [
+        {"type": "Hostname", "address": "bare"},
+        {"type": "InternalIP", "address": lab["bare"].ip}]}}]}
+    kubectl = kubectl_host.host_path("/usr/local/sbin/kubectl")
+    kubectl.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(listing)}\nEOF\n")
+    kubectl.chmod(0o755)
+    try:
+        code = main(["onboard", "--plan", str(plan.path), "--known-hosts", str(lab.known_hosts),
+                     "--nodes-file", str(nodes_file), "--from-kubectl",
+                     f"rwdeploy@{kubectl_host.ip}", "--save-nodes"])
+    finally:
+        kubectl.unlink()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"added 2 node(s): {lab['docker'].ip}, {lab['bare'].ip}" in out
+    saved = load_plan(plan.path)
+    assert [(n.host, n.ssh_user) for n in saved.nodes] == [
+        (lab["docker"].ip, "root"), (lab["bare"].ip, None)]
 
 
 def test_thirty_sshd_nodes_in_parallel(setup: Setup, tmp_path: Path) -> None:
