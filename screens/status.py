@@ -1,0 +1,216 @@
+"""Step 9: the live status panel.
+
+app.status.collect_status runs in a background thread worker on an interval (configurable here)
+and on ``r``; the panel shows registry up/down and latency, certificate days left coloured by
+threshold, the catalog, the container, disk use and each node's trust in the current CA.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import Button, DataTable, Input, Label, Static, Switch
+
+from app.errors import RegwizError
+from app.status import CertificateStatus, StatusReport, TrustState
+from screens import validators
+from screens.deploy import credentials_file
+from screens.host_key_prompt import host_key_confirmer
+from screens.messages import JobDone, StatusReady
+from screens.wizard_screen import PaletteAction, WizardScreen
+
+JOB = "background-status"  # "background" groups never block navigation or quitting
+DEFAULT_INTERVAL = 30
+TRUST_STYLE = {TrustState.MATCH: "bold green", TrustState.MISMATCH: "bold red",
+               TrustState.MISSING: "bold yellow", TrustState.ERROR: "red"}
+
+
+def days_style(days: int | None) -> str:
+    """Green with more than 30 days left, yellow from 8 to 30, red at 7 or fewer (or unknown)."""
+    if days is None or days <= 7:
+        return "bold red"
+    return "yellow" if days <= 30 else "green"
+
+
+def human_bytes(count: int | None) -> str:
+    if count is None:
+        return "?"
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def certificate_line(label: str, cert: CertificateStatus) -> Text:
+    text = Text(f"{label:<13}", style="bold")
+    if cert.error:
+        return text.append(cert.error, style="red")
+    text.append(f"{cert.days_left} days left", style=days_style(cert.days_left))
+    text.append(f"  (until {(cert.not_after or '?')[:10]})", style="dim")
+    return text
+
+
+def render_report(report: StatusReport) -> Text:
+    """The panel's text; no clock values, so the same report always renders the same."""
+    registry = report.registry
+    text = Text(f"{'registry':<13}", style="bold")
+    if registry.reachable:
+        text.append("UP", style="bold green")
+        latency = f" {registry.latency_ms:.0f} ms" if registry.latency_ms is not None else ""
+        text.append(f"{latency}  https://{report.registry_reference}/v2/ "
+                    f"→ {registry.http_status}")
+        text.append("  TLS ok" if registry.tls_valid else "  TLS NOT verified",
+                    style="green" if registry.tls_valid else "bold red")
+    else:
+        text.append("DOWN", style="bold red")
+        text.append(f"  {registry.error or 'no answer'}")
+        if registry.hint:
+            text.append(f"\n{'':<13}hint: {registry.hint}", style="dim")
+    text.append("\n").append_text(certificate_line("server cert", report.server_certificate))
+    if report.served_matches_local is False:
+        text.append("  served cert is not the plan's tls.crt: redeploy", style="bold yellow")
+    text.append("\n").append_text(certificate_line("CA cert", report.ca_certificate))
+    container = report.container
+    text.append(f"\n{'container':<13}", style="bold")
+    if container.error:
+        text.append(container.error, style="red")
+    elif not container.found:
+        text.append(f"{container.name} not found", style="bold red")
+    else:
+        text.append(container.state or "?", style="green" if container.running else "bold red")
+        text.append(f"  {container.name}, {container.restart_count or 0} restart(s), "
+                    f"{container.image or ''}")
+    text.append(f"\n{'disk used':<13}", style="bold")
+    disk = report.disk
+    text.append(disk.error or f"{human_bytes(disk.used_bytes)} in {disk.path}",
+                style="red" if disk.error else "")
+    catalog = report.catalog
+    text.append(f"\n{'catalog':<13}", style="bold")
+    if catalog.error:
+        text.append(catalog.error, style="red")
+    else:
+        shown = [f"{name} ({', '.join(tags[:3])}{'…' if len(tags) > 3 else ''})"
+                 for name, tags in list(catalog.repositories.items())[:4]]
+        text.append(f"{catalog.repository_count} repositor"
+                    f"{'y' if catalog.repository_count == 1 else 'ies'}"
+                    + (f": {'; '.join(shown)}" if shown else ""))
+    return text
+
+
+class StatusScreen(WizardScreen):
+    STEP = "status"
+    SHOW_NEXT = False
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh_now", "Refresh")]
+
+    def __init__(self, *, auto_refresh: bool = True) -> None:
+        super().__init__()
+        self.auto_refresh = auto_refresh
+        self.timer: Timer | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="button-row", id="status-controls"):
+            yield Button("Refresh", id="refresh", variant="primary")
+            yield Label("every", classes="switch-label")
+            yield Input(str(DEFAULT_INTERVAL), id="interval", compact=True,
+                        validators=[validators.Checked(_check_interval)])
+            yield Label("s", classes="switch-label")
+            yield Switch(True, id="include-nodes")
+            yield Label("check nodes", classes="switch-label")
+        with Vertical(id="status-panel"):
+            yield Static("collecting…", id="status-text", classes="summary")
+            yield DataTable(id="trust-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="status-state", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#trust-table", DataTable)
+        for key, label in (("host", "node"), ("trust", "CA trust"), ("runtimes", "runtimes"),
+                           ("detail", "detail")):
+            table.add_column(label, key=key)
+        if self.auto_refresh:
+            self.action_refresh_now()
+            self.schedule(DEFAULT_INTERVAL)
+
+    def schedule(self, seconds: int) -> None:
+        if self.timer is not None:
+            self.timer.stop()
+        self.timer = self.set_interval(seconds, self.action_refresh_now)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "interval":
+            valid = event.validation_result is None or event.validation_result.is_valid
+            state = self.query_one("#status-state", Static)
+            if not valid and event.validation_result is not None:
+                state.update(f"interval: {event.validation_result.failure_descriptions[0]}")
+            elif self.auto_refresh:
+                self.schedule(int(event.value))
+                state.update("")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "refresh":
+            event.stop()
+            self.action_refresh_now()
+        else:
+            super().on_button_pressed(event)
+
+    def action_refresh_now(self) -> None:
+        if any(w.group == JOB and not w.is_finished for w in self.workers):
+            return  # the previous refresh is still collecting
+        self.query_one("#status-state", Static).update("refreshing…")
+        self.collect(self.query_one("#include-nodes", Switch).value)
+
+    @work(thread=True, exit_on_error=False, group=JOB, name="Status")
+    def collect(self, include_nodes: bool) -> None:
+        from app.connections import host_key_policy
+        from app.htpasswd import read_credentials
+        from app.status import collect_status
+
+        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        try:
+            stored = credentials_file(self.wizard.plan_path)
+            credentials = read_credentials(stored) if stored.is_file() else None
+            report = collect_status(self.wizard.require_plan(), self.wizard.secrets,
+                                    host_key_policy=policy, include_nodes=include_nodes,
+                                    credentials=credentials)
+        except RegwizError as error:
+            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            return
+        self.post_message(StatusReady(report))
+
+    def on_status_ready(self, message: StatusReady) -> None:
+        self.show_report(message.status)
+
+    def on_job_done(self, message: JobDone) -> None:
+        hint = f" (hint: {message.hint})" if message.hint else ""
+        self.query_one("#status-state", Static).update(f"✗ {message.error}{hint}")
+
+    def show_report(self, report: StatusReport) -> None:
+        self.query_one("#status-text", Static).update(render_report(report))
+        table = self.query_one("#trust-table", DataTable)
+        table.clear()
+        for node in report.nodes or []:
+            detail = node.message or "; ".join(
+                f"{f.runtime}: {f.path} {f.state.value}" for f in node.files)
+            table.add_row(node.host, Text(node.state.value, style=TRUST_STYLE[node.state]),
+                          ", ".join(node.runtimes) or "-", Text(detail), key=node.host)
+        healthy = "healthy" if report.healthy else "NOT healthy"
+        self.query_one("#status-state", Static).update(
+            f"{healthy}; {len(report.stale_nodes)} node(s) not trusting the current CA"
+            if report.nodes is not None else healthy)
+
+    def palette_actions(self) -> list[PaletteAction]:
+        return [("Refresh status", "Collect the status now", self.action_refresh_now)]
+
+
+def _check_interval(value: str) -> str | None:
+    text = value.strip()
+    if not text.isdigit() or not 2 <= int(text) <= 3600:
+        return "expected a number of seconds from 2 to 3600"
+    return None

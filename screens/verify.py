@@ -1,0 +1,210 @@
+"""Step 8: prove the registry works end to end: push/pull a self-test image, then pull it on
+every node with the runtime it really uses. app.verify.verify runs in a thread worker."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Label, Static, Switch
+from textual.worker import Worker, get_current_worker
+
+from app.errors import RegwizError
+from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
+from screens.deploy import credentials_file
+from screens.host_key_prompt import host_key_confirmer
+from screens.messages import JobDone, NodeUpdate
+from screens.node_log import NodeLogModal
+from screens.wizard_screen import PaletteAction, WizardScreen
+
+JOB = "verify"
+STATE_STYLE = {
+    CheckState.PASSED: "bold green", CheckState.FAILED: "bold red",
+    CheckState.RUNNING: "bold cyan", CheckState.SKIPPED: "dim", CheckState.PENDING: "dim",
+}
+
+
+def state_text(state: CheckState) -> Text:
+    return Text(state.value, style=STATE_STYLE.get(state, ""))
+
+
+def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState.PENDING,
+                   message: str = "") -> Text:
+    text = Text("push / pull: ", style="bold")
+    if result is None:
+        text.append_text(state_text(state))
+        if message:
+            text.append(f"  {message}")
+        return text
+    text.append_text(state_text(result.state))
+    text.append(f"  {result.reference} from {result.source}")
+    if result.pushed_digest:
+        text.append(f"\n  pushed {result.pushed_digest}")
+    if result.pulled_digest:
+        text.append(f"\n  pulled {result.pulled_digest}")
+    for label, value in (("", result.message), ("hint: ", result.hint or ""),
+                         ("note: ", result.note), ("cleanup: ", result.cleanup)):
+        if value:
+            text.append(f"\n  {label}{value}")
+    return text
+
+
+def node_lines(result: NodeVerifyResult) -> list[str]:
+    lines = [f"state: {result.state.value}",
+             f"runtimes: {', '.join(result.runtimes) or 'none'}"]
+    for check in result.checks:
+        lines.append(f"{'✓' if check.passed else '✗'} {check.kind}: {check.command}")
+        lines.append(f"    {check.detail}")
+        if check.digest:
+            lines.append(f"    digest {check.digest}")
+        if check.hint:
+            lines.append(f"    hint: {check.hint}")
+    if result.message:
+        lines.append(result.message)
+    if result.hint:
+        lines.append(f"hint: {result.hint}")
+    return lines
+
+
+class VerifyScreen(WizardScreen):
+    STEP = "verify"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "verify", "Verify"),
+        Binding("escape", "cancel", "Cancel job", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report: VerifyReport | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="button-row", id="verify-controls"):
+            yield Button("Verify", id="verify", variant="primary")
+            yield Button("Cancel", id="cancel-job", disabled=True)
+            yield Switch(False, id="from-local")
+            yield Label("push from this machine's Docker", classes="switch-label")
+        yield Static(push_pull_text(None), id="push-pull", classes="summary")
+        yield DataTable(id="verify-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#verify-table", DataTable)
+        table.add_column("host", key="host", width=18)
+        table.add_column("state", key="state", width=9)
+        table.add_column("check", key="check", width=30)
+        table.add_column("outcome", key="outcome")
+        for node in self.wizard.require_plan().resolved_nodes():
+            table.add_row(node.host, state_text(CheckState.PENDING), "", "", key=node.host)
+        last = self.wizard.results.get(JOB)
+        if isinstance(last, VerifyReport):
+            self.show_report(last)
+
+    # --- controls -------------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "verify":
+            event.stop()
+            self.action_verify()
+        elif event.button.id == "cancel-job":
+            event.stop()
+            self.action_cancel()
+        else:
+            super().on_button_pressed(event)
+
+    def action_verify(self) -> None:
+        if self.wizard.busy_workers():
+            return
+        self.set_running(True)
+        self.query_one("#push-pull", Static).update(
+            push_pull_text(None, CheckState.RUNNING, "building and pushing the self-test image"))
+        self.run_verify(self.query_one("#from-local", Switch).value)
+
+    def action_cancel(self) -> None:
+        for worker in self.workers:
+            if worker.group == JOB:
+                worker.cancel()
+
+    def set_running(self, running: bool) -> None:
+        self.query_one("#verify", Button).disabled = running
+        self.query_one("#cancel-job", Button).disabled = not running
+        self.query_one("#from-local", Switch).disabled = running
+
+    # --- the job --------------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group=JOB, name="Verify")
+    def run_verify(self, from_local: bool) -> None:
+        from app import verify
+        from app.connections import host_key_policy
+        from app.htpasswd import read_credentials
+
+        worker = get_current_worker()
+        plan = self.wizard.require_plan()
+        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+
+        def progress(event: VerifyProgress) -> None:
+            self.post_message(NodeUpdate(JOB, event))
+
+        try:
+            stored = credentials_file(self.wizard.plan_path)
+            credentials = read_credentials(stored) if stored.is_file() else None
+            report = verify.verify(
+                plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
+                credentials=credentials,
+                on_progress=progress,
+                should_stop=lambda: worker.is_cancelled,
+            )
+        except RegwizError as error:
+            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            return
+        self.post_message(JobDone(JOB, extra=report))
+
+    def on_node_update(self, message: NodeUpdate) -> None:
+        event: VerifyProgress = message.progress
+        if event.target == "registry":
+            self.query_one("#push-pull", Static).update(
+                push_pull_text(None, event.state, event.message))
+            return
+        table = self.query_one("#verify-table", DataTable)
+        if event.target in table.rows:
+            table.update_cell(event.target, "state", state_text(event.state))
+            table.update_cell(event.target, "outcome", Text(event.message))
+
+    def on_job_done(self, message: JobDone) -> None:
+        self.set_running(False)
+        if message.error:
+            hint = f"\n  hint: {message.hint}" if message.hint else ""
+            self.query_one("#push-pull", Static).update(
+                push_pull_text(None, CheckState.FAILED, f"{message.error}{hint}"))
+            return
+        self.wizard.results[JOB] = message.extra
+        self.show_report(message.extra)
+
+    def show_report(self, report: VerifyReport) -> None:
+        self.report = report
+        self.query_one("#push-pull", Static).update(push_pull_text(report.push_pull))
+        table = self.query_one("#verify-table", DataTable)
+        for result in report.nodes:
+            if result.host not in table.rows:
+                continue
+            checks = ", ".join(check.kind for check in result.checks) or "-"
+            failing = next((c for c in result.checks if not c.passed), None)
+            outcome = result.message or (failing.detail if failing else "ok")
+            table.update_cell(result.host, "state", state_text(result.state))
+            table.update_cell(result.host, "check", checks)
+            table.update_cell(result.host, "outcome", Text(outcome))
+
+    def worker_failed(self, worker: Worker[object]) -> None:
+        self.set_running(False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        host = str(event.row_key.value)
+        results: list[Any] = self.report.nodes if self.report else []
+        result = next((r for r in results if r.host == host), None)
+        self.app.push_screen(NodeLogModal(host, node_lines(result) if result else []))
+
+    def palette_actions(self) -> list[PaletteAction]:
+        return [("Verify push and pull", "Push the self-test image and pull it on every node",
+                 self.action_verify)]
