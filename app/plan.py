@@ -321,7 +321,16 @@ class _Reader:
     def report_unknown(self, extra_allowed: tuple[str, ...] = ()) -> None:
         for name in self.table:
             if name not in self.used and name not in extra_allowed:
-                self.problems.append(f"{self.key(name)}: unknown key (check the spelling)")
+                shown = f"{self.prefix}.{_key_shown(name)}"
+                self.problems.append(f"{shown}: unknown key (check the spelling)")
+
+
+def _key_shown(name: object) -> str:
+    """A key as TOML would write it: bare when it can be, else quoted with escapes."""
+    text = str(name)
+    if text and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in text):
+        return text
+    return validate._shown(text, 60)
 
 
 def _describe(value: object) -> str:
@@ -485,7 +494,9 @@ def _plan_from_data(problems: list[str], data: dict[str, Any], path: Path | None
     """Read every section, appending one line per problem; invalid values keep defaults."""
     for name in data:
         if name not in ("certificate", "registry", "nodes"):
-            problems.append(f"{name}: unknown section (expected certificate, registry, nodes)")
+            problems.append(
+                f"{_key_shown(name)}: unknown section (expected certificate, registry, nodes)"
+            )
     try:
         certificate = _read_certificate(problems, data.get("certificate"))
         registry = _read_registry(problems, data.get("registry"))
@@ -729,7 +740,10 @@ def save_plan(plan: Plan, path: Path | str | None = None) -> Path:
                 ],
                 target,
             ) from None
-    text = render_plan(plan, existing_text)
+    try:
+        text = render_plan(plan, existing_text)
+    except Exception:  # noqa: BLE001 - a layout tomlkit cannot edit in place (e.g. inline tables)
+        text = render_plan(plan)  # written fresh; the original stays in the .bak file
     parse_plan(text, target)  # never write a plan that would not load again
     try:
         if existing_text is not None:

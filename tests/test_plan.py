@@ -441,3 +441,29 @@ def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     plan.registry.port = 443
     save_plan(plan, target)
     assert load_plan(target).registry_reference == "198.18.0.2"
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        'certificate = {common_name = "a.example"}\n'
+        'registry = {host = "local", address = "a.example"}\n'
+        'nodes = {hosts = [{host = "n1"}]}\n',
+        'certificate.common_name = "a.example"\nregistry.host = "local"\n'
+        'registry.address = "a.example"\n',
+        '[certificate]\ncommon_name = "a.example"\n[registry]\nhost = "local"\n'
+        'address = "a.example"\n[nodes]\nhosts = [{host = "n1"}, {host = "n2"}]\n',
+    ],
+    ids=["inline-tables", "dotted-keys", "inline-hosts"],
+)
+def test_unusual_layouts_save_and_reload(tmp_path: Path, layout: str) -> None:
+    target = tmp_path / "plan.toml"
+    target.write_text(layout)
+    plan = load_plan(target)
+    plan.registry.port = 5000
+    plan.nodes = [NodeSettings("n3"), NodeSettings("n4", ssh_user="x")]
+    save_plan(plan, target)
+    reloaded = load_plan(target)
+    assert reloaded.registry.port == 5000
+    assert [(n.host, n.ssh_user) for n in reloaded.nodes] == [("n3", None), ("n4", "x")]
+    assert (tmp_path / "plan.toml.bak").read_text() == layout
