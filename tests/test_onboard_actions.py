@@ -205,3 +205,13 @@ def test_missing_or_broken_ca_file(tmp_path: Path, content: bytes | None, expect
     with pytest.raises(RegwizError) as info:
         onboard.load_ca_certificate(plan)
     assert expected in info.value.message and info.value.hint
+
+
+def test_node_ca_paths_for_status_checks() -> None:
+    f = facts("socket=/run/docker.sock\nsocket=/run/containerd/containerd.sock\n"
+              "bin.k3s=/k3s\n", config="version = 2\n")
+    assert onboard.node_ca_paths(f, registry=REG, os_trust_store=True) == [
+        f"/etc/docker/certs.d/{REG}/ca.crt", f"/etc/containerd/certs.d/{REG}/ca.crt",
+        f"/etc/rancher/k3s/certs.d/{REG}/ca.crt",
+        "/usr/local/share/ca-certificates/regwiz-198.18.9.2_8443.crt"]
+    assert onboard.node_ca_paths(facts(""), registry=REG, os_trust_store=False) == []
