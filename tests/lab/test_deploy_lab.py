@@ -399,3 +399,25 @@ def test_deploy_on_a_root_login_host(
         assert key.split() == [b"root", b"600"]
     finally:
         setup.cli("uninstall", "--purge", "--yes")
+
+
+def test_user_whose_sudo_needs_a_password_and_not_in_docker_group(
+    lab: Lab, setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rwops on the registry host: Docker only through sudo, sudo only with its password."""
+    ops = lab["containerd"]  # the lab's documented rwops credentials
+    assert ops.sudo_password is not None
+    setup.rewrite(ssh_user="rwops")
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "not-the-password")
+    assert setup.cli("deploy") == 1
+    assert "wrong sudo password" in capsys.readouterr().out
+    assert setup.container() is None
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", ops.sudo_password)
+    try:
+        assert setup.cli("deploy") == 0, capsys.readouterr()
+        capsys.readouterr()
+        assert get_v2(setup.address, setup.ca_pem) == 200
+        assert setup.cli("deploy") == 0
+        assert set(outcomes(capsys.readouterr().out)) == {"unchanged"}
+    finally:
+        setup.cli("uninstall", "--purge", "--yes")
