@@ -238,3 +238,21 @@ def test_no_secret_reaches_the_logs(lab: Lab, caplog: pytest.LogCaptureFixture) 
     for record in caplog.records:
         text = record.getMessage()
         assert str(host.password) not in text and str(host.sudo_password) not in text
+
+
+def test_absent_lab_address_is_no_route(lab: Lab) -> None:
+    absent = lab["registry"].ip.rsplit(".", 1)[0] + ".99"  # on the lab subnet, nobody there
+    settings = ConnectionSettings(host=absent, ssh_config="", connect_timeout=15)
+    with pytest.raises(TransportError) as caught:
+        connect(settings, policy=HostKeyPolicy(lab["registry"].known_hosts))
+    assert caught.value.kind == "unreachable"
+    assert f"{absent}:22" in caught.value.message and "no route to host" in caught.value.message
+
+
+def test_sudo_disabled_for_host(lab: Lab) -> None:
+    host = lab["registry"]
+    transport = open_transport(settings_for(host, sudo=False), None,
+                               HostKeyPolicy(known_hosts=host.known_hosts))
+    with transport, pytest.raises(TransportError) as caught:
+        transport.run(["id"], sudo=True)
+    assert caught.value.kind == "permission" and "sudo is disabled" in caught.value.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -108,6 +109,50 @@ def test_command_over_its_timeout_is_killed(ssh: SSHTransport) -> None:
     # The remote `timeout` killed it before we got the answer: nothing left behind.
     left = subprocess.run(["pgrep", "-f", "sleep 37.25"], capture_output=True, text=True)
     assert left.stdout == ""
+
+
+def descendants(pids: list[int]) -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True,
+                             check=True).stdout
+    table = [line.split() for line in listing.splitlines()]
+    found: list[int] = []
+    frontier = list(pids)
+    while frontier:
+        children = [int(pid) for pid, ppid in table if int(ppid) in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def test_connection_lost_mid_command(sshd: SshServer, policy: HostKeyPolicy) -> None:  # noqa: F811
+    transport = connect(settings_for(sshd), policy=policy)
+    assert sshd.process is not None
+    # This connection's server-side processes (children of the sshd this module started).
+    sessions = descendants([sshd.process.pid])[:1]
+    assert sessions
+    leftovers: list[int] = []
+
+    def cut_connection() -> None:
+        leftovers.extend(descendants(sessions))  # the remote command, to clean up after
+        for pid in sessions:
+            os.kill(pid, 9)
+
+    killer = threading.Timer(0.5, cut_connection)
+    killer.start()
+    try:
+        with pytest.raises(TransportError) as caught:
+            transport.run(["sleep", "29.5"], timeout=60)
+        assert caught.value.kind == "unreachable"
+        assert "lost the SSH connection to 127.0.0.1" in caught.value.message
+        with pytest.raises(TransportError) as again:
+            transport.run(["true"])
+        assert again.value.kind == "unreachable"
+    finally:
+        killer.join()
+        transport.close()
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
 
 
 def test_commands_from_many_threads_share_one_connection(ssh: SSHTransport) -> None:
