@@ -363,3 +363,48 @@ def test_thirty_sshd_nodes_in_parallel(setup: Setup, tmp_path: Path) -> None:
         assert host.host_path(f"/etc/docker/certs.d/{reg}/ca.crt").read_bytes() == setup.ca_pem
     print(f"\n30 nodes: sequential {timings[1]:.1f}s, --parallel 16 {timings[16]:.1f}s, "
           f"second run (unchanged) {timings[0]:.1f}s")
+
+
+def _sshd_node_plan(setup: Setup, directory: Path, host: LabHost) -> Plan:
+    plan = new_plan(directory / "plan.toml")
+    plan.registry.address, plan.registry.port = setup.plan.registry.address, PORT
+    plan.certificate.directory = str(setup.plan.cert_dir)
+    plan.node_defaults.identity_file = str(setup.lab.key_path)
+    plan.node_defaults.ssh_user = "rwdeploy"
+    plan.node_defaults.runtime = "docker"
+    plan.nodes = [NodeSettings(host=host.ip)]
+    save_plan(plan)
+    return plan
+
+
+def test_unknown_host_key_is_refused_headless_unless_accepted(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node = setup.lab["node01"] if "node01" in setup.lab.hosts else setup.lab.add_sshd_nodes(1)[0]
+    node.exec(["rm", "-rf", f"/etc/docker/certs.d/{setup.registry}"])
+    plan = _sshd_node_plan(setup, tmp_path, node)
+    known_hosts = tmp_path / "known_hosts"
+    args = ["onboard", "--plan", str(plan.path), "--known-hosts", str(known_hosts)]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "host key unknown" in out and node.host_key_fingerprint() in out
+    assert not node.host_path(f"/etc/docker/certs.d/{setup.registry}").exists()
+    assert main([*args, "--accept-new-host-keys"]) == 0
+    assert node.ip in known_hosts.read_text()
+    assert main(args) == 0  # remembered
+
+
+def test_disk_full_on_a_node_is_reported_as_such(
+    setup: Setup, tmp_path: Path
+) -> None:
+    node = setup.lab["node02"] if "node02" in setup.lab.hosts else setup.lab.add_sshd_nodes(2)[1]
+    plan = _sshd_node_plan(setup, tmp_path, node)
+    node.exec(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", "/etc/docker"])
+    try:
+        node.exec(["sh", "-c", "dd if=/dev/zero of=/etc/docker/filler bs=4k count=8 || true"])
+        report = onboard.onboard_nodes(plan, Secrets(), host_key_policy=_policy(setup.lab))
+    finally:
+        node.exec(["umount", "/etc/docker"])
+    result = report.results[0]
+    assert (result.status, result.reason) == ("failed", "disk full"), result.message
+    assert result.hint
