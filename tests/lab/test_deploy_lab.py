@@ -179,6 +179,28 @@ def test_port_change_recreates_container_and_keeps_images(
                               "{{json .RepoDigests}}", new_ref]).stdout
     assert f"{setup.address}/lab/busybox@{digest}" in json.loads(pulled)
     setup.host.exec(["docker", "rmi", new_ref], check=False)
+    setup.host.exec(["rm", "-rf", f"/etc/docker/certs.d/{old_address}",
+                     f"/etc/docker/certs.d/{setup.address}"])
+
+
+def test_renewed_certificate_recreates_the_container(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    first_id = setup.container()["Id"]  # type: ignore[index]
+    setup.host.exec(["touch", f"{setup.data_dir}/marker"])
+    assert main(["certs", "--plan", str(setup.plan_path), "--renew"]) == 0
+    capsys.readouterr()
+    assert setup.cli("deploy") == 0
+    out = capsys.readouterr().out
+    assert f"changed  [{setup.host.ip}] Upload tls.crt and tls.key" in out
+    assert f"changed  [{setup.host.ip}] Run container {setup.name}" in out
+    container = setup.container()
+    assert container is not None and container["Id"] != first_id
+    served = ssl.get_server_certificate((setup.host.ip, setup.port))
+    local = (setup.plan_path.parent / "certs" / "tls.crt").read_text()
+    assert served.split("-----")[2].split() == local.split("-----")[2].split()
+    assert setup.host.exec(["test", "-e", f"{setup.data_dir}/marker"]).returncode == 0
 
 
 def test_unknown_host_key_refused_and_nothing_changed(
