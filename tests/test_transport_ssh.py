@@ -388,6 +388,17 @@ def test_proxy_jump_through_a_jump_host(
         assert transport.run(["echo", "through"]).stdout == "through\n"
 
 
+def test_looping_proxy_jump_is_refused(
+    sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host loop\n  HostName 127.0.0.1\n  ProxyJump loop\n")
+    with pytest.raises(TransportError) as caught:
+        open_transport(ConnectionSettings(host="loop", ssh_config=str(config)),
+                       host_key_policy=policy)
+    assert "ProxyJump" in caught.value.message and caught.value.hint
+
+
 def test_proxy_command_is_honoured(
     sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
 ) -> None:

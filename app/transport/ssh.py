@@ -45,6 +45,8 @@ from app.transport.hostkeys import HostKeyPolicy, fingerprint_of_blob, host_patt
 # child may keep stdout open forever).
 EOF_AFTER_EXIT_SECONDS = 2.0
 CHUNK = 65536
+MAX_JUMP_HOPS = 8
+FROM_CONFIG = "\0from-config"  # jump_spec meaning "as ~/.ssh/config says"
 DEFAULT_IDENTITY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
@@ -91,7 +93,8 @@ def resolve(settings: ConnectionSettings) -> ResolvedTarget:
             ) from error
     port = settings.port or _int_option(options.get("port"), 22)
     identity_files = [settings.identity_file] if settings.identity_file else []
-    configured = [str(p) for p in options.get("identityfile", []) or []]  # type: ignore[attr-defined]
+    listed = options.get("identityfile")
+    configured = [str(p) for p in listed] if isinstance(listed, list) else []
     proxy_command = _str_option(options.get("proxycommand"))
     return ResolvedTarget(
         alias=settings.host,
@@ -143,19 +146,27 @@ def open_socket(
     target: ResolvedTarget,
     settings: ConnectionSettings,
     policy: HostKeyPolicy,
+    depth: int = 0,
 ) -> tuple[socket.socket | paramiko.Channel | paramiko.ProxyCommand, SSHTransport | None]:
     """The byte stream to the SSH server, and the jump connection to close with it (if any)."""
     timeout = settings.connect_timeout
     where = f"{target.hostname}:{target.port}"
     if target.proxy_jump:
+        if depth >= MAX_JUMP_HOPS:
+            raise TransportError(
+                f"the ProxyJump chain to {target.alias} is longer than {MAX_JUMP_HOPS} hops",
+                "check ~/.ssh/config for a ProxyJump that loops back",
+                kind="unreachable",
+            )
         hops = target.proxy_jump.split(",")
         jump_user, jump_host, jump_port = parse_jump(hops[-1])
         jump_settings = ConnectionSettings(
             host=jump_host, user=jump_user, port=jump_port, connect_timeout=timeout,
             ssh_config=target.config_path or "",
         )
+        # Earlier hops lead to this one; the first hop follows its own config, as with ssh -J.
         jump = _connect(jump_settings, ConnectionSecrets(), policy,
-                        jump_spec=",".join(hops[:-1]) or None)
+                        jump_spec=",".join(hops[:-1]) or FROM_CONFIG, depth=depth + 1)
         try:
             channel = jump.client.open_channel(
                 "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0), timeout=timeout
@@ -392,12 +403,14 @@ def _connect(
     settings: ConnectionSettings,
     secrets: ConnectionSecrets,
     policy: HostKeyPolicy,
-    jump_spec: str | None = "from-config",
+    jump_spec: str | None = None,
+    depth: int = 0,
 ) -> SSHTransport:
+    """``jump_spec``: FROM_CONFIG (use the config's ProxyJump) or the hops to go through."""
     target = resolve(settings)
-    if jump_spec != "from-config":
+    if jump_spec != FROM_CONFIG:
         target.proxy_jump = jump_spec
-    stream, jump = open_socket(target, settings, policy)
+    stream, jump = open_socket(target, settings, policy, depth)
     try:
         client = start_ssh(stream, target, policy, settings.connect_timeout)
         check_host_key(client, target, policy)
@@ -416,7 +429,8 @@ def connect(
     policy: HostKeyPolicy | None = None,
 ) -> SSHTransport:
     """Open a verified, authenticated SSH connection (see the module docstring)."""
-    return _connect(settings, secrets or ConnectionSecrets(), policy or HostKeyPolicy())
+    return _connect(settings, secrets or ConnectionSecrets(), policy or HostKeyPolicy(),
+                    FROM_CONFIG)
 
 
 @dataclass(frozen=True)
