@@ -674,9 +674,10 @@ class Deployment:
 
     def _verify_mounts(self) -> None:
         """The registry invents a random user when htpasswd is missing: check what it sees."""
-        expected = {"tls.crt": self._state.cert_pem}
-        if self.plan.registry.auth == "htpasswd":
+        expected = {}
+        if self.plan.registry.auth == "htpasswd":  # first: its absence is the silent failure
             expected[HTPASSWD_NAME] = self._state.htpasswd_content
+        expected["tls.crt"] = self._state.cert_pem
         container = self.docker.containers.get(self.plan.registry.container_name)
         for name, content in expected.items():
             seen = _read_from_container(container, f"{CONTAINER_CERTS_DIR}/{name}")

@@ -443,3 +443,45 @@ def test_user_whose_sudo_needs_a_password_and_not_in_docker_group(
         assert set(outcomes(capsys.readouterr().out)) == {"unchanged"}
     finally:
         setup.cli("uninstall", "--purge", "--yes")
+
+
+def test_local_host_with_docker_from_docker_host(
+    lab: Lab, setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """host = "local": files written on this machine, Docker reached through DOCKER_HOST (the
+    lab registry host's dockerd, which shares /tmp with this machine)."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{setup.host.docker_socket}")
+    shared = tmp_path / "local-registry"
+    setup.rewrite(host="local", certs_dir=str(shared / "certs"), data_dir=str(shared / "data"))
+    try:
+        assert setup.cli("deploy") == 0, capsys.readouterr()
+        out = capsys.readouterr().out
+        assert "[local] Connect (host key checked)" in out
+        assert get_v2(setup.address, setup.ca_pem) == 200
+        assert stat.S_IMODE((shared / "certs" / "tls.key").stat().st_mode) == 0o600
+        assert setup.cli("deploy") == 0
+        assert set(outcomes(capsys.readouterr().out)) == {"unchanged"}
+    finally:
+        setup.cli("uninstall", "--purge", "--yes")
+    assert not (shared / "certs" / "tls.key").exists() and not (shared / "data").exists()
+
+
+def test_htpasswd_mount_that_docker_cannot_see_is_caught(
+    lab: Lab, setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files land where this machine sees them, but dockerd lives in another filesystem view
+    (like rootless or snap Docker): the registry would silently invent a user. Deploy must
+    notice instead of reporting success."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{setup.host.docker_socket}")
+    # /registry-image is private to lab hosts: this machine's copy is invisible to dockerd.
+    invisible = f"/registry-image/{setup.name}-local-certs"
+    setup.rewrite(host="local", auth="htpasswd", certs_dir=invisible)
+    try:
+        assert setup.cli("deploy", "--health-timeout", "5") == 1
+        out = capsys.readouterr().out
+        assert f"the container does not see {invisible}/htpasswd" in out
+        assert "bind-mount" in out
+    finally:
+        setup.cli("uninstall")
+        shutil.rmtree(invisible, ignore_errors=True)
