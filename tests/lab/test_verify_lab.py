@@ -1,0 +1,223 @@
+"""Acceptance for verify and status on the lab: real registry, real pulls, real trust stores.
+
+The module sets the lab up once with regwiz's own commands (certs, deploy, onboard), then
+breaks one node at a time and checks that verify and status point at that node only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.connections import host_key_policy
+from app.plan import Plan, Secrets, load_plan
+from app.status import TrustState, collect_status
+from app.verify import TRUST_HINT, CheckState, VerifyReport, verify
+from tests.deploy_helpers import make_pki
+from tests.lab.lab import Lab
+from tests.lab.test_apply_lab import reset_nodes
+
+PORT = 8843
+CONTAINER = "verify-lab-registry"
+NODE_NAMES = ("docker", "containerd", "bare", "plain")
+
+
+@dataclass
+class Setup:
+    lab: Lab
+    plan_path: Path
+    plan: Plan
+
+    @property
+    def registry(self) -> str:
+        return self.plan.registry_reference
+
+    def cli(self, command: str, *extra: str) -> int:
+        return main([command, "--plan", str(self.plan_path), "--known-hosts",
+                     str(self.lab.known_hosts), *extra])
+
+    def verify(self) -> VerifyReport:
+        return verify(self.plan, Secrets.from_env(), host_key_policy=self.policy())
+
+    def policy(self):  # type: ignore[no-untyped-def]
+        return host_key_policy(False, known_hosts=self.lab.known_hosts)
+
+    def ip(self, name: str) -> str:
+        return self.lab[name].ip
+
+    def restore(self, name: str) -> None:
+        """Put the current CA back on one node with regwiz onboard."""
+        assert self.cli("onboard", "--only", self.ip(name)) == 0
+
+
+def verify_plan_text(lab: Lab) -> str:
+    registry, key = lab["registry"], lab.key_path
+    hosts = "".join(
+        f'\n[[nodes.hosts]]\nhost = "{lab[name].ip}"\n{extra}'
+        for name, extra in (("docker", 'ssh_user = "root"\n'),
+                            ("containerd", 'ssh_user = "rwops"\n'),
+                            ("bare", ""), ("plain", "os_trust_store = true\n"))
+    )
+    return f"""\
+[certificate]
+common_name = "registry.lab.internal"
+subject_alt_names = ["{registry.ip}"]
+directory = "certs"
+
+[registry]
+host = "{registry.ip}"
+ssh_user = "{registry.ssh_user}"
+identity_file = "{key}"
+address = "{registry.ip}"
+port = {PORT}
+container_name = "{CONTAINER}"
+data_dir = "/registry-image/verify-lab"
+certs_dir = "/etc/docker/verify-lab-certs"
+
+[nodes.defaults]
+ssh_user = "rwdeploy"
+identity_file = "{key}"
+{hosts}"""
+
+
+@pytest.fixture(scope="module")
+def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")
+        plan_path = tmp_path_factory.mktemp("verify-lab") / "plan.toml"
+        plan_path.write_text(verify_plan_text(lab))
+        plan = load_plan(plan_path)
+        result = Setup(lab, plan_path, plan)
+        reset_nodes(lab, result.registry)
+        try:
+            assert main(["certs", "--plan", str(plan_path)]) == 0
+            for command in ("deploy", "onboard"):
+                assert result.cli(command) == 0, command
+            yield result
+        finally:
+            result.cli("uninstall", "--purge", "--yes")
+            reset_nodes(lab, result.registry)
+
+
+def node_images(setup: Setup) -> dict[str, list[str]]:
+    lab = setup.lab
+    listed = {
+        "docker": lab["docker"].exec(["docker", "images", "--format", "{{.Repository}}"])
+        .stdout.decode(),
+        "containerd": lab["containerd"].exec(["ctr", "-n", "k8s.io", "images", "ls", "-q"])
+        .stdout.decode(),
+        "bare": lab["bare"].exec(["ctr", "-n", "k8s.io", "images", "ls", "-q"]).stdout.decode(),
+    }
+    return {name: sorted(text.split()) for name, text in listed.items()}
+
+
+def test_verify_pulls_on_every_node_and_cleans_up(setup: Setup) -> None:
+    before = node_images(setup)
+    report = setup.verify()
+    assert report.ok, report.to_dict()
+    push = report.push_pull
+    assert push.pushed_digest == push.pulled_digest == push.registry_digest
+    assert push.pushed_digest and push.pushed_digest.startswith("sha256:")
+    assert "stays in the registry" in push.cleanup  # delete is disabled in this plan
+    kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
+    assert kinds[setup.ip("docker")] == ["docker pull"]
+    assert kinds[setup.ip("containerd")][0].startswith("containerd pull")
+    assert kinds[setup.ip("bare")][0].startswith("containerd pull")
+    assert kinds[setup.ip("plain")] == ["TLS handshake (OS trust store only)"]
+    assert node_images(setup) == before  # nothing of the self-test image stays on the nodes
+    assert "selftest" not in json.dumps(node_images(setup))
+
+
+def test_node_without_ca_fails_with_the_x509_error_alone(setup: Setup) -> None:
+    ca = f"/etc/docker/certs.d/{setup.registry}/ca.crt"
+    setup.lab["docker"].exec(["rm", "-f", ca])
+    try:
+        report = setup.verify()
+    finally:
+        setup.restore("docker")
+    states = {node.host: node.state for node in report.nodes}
+    assert states == {
+        setup.ip(n): CheckState.FAILED if n == "docker" else CheckState.PASSED for n in NODE_NAMES
+    }
+    failed = report.failed_nodes[0]
+    assert "x509" in failed.checks[0].detail and "unknown authority" in failed.checks[0].detail
+    assert failed.hint == TRUST_HINT and failed.checks[0].hint == TRUST_HINT
+    assert report.push_pull.passed and not report.ok
+
+
+def test_verify_cli_exit_code_and_output(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    anchor = f"/usr/local/share/ca-certificates/regwiz-{setup.registry.replace(':', '_')}.crt"
+    plain = setup.lab["plain"]
+    plain.exec(["rm", "-f", anchor])
+    plain.exec(["update-ca-certificates", "--fresh"])
+    try:
+        code = setup.cli("verify")
+    finally:
+        setup.restore("plain")
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL TLS handshake (OS trust store only)" in out
+    assert "os_trust_store" in out  # the hint names the setting that fixes it
+    assert "nodes: 3 passed, 1 not passed" in out
+
+
+def test_verify_with_the_registry_down_skips_the_nodes(setup: Setup) -> None:
+    registry = setup.lab["registry"]
+    registry.exec(["docker", "stop", CONTAINER])
+    try:
+        report = setup.verify()
+    finally:
+        registry.exec(["docker", "start", CONTAINER])
+    assert report.push_pull.state is CheckState.FAILED
+    assert "push failed" in report.push_pull.message
+    assert all(node.state is CheckState.SKIPPED for node in report.nodes)
+    assert not report.ok
+
+
+def test_status_json_reports_every_field(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    setup.verify()  # leaves a regwiz/selftest tag (delete disabled) for the catalog
+    capsys.readouterr()
+    assert setup.cli("status", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    registry = data["registry"]
+    assert registry["reachable"] and registry["tls_valid"] and registry["http_status"] == 200
+    assert registry["latency_ms"] > 0
+    assert 800 <= data["server_certificate"]["days_left"] <= 825
+    assert data["served_matches_local"] is True
+    assert 3600 <= data["ca_certificate"]["days_left"] <= 3650
+    assert data["catalog"]["repositories"]["regwiz/selftest"]
+    container = data["container"]
+    assert container["found"] and container["state"] == "running"
+    assert container["restart_count"] == 0 and container["image"] == "registry:2"
+    assert data["disk"]["used_bytes"] > 0 and data["disk"]["path"] == "/registry-image/verify-lab"
+    assert {n["host"]: n["state"] for n in data["nodes"]} == {
+        setup.ip(n): "match" for n in NODE_NAMES
+    }
+    assert data["healthy"] is True
+
+
+def test_status_shows_a_stale_ca_as_mismatched(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = setup.lab["containerd"].host_path(f"/etc/containerd/certs.d/{setup.registry}/ca.crt")
+    stale.write_bytes(make_pki(["x"], cn="some other CA").ca_pem)
+    try:
+        report = collect_status(setup.plan, Secrets.from_env(), host_key_policy=setup.policy())
+        assert setup.cli("status") == 1
+        text = capsys.readouterr().out
+    finally:
+        setup.restore("containerd")
+    states = {node.host: node.state for node in report.nodes or []}
+    assert states == {
+        setup.ip(n): TrustState.MISMATCH if n == "containerd" else TrustState.MATCH
+        for n in NODE_NAMES
+    }
+    stale_node = report.stale_nodes[0]
+    assert stale_node.files[0].detail == "another CA (stale)"
+    assert not report.healthy
+    assert "mismatch" in text and "regwiz onboard" in text
