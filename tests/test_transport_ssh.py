@@ -318,6 +318,37 @@ def test_confirm_callback_decides_unknown_keys(sshd: SshServer, tmp_path: Path) 
     assert asked == []
 
 
+def test_parallel_connections_ask_once_per_host(sshd: SshServer, tmp_path: Path) -> None:  # noqa: F811
+    # The TUI answers from a modal while workers wait: one question per host, not per worker.
+    asked: list[str] = []
+    answered = threading.Event()
+
+    def confirm(host: str, key_type: str, fingerprint: str) -> bool:
+        asked.append(host)
+        answered.wait(timeout=30)
+        return True
+
+    policy = HostKeyPolicy(tmp_path / "known_hosts", confirm=confirm)
+    results: list[object] = []
+
+    def worker() -> None:
+        try:
+            with connect(settings_for(sshd), policy=policy) as transport:
+                results.append(transport.run(["true"]).ok)
+        except TransportError as error:
+            results.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    answered.set()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 4
+    assert asked == [f"[127.0.0.1]:{sshd.port}"]
+    assert (tmp_path / "known_hosts").read_text().count("\n") == 1
+
+
 def test_probe_fetches_key_without_logging_in(sshd: SshServer, tmp_path: Path) -> None:  # noqa: F811
     policy = HostKeyPolicy(tmp_path / "known_hosts")
     probe = probe_host_key(settings_for(sshd, user="nobody-at-all"), policy)
