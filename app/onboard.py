@@ -645,14 +645,30 @@ def onboard_nodes(
     started = time.monotonic()
     for node in nodes:
         _Reporter(job, node).emit(PENDING, "waiting")
-    with ThreadPoolExecutor(max_workers=min(parallel, max(1, len(nodes))),
-                            thread_name_prefix="onboard") as pool:
-        results = list(pool.map(lambda node: onboard_node(job, node), nodes))
+    results = _run_pool(job, nodes, parallel)
     report = OnboardReport(results, job.registry, job.ca.fingerprint, dry_run,
                            time.monotonic() - started)
     if save and not dry_run:
         save_results(plan, report)
     return report
+
+
+def _run_pool(job: _Job, nodes: list[ResolvedNode], parallel: int) -> list[NodeResult]:
+    """Run every node in a bounded pool; on Ctrl-C, stop the others between steps and re-raise."""
+    interrupted = threading.Event()
+    asked_to_stop = job.should_stop
+    job.should_stop = lambda: interrupted.is_set() or asked_to_stop()
+    pool = ThreadPoolExecutor(max_workers=min(parallel, max(1, len(nodes))),
+                              thread_name_prefix="onboard")
+    try:
+        futures = [pool.submit(onboard_node, job, node) for node in nodes]
+        return [future.result() for future in futures]
+    except BaseException:
+        interrupted.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def select_nodes(plan: Plan, only: Iterable[str] | None) -> list[ResolvedNode]:

@@ -62,7 +62,7 @@ class FakeNode(Transport):
 class FakeFleet:
     """A connector for onboard_nodes that hands out FakeNodes (or raises) by host."""
 
-    def __init__(self, nodes: dict[str, FakeNode | Exception]) -> None:
+    def __init__(self, nodes: dict[str, FakeNode | BaseException]) -> None:
         self.nodes = nodes
         self.lock = threading.Lock()
         self.connected: list[str] = []
@@ -71,7 +71,7 @@ class FakeFleet:
         with self.lock:
             self.connected.append(node.host)
         target = self.nodes[node.host]
-        if isinstance(target, Exception):
+        if isinstance(target, BaseException):
             raise target
         return target
 

@@ -157,3 +157,13 @@ def test_results_file_merges_runs_and_lists_failures(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(onboard.RegwizError):
         onboard.load_results(plan)
+
+
+def test_interrupt_stops_the_pool_and_propagates(tmp_path: Path) -> None:
+    plan = plan_with_ca(tmp_path, ["a", "b", "c"])
+    fleet = FakeFleet({"a": KeyboardInterrupt(), "b": FakeNode("b", DOCKER),
+                       "c": FakeNode("c", DOCKER)})
+    with pytest.raises(KeyboardInterrupt):
+        run(plan, fleet, parallel=1)
+    assert fleet.connected == ["a"]
+    assert not onboard.results_path(plan).exists()

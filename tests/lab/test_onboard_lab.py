@@ -346,7 +346,8 @@ def test_thirty_sshd_nodes_in_parallel(setup: Setup, tmp_path: Path) -> None:
     plan.node_defaults.runtime = "docker"
     plan.nodes = [NodeSettings(host=h.ip) for h in nodes]
     timings = {}
-    for parallel in (1, 16):
+    # (measured here: --parallel 1 takes 17-32 s for the same work; not repeated in every run)
+    for parallel in (16,):
         for host in nodes:
             host.exec(["rm", "-rf", f"/etc/docker/certs.d/{reg}"])
         started = time.monotonic()
@@ -361,7 +362,7 @@ def test_thirty_sshd_nodes_in_parallel(setup: Setup, tmp_path: Path) -> None:
     assert {r.status for r in again.results} == {"unchanged"}
     for host in nodes:
         assert host.host_path(f"/etc/docker/certs.d/{reg}/ca.crt").read_bytes() == setup.ca_pem
-    print(f"\n30 nodes: sequential {timings[1]:.1f}s, --parallel 16 {timings[16]:.1f}s, "
+    print(f"\n30 nodes: --parallel 16 {timings[16]:.1f}s, "
           f"second run (unchanged) {timings[0]:.1f}s")
 
 
