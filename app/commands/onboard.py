@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if only == []:
         print("no failed nodes in the last saved run: nothing to retry")
         return 0
-    printer = _EventPrinter(enabled=not args.json)
+    printer = EventPrinter(enabled=not args.json)
     report = onboard.onboard_nodes(
         plan, secrets, only=only, parallel=args.parallel, dry_run=args.dry_run,
         host_key_policy=policy, on_progress=printer, timeout=args.timeout,
@@ -161,7 +161,7 @@ def _retry_hosts(plan: Plan) -> list[str]:
     return [record["host"] for record in records]
 
 
-class _EventPrinter:
+class EventPrinter:
     """Prints one line per node event; called from worker threads."""
 
     def __init__(self, enabled: bool) -> None:
@@ -206,3 +206,6 @@ def print_report(report: onboard.OnboardReport, saved: Path | None,
     write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")
     if saved is not None:
         write(f"results saved to {saved}")
+
+
+_EventPrinter = EventPrinter  # the name `regwiz apply` started with
