@@ -22,6 +22,11 @@ for target in $PRIVATE_DIRS; do
     mount --bind "$host_dir/root$target" "$target" || fail "bind mount of $target failed"
 done
 mkdir -p /run/sshd /run/lock /run/sudo
+# Non-root users find /usr/bin/systemctl first (their PATH lacks /usr/local/sbin): make that
+# one the stand-in too. Only when it exists: never create files in the shared /usr/bin.
+if [ -e /usr/bin/systemctl ]; then
+    mount --bind /usr/local/sbin/systemctl /usr/bin/systemctl
+fi
 chmod 0755 /run/sshd
 
 # `ip netns exec` remounted /sys for the netns, so cgroups are gone: dockerd and containerd

@@ -726,6 +726,7 @@ class Lab:
             (root / "etc/containerd/config.toml").write_text(spec.containerd_config)
         sudoers = root / "etc/sudoers.d/regwiz-lab"
         sudoers.write_text(
+            "Defaults lecture=never\n"
             f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n{OPS_USER} ALL=(ALL:ALL) ALL\n"
         )
         sudoers.chmod(0o440)
