@@ -409,3 +409,19 @@ def test_disk_full_on_a_node_is_reported_as_such(
     result = report.results[0]
     assert (result.status, result.reason) == ("failed", "disk full"), result.message
     assert result.hint
+
+
+def test_cri_o_podman_path_is_what_skopeo_reads(setup: Setup, tmp_path: Path) -> None:
+    node = setup.lab["node03"] if "node03" in setup.lab.hosts else setup.lab.add_sshd_nodes(3)[2]
+    reg_dir = f"/etc/containers/certs.d/{setup.registry}"
+    node.exec(["rm", "-rf", reg_dir])
+    inspect = ["skopeo", "inspect", "--raw", f"docker://{setup.registry}/{SEED}"]
+    before = node.exec(inspect, check=False, timeout=60)
+    assert before.returncode != 0 and b"x509" in before.stderr
+    plan = _sshd_node_plan(setup, tmp_path, node)
+    plan.nodes[0].runtime = "cri-o"
+    report = onboard.onboard_nodes(plan, Secrets(), host_key_policy=_policy(setup.lab))
+    assert report.results[0].changed_files == [f"{reg_dir}/ca.crt"], report.results[0].message
+    after = node.exec(inspect, check=False, timeout=60)
+    node.exec(["rm", "-rf", reg_dir])
+    assert after.returncode == 0, after.stderr.decode()
