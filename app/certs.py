@@ -35,7 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app import validate
 from app.errors import RegwizError
-from app.plan import CertificateSettings, Plan, atomic_write, sans_cover
+from app.plan import CertificateSettings, Plan, atomic_write, sans_cover, validate_plan
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -587,6 +587,7 @@ def ensure_certificates(
     no longer covers ``plan.all_sans()``, has expired, was not signed by the CA, or its key type
     differs from the plan. ``reuse_key`` keeps an existing tls.key of the right type.
     """
+    _require_valid(plan)
     files = CertFiles(plan.cert_dir)
     _prepare_directory(files.directory)
     notes: list[str] = []
@@ -606,6 +607,16 @@ def ensure_certificates(
     summary.ca_action = ca_action
     summary.notes = notes + summary.notes
     return summary
+
+
+def _require_valid(plan: Plan) -> None:
+    """Certificates are only made from a valid plan (the TUI may pass an edited one)."""
+    problems = validate_plan(plan)
+    if problems:
+        raise CertError(
+            "the plan has problems: " + "; ".join(problems[:3]),
+            "fix the certificate and registry settings first",
+        )
 
 
 def _load_ca(files: CertFiles, passphrase: str | None) -> _CA | None:
@@ -812,6 +823,7 @@ def import_certificate(
     every certificate is currently valid. Warns when it expires within 30 days or misses other
     SANs of the plan. On success writes tls.crt (leaf + intermediates), tls.key and ca.crt.
     """
+    _require_valid(plan)
     files = CertFiles(plan.cert_dir)
     cert_file, key_file = Path(cert_path).expanduser(), Path(key_path).expanduser()
     certs = _parse_certificates(_read(cert_file, "certificate"), str(cert_file))
@@ -950,6 +962,7 @@ def export_csr(plan: Plan) -> Path:
     An existing tls.key is always reused, so the certificate being served keeps its key until
     the signed certificate is imported.
     """
+    _require_valid(plan)
     files = CertFiles(plan.cert_dir)
     _prepare_directory(files.directory)
     if files.tls_key.exists():

@@ -274,7 +274,8 @@ def test_name_constraints(tmp_path: Path) -> None:
 def test_validity_capped_by_ca(tmp_path: Path) -> None:
     plan = make_plan(tmp_path, ca_validity_days=30, cert_validity_days=30)
     summary = ensure_certificates(plan)
-    plan.certificate.cert_validity_days = 825  # the plan loader forbids this; the engine caps it
+    # The plan now allows longer, but the existing CA ends sooner: the leaf stops with it.
+    plan.certificate.ca_validity_days, plan.certificate.cert_validity_days = 3650, 825
     renewed = ensure_certificates(plan, renew=True)
     assert renewed.leaf.not_after <= summary.ca.not_after
     assert any("expires in" in w for w in renewed.warnings)
@@ -627,3 +628,12 @@ def test_unwritable_folder_is_a_cert_error(tmp_path: Path) -> None:
         ensure_certificates(plan)
     with pytest.raises(CertError):
         export_csr(plan)
+
+
+def test_invalid_in_memory_plan_is_refused(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, common_name="bad\nname")
+    with pytest.raises(CertError, match="the plan has problems: certificate.common_name"):
+        ensure_certificates(plan)
+    with pytest.raises(CertError, match="the plan has problems"):
+        export_csr(plan)
+    assert not (tmp_path / "certs").exists()
