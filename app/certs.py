@@ -263,7 +263,8 @@ def _parse_private_key(
     except TypeError:
         if password is None:
             raise CertError(f"{label} is encrypted with a passphrase", encrypted_hint) from None
-        raise CertError(f"{label} is not encrypted, but a passphrase was given") from None
+        # A passphrase that is not needed (e.g. set for all runs) is simply not used.
+        return _parse_private_key(data, label, None, encrypted_hint)
     except (ValueError, UnsupportedAlgorithm):
         hint = "check the passphrase" if password else "expected a PEM private key"
         raise CertError(f"cannot load the private key in {label}", hint) from None
@@ -568,7 +569,8 @@ ImportReport = CertSummary
 @dataclass
 class _CA:
     cert: x509.Certificate
-    key: PrivateKey | None  # None: an imported chain's root, whose key regwiz never had
+    # None: an imported chain's root, whose key regwiz never had
+    key: PrivateKey | None = field(repr=False)
 
 
 @_file_errors_reported
@@ -730,7 +732,23 @@ def _ensure_leaf(
         leaf_action=action,
         reasons=reasons,
         warnings=_expiry_warnings(leaf, describe(ca.cert)),
+        notes=_name_constraint_notes(plan, ca.cert),
     )
+
+
+def _name_constraint_notes(plan: Plan, ca_cert: x509.Certificate) -> list[str]:
+    try:
+        ca_cert.extensions.get_extension_for_class(x509.NameConstraints)
+        constrained = True
+    except x509.ExtensionNotFound:
+        constrained = False
+    if constrained == plan.certificate.name_constraints:
+        return []
+    state = "has" if constrained else "has no"
+    return [
+        f"the existing CA {state} name constraints; certificate.name_constraints only "
+        "applies to a new CA (--new-ca, then onboard every node again)"
+    ]
 
 
 def _expiry_warnings(leaf: CertInfo, ca: CertInfo) -> list[str]:

@@ -265,6 +265,9 @@ def test_name_constraints(tmp_path: Path) -> None:
     assert x509.IPAddress(ipaddress.ip_network("fd00::2/128")) in permitted
     result = openssl("verify", "-CAfile", str(summary.files.ca_crt), str(summary.files.tls_crt))
     assert result.returncode == 0, result.stderr
+    assert summary.notes == []
+    plan.certificate.name_constraints = False
+    assert "only applies to a new CA" in ensure_certificates(plan).notes[0]
     plan.certificate.subject_alt_names.append("10.9.9.9")
     with pytest.raises(CertError, match="name constraints") as caught:
         ensure_certificates(plan)
@@ -637,3 +640,11 @@ def test_invalid_in_memory_plan_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CertError, match="the plan has problems"):
         export_csr(plan)
     assert not (tmp_path / "certs").exists()
+
+
+def test_unneeded_passphrase_is_ignored(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    ensure_certificates(plan)
+    again = ensure_certificates(plan, renew=True, ca_passphrase="not needed")
+    assert again.leaf_action == "renewed"
+    assert b"ENCRYPTED" not in again.files.ca_key.read_bytes()
