@@ -219,15 +219,24 @@ def inspect_certificate(path_or_pem: str | bytes | Path) -> CertInfo:
 # --------------------------------------------------------------------------- reading
 
 
+MAX_FILE_BYTES = 1 << 20  # certificates, chains and keys are a few KiB
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except ValueError:  # e.g. a NUL byte in the path
+        raise CertError(f"not a usable file name: {validate._shown(str(path))}") from None
     except FileNotFoundError:
         raise CertError(f"{what} file not found: {path}", "check the path") from None
     except IsADirectoryError:
         raise CertError(f"{path} is a folder, not a {what} file") from None
     except OSError as error:
         raise CertError(f"cannot read {what} file {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CertError(f"{path} is larger than 1 MiB: not a {what} file")
+    return data
 
 
 def _parse_certificates(data: bytes, label: str) -> list[x509.Certificate]:

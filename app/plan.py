@@ -536,7 +536,7 @@ def _safe_reason(error: Exception) -> str:
 def load_plan(path: Path | str) -> Plan:
     plan_path = Path(path).expanduser()
     try:
-        text = plan_path.read_text(encoding="utf-8-sig")
+        text = _read_plan_text(plan_path)
     except FileNotFoundError:
         raise PlanError(
             [
@@ -547,9 +547,23 @@ def load_plan(path: Path | str) -> Plan:
         ) from None
     except UnicodeDecodeError:
         raise PlanError([f"{plan_path}: not UTF-8 text"], plan_path) from None
+    except ValueError as error:  # too large, or a NUL byte in the path
+        raise PlanError([f"{validate._shown(str(plan_path))}: {error}"]) from None
     except OSError as error:
         raise PlanError([f"{plan_path}: cannot read: {error.strerror}"], plan_path) from None
     return parse_plan(text, plan_path)
+
+
+MAX_PLAN_BYTES = 1 << 20
+
+
+def _read_plan_text(path: Path) -> str:
+    """The file's text; UnicodeDecodeError, ValueError (too large, bad name) or OSError."""
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_PLAN_BYTES + 1)
+    if len(data) > MAX_PLAN_BYTES:
+        raise ValueError("larger than 1 MiB: not a plan file")
+    return data.decode("utf-8-sig")
 
 
 def validate_plan(plan: Plan) -> list[str]:

@@ -648,3 +648,12 @@ def test_unneeded_passphrase_is_ignored(tmp_path: Path) -> None:
     again = ensure_certificates(plan, renew=True, ca_passphrase="not needed")
     assert again.leaf_action == "renewed"
     assert b"ENCRYPTED" not in again.files.ca_key.read_bytes()
+
+
+def test_unusable_certificate_paths(tmp_path: Path) -> None:
+    with pytest.raises(CertError, match="not a usable file name"):
+        inspect_certificate("bad\x00name.pem")
+    huge = tmp_path / "huge.pem"
+    huge.write_bytes(b"-----BEGIN CERTIFICATE-----\n" + b"A" * (2 << 20))
+    with pytest.raises(CertError, match="larger than 1 MiB"):
+        inspect_certificate(huge)

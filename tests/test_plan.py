@@ -467,3 +467,12 @@ def test_unusual_layouts_save_and_reload(tmp_path: Path, layout: str) -> None:
     assert reloaded.registry.port == 5000
     assert [(n.host, n.ssh_user) for n in reloaded.nodes] == [("n3", None), ("n4", "x")]
     assert (tmp_path / "plan.toml.bak").read_text() == layout
+
+
+def test_unusable_plan_paths(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="null byte"):
+        load_plan("bad\x00name.toml")
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(PlanError, match="larger than 1 MiB"):
+        load_plan(huge)
