@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.widgets import Input, Label, Select, Switch
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.widgets import Checkbox, Input, Label, Select
 
 from app.plan import Plan, validate_plan
 from app.validate import KEY_TYPES, warnings_for_san
@@ -82,10 +82,9 @@ class CertRequestScreen(WizardScreen):
                         id="key-type",
                     )
                 with Vertical(classes="form-field"):
-                    yield Label("Limit the CA to these SANs", classes="field-label")
-                    with Horizontal(classes="switch-row"):
-                        yield Switch(cert.name_constraints, id="name-constraints")
-                        yield Label("name constraints", classes="field-help")
+                    yield Label("Name constraints", classes="field-label")
+                    yield Checkbox("limit the CA to these SANs", cert.name_constraints,
+                                   id="name-constraints", compact=True)
                 yield FormField(
                     "CA validity (days)",
                     field_id="ca-days",
@@ -129,7 +128,7 @@ class CertRequestScreen(WizardScreen):
             common_name=self.field("common-name").value,
             subject_alt_names=list(self.query_one(SanList).sans),
             key_type=str(self.query_one("#key-type", Select).value),
-            name_constraints=self.query_one("#name-constraints", Switch).value,
+            name_constraints=self.query_one("#name-constraints", Checkbox).value,
             ca_validity_days=_int_or(self.field("ca-days").value, cert.ca_validity_days),
             cert_validity_days=_int_or(self.field("cert-days").value, cert.cert_validity_days),
             **values,
@@ -170,7 +169,7 @@ class CertRequestScreen(WizardScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         self.refresh_next()
 
-    def on_switch_changed(self, event: Switch.Changed) -> None:
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self.refresh_next()
 
     def action_next(self) -> None:

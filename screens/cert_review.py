@@ -36,7 +36,12 @@ class CertReviewScreen(WizardScreen):
     STEP = "review"
 
     def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="button-row", id="cert-actions"):
+            for action_id, label, variant in ACTIONS:
+                yield Button(label, id=action_id, variant=variant,  # type: ignore[arg-type]
+                             compact=True)
         with VerticalScroll(id="review", classes="form"):
+            yield Static("", id="cert-result", classes="summary", markup=False)
             yield Static("Planned", classes="section-title")
             yield Static("", id="planned", classes="summary", markup=False)
             yield Static("On disk", classes="section-title")
@@ -46,10 +51,6 @@ class CertReviewScreen(WizardScreen):
                 value=self.wizard.secrets.ca_key_passphrase or "",
                 help_text="Encrypts ca.key when set; needed again to renew. Memory only.",
             )
-            with Horizontal(classes="button-row", id="cert-actions"):
-                for action_id, label, variant in ACTIONS:
-                    yield Button(label, id=action_id, variant=variant)  # type: ignore[arg-type]
-            yield Static("", id="cert-result", classes="summary", markup=False)
 
     def on_mount(self) -> None:
         self.show_planned()

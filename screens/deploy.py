@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, Label, RichLog, Switch
+from textual.widgets import Button, Checkbox, RichLog
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
@@ -44,10 +44,9 @@ class DeployScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="deploy-controls"):
-            yield Button("Deploy", id="deploy", variant="primary")
-            yield Button("Cancel", id="cancel-job", disabled=True)
-            yield Switch(False, id="dry-run")
-            yield Label("dry run (change nothing)", classes="switch-label")
+            yield Button("Deploy", id="deploy", variant="primary", compact=True)
+            yield Button("Cancel", id="cancel-job", disabled=True, compact=True)
+            yield Checkbox("dry run (change nothing)", False, id="dry-run", compact=True)
         yield StepTable(id="steps")
         yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
 
@@ -77,7 +76,7 @@ class DeployScreen(WizardScreen):
     def action_deploy(self) -> None:
         if self.wizard.busy_workers():
             return
-        dry_run = self.query_one("#dry-run", Switch).value
+        dry_run = self.query_one("#dry-run", Checkbox).value
         self.set_running(True)
         self.query_one(RichLog).clear()
         self.run_deploy(dry_run)
@@ -92,7 +91,7 @@ class DeployScreen(WizardScreen):
         deploy = self.query_one("#deploy", Button)
         deploy.disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
-        self.query_one("#dry-run", Switch).disabled = running
+        self.query_one("#dry-run", Checkbox).disabled = running
         if not running and JOB in self.wizard.results:
             deploy.label = "Retry"
 

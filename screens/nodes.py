@@ -65,11 +65,11 @@ class NodesScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="node-actions"):
-            yield Button("Add", id="add-node", variant="primary")
-            yield Button("Edit", id="edit-node")
-            yield Button("Remove", id="remove-node")
-            yield Button("Import file…", id="import-file")
-            yield Button("From kubectl…", id="import-kubectl")
+            yield Button("Add", id="add-node", variant="primary", compact=True)
+            yield Button("Edit", id="edit-node", compact=True)
+            yield Button("Remove", id="remove-node", compact=True)
+            yield Button("Import file…", id="import-file", compact=True)
+            yield Button("From kubectl…", id="import-kubectl", compact=True)
         yield DataTable(id="nodes-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="nodes-summary", markup=False)
 

@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Label, ProgressBar, Static, Switch
+from textual.widgets import Button, Checkbox, DataTable, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
 from app import onboard
@@ -84,11 +84,10 @@ class OnboardingScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="onboard-controls"):
-            yield Button("Onboard all", id="onboard-all", variant="primary")
-            yield Button("Retry failed", id="retry-failed", disabled=True)
-            yield Button("Cancel", id="cancel-job", disabled=True)
-            yield Switch(False, id="dry-run")
-            yield Label("dry run", classes="switch-label")
+            yield Button("Onboard all", id="onboard-all", variant="primary", compact=True)
+            yield Button("Retry failed", id="retry-failed", disabled=True, compact=True)
+            yield Button("Cancel", id="cancel-job", disabled=True, compact=True)
+            yield Checkbox("dry run", False, id="dry-run", compact=True)
         yield ProgressBar(id="onboard-progress", show_eta=False)
         yield DataTable(id="onboard-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="onboard-summary", markup=False)
@@ -195,13 +194,13 @@ class OnboardingScreen(WizardScreen):
         bar = self.query_one(ProgressBar)
         bar.update(total=len(hosts), progress=0)
         self.set_running(True)
-        self.run_onboarding(only, self.query_one("#dry-run", Switch).value)
+        self.run_onboarding(only, self.query_one("#dry-run", Checkbox).value)
 
     def set_running(self, running: bool) -> None:
         self.query_one("#onboard-all", Button).disabled = running
         self.query_one("#retry-failed", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
-        self.query_one("#dry-run", Switch).disabled = running
+        self.query_one("#dry-run", Checkbox).disabled = running
 
     @work(thread=True, exit_on_error=False, group=JOB, name="Onboarding")
     def run_onboarding(self, only: list[str] | None, dry_run: bool) -> None:

@@ -15,7 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static, Switch
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
@@ -50,7 +50,7 @@ class RegistryHostScreen(WizardScreen):
             with Grid(classes="form-grid"):
                 yield FormField("Host", field_id="host", value=registry.host,
                                 validators=[validators.host()],
-                                help_text='SSH target, or "local" for this machine.')
+                                help_text='SSH target, or "local" (no SSH).')
                 yield FormField("SSH user", field_id="ssh-user", value=registry.ssh_user,
                                 validators=[validators.user()],
                                 help_text="Needs sudo or root, and docker.")
@@ -72,10 +72,9 @@ class RegistryHostScreen(WizardScreen):
                                 value=secrets.ssh_password or "", password=True,
                                 help_text="Kept in memory only, never saved.")
                 with Vertical(classes="form-field"):
-                    yield Label("Use sudo", classes="field-label")
-                    with Horizontal(classes="switch-row"):
-                        yield Switch(registry.sudo, id="sudo")
-                        yield Label("run root commands with sudo", classes="field-help")
+                    yield Label("Sudo", classes="field-label")
+                    yield Checkbox("run root commands with sudo", registry.sudo, id="sudo",
+                                   compact=True)
                 yield FormField("Sudo password", field_id="sudo-password",
                                 value=secrets.sudo_password or "", password=True,
                                 help_text="Empty for passwordless sudo. Memory only.")
@@ -102,7 +101,8 @@ class RegistryHostScreen(WizardScreen):
                                 value=secrets.registry_password or "", password=True,
                                 help_text="For htpasswd auth. Memory only.")
             with Horizontal(classes="button-row"):
-                yield Button("Test connection", id="test-connection", variant="primary")
+                yield Button("Test connection", id="test-connection", variant="primary",
+                             compact=True)
                 yield Static("", id="reference", markup=False)
             yield Static("", id="connection-result", markup=False)
 
@@ -124,7 +124,7 @@ class RegistryHostScreen(WizardScreen):
         self.field("identity-file").display = method == "key"
         self.field("key-passphrase").display = method == "key"
         self.field("ssh-password").display = method == "password"
-        self.field("sudo-password").display = self.query_one("#sudo", Switch).value
+        self.field("sudo-password").display = self.query_one("#sudo", Checkbox).value
         self.field("registry-password").display = (
             self.query_one("#auth-mode", Select).value == "htpasswd"
         )
@@ -145,7 +145,7 @@ class RegistryHostScreen(WizardScreen):
             ssh_port=_int_or(self.field("ssh-port").value, old.ssh_port),
             identity_file=(self.field("identity-file").value or None)
             if self.auth_method() == "key" else None,
-            sudo=self.query_one("#sudo", Switch).value,
+            sudo=self.query_one("#sudo", Checkbox).value,
             port=_int_or(self.field("port").value, old.port),
             image=self.field("image").value,
             container_name=self.field("container-name").value,
@@ -198,7 +198,7 @@ class RegistryHostScreen(WizardScreen):
         self.update_visibility()
         self.refresh_next()
 
-    def on_switch_changed(self, event: Switch.Changed) -> None:
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self.update_visibility()
         self.refresh_next()
 

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import Button, DataTable, Input, Label, Static, Switch
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
 from app.errors import RegwizError
 from app.status import CertificateStatus, StatusReport, TrustState
@@ -117,13 +117,12 @@ class StatusScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="status-controls"):
-            yield Button("Refresh", id="refresh", variant="primary")
+            yield Button("Refresh", id="refresh", variant="primary", compact=True)
             yield Label("every", classes="switch-label")
             yield Input(str(DEFAULT_INTERVAL), id="interval", compact=True,
                         validators=[validators.Checked(_check_interval)])
             yield Label("s", classes="switch-label")
-            yield Switch(True, id="include-nodes")
-            yield Label("check nodes", classes="switch-label")
+            yield Checkbox("check nodes", True, id="include-nodes", compact=True)
         with Vertical(id="status-panel"):
             yield Static("collecting…", id="status-text", classes="summary")
             yield DataTable(id="trust-table", cursor_type="row", zebra_stripes=True)
@@ -164,7 +163,7 @@ class StatusScreen(WizardScreen):
         if any(w.group == JOB and not w.is_finished for w in self.workers):
             return  # the previous refresh is still collecting
         self.query_one("#status-state", Static).update("refreshing…")
-        self.collect(self.query_one("#include-nodes", Switch).value)
+        self.collect(self.query_one("#include-nodes", Checkbox).value)
 
     @work(thread=True, exit_on_error=False, group=JOB, name="Status")
     def collect(self, include_nodes: bool) -> None:

@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Label, Static, Switch
+from textual.widgets import Button, Checkbox, DataTable, Static
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
@@ -83,10 +83,10 @@ class VerifyScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="verify-controls"):
-            yield Button("Verify", id="verify", variant="primary")
-            yield Button("Cancel", id="cancel-job", disabled=True)
-            yield Switch(False, id="from-local")
-            yield Label("push from this machine's Docker", classes="switch-label")
+            yield Button("Verify", id="verify", variant="primary", compact=True)
+            yield Button("Cancel", id="cancel-job", disabled=True, compact=True)
+            yield Checkbox("push from this machine's Docker", False, id="from-local",
+                           compact=True)
         yield Static(push_pull_text(None), id="push-pull", classes="summary")
         yield DataTable(id="verify-table", cursor_type="row", zebra_stripes=True)
 
@@ -120,7 +120,7 @@ class VerifyScreen(WizardScreen):
         self.set_running(True)
         self.query_one("#push-pull", Static).update(
             push_pull_text(None, CheckState.RUNNING, "building and pushing the self-test image"))
-        self.run_verify(self.query_one("#from-local", Switch).value)
+        self.run_verify(self.query_one("#from-local", Checkbox).value)
 
     def action_cancel(self) -> None:
         for worker in self.workers:
@@ -130,7 +130,7 @@ class VerifyScreen(WizardScreen):
     def set_running(self, running: bool) -> None:
         self.query_one("#verify", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
-        self.query_one("#from-local", Switch).disabled = running
+        self.query_one("#from-local", Checkbox).disabled = running
 
     # --- the job --------------------------------------------------------------------------------
 

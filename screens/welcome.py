@@ -52,15 +52,15 @@ class WelcomeScreen(WizardScreen):
                     help_text="Open it if it exists; New plan saves a fresh one there.",
                 )
                 with Horizontal(classes="button-row"):
-                    yield Button("Open", id="open-plan", variant="primary")
-                    yield Button("New plan", id="new-plan")
+                    yield Button("Open", id="open-plan", variant="primary", compact=True)
+                    yield Button("New plan", id="new-plan", compact=True)
             with Vertical(id="welcome-recent"):
                 yield Label("Recent plans", classes="field-label")
                 yield OptionList(id="recent-plans")
         yield Static("", id="plan-state", markup=False)
         with Horizontal(classes="button-row", id="shortcuts"):
-            yield Button("Re-run node onboarding", id="goto-onboarding")
-            yield Button("Status", id="goto-status")
+            yield Button("Re-run node onboarding", id="goto-onboarding", compact=True)
+            yield Button("Status", id="goto-status", compact=True)
 
     def on_mount(self) -> None:
         recent = self.wizard.recent.load()

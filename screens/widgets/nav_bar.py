@@ -23,10 +23,10 @@ class NavBar(Horizontal):
         self.show_next = show_next
 
     def compose(self) -> ComposeResult:
-        yield Button("‹ Back", id="back", disabled=not self.show_back)
+        yield Button("‹ Back", id="back", disabled=not self.show_back, compact=True)
         yield Static("", id="nav-status")
         if self.show_next:
-            yield Button(self.next_label, id="next", variant="primary")
+            yield Button(self.next_label, id="next", variant="primary", compact=True)
 
     def set_status(self, text: str) -> None:
         self.query_one("#nav-status", Static).update(text)

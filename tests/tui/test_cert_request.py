@@ -1,4 +1,4 @@
-"""Certificate request: inline validation, Next blocked while invalid, SAN add/remove, plan saved."""
+"""Certificate request: inline validation, Next blocked while invalid, SAN add/remove, saving."""
 
 from __future__ import annotations
 

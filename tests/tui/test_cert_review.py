@@ -13,7 +13,7 @@ from app.tui import RegwizApp
 from screens.cert_review import CertReviewScreen
 from screens.confirm import ConfirmModal
 from screens.import_cert import ImportCertModal
-from tests.tui.conftest import AppFactory
+from tests.tui.conftest import AppFactory, settle
 
 
 def text_of(app: RegwizApp, selector: str) -> str:
@@ -22,8 +22,7 @@ def text_of(app: RegwizApp, selector: str) -> str:
 
 async def generate(app: RegwizApp, pilot: object, button: str = "#generate") -> None:
     app.screen.query_one(button, Button).press()
-    await app.workers.wait_for_complete()
-    await pilot.pause()  # type: ignore[attr-defined]
+    await settle(app, pilot)  # type: ignore[arg-type]
 
 
 async def test_generate_shows_fingerprints_and_unblocks_next(
@@ -63,8 +62,7 @@ async def test_new_ca_asks_first(make_app: AppFactory, plan_path: Path) -> None:
         app.screen.query_one("#new-ca", Button).press()
         await pilot.pause()
         await pilot.click("#confirm")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert inspect_certificate(files.ca_crt).fingerprint != before
         assert "onboarded again" in text_of(app, "#cert-result")
 
@@ -97,8 +95,7 @@ async def test_export_csr_then_import_external_certificate(
         modal.query_one("#import-cert", Input).value = str(bundle)
         modal.query_one("#import-key", Input).value = str(external_files.tls_key)
         await pilot.click("#import")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert isinstance(app.screen, CertReviewScreen)
         assert "imported" in text_of(app, "#cert-result")
         imported = inspect_certificate(plan_path.parent / "certs" / "tls.crt")
@@ -124,8 +121,7 @@ async def test_import_errors_are_shown_not_raised(
         app.screen.query_one("#import-cert", Input).value = str(bundle)
         app.screen.query_one("#import-key", Input).value = str(files.tls_key)
         await pilot.click("#import")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         result = text_of(app, "#cert-result")
         assert result.startswith("✗")
         assert "registry.internal" in result  # the registry address the cert does not cover

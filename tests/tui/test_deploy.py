@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, RichLog, Switch
+from textual.widgets import Button, Checkbox, RichLog
 
 from app.certs import ensure_certificates
 from app.plan import new_plan, save_plan
 from app.tui import RegwizApp
 from screens.deploy import DeployScreen
 from screens.widgets.step_table import StepTable
-from tests.tui.conftest import AppFactory
+from tests.tui.conftest import AppFactory, settle
 
 
 def log_text(app: RegwizApp) -> str:
@@ -43,10 +43,9 @@ async def test_dry_run_lists_steps_and_changes_nothing(
     app.open_plan(local_plan)
     async with app.run_test(size=(100, 32)) as pilot:
         assert isinstance(app.screen, DeployScreen)
-        app.screen.query_one("#dry-run", Switch).value = True
+        app.screen.query_one("#dry-run", Checkbox).value = True
         app.screen.query_one("#deploy", Button).press()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert app.screen.query_one(StepTable).row_count >= 8
         assert all("pending" in state for state in states(app))
         text = log_text(app)
@@ -63,8 +62,7 @@ async def test_failed_step_is_shown_and_later_steps_are_skipped(
     app.open_plan(local_plan)
     async with app.run_test(size=(100, 32)) as pilot:
         app.screen.query_one("#deploy", Button).press()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         row_states = states(app)
         assert "unchanged" in row_states[0]  # the certificate check passed
         assert any("failed" in state for state in row_states)

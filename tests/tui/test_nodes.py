@@ -12,7 +12,7 @@ from screens.error_modal import ErrorModal
 from screens.node_edit import NodeEditModal
 from screens.nodes import NodesScreen
 from screens.text_prompt import TextPromptModal
-from tests.tui.conftest import AppFactory
+from tests.tui.conftest import AppFactory, settle
 
 
 def hosts(app: RegwizApp) -> list[str]:
@@ -100,8 +100,7 @@ async def test_import_from_file(make_app: AppFactory, tmp_path: Path) -> None:
         assert isinstance(app.screen, TextPromptModal)
         app.screen.query_one("#prompt", Input).value = str(nodes_file)
         await pilot.press("enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert hosts(app) == ["198.18.0.3", "198.18.0.4"]
         assert app.plan is not None
         assert app.plan.nodes[1].ssh_user == "rwops"
@@ -120,8 +119,7 @@ async def test_import_file_with_bad_lines_shows_every_problem(
         await pilot.pause()
         app.screen.query_one("#prompt", Input).value = str(nodes_file)
         await pilot.press("enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert isinstance(app.screen, ErrorModal)
         assert "line 2" in app.screen.message and "line 3" in app.screen.message
         assert hosts(app) == []

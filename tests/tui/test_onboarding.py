@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, DataTable, ProgressBar, RichLog, Switch
+from textual.widgets import Button, Checkbox, DataTable, ProgressBar, RichLog
 
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, new_plan, save_plan
@@ -16,7 +16,7 @@ from app.tui import RegwizApp
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
-from tests.tui.conftest import AppFactory
+from tests.tui.conftest import AppFactory, settle
 
 
 def closed_port() -> int:
@@ -52,8 +52,7 @@ def cell(app: RegwizApp, host: str, column: str) -> str:
 async def run_job(app: RegwizApp, pilot: object, button: str) -> None:
     app.screen.query_one(button, Button).press()
     await pilot.pause()  # type: ignore[attr-defined]
-    await app.workers.wait_for_complete()
-    await pilot.pause()  # type: ignore[attr-defined]
+    await settle(app, pilot)  # type: ignore[arg-type]
 
 
 async def test_dry_run_plans_reachable_node_and_reports_unreachable(
@@ -64,7 +63,7 @@ async def test_dry_run_plans_reachable_node_and_reports_unreachable(
     async with app.run_test(size=(100, 32)) as pilot:
         assert isinstance(app.screen, OnboardingScreen)
         assert cell(app, "127.0.0.1", "state") == "not run"
-        app.screen.query_one("#dry-run", Switch).value = True
+        app.screen.query_one("#dry-run", Checkbox).value = True
         await run_job(app, pilot, "#onboard-all")
         assert cell(app, "127.0.0.1", "state") == "planned"
         assert cell(app, "localhost", "state") == "failed"

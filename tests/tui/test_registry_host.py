@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input, RadioSet, Static, Switch
+from textual.widgets import Button, Checkbox, Input, RadioSet, Static
 
 from app.plan import load_plan
 from app.tui import RegwizApp
@@ -14,7 +14,7 @@ from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.registry_host import RegistryHostScreen
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
-from tests.tui.conftest import AppFactory
+from tests.tui.conftest import AppFactory, settle
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def test_unknown_host_key_rejected(
         screen = app.screen
         assert isinstance(screen, RegistryHostScreen)
         fill_target(screen, sshd)
-        screen.query_one("#sudo", Switch).value = False
+        screen.query_one("#sudo", Checkbox).value = False
         await pilot.pause()
         screen.query_one("#test-connection", Button).press()
         await wait_for_modal(app, pilot, HostKeyUnknownModal)
@@ -95,8 +95,7 @@ async def test_unknown_host_key_rejected(
         assert isinstance(modal, HostKeyUnknownModal)
         assert str(modal.query_one("#fingerprint", Static).render()) == sshd.fingerprint()
         await pilot.click("#reject")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert "not accepted" in result_text(app)
     assert not known_hosts.exists() or known_hosts.read_text() == ""
 
@@ -113,8 +112,7 @@ async def test_unknown_host_key_accepted_and_remembered(
         screen.query_one("#test-connection", Button).press()
         await wait_for_modal(app, pilot, HostKeyUnknownModal)
         await pilot.click("#accept")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert "connected to" in result_text(app)
         assert "sudo works" in result_text(app)
     assert sshd.host_public_key.split()[1] in known_hosts.read_text()

@@ -13,7 +13,7 @@ from app.plan import NodeSettings, new_plan, save_plan
 from app.tui import RegwizApp
 from screens.status import StatusScreen, days_style, human_bytes
 from screens.verify import VerifyScreen
-from tests.tui.conftest import AppFactory
+from tests.tui.conftest import AppFactory, settle
 
 
 @pytest.fixture
@@ -44,8 +44,7 @@ async def test_verify_reports_failed_push_and_skips_nodes(
         assert isinstance(app.screen, VerifyScreen)
         app.screen.query_one("#verify", Button).press()
         await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert "failed" in text(app, "#push-pull")
         table = app.screen.query_one("#verify-table", DataTable)
         assert str(table.get_cell("localhost", "state")) == "skipped"
@@ -60,8 +59,7 @@ async def test_status_shows_registry_down_and_node_error(
     async with app.run_test(size=(100, 32)) as pilot:
         assert isinstance(app.screen, StatusScreen)
         await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         panel = text(app, "#status-text")
         assert "DOWN" in panel
         assert "days left" in panel  # the CA's days come from the local ca.crt
@@ -74,8 +72,7 @@ async def test_status_shows_registry_down_and_node_error(
         assert "from 2 to 3600" in text(app, "#status-state")
         await pilot.press("r")
         await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert "DOWN" in text(app, "#status-text")
 
 
