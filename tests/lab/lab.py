@@ -695,7 +695,7 @@ class Lab:
             lambda: (host_dir / "ready").exists()
             or (host_dir / "failed").exists()
             or proc.poll() is not None,
-            timeout=90,
+            timeout=240,  # generous: a busy 2-core machine can take long to start dockerd
         )
         if not ready or not (host_dir / "ready").exists():
             reason = "timed out" if not ready else (host_dir / "failed").read_text().strip() \
