@@ -414,7 +414,8 @@ def test_disk_full_on_a_node_is_reported_as_such(
 def test_cri_o_podman_path_is_what_skopeo_reads(setup: Setup, tmp_path: Path) -> None:
     node = setup.lab["node03"] if "node03" in setup.lab.hosts else setup.lab.add_sshd_nodes(3)[2]
     reg_dir = f"/etc/containers/certs.d/{setup.registry}"
-    node.exec(["rm", "-rf", reg_dir])
+    # containers/image also reads /etc/docker/certs.d: clear both so only our file can help.
+    node.exec(["rm", "-rf", reg_dir, f"/etc/docker/certs.d/{setup.registry}"])
     inspect = ["skopeo", "inspect", "--raw", f"docker://{setup.registry}/{SEED}"]
     before = node.exec(inspect, check=False, timeout=60)
     assert before.returncode != 0 and b"x509" in before.stderr
