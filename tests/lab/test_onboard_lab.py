@@ -80,7 +80,7 @@ def _reset_nodes(setup: Setup) -> None:
         backup.unlink()
     plain = lab["plain"]
     plain.exec(["rm", "-f", setup.ca_anchor])
-    plain.exec(["update-ca-certificates", "--fresh"], check=False)
+    plain.exec(["update-ca-certificates"], check=False)
 
 
 @pytest.fixture(scope="module")
