@@ -63,10 +63,20 @@ class DeployOptions:
 
     image_tar: Path | None = None
     credentials_file: Path | None = None
-    local_docker: Callable[[], docker.DockerClient] | None = None
+    local_docker: Callable[[], docker.DockerClient] | None = field(
+        default_factory=lambda: local_docker_client
+    )
     allow_pull: bool = True
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
     min_free_mb: int = 512
+
+
+def local_docker_client() -> docker.DockerClient:
+    """This machine's Docker (DOCKER_HOST or the default socket), the source for air-gapped
+    copies. Raises when there is none; deploy then reports that as one reason among others."""
+    import docker
+
+    return docker.from_env(timeout=120)
 
 
 # ------------------------------------------------------------------------------ pure helpers
@@ -478,8 +488,8 @@ class Deployment:
                     f"port {port} on {self.where} is published by container {container.name}",
                     "stop that container or choose another registry.port in the plan",
                 )
-        if ours is not None and ours.status == "running" and port in _published_ports(ours):
-            return Outcome.UNCHANGED
+        if ours is not None and port in _published_ports(ours):
+            return Outcome.UNCHANGED  # ours (even while restarting): it is replaced if needed
         holder = self._listener_on(port)
         if holder is not None:
             raise DeployError(

@@ -180,7 +180,7 @@ def _show_new_credentials(deployment: Deployment) -> None:
 
 
 def _local_docker() -> docker.DockerClient:
-    """This machine's Docker (DOCKER_HOST or the default socket), for air-gapped copies."""
-    import docker
+    """Kept for callers of the CLI helpers (regwiz apply); see app.deploy.local_docker_client."""
+    from app.deploy import local_docker_client
 
-    return docker.from_env(timeout=120)
+    return local_docker_client()
