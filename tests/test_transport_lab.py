@@ -100,9 +100,20 @@ def test_password_login(lab: Lab) -> None:
     assert caught.value.kind == "auth"
 
 
-def test_write_file_with_sudo_creates_root_owned_0600(ops: SSHTransport, lab: Lab) -> None:
+def test_write_file_with_sudo_creates_root_owned_0600(
+    ops: SSHTransport, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = "/etc/containerd/regwiz-test/secret.conf"
     host = lab["containerd"]
+    staged: list[str] = []
+    stage = ops.stage
+
+    def recording(content: bytes) -> tuple[str, object]:
+        staged_path, cleanup = stage(content)
+        staged.append(staged_path)
+        return staged_path, cleanup
+
+    monkeypatch.setattr(ops, "stage", recording)
     try:
         assert ops.write_file(path, b"s3cret\n", mode=0o600, sudo=True) is True
         seen = host.exec(["stat", "-c", "%U:%G %a", path]).stdout.decode().strip()
@@ -112,8 +123,10 @@ def test_write_file_with_sudo_creates_root_owned_0600(ops: SSHTransport, lab: La
         with pytest.raises(TransportError) as caught:
             ops.read_file(path)  # the non-root user may not read it
         assert caught.value.kind == "permission"
-        leftovers = host.exec(["sh", "-c", "ls -A /etc/containerd/regwiz-test /tmp"]).stdout
-        assert b".regwiz" not in leftovers
+        leftovers = host.exec(["ls", "-A", "/etc/containerd/regwiz-test"]).stdout
+        assert leftovers == b"secret.conf\n"
+        assert len(staged) == 1  # /tmp is shared with other runs: check only our upload
+        assert host.exec(["test", "-e", staged[0].rsplit("/", 1)[0]], check=False).returncode == 1
     finally:
         host.exec(["rm", "-rf", "/etc/containerd/regwiz-test"])
 

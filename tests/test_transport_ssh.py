@@ -155,6 +155,19 @@ def test_connection_lost_mid_command(sshd: SshServer, policy: HostKeyPolicy) -> 
                 os.kill(pid, 9)
 
 
+def test_command_killed_by_a_signal(ssh: SSHTransport) -> None:
+    # sshd reports "exit-signal", not an exit status: that is not a lost connection.
+    with pytest.raises(TransportError) as caught:
+        ssh._exec(["sh", "-c", "kill -9 $$"], None, 30)
+    assert caught.value.kind == "command" and "signal" in caught.value.message
+    assert ssh.run(["true"]).ok
+
+
+def test_background_child_holding_stdout_does_not_hang(ssh: SSHTransport) -> None:
+    result = ssh.run(["sh", "-c", "sleep 12.5 & echo started"], timeout=60)
+    assert result.stdout == "started\n"
+
+
 def test_commands_from_many_threads_share_one_connection(ssh: SSHTransport) -> None:
     outputs: dict[int, str] = {}
 
@@ -203,7 +216,24 @@ def test_write_file_changes_owner(ssh: SSHTransport, tmp_path: Path) -> None:
     assert target.owner() == "root"
 
 
-def test_failed_write_leaves_old_file_and_no_temp(ssh: SSHTransport, tmp_path: Path) -> None:
+def record_staging(transport: SSHTransport, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths this transport stages (other processes share /tmp, so don't scan it)."""
+    staged: list[str] = []
+    original = transport.stage
+
+    def recording(content: bytes) -> tuple[str, object]:
+        path, cleanup = original(content)
+        staged.append(path)
+        return path, cleanup
+
+    monkeypatch.setattr(transport, "stage", recording)
+    return staged
+
+
+def test_failed_write_leaves_old_file_and_no_temp(
+    ssh: SSHTransport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staged = record_staging(ssh, monkeypatch)
     target = tmp_path / "dir" / "keep"
     target.parent.mkdir()
     target.write_bytes(b"old")
@@ -212,7 +242,8 @@ def test_failed_write_leaves_old_file_and_no_temp(ssh: SSHTransport, tmp_path: P
     assert "regwiz-no-such-user" in caught.value.message
     assert target.read_bytes() == b"old"
     assert [p.name for p in target.parent.iterdir()] == ["keep"]
-    assert not list(Path("/tmp").glob(".regwiz-*/content"))
+    assert len(staged) == 1
+    assert not Path(staged[0]).parent.exists()  # the staged upload is gone too
 
 
 def test_disk_full_is_reported_and_cleaned_up(ssh: SSHTransport, tmp_path: Path) -> None:
@@ -227,6 +258,26 @@ def test_disk_full_is_reported_and_cleaned_up(ssh: SSHTransport, tmp_path: Path)
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_staged_upload_is_private(ssh: SSHTransport) -> None:
+    path, cleanup = ssh.stage(b"secret material")
+    try:
+        assert Path(path).read_bytes() == b"secret material"
+        assert oct(Path(path).stat().st_mode & 0o777) == "0o600"
+        assert oct(Path(path).parent.stat().st_mode & 0o777) == "0o700"
+    finally:
+        cleanup()
+    assert not Path(path).parent.exists()
+
+
+def test_cleanup_falls_back_to_rm_when_sftp_fails(ssh: SSHTransport) -> None:
+    path, cleanup = ssh.stage(b"x")
+    assert ssh._sftp is not None
+    ssh._sftp.close()  # SFTP is gone; the shell fallback must still remove the upload
+    cleanup()
+    assert not Path(path).parent.exists()
+    ssh._sftp = None
 
 
 def test_read_file(ssh: SSHTransport, tmp_path: Path) -> None:

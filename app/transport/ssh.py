@@ -41,9 +41,10 @@ from app.transport.base import (
 )
 from app.transport.hostkeys import HostKeyPolicy, fingerprint_of_blob, host_pattern, key_family
 
-# After the exit status arrives, how long to wait for the rest of the output (a background
-# child may keep stdout open forever).
-EOF_AFTER_EXIT_SECONDS = 2.0
+# sshd may send the exit status before the last output. After it, keep reading until EOF, but
+# give up once the channel has been silent this long (a background child may hold stdout open
+# forever, which would otherwise hang us like it hangs ssh).
+EOF_AFTER_EXIT_SECONDS = 10.0
 CHUNK = 65536
 MAX_JUMP_HOPS = 8
 FROM_CONFIG = "\0from-config"  # jump_spec meaning "as ~/.ssh/config says"
@@ -553,6 +554,13 @@ class SSHTransport(ExecTransport):
             ) from error
         finally:
             channel.close()
+        if status < 0 and self.client.is_active():
+            raise TransportError(
+                f"`{display_command(argv)}` on {self.name} ended without an exit status "
+                "(killed by a signal?)",
+                "check the host's logs (e.g. the kernel's OOM killer)",
+                kind="command",
+            )
         if status < 0:
             raise TransportError(
                 f"lost the SSH connection to {self.name} while a command ran",
@@ -578,7 +586,7 @@ class SSHTransport(ExecTransport):
         return self._sftp
 
     def stage(self, content: bytes) -> tuple[str, Callable[[], None]]:
-        """Upload content with SFTP to a file in a fresh 0700 dir only this user can read."""
+        """Upload content with SFTP to a 0600 file in a fresh 0700 dir only this user can read."""
         directory = f"/tmp/.regwiz-{token_source.token_hex(8)}"
         path = f"{directory}/content"
         with self._sftp_lock:
@@ -588,9 +596,10 @@ class SSHTransport(ExecTransport):
                 sftp.mkdir(directory, 0o700)
                 sftp.chmod(directory, 0o700)
                 with sftp.open(path, "wb") as handle:
+                    handle.chmod(0o600)
                     handle.set_pipelined(True)
                     handle.write(content)
-            except (OSError, paramiko.SSHException) as error:
+            except (OSError, EOFError, paramiko.SSHException) as error:
                 self._remove_staged(directory, path)
                 raise self._upload_error(len(content), error) from error
 
@@ -601,12 +610,18 @@ class SSHTransport(ExecTransport):
         return path, cleanup
 
     def _remove_staged(self, directory: str, path: str) -> None:
+        """Remove the staged file and its dir; fall back to rm if SFTP can't (never raises)."""
         sftp = self._sftp
-        if sftp is None:
-            return
-        for remove, target in ((sftp.remove, path), (sftp.rmdir, directory)):
-            with contextlib.suppress(OSError, paramiko.SSHException):
-                remove(target)
+        if sftp is not None:
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(path)
+                sftp.rmdir(directory)
+                return
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+        with contextlib.suppress(TransportError):
+            self._exec(["rm", "-rf", "--", directory], None, 30)
 
     def _upload_error(self, size: int, error: Exception) -> TransportError:
         free = self._free_kib("/tmp")
@@ -670,7 +685,7 @@ def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int
     pending = memoryview(stdin)
     if not pending:
         channel.shutdown_write()
-    exit_seen_at: float | None = None
+    quiet_since: float | None = None  # set once the exit status is in; reset by any output
     while True:
         now = time.monotonic()
         if now > deadline:
@@ -683,15 +698,12 @@ def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int
             pending = pending[sent:]
             if not pending:
                 channel.shutdown_write()
-        while channel.recv_ready():
-            out.append(channel.recv(CHUNK))
-        while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(CHUNK))
+        received = _drain(channel, out, err)
         if _finished(channel):
             break
         if channel.exit_status_ready():
-            exit_seen_at = exit_seen_at or now
-            if now - exit_seen_at > EOF_AFTER_EXIT_SECONDS:
+            quiet_since = now if received or quiet_since is None else quiet_since
+            if now - quiet_since > EOF_AFTER_EXIT_SECONDS:
                 break
         if channel.closed and not channel.exit_status_ready():
             return -1, b"".join(out), b"".join(err)
@@ -700,6 +712,18 @@ def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int
         else:
             select.select([channel], [], [], 0.02 if pending else 0.2)
     return channel.recv_exit_status(), b"".join(out), b"".join(err)
+
+
+def _drain(channel: paramiko.Channel, out: list[bytes], err: list[bytes]) -> bool:
+    """Read whatever output is buffered; True if there was any."""
+    received = False
+    while channel.recv_ready():
+        out.append(channel.recv(CHUNK))
+        received = True
+    while channel.recv_stderr_ready():
+        err.append(channel.recv_stderr(CHUNK))
+        received = True
+    return received
 
 
 def _finished(channel: paramiko.Channel) -> bool:
