@@ -269,3 +269,19 @@ def test_sudo_disabled_for_host(lab: Lab) -> None:
     with transport, pytest.raises(TransportError) as caught:
         transport.run(["id"], sudo=True)
     assert caught.value.kind == "permission" and "sudo is disabled" in caught.value.message
+
+
+def test_stream_with_sudo_password_carries_only_the_data(ops: SSHTransport) -> None:
+    # How dial-stdio runs for a user whose sudo needs a password: password line, then bytes.
+    channel = ops.open_stream(["sh", "-c", "id -u; exec cat"], sudo=True)
+    try:
+        channel.settimeout(30)
+        payload = b"first line\nsecond \x00 binary\xff\n"
+        channel.sendall(payload)
+        channel.shutdown_write()
+        received = b""
+        while chunk := channel.recv(65536):
+            received += chunk
+    finally:
+        channel.close()
+    assert received == b"0\n" + payload
