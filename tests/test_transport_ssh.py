@@ -470,6 +470,24 @@ def test_proxy_jump_through_a_jump_host(
         assert transport.run(["echo", "through"]).stdout == "through\n"
 
 
+def test_jump_host_that_cannot_reach_the_target(
+    sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
+) -> None:
+    config = tmp_path / "ssh_config"
+    closed_port = free_port()
+    config.write_text(
+        "Host jumpbox\n  HostName 127.0.0.1\n"
+        f"  Port {sshd.port}\n  User root\n  IdentityFile {sshd.client_key}\n"
+        f"Host nowhere\n  HostName 127.0.0.1\n  Port {closed_port}\n  ProxyJump jumpbox\n"
+    )
+    with pytest.raises(TransportError) as caught:
+        open_transport(ConnectionSettings(host="nowhere", ssh_config=str(config)),
+                       host_key_policy=policy)
+    assert caught.value.kind == "unreachable"
+    assert "jump host jumpbox" in caught.value.message
+    assert f"127.0.0.1:{closed_port}" in caught.value.message
+
+
 def test_looping_proxy_jump_is_refused(
     sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
 ) -> None:
