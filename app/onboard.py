@@ -284,6 +284,7 @@ def _containerd_actions(facts: rt.NodeFacts, registry: str, ca_pem: bytes) -> li
         rt.containerd_hosts_toml_path(registry, hosts_dir), hosts_toml, "containerd",
         "point containerd at the registry CA (hosts.toml)",
         "containerd reads hosts.toml on every pull, no restart needed",
+        backup=True,  # a hand-written hosts.toml for this registry is kept as a backup
     ))
     return actions
 
@@ -364,7 +365,7 @@ def _step_for(run: _NodeRun, action: NodeAction) -> Step:
     if isinstance(action, FileAction):
         details = [f"write {action.path} (mode {action.mode:o})"]
         if action.backup:
-            details.append(f"back up the current file to {action.path}.regwiz-backup-<time>")
+            details.append(f"keep the current file, if any, as {action.path}.regwiz-backup-<time>")
         return Step(action.what, where, action.why, lambda: _write(run, action), details)
     if isinstance(action, RegistriesYamlAction):
         return Step(f"add the registry to {action.runtime}'s registries.yaml", where,

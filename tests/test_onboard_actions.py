@@ -215,3 +215,17 @@ def test_node_ca_paths_for_status_checks() -> None:
         f"/etc/rancher/k3s/certs.d/{REG}/ca.crt",
         "/usr/local/share/ca-certificates/regwiz-198.18.9.2_8443.crt"]
     assert onboard.node_ca_paths(facts(""), registry=REG, os_trust_store=False) == []
+
+
+def test_a_hand_written_hosts_toml_is_backed_up_before_it_is_replaced(tmp_path: Path) -> None:
+    config = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
+              'config_path = "/etc/containerd/certs.d"\n')
+    mine = f'server = "https://{REG}"\n# my own mirror settings\n'.encode()
+    hosts_toml = f"/etc/containerd/certs.d/{REG}/hosts.toml"
+    node = FakeNode("c", "socket=/run/containerd/containerd.sock\n",
+                    files={rt.CONTAINERD_CONFIG: config.encode(), hosts_toml: mine})
+    assert run_one(tmp_path, node).results[0].status == "changed"
+    backups = [p for p in node.files if p.startswith(hosts_toml + ".regwiz-backup-")]
+    assert [node.files[p] for p in backups] == [mine]
+    assert b"ca = " in node.files[hosts_toml]
+    assert node.commands == [["true"]]  # no restart for hosts.toml
