@@ -74,7 +74,8 @@ def plan_text(setup: Setup, **overrides: object) -> str:
         f'subject_alt_names = ["{setup.host.ip}"]', 'directory = "certs"', "",
         "[registry]",
     ]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in registry.items()]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in registry.items()
+              if value is not None]
     return "\n".join(lines) + "\n"
 
 
@@ -485,3 +486,54 @@ def test_htpasswd_mount_that_docker_cannot_see_is_caught(
     finally:
         setup.cli("uninstall")
         shutil.rmtree(invisible, ignore_errors=True)
+
+
+def run_in_terminal(argv: list[str], answers: dict[bytes, bytes], timeout: float = 180) -> bytes:
+    """Run argv on a pseudo-terminal, answering each prompt once; return everything shown."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, master = pty.fork()
+    if pid == 0:  # child: the CLI with a real controlling terminal
+        os.execvpe(sys.executable, [sys.executable, "-m", "app", *argv], os.environ)
+    shown, pending = b"", dict(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            for prompt in [p for p in pending if p in shown]:
+                os.write(master, pending.pop(prompt) + b"\n")
+    finally:
+        os.close(master)
+        _, status = os.waitpid(pid, 0)
+    return shown + f"\n[exit {os.waitstatus_to_exitcode(status)}]".encode()
+
+
+def test_terminal_prompts_for_ssh_and_sudo_passwords(lab: Lab, setup: Setup) -> None:
+    """No key, no env secrets: on a terminal regwiz asks for the SSH password, then for the
+    sudo password, and never echoes either."""
+    ops = lab["containerd"]
+    assert ops.sudo_password is not None
+    setup.rewrite(ssh_user="rwops", identity_file=None)
+    argv = ["deploy", "--plan", str(setup.plan_path), "--known-hosts", str(setup.known_hosts)]
+    password = ops.sudo_password.encode()
+    shown = run_in_terminal(argv, {b"SSH password for rwops@": password,
+                                   b"sudo password on": password})
+    assert b"[exit 0]" in shown, shown.decode(errors="replace")
+    assert shown.count(password) == 0
+    assert get_v2(setup.address, setup.ca_pem) == 200
+    uninstall = ["uninstall", *argv[1:], "--purge", "--yes"]
+    assert b"[exit 0]" in run_in_terminal(uninstall, {b"SSH password for": password,
+                                                      b"sudo password on": password})
