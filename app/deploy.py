@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import posixpath
+import string
 import tarfile
 import time
 from collections.abc import Callable
@@ -222,8 +223,9 @@ def parse_proc_net_tcp(text: str) -> set[int]:
     ports = set()
     for line in text.splitlines()[1:]:
         fields = line.split()
-        if len(fields) > 3 and fields[3] == "0A":
-            ports.add(int(fields[1].rsplit(":", 1)[-1], 16))
+        port_hex = fields[1].rsplit(":", 1)[-1] if len(fields) > 3 else ""
+        if fields[3:4] == ["0A"] and port_hex and all(c in string.hexdigits for c in port_hex):
+            ports.add(int(port_hex, 16))
     return ports
 
 

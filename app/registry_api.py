@@ -113,10 +113,14 @@ def tls_context(ca: Path | str | bytes) -> ssl.SSLContext:
 def _split_base(base: str) -> tuple[str, int]:
     if "://" not in base:
         base = f"https://{base}"
-    parsed = urllib.parse.urlsplit(base)
-    if parsed.scheme != "https" or not parsed.hostname:
+    try:
+        parsed = urllib.parse.urlsplit(base)
+        scheme, host, port = parsed.scheme, parsed.hostname, parsed.port or 443
+    except ValueError:  # bad IPv6 literal, port out of range
+        scheme, host, port = "", None, 0
+    if scheme != "https" or not host or any(c.isspace() or not c.isprintable() for c in host):
         raise RegistryAPIError(f"not an https registry address: {base!r}", "use https://HOST:PORT")
-    return parsed.hostname, parsed.port or 443
+    return host, port
 
 
 def explain_tls_error(error: ssl.SSLError, where: str) -> tuple[str, str]:

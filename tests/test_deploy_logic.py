@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.deploy import (
     LABEL_CERT,
@@ -113,6 +115,7 @@ def test_parse_ss_output() -> None:
 
 
 def test_parse_proc_net_tcp() -> None:
+    assert parse_proc_net_tcp("hdr\n 0: 0:zz 0:0 0A\n 1: 00000000:0016 0:0 0A\n") == {22}
     text = (
         "  sl  local_address rem_address   st tx_queue rx_queue\n"
         "   0: 00000000:20FB 00000000:0000 0A 00000000:00000000\n"
@@ -157,3 +160,23 @@ def test_docker_errors_become_step_failures_not_tracebacks() -> None:
     assert results[0].message == "Docker on h refused: name already in use"
     results = run_steps([guarded(Step("b", "h", "w", drops))])
     assert "talking to Docker on h failed: connection aborted" in results[0].message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_output_parsers_never_raise_on_odd_host_output(text: str) -> None:
+    assert isinstance(parse_listening_ports(text), dict)
+    assert isinstance(parse_proc_net_tcp(text), set)
+    assert parse_df_available_kib(text) is None or parse_df_available_kib(text) >= 0
+
+
+GARBAGE_TEST_PKI = make_pki(["198.18.4.2"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200), st.text(max_size=30))
+def test_certificate_check_never_raises_on_garbage(blob: bytes, address: str) -> None:
+    pki = GARBAGE_TEST_PKI
+    for cert, key, ca in ((blob, pki.key_pem, pki.ca_pem), (pki.cert_pem, blob, pki.ca_pem),
+                          (pki.cert_pem, pki.key_pem, blob)):
+        assert certificate_problems(cert, key, ca, address)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import registry_api
 from app.htpasswd import htpasswd_line
@@ -108,3 +110,15 @@ def test_bad_inputs_are_registry_errors() -> None:
 def test_basic_auth_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(BasicAuth("bob", "hunter2"))
     assert registry_api.base_url("fd00::1", 443) == "https://[fd00::1]:443"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_any_base_address_parses_or_is_a_registry_error(base: str) -> None:
+    # Parsing only: a random host name must never be looked up (no traffic off this machine).
+    try:
+        host, port = registry_api._split_base(base)
+    except RegistryAPIError as error:
+        assert "not an https registry address" in error.message
+    else:
+        assert host and 0 <= port <= 65535
