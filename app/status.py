@@ -306,6 +306,9 @@ def registry_host_status(
     try:
         _fill_container(plan, transport, container)
         _fill_disk(plan, transport, disk)
+    except Exception as error:  # noqa: BLE001 - report it in the sections, never raise
+        container.error = container.error or f"unexpected error: {error!r}"
+        disk.error = disk.error or f"unexpected error: {error!r}"
     finally:
         transport.close()
     return container, disk
@@ -382,6 +385,9 @@ def node_trust_status(
                 status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
     except RegwizError as error:
         status.state, status.message, status.hint = TrustState.ERROR, error.message, error.hint
+        return status
+    except Exception as error:  # noqa: BLE001 - one odd node must not break the whole status
+        status.state, status.message = TrustState.ERROR, f"unexpected error: {error!r}"
         return status
     summarize_node(status)
     return status

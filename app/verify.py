@@ -490,9 +490,19 @@ def _push_and_pull(
         result.message = f"pushed, removed and pulled back {result.reference}: digests match"
     except RegwizError as error:
         result.state, result.message, result.hint = CheckState.FAILED, error.message, error.hint
+    except Exception as error:  # noqa: BLE001 - Docker SDK/requests errors become a failed check
+        result.state, result.message = CheckState.FAILED, f"push/pull failed: {docker_error(error)}"
+        result.hint = _push_hint(result.message)
     result.seconds = time.monotonic() - started
     notify(VerifyProgress("registry", result.state, result.message))
     return (image if result.passed else None), result
+
+
+def docker_error(error: Exception) -> str:
+    """The daemon's own explanation for a Docker SDK error, else the exception's text."""
+    explanation = getattr(error, "explanation", None)
+    text = str(explanation or error).strip()
+    return text or type(error).__name__
 
 
 def _open_pusher(plan: Plan, secrets: Secrets, policy: Any, from_local: bool) -> Transport:

@@ -143,7 +143,7 @@ def test_node_without_ca_fails_with_the_x509_error_alone(setup: Setup) -> None:
     states = {node.host: node.state for node in report.nodes}
     assert states == {
         setup.ip(n): CheckState.FAILED if n == "docker" else CheckState.PASSED for n in NODE_NAMES
-    }
+    }, report.to_dict()
     failed = report.failed_nodes[0]
     assert "x509" in failed.checks[0].detail and "unknown authority" in failed.checks[0].detail
     assert failed.hint == TRUST_HINT and failed.checks[0].hint == TRUST_HINT
@@ -173,10 +173,41 @@ def test_verify_with_the_registry_down_skips_the_nodes(setup: Setup) -> None:
         report = setup.verify()
     finally:
         registry.exec(["docker", "start", CONTAINER])
-    assert report.push_pull.state is CheckState.FAILED
+    assert report.push_pull.state is CheckState.FAILED, report.to_dict()
     assert "push failed" in report.push_pull.message
     assert all(node.state is CheckState.SKIPPED for node in report.nodes)
     assert not report.ok
+
+
+def test_from_local_pushes_with_the_operators_docker(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's Docker here is the onboarded docker node's daemon (via DOCKER_HOST): it
+    trusts the CA, so the push goes to <address>:<port> over verified TLS, no loopback."""
+    socket = setup.lab["docker"].docker_socket
+    assert socket is not None
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
+    report = verify(setup.plan, Secrets.from_env(), host_key_policy=setup.policy(),
+                    from_local=True, only=[setup.ip("containerd")])
+    assert report.ok, report.to_dict()
+    assert report.push_pull.source == "local docker" and report.push_pull.note == ""
+    assert [node.host for node in report.nodes] == [setup.ip("containerd")]
+    images = setup.lab["docker"].exec(["docker", "images", "--format", "{{.Repository}}"])
+    assert b"selftest" not in images.stdout  # removed from the pushing daemon too
+
+
+def test_from_local_docker_without_the_ca_fails_with_a_hint(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    socket = setup.lab["registry"].docker_socket  # the registry host's Docker: not onboarded
+    assert socket is not None
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
+    report = verify(setup.plan, Secrets.from_env(), host_key_policy=setup.policy(),
+                    from_local=True)
+    push = report.push_pull
+    assert push.state is CheckState.FAILED, report.to_dict()
+    assert "x509" in push.message and push.hint and "certs.d" in push.hint
+    assert all(node.state is CheckState.SKIPPED for node in report.nodes)
 
 
 def test_status_json_reports_every_field(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
