@@ -654,6 +654,9 @@ class Lab:
         ensure_users()
         self.images = cached_image_archives()
         self.state_dir.mkdir(mode=0o755, parents=True)
+        # tmpfs: per-host copies (thousands of small files) and tear-down are memory-fast;
+        # the machine's disk is slow for metadata when other labs run at the same time.
+        run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=8g", "regwiz-lab", self.state_dir])
         (self.state_dir / "hosts").mkdir()
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "regwiz-lab-client",
              "-f", self.key_path])
@@ -881,11 +884,12 @@ Subsystem sftp internal-sftp
         return None
 
     def _unmount_under_state_dir(self) -> None:
-        prefix = str(self.state_dir) + "/"
+        """Unmounts the state dir's tmpfs and anything below it (deepest first)."""
+        prefix = str(self.state_dir)
         mounts = [
             line.split()[1]
             for line in Path("/proc/self/mounts").read_text().splitlines()
-            if line.split()[1].startswith(prefix)
+            if line.split()[1] == prefix or line.split()[1].startswith(prefix + "/")
         ]
         for mount in sorted(mounts, key=len, reverse=True):
             run(["umount", "-l", mount], check=False)
