@@ -127,6 +127,8 @@ class OnboardingScreen(WizardScreen):
             r.get("status") in (onboard.FAILED, onboard.CANCELLED) for r in saved.values()
         )
         count = len(plan.nodes)
+        # A determinate bar from the start: an indeterminate one animates (and never settles).
+        self.query_one(ProgressBar).update(total=max(count, 1), progress=0)
         self.query_one("#onboard-summary", Static).update(
             f"{count} node(s); registry {plan.registry_reference}" if count
             else "No nodes in the plan: add them on the Nodes step."

@@ -75,6 +75,14 @@ class WizardScreen(Screen[None]):
 
     # --- navigation ------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide Back/Next from the footer on steps that have none."""
+        if action == "next":
+            return self.SHOW_NEXT
+        if action == "back":
+            return self.SHOW_BACK
+        return True
+
     def action_next(self) -> None:
         if not self.SHOW_NEXT:
             return

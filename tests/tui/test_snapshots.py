@@ -1,0 +1,133 @@
+"""Snapshot tests: every step and the main modals in a representative state.
+
+Paths are fixed (not tmp_path) because screens show them; nothing shown depends on the clock:
+no certificates are generated here (their dates would change every day).
+Update with: pytest tests/tui/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from app.plan import NodeSettings, Secrets, new_plan, save_plan
+from app.tui import RegwizApp
+from screens.error_modal import ErrorModal
+from screens.host_key_changed import HostKeyChangedModal
+from screens.host_key_unknown import HostKeyUnknownModal
+from tests.tui.conftest import settle
+
+SNAP_DIR = Path("/tmp/regwiz-tui-snapshots")
+WIDE = (100, 32)
+SMALL = (80, 24)
+Snap = Callable[..., bool]
+
+
+@pytest.fixture
+def snap_plan(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    shutil.rmtree(SNAP_DIR, ignore_errors=True)
+    SNAP_DIR.mkdir(parents=True)
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(SNAP_DIR / "known_hosts"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{SNAP_DIR}/no-docker.sock")
+    plan = new_plan(SNAP_DIR / "plan.toml")
+    plan.certificate.common_name = "registry.example.internal"
+    plan.certificate.country = "KR"
+    plan.certificate.organization = "Example Corp"
+    plan.certificate.subject_alt_names = ["registry.example.internal", "mirror.example.internal"]
+    plan.registry.host = "local"
+    plan.registry.ssh_user = "deploy"
+    plan.registry.address = "127.0.0.1"
+    plan.registry.port = 1  # nothing listens: status shows a stable "down"
+    plan.registry.data_dir = str(SNAP_DIR / "no-data-dir")  # du fails the same way every time
+    plan.node_defaults.ssh_user = "deploy"
+    plan.nodes = [
+        NodeSettings(host="127.0.0.2", ssh_port=1),
+        NodeSettings(host="127.0.0.3", ssh_port=1, ssh_user="rwops", runtime="containerd"),
+        NodeSettings(host="127.0.0.4", ssh_port=1, os_trust_store=True),
+    ]
+    save_plan(plan, plan.path)
+    yield SNAP_DIR / "plan.toml"
+    shutil.rmtree(SNAP_DIR, ignore_errors=True)
+
+
+def make(start: str, plan_path: Path) -> RegwizApp:
+    app = RegwizApp(plan_path, data_dir=SNAP_DIR / "data", secrets=Secrets(), start=start)
+    if start != "welcome":
+        app.open_plan(plan_path)
+    return app
+
+
+async def steady(pilot: Pilot[Any]) -> None:
+    """Let workers finish, then stop every cursor blinking so the picture is stable."""
+    await settle(pilot.app, pilot)  # type: ignore[arg-type]
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+@pytest.mark.parametrize(
+    ("step", "size"),
+    [
+        ("welcome", SMALL),
+        ("certificate", WIDE),
+        ("certificate", SMALL),
+        ("review", WIDE),
+        ("registry", WIDE),
+        ("deploy", WIDE),
+        ("nodes", WIDE),
+        ("onboarding", SMALL),
+        ("verify", WIDE),
+        ("status", WIDE),
+    ],
+    ids=lambda value: value if isinstance(value, str) else f"{value[0]}x{value[1]}",
+)
+def test_step(snap_compare: Snap, snap_plan: Path, step: str, size: tuple[int, int]) -> None:
+    assert snap_compare(make(step, snap_plan), terminal_size=size, run_before=steady)
+
+
+def test_certificate_with_errors(snap_compare: Snap, snap_plan: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = pilot.app.screen
+        screen.query_one("#country", Input).value = "UK"
+        screen.query_one("#email", Input).value = "ops@"
+        screen.query_one("#common-name", Input).value = "bad name"
+        await steady(pilot)
+
+    assert snap_compare(make("certificate", snap_plan), terminal_size=WIDE, run_before=run_before)
+
+
+def test_light_theme(snap_compare: Snap, snap_plan: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.press("ctrl+t")
+        await steady(pilot)
+
+    assert snap_compare(make("nodes", snap_plan), terminal_size=WIDE, run_before=run_before)
+
+
+@pytest.mark.parametrize("modal", ["unknown-key", "changed-key", "error", "help"])
+def test_modals(snap_compare: Snap, snap_plan: Path, modal: str) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        if modal == "unknown-key":
+            app.push_screen(HostKeyUnknownModal(
+                "[198.18.0.2]:22", "ssh-ed25519",
+                "SHA256:1x0zQpGJ8Fh6m5R4b2kZl3u7TyQvWcXnAeB9dKoLs0E"))
+        elif modal == "changed-key":
+            app.push_screen(HostKeyChangedModal(
+                "198.18.0.2",
+                "the host key of 198.18.0.2 has CHANGED: known_hosts has ssh-ed25519 "
+                "SHA256:AAAA, the server now presents SHA256:BBBB"))
+        elif modal == "error":
+            app.push_screen(ErrorModal("Deploy failed", "port 8443 is in use by nginx",
+                                       "stop nginx or choose another port"))
+        else:
+            await pilot.press("question_mark")
+        await steady(pilot)
+
+    assert snap_compare(make("registry", snap_plan), terminal_size=WIDE, run_before=run_before)
