@@ -146,6 +146,7 @@ _X509_MARKERS = (
     "verify return code: 19",
     "verify return code: 20",
     "verify return code: 21",
+    "error setting certificate",  # curl --cacert FILE where FILE is missing
 )
 
 
@@ -420,11 +421,12 @@ def verify(
         for result in report.nodes:
             _finish(result, CheckState.SKIPPED, "not checked: the push/pull proof failed", notify)
         return report
+    job = _NodeJob(plan, secrets, host_key_policy, image, push_pull.pushed_digest, auth, notify,
+                   stop)
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(nodes) or 1))) as pool:
         futures = [
-            pool.submit(_verify_node_safely, plan, secrets, host_key_policy, node, image, r, notify,
-                        stop, push_pull.pushed_digest)
-            for node, r in zip(nodes, report.nodes, strict=True)
+            pool.submit(_verify_node_safely, job, node, result)
+            for node, result in zip(nodes, report.nodes, strict=True)
         ]
         for future in futures:
             future.result()
@@ -707,73 +709,101 @@ def _delete_test_tag(plan: Plan, auth: tuple[str, str] | None, image: SelftestIm
 # --- per node ----------------------------------------------------------------------------------
 
 
-def _verify_node_safely(
-    plan: Plan,
-    secrets: Secrets,
-    policy: Any,
-    node: ResolvedNode,
-    image: SelftestImage,
-    result: NodeVerifyResult,
-    notify: ProgressCallback,
-    stop: Callable[[], bool],
-    expected_digest: str | None = None,
-) -> None:
+@dataclass(frozen=True)
+class _NodeJob:
+    """What every node's check shares."""
+
+    plan: Plan
+    secrets: Secrets
+    policy: Any
+    image: SelftestImage
+    expected_digest: str | None
+    auth: tuple[str, str] | None
+    notify: ProgressCallback
+    stop: Callable[[], bool]
+
+
+def _verify_node_safely(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
     started = time.monotonic()
     try:
-        if stop():
-            _finish(result, CheckState.SKIPPED, "cancelled", notify)
+        if job.stop():
+            _finish(result, CheckState.SKIPPED, "cancelled", job.notify)
             return
-        _finish(result, CheckState.RUNNING, "connecting", notify)
-        _verify_node(plan, secrets, policy, node, image, result, stop, expected_digest)
+        _finish(result, CheckState.RUNNING, "connecting", job.notify)
+        _verify_node(job, node, result)
         failed = [check for check in result.checks if not check.passed]
         if failed:
-            _finish(result, CheckState.FAILED, f"{failed[0].kind}: {failed[0].detail}", notify,
-                    failed[0].hint)
+            _finish(result, CheckState.FAILED, f"{failed[0].kind}: {failed[0].detail}",
+                    job.notify, failed[0].hint)
         else:
             kinds = ", ".join(check.kind for check in result.checks)
-            _finish(result, CheckState.PASSED, f"passed: {kinds}", notify)
+            _finish(result, CheckState.PASSED, f"passed: {kinds}", job.notify)
     except RegwizError as error:
-        _finish(result, CheckState.FAILED, error.message, notify, error.hint)
+        _finish(result, CheckState.FAILED, error.message, job.notify, error.hint)
     except Exception as error:  # noqa: BLE001 - one broken node must not hide the others
-        _finish(result, CheckState.FAILED, f"unexpected error: {error!r}", notify)
+        _finish(result, CheckState.FAILED, f"unexpected error: {error!r}", job.notify)
     finally:
         result.seconds = time.monotonic() - started
 
 
-def _verify_node(
-    plan: Plan,
-    secrets: Secrets,
-    policy: Any,
-    node: ResolvedNode,
-    image: SelftestImage,
-    result: NodeVerifyResult,
-    stop: Callable[[], bool],
-    expected_digest: str | None,
-) -> None:
+def _verify_node(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
     from app.connections import open_node_transport
 
-    with open_node_transport(node, secrets, policy) as transport:
+    with open_node_transport(node, job.secrets, job.policy) as transport:
         facts = _probe(transport, node)
         result.runtimes = list(facts.runtimes)
-        have = _helpers_present(transport) if {"cri-o", "podman"} & set(result.runtimes) else set()
-        kinds_done: set[str] = set()
-        for runtime in result.runtimes:
-            if stop():
-                raise RegwizError("cancelled")
-            if runtime == "containerd" and (problem := _containerd_problem(facts)) is not None:
-                result.checks.append(problem)
-                continue
-            spec = runtime_check_spec(
-                runtime, image.reference, sudo=node.sudo, have=frozenset(have),
-                hosts_dir=_containerd_hosts_dir(facts), image_id=image.image_id,
-            )
-            if spec is not None and spec.kind not in kinds_done:
-                kinds_done.add(spec.kind)
-                result.checks.append(
-                    run_pull_check(transport, spec, image, plan, expected_digest)
-                )
+        if job.auth is not None:
+            result.checks += _login_checks(job, node, facts, transport)
+        else:
+            result.checks += _pull_checks(job, node, facts, transport)
         if node.os_trust_store or not result.checks:
-            result.checks.append(run_os_store_check(transport, plan))
+            result.checks.append(
+                run_os_store_check(transport, job.plan) if job.auth is None
+                else run_login_check(transport, job, None)
+            )
+
+
+def _pull_checks(
+    job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport
+) -> list[NodeCheck]:
+    """A real pull with every runtime the node uses (registry without auth)."""
+    have = _helpers_present(transport) if {"cri-o", "podman"} & set(facts.runtimes) else set()
+    checks: list[NodeCheck] = []
+    kinds_done: set[str] = set()
+    for runtime in facts.runtimes:
+        if job.stop():
+            raise RegwizError("cancelled")
+        if runtime == "containerd" and (problem := _containerd_problem(facts)) is not None:
+            checks.append(problem)
+            continue
+        spec = runtime_check_spec(
+            runtime, job.image.reference, sudo=node.sudo, have=frozenset(have),
+            hosts_dir=_containerd_hosts_dir(facts), image_id=job.image.image_id,
+        )
+        if spec is not None and spec.kind not in kinds_done:
+            kinds_done.add(spec.kind)
+            checks.append(run_pull_check(transport, spec, job.image, job.plan,
+                                         job.expected_digest))
+    return checks
+
+
+def _login_checks(
+    job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport
+) -> list[NodeCheck]:
+    """htpasswd mode: nodes hold no registry password (kubelet gets it from an imagePullSecret),
+    so a runtime pull would only prove "unauthorized". Instead, for each runtime, an HTTPS
+    request for the test image's manifest that trusts only the CA file that runtime reads, with
+    the credentials sent on stdin (never on a command line)."""
+    from app.status import node_ca_paths
+
+    checks: list[NodeCheck] = []
+    if "containerd" in facts.runtimes and (problem := _containerd_problem(facts)) is not None:
+        checks.append(problem)
+    for runtime, ca_path in node_ca_paths(facts, job.plan.registry_reference, False):
+        if job.stop():
+            raise RegwizError("cancelled")
+        checks.append(run_login_check(transport, job, (runtime, ca_path)))
+    return checks
 
 
 def _probe(transport: Transport, node: ResolvedNode) -> NodeFacts:
@@ -874,3 +904,83 @@ def run_os_store_check(transport: Transport, plan: Plan) -> NodeCheck:
         hint = "the CA is not in the node's OS trust store: set os_trust_store = true for the " \
                "node and run regwiz onboard"
     return NodeCheck(kind, shown, False, detail, hint)
+
+
+# --- htpasswd mode -------------------------------------------------------------------------------
+
+
+def login_check_argv(url: str, ca_path: str | None) -> list[str]:
+    """HEAD of a manifest with curl: credentials come from a config on stdin (``-K -``).
+
+    ``--cacert`` makes curl trust that file only; without it, only the OS store.
+    """
+    from app.registry_api import MANIFEST_MEDIA_TYPES
+
+    argv = ["curl", "-sS", "--max-time", "20", "-I", "-K", "-",
+            "-H", f"Accept: {MANIFEST_MEDIA_TYPES}"]
+    if ca_path:
+        argv += ["--cacert", ca_path]
+    return [*argv, url]
+
+
+def curl_user_config(username: str, password: str) -> bytes:
+    """curl's config syntax for ``user``: a quoted string with backslash escapes."""
+    value = f"{username}:{password}"
+    for raw, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"),
+                         ("\t", "\\t")):
+        value = value.replace(raw, escaped)
+    return f'user = "{value}"\n'.encode()
+
+
+def parse_head_response(output: str) -> tuple[int | None, str | None]:
+    """(HTTP status of the last response, Docker-Content-Digest) from ``curl -I`` output."""
+    status: int | None = None
+    digest: str | None = None
+    for line in output.splitlines():
+        if line.startswith("HTTP/"):
+            parts = line.split()
+            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+            digest = None
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "docker-content-digest":
+            digest = value.strip()
+    return status, digest
+
+
+def run_login_check(
+    transport: Transport, job: _NodeJob, runtime_ca: tuple[str, str] | None
+) -> NodeCheck:
+    from app.transport.base import display_command
+
+    assert job.auth is not None
+    plan, image = job.plan, job.image
+    url = (f"https://{plan.registry_reference}/v2/{SELFTEST_REPOSITORY}/manifests/{image.tag}")
+    ca_path = runtime_ca[1] if runtime_ca else None
+    kind = (f"{runtime_ca[0]} CA + login (curl --cacert {ca_path})" if runtime_ca
+            else "TLS + login (OS trust store only)")
+    argv = login_check_argv(url, ca_path)
+    answer = transport.run(argv, stdin=curl_user_config(*job.auth), timeout=60.0, check=False)
+    shown = display_command(argv)
+    if answer.exit_status == 127:
+        return NodeCheck(kind, shown, False, "curl is not installed on the node",
+                         "install curl: in htpasswd mode regwiz checks nodes with it")
+    if answer.exit_status != 0:
+        detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
+                                            plan.registry_reference)
+        return NodeCheck(kind, shown, False, detail, hint)
+    status, digest = parse_head_response(answer.stdout)
+    if status == 401:
+        return NodeCheck(kind, shown, False, "the registry rejected the credentials (HTTP 401)",
+                         "check --credentials-file / REGWIZ_REGISTRY_PASSWORD")
+    if status != 200:
+        return NodeCheck(kind, shown, False, f"the manifest request answered HTTP {status}")
+    if job.expected_digest and digest != job.expected_digest:
+        return NodeCheck(kind, shown, False,
+                         f"manifest digest {digest} differs from the pushed {job.expected_digest}",
+                         None, digest)
+    return NodeCheck(
+        kind, shown, True,
+        f"manifest of {image.reference} fetched with login over TLS trusting "
+        f"{ca_path or 'the OS store'} (pods need an imagePullSecret: see regwiz k8s)",
+        None, digest,
+    )

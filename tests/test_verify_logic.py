@@ -259,3 +259,49 @@ def test_os_store_check_openssl_fallback_argv() -> None:
     assert "-verify_ip" in ip_argv and "-servername" not in ip_argv
     assert os_store_passed(0, "401") and not os_store_passed(0, "404")
     assert os_store_passed(0, "") and not os_store_passed(1, "")
+
+
+def test_login_check_with_real_curl_and_a_real_htpasswd_registry(tmp_path: Path) -> None:
+    """htpasswd mode: the node command sends the password on stdin; run it here for real."""
+    from app.htpasswd import htpasswd_line
+    from app.verify import curl_user_config, login_check_argv, parse_head_response
+
+    password = 'p"a\\ss w:rd'  # quotes, backslash, space and colon must survive curl's config
+    pki = make_pki(["127.0.0.1"])
+    with local_registry(tmp_path, pki, htpasswd=htpasswd_line("regwiz", password) + "\n") as reg:
+        reference = reg.base.removeprefix("https://")
+        image = build_selftest_image(reference, tag="auth")
+        archive = tmp_path / "image.tar"
+        archive.write_bytes(image.archive)
+        trust = tmp_path / "trust"
+        trust.mkdir()
+        (trust / "ca.crt").write_bytes(pki.ca_pem)
+        subprocess.run(
+            ["skopeo", "copy", "--dest-cert-dir", str(trust), "--dest-creds",
+             f"regwiz:{password}", f"docker-archive:{archive}", f"docker://{image.reference}"],
+            check=True, capture_output=True,
+        )
+        url = f"{reg.base}/v2/regwiz/selftest/manifests/auth"
+        argv = login_check_argv(url, str(trust / "ca.crt"))
+        assert password not in " ".join(argv)
+        ok = subprocess.run(argv, input=curl_user_config("regwiz", password),
+                            capture_output=True, timeout=60)
+        status, digest = parse_head_response(ok.stdout.decode())
+        assert ok.returncode == 0 and status == 200 and digest and digest.startswith("sha256:")
+        wrong = subprocess.run(argv, input=curl_user_config("regwiz", "nope"),
+                               capture_output=True, timeout=60)
+        assert parse_head_response(wrong.stdout.decode())[0] == 401
+        missing_ca = subprocess.run(login_check_argv(url, str(tmp_path / "absent.crt")),
+                                    input=curl_user_config("regwiz", password),
+                                    capture_output=True, timeout=60)
+        assert missing_ca.returncode != 0
+        assert explain_node_failure(missing_ca.stderr.decode(), reference)[1] == TRUST_HINT
+
+
+def test_parse_head_response_takes_the_last_answer() -> None:
+    from app.verify import parse_head_response
+
+    text = ("HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Basic\r\n\r\n"
+            "HTTP/2 200\r\ndocker-content-digest: sha256:ab\r\n\r\n")
+    assert parse_head_response(text) == (200, "sha256:ab")
+    assert parse_head_response("") == (None, None)

@@ -252,3 +252,49 @@ def test_status_shows_a_stale_ca_as_mismatched(
     assert stale_node.files[0].detail == "another CA (stale)"
     assert not report.healthy
     assert "mismatch" in text and "regwiz onboard" in text
+
+
+def test_htpasswd_registry_checks_each_runtime_ca_with_login(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With auth on, nodes hold no password: each runtime's CA file is proven by an HTTPS
+    manifest request with login (password on stdin), and regwiz k8s makes the pull secret."""
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")
+    port = PORT + 100
+    text = verify_plan_text(lab).replace(f"port = {PORT}", f"port = {port}")
+    text = text.replace(f'"{CONTAINER}"', '"verify-lab-auth"').replace("verify-lab", "verify-auth")
+    text = text.replace("[nodes.defaults]", 'auth = "htpasswd"\n\n[nodes.defaults]')
+    plan_path = tmp_path / "plan.toml"
+    plan_path.write_text(text)
+    credentials = tmp_path / "registry-credentials.json"
+    common = ["--plan", str(plan_path), "--known-hosts", str(lab.known_hosts)]
+    plan = load_plan(plan_path)
+    reset_nodes(lab, plan.registry_reference)
+    try:
+        assert main(["certs", "--plan", str(plan_path)]) == 0
+        assert main(["deploy", *common, "--credentials-file", str(credentials)]) == 0
+        assert main(["onboard", *common]) == 0
+        capsys.readouterr()
+        assert main(["verify", *common, "--credentials-file", str(credentials), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        kinds = {node["host"]: [c["kind"] for c in node["checks"]] for node in report["nodes"]}
+        reg = plan.registry_reference
+        assert kinds[lab["docker"].ip] == [
+            f"docker CA + login (curl --cacert /etc/docker/certs.d/{reg}/ca.crt)"]
+        assert kinds[lab["bare"].ip] == [
+            f"containerd CA + login (curl --cacert /etc/containerd/certs.d/{reg}/ca.crt)"]
+        assert kinds[lab["plain"].ip] == ["TLS + login (OS trust store only)"]
+        digests = {c["digest"] for node in report["nodes"] for c in node["checks"]}
+        assert digests == {report["push_pull"]["pushed_digest"]}
+        password = json.loads(credentials.read_text())["password"]
+        assert password not in json.dumps(report)
+        assert main(["status", *common, "--no-nodes", "--credentials-file", str(credentials),
+                     "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["registry"]["http_status"] == 401  # up, and asks for a login
+        assert "regwiz/selftest" in status["catalog"]["repositories"]
+        assert main(["k8s", "--plan", str(plan_path), "--credentials-file", str(credentials)]) == 0
+        assert "kubernetes.io/dockerconfigjson" in capsys.readouterr().out
+    finally:
+        main(["uninstall", *common, "--purge", "--yes"])
+        reset_nodes(lab, plan.registry_reference)
