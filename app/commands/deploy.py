@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import docker
 
     from app.deploy import Deployment
+    from app.transport.hostkeys import HostKeyPolicy
 
 DESCRIPTION = """\
 Deploy the registry on the plan's registry host: check the certificate, connect over SSH (host key
@@ -88,14 +89,7 @@ def registry_connector(plan: Plan, secrets: Secrets, args: argparse.Namespace
     policy = host_key_policy(args.accept_new_host_keys, known_hosts=args.known_hosts)
 
     def connect() -> Transport:
-        try:
-            transport = open_registry_transport(plan, secrets, policy)
-        except TransportError as error:
-            if error.kind != "auth" or secrets.ssh_password or not interactive():
-                raise
-            secrets.ssh_password = getpass.getpass(
-                f"SSH password for {plan.registry.ssh_user}@{plan.registry.host}: ")
-            transport = open_registry_transport(plan, secrets, policy)
+        transport = _open_asking(plan, secrets, policy)
         if plan.registry.sudo and not secrets.sudo_password and interactive() \
                 and _sudo_wants_password(transport):
             secrets.sudo_password = getpass.getpass(f"sudo password on {plan.registry.host}: ")
@@ -104,6 +98,26 @@ def registry_connector(plan: Plan, secrets: Secrets, args: argparse.Namespace
         return transport
 
     return connect
+
+
+def _open_asking(plan: Plan, secrets: Secrets, policy: HostKeyPolicy) -> Transport:
+    """Connect; on a terminal ask once for a missing key passphrase or SSH password."""
+    from app.connections import open_registry_transport
+
+    target = f"{plan.registry.ssh_user}@{plan.registry.host}"
+    for _ in range(3):
+        try:
+            return open_registry_transport(plan, secrets, policy)
+        except TransportError as error:
+            if error.kind != "auth" or not interactive():
+                raise
+            if "passphrase" in error.message and not secrets.key_passphrase:
+                secrets.key_passphrase = getpass.getpass(f"passphrase for the SSH key ({target}): ")
+            elif "identity file" not in error.message and not secrets.ssh_password:
+                secrets.ssh_password = getpass.getpass(f"SSH password for {target}: ")
+            else:
+                raise
+    return open_registry_transport(plan, secrets, policy)
 
 
 def _sudo_wants_password(transport: Transport) -> bool:

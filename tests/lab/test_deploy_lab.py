@@ -537,3 +537,20 @@ def test_terminal_prompts_for_ssh_and_sudo_passwords(lab: Lab, setup: Setup) -> 
     uninstall = ["uninstall", *argv[1:], "--purge", "--yes"]
     assert b"[exit 0]" in run_in_terminal(uninstall, {b"SSH password for": password,
                                                       b"sudo password on": password})
+
+
+def test_terminal_prompts_for_the_key_passphrase(lab: Lab, setup: Setup, tmp_path: Path) -> None:
+    encrypted = tmp_path / "id_encrypted"
+    shutil.copy(lab.key_path, encrypted)
+    encrypted.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-f", str(encrypted), "-N", "key-passphrase"],
+                   check=True, capture_output=True)
+    setup.rewrite(identity_file=str(encrypted))
+    argv = ["deploy", "--plan", str(setup.plan_path), "--known-hosts", str(setup.known_hosts)]
+    try:
+        shown = run_in_terminal(argv, {b"passphrase for the SSH key": b"key-passphrase"})
+    finally:
+        setup.rewrite()  # the plain lab key again, for the uninstall at teardown
+    assert b"[exit 0]" in shown, shown.decode(errors="replace")
+    assert b"key-passphrase" not in shown
+    assert get_v2(setup.address, setup.ca_pem) == 200
