@@ -383,6 +383,7 @@ def node_trust_status(
                                                node.os_trust_store):
                 raw = transport.read_file(path, sudo=node.sudo)
                 status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
+            status.files += containerd_config_entry(facts)
     except RegwizError as error:
         status.state, status.message, status.hint = TrustState.ERROR, error.message, error.hint
         return status
@@ -421,6 +422,17 @@ def node_ca_paths(
     for runtime, path in paths:
         unique.setdefault(path, (runtime, path))
     return list(unique.values())
+
+
+def containerd_config_entry(facts: NodeFacts) -> list[NodeCAFile]:
+    """containerd without config_path reads no certs.d at all: its ca.crt there is useless."""
+    from app.runtimes import CONTAINERD_CONFIG
+    from app.verify import containerd_config_problem
+
+    if "containerd" not in facts.runtimes or containerd_config_problem(facts) is None:
+        return []
+    return [NodeCAFile("containerd", CONTAINERD_CONFIG, TrustState.MISSING,
+                       detail="no registry config_path: the CRI reads no certs.d directory")]
 
 
 def judge_ca_file(

@@ -147,6 +147,7 @@ _X509_MARKERS = (
     "verify return code: 20",
     "verify return code: 21",
     "error setting certificate",  # curl --cacert FILE where FILE is missing
+    "unable to read ca cert",  # containerd: hosts.toml names a ca.crt that is gone
 )
 
 
@@ -773,7 +774,7 @@ def _pull_checks(
     for runtime in facts.runtimes:
         if job.stop():
             raise RegwizError("cancelled")
-        if runtime == "containerd" and (problem := _containerd_problem(facts)) is not None:
+        if runtime == "containerd" and (problem := containerd_config_problem(facts)) is not None:
             checks.append(problem)
             continue
         spec = runtime_check_spec(
@@ -797,7 +798,7 @@ def _login_checks(
     from app.status import node_ca_paths
 
     checks: list[NodeCheck] = []
-    if "containerd" in facts.runtimes and (problem := _containerd_problem(facts)) is not None:
+    if "containerd" in facts.runtimes and (problem := containerd_config_problem(facts)) is not None:
         checks.append(problem)
     for runtime, ca_path in node_ca_paths(facts, job.plan.registry_reference, False):
         if job.stop():
@@ -822,7 +823,7 @@ def _containerd_hosts_dir(facts: NodeFacts) -> str:
     return found or DEFAULT_CONTAINERD_HOSTS_DIR
 
 
-def _containerd_problem(facts: NodeFacts) -> NodeCheck | None:
+def containerd_config_problem(facts: NodeFacts) -> NodeCheck | None:
     """containerd's CRI reads no hosts dir at all: a ctr pull would pass but kubelet's fails."""
     from app.runtimes import CONTAINERD_CONFIG, effective_hosts_dir
 

@@ -114,8 +114,9 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
     line("disk", f"{disk.path}: {used}")
     for index, node in enumerate(report.nodes or []):
         runtimes = ", ".join(node.runtimes) or "no runtime"
+        shown = node.message if not node.files or node.state.value == "match" else ""
         line("nodes" if index == 0 else "",
-             f"{node.host}  {node.state.value}  ({runtimes}) {node.message}")
+             f"{node.host}  {node.state.value}  ({runtimes}) {shown}".rstrip())
         for ca_file in node.files:
             if ca_file.state.value != "match":
                 line("", f"  {ca_file.state.value}: {ca_file.path} ({ca_file.detail})")

@@ -19,7 +19,7 @@ from app.plan import Plan, Secrets, load_plan
 from app.status import TrustState, collect_status
 from app.verify import TRUST_HINT, CheckState, VerifyReport, verify
 from tests.deploy_helpers import make_pki
-from tests.lab.lab import Lab
+from tests.lab.lab import CONTAINERD_CONFIG_BASE, Lab
 from tests.lab.test_apply_lab import reset_nodes
 
 PORT = 8843
@@ -298,3 +298,24 @@ def test_htpasswd_registry_checks_each_runtime_ca_with_login(
     finally:
         main(["uninstall", *common, "--purge", "--yes"])
         reset_nodes(lab, plan.registry_reference)
+
+
+def test_containerd_without_config_path_is_reported_by_verify_and_status(setup: Setup) -> None:
+    """ctr --hosts-dir would still pull, but kubelet's CRI reads no certs.d: both must say so."""
+    bare = setup.lab["bare"]
+    config = bare.host_path("/etc/containerd/config.toml")
+    onboarded = config.read_text()
+    config.write_text(CONTAINERD_CONFIG_BASE)  # as before onboarding (no restart needed to read)
+    try:
+        report = setup.verify()
+        status = collect_status(setup.plan, Secrets.from_env(), host_key_policy=setup.policy())
+    finally:
+        config.write_text(onboarded)
+    failed = {node.host: node for node in report.failed_nodes}
+    assert list(failed) == [setup.ip("bare")], report.to_dict()
+    assert failed[setup.ip("bare")].checks[0].kind == "containerd configuration"
+    assert "config_path" in failed[setup.ip("bare")].message
+    trust = {node.host: node for node in status.nodes or []}
+    assert trust[setup.ip("bare")].state is TrustState.MISSING
+    assert any(f.path == "/etc/containerd/config.toml" for f in trust[setup.ip("bare")].files)
+    assert all(trust[setup.ip(n)].state is TrustState.MATCH for n in NODE_NAMES if n != "bare")
