@@ -84,3 +84,16 @@ def test_uninstall_dry_run(plan: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["uninstall", "--plan", str(plan), "--purge", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "Remove container registry" in out and "Delete data directory /registry-image" in out
+
+
+def test_headless_secret_failures_name_the_env_var(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.commands.deploy import print_progress
+    from app.steps import Outcome, StepResult
+
+    print_progress(StepResult("Check Docker", "h", Outcome.FAILED,
+                              "sudo on h needs a password and none was given", "enter it"))
+    print_progress(StepResult("Connect", "h", Outcome.FAILED, "x@h:22 refused the login"))
+    print_progress(StepResult("Connect", "h", Outcome.FAILED, "something else"))
+    out = capsys.readouterr().out
+    assert out.count("headless: set") == 2
+    assert "REGWIZ_SUDO_PASSWORD" in out and "REGWIZ_SSH_PASSWORD" in out

@@ -128,8 +128,23 @@ def _sudo_wants_password(transport: Transport) -> bool:
 
 
 def print_progress(result: StepResult) -> None:
-    if result.outcome.is_final:
-        print(format_result(result), flush=True)
+    if not result.outcome.is_final:
+        return
+    print(format_result(result), flush=True)
+    if result.outcome is Outcome.FAILED and not interactive():
+        for needle, variable in HEADLESS_SECRET_HINTS:
+            if needle in result.message.lower():
+                print(f"           headless: set {variable} (no prompt without a terminal)")
+                break
+
+
+# What a failure message says → the env var that supplies the secret when nobody can be asked.
+HEADLESS_SECRET_HINTS = (
+    ("needs a password and none was given", "REGWIZ_SUDO_PASSWORD"),
+    ("protected by a passphrase", "REGWIZ_KEY_PASSPHRASE"),
+    ("no key or password to log in", "REGWIZ_SSH_PASSWORD or an identity_file in the plan"),
+    ("refused the login", "REGWIZ_SSH_PASSWORD or an identity_file in the plan"),
+)
 
 
 def print_summary(name: str, results: list[StepResult]) -> None:
