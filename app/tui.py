@@ -214,7 +214,7 @@ class RegwizApp(App[int]):
                 severity="warning",
             )
             return False
-        if save and name != "welcome" and not self.save_plan():
+        if save and not self.save_plan():
             return False
         self.current_step = name
         while len(self.screen_stack) > 2:

@@ -100,6 +100,9 @@ class CertReviewScreen(WizardScreen):
                 lines.append(f"  does not cover {', '.join(missing)}: Generate reissues it")
         self.query_one("#on-disk", Static).update("\n".join(lines))
 
+    def input_problems(self) -> list[str]:
+        return []  # nothing typed here needs saving
+
     def problems(self) -> list[str]:
         if not (self.files.ca_crt.exists() and self.files.tls_crt.exists()):
             return ["Certificates: generate or import them first"]

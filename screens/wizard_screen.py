@@ -58,6 +58,10 @@ class WizardScreen(Screen[None]):
         """Why this step cannot be left forward yet (empty: it can)."""
         return []
 
+    def input_problems(self) -> list[str]:
+        """Problems that stop this step's edits from being saved (Back asks before losing them)."""
+        return self.problems()
+
     def commit(self) -> bool:
         """Copy the widgets' values into the plan; False keeps the user here."""
         return True
@@ -96,7 +100,7 @@ class WizardScreen(Screen[None]):
     def action_back(self) -> None:
         if not self.SHOW_BACK:
             return
-        if not self.problems():
+        if not self.input_problems():
             if self.commit():
                 self.wizard.goto_relative(-1)
             return

@@ -1,0 +1,150 @@
+"""The app shell: command palette, help, worker errors as modals, quit while a job runs,
+Back/Next saving the plan, the CLI entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.command import CommandPalette
+from textual.widgets import Button, Input
+
+from app.cli import build_parser
+from app.plan import load_plan
+from app.tui import STEP_NAMES, RegwizApp, run_tui
+from screens.cert_request import CertRequestScreen
+from screens.confirm import ConfirmModal
+from screens.error_modal import ErrorModal
+from screens.help import HelpScreen
+from screens.host_key_unknown import HostKeyUnknownModal
+from screens.nodes import NodesScreen
+from screens.registry import SCREENS
+from screens.registry_host import RegistryHostScreen
+from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
+from tests.tui.conftest import AppFactory, settle
+
+
+def test_every_step_has_a_screen() -> None:
+    assert set(SCREENS) == set(STEP_NAMES)
+
+
+async def test_palette_offers_steps_and_goes_there(make_app: AppFactory) -> None:
+    app = make_app("certificate")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"Go to: Cluster nodes")
+        await pilot.pause()
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, NodesScreen)
+
+
+async def test_help_opens_and_closes(make_app: AppFactory) -> None:
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen)
+
+
+async def test_a_crashing_worker_shows_an_error_modal(make_app: AppFactory) -> None:
+    def boom() -> None:
+        raise RuntimeError("disk exploded")
+
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.run_worker(boom, thread=True, exit_on_error=False, name="Boom job")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ErrorModal)
+        assert "disk exploded" in app.screen.message
+        assert app.is_running
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen)
+
+
+async def test_back_and_next_save_the_plan(make_app: AppFactory, plan_path: Path) -> None:
+    app = make_app("certificate")
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#organization", Input).value = "Saved Corp"
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert load_plan(plan_path).certificate.organization == "Saved Corp"
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert isinstance(app.screen, CertRequestScreen)
+        app.screen.query_one("#locality", Input).value = "Gangnam-gu"
+        await pilot.pause()
+        await pilot.press("ctrl+b")  # back to welcome also saves
+        await pilot.pause()
+    assert load_plan(plan_path).certificate.locality == "Gangnam-gu"
+
+
+async def test_back_with_invalid_fields_asks_before_discarding(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    app = make_app("certificate")
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#country", Input).value = "XX"
+        await pilot.pause()
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("escape")  # stay
+        await pilot.pause()
+        assert isinstance(app.screen, CertRequestScreen)
+    assert not plan_path.exists()
+
+
+async def test_quit_while_a_job_waits_asks_and_cancels_cleanly(
+    make_app: AppFactory, sshd: SshServer, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    app = make_app("registry")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        screen.query_one("#host", Input).value = "127.0.0.1"
+        screen.query_one("#ssh-port", Input).value = str(sshd.port)
+        await pilot.pause()
+        screen.query_one("#test-connection", Button).press()
+        for _ in range(200):  # the worker is now blocked on the host-key question
+            await pilot.pause()
+            if isinstance(app.screen, HostKeyUnknownModal):
+                break
+        assert isinstance(app.screen, HostKeyUnknownModal)
+        assert app.busy_workers()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.click("#cancel")  # keep working
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.click("#confirm")
+        await app.workers.wait_for_complete()
+    assert app.return_code == 0
+    assert not (tmp_path / "known_hosts").exists()  # the unanswered key was never accepted
+
+
+def test_cli_without_subcommand_reaches_run_tui(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_run(self: RegwizApp) -> int:
+        seen["plan"] = self.plan_path
+        return 0
+
+    monkeypatch.setattr(RegwizApp, "run", fake_run)
+    args = build_parser().parse_args(["--plan", str(tmp_path / "p.toml")])
+    assert run_tui(args) == 0
+    assert seen["plan"] == tmp_path / "p.toml"
