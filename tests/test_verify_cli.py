@@ -1,0 +1,89 @@
+"""The verify, status and apply commands without the lab: usage errors and failures exit right.
+
+Registry host "local" on this machine, where no Docker daemon runs: every failure is real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.plan import NodeSettings, new_plan, save_plan
+from tests.deploy_helpers import free_port
+
+
+def write_plan(tmp_path: Path, *, cert_dir: str = "certs") -> Path:
+    plan = new_plan(tmp_path / "plan.toml")
+    plan.certificate.common_name = "registry.test.internal"
+    plan.certificate.subject_alt_names = ["127.0.0.1"]
+    plan.certificate.directory = cert_dir
+    plan.registry.host = "local"
+    plan.registry.address, plan.registry.port = "127.0.0.1", free_port()
+    plan.registry.data_dir = str(tmp_path / "data")
+    plan.nodes = [NodeSettings(host="198.18.6.250")]
+    return save_plan(plan, tmp_path / "plan.toml")
+
+
+def test_verify_only_unknown_host_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write_plan(tmp_path)
+    assert main(["verify", "--plan", str(plan), "--only", "10.9.9.9"]) == 2
+    assert "not in the plan: 10.9.9.9" in capsys.readouterr().err
+
+
+def test_verify_parallel_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "--parallel", "0"])
+    assert exited.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_verify_without_a_docker_daemon_fails_and_skips_nodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    plan = write_plan(tmp_path)
+    assert main(["certs", "--plan", str(plan)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--plan", str(plan), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["push_pull"]["state"] == "failed"
+    assert "Docker" in report["push_pull"]["message"]
+    assert [n["state"] for n in report["nodes"]] == ["skipped"]
+
+
+def test_status_of_a_registry_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    plan = write_plan(tmp_path)
+    assert main(["certs", "--plan", str(plan)]) == 0
+    capsys.readouterr()
+    assert main(["status", "--plan", str(plan), "--no-nodes"]) == 1
+    out = capsys.readouterr().out
+    assert "DOWN at https://127.0.0.1:" in out and "refused" in out
+    assert "needs attention" in out
+    assert "days left" in out  # the local certificates are still described
+
+
+def test_apply_stops_when_certs_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    plan = write_plan(tmp_path, cert_dir=str(blocker / "certs"))
+    assert main(["apply", "--plan", str(plan)]) == 1
+    captured = capsys.readouterr()
+    assert "apply stopped: certs failed (not run: deploy, onboard, verify)" in captured.out
+    assert "== 2/4 deploy" not in captured.out
+    assert "regwiz:" in captured.err
+
+
+def test_apply_invalid_plan_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[registry]\nport = "abc"\n')
+    assert main(["apply", "--plan", str(plan)]) == 2
+    assert "registry.port" in capsys.readouterr().err
