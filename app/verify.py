@@ -751,6 +751,7 @@ def _verify_node(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) ->
     from app.connections import open_node_transport
 
     with open_node_transport(node, job.secrets, job.policy) as transport:
+        job.notify(VerifyProgress(node.host, CheckState.RUNNING, "detecting runtimes"))
         facts = _probe(transport, node)
         result.runtimes = list(facts.runtimes)
         if job.auth is not None:
@@ -783,6 +784,7 @@ def _pull_checks(
         )
         if spec is not None and spec.kind not in kinds_done:
             kinds_done.add(spec.kind)
+            job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
             checks.append(run_pull_check(transport, spec, job.image, job.plan,
                                          job.expected_digest))
     return checks
@@ -803,6 +805,7 @@ def _login_checks(
     for runtime, ca_path in node_ca_paths(facts, job.plan.registry_reference, False):
         if job.stop():
             raise RegwizError("cancelled")
+        job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"{runtime}: HTTPS with login"))
         checks.append(run_login_check(transport, job, (runtime, ca_path)))
     return checks
 
