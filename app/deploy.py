@@ -579,7 +579,9 @@ class Deployment:
         except Exception as error:  # no local Docker is a normal situation
             return f"no Docker on this machine ({_short(error)})"
         try:
-            saved = local.images.get(image).save(named=True)
+            local.images.get(image)  # ImageNotFound → "not on this machine either"
+            # Export by the plan's reference (not tags[0]), so the archive carries that name.
+            saved = local.api.get_image(image)
             self.docker.images.load(saved)  # a generator: streamed, chunked
         except Exception as error:  # ImageNotFound locally, transfer errors
             return f"copy from this machine's Docker failed ({_short(error)})"

@@ -235,34 +235,38 @@ def test_air_gapped_host_gets_the_image_from_a_tar_and_from_local_docker(
     lab: Lab, setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The registry host lacks the plan's image and cannot pull (no route out of the lab).
+    The image is registry:2 under a name only the donor (the lab's docker host) has, so other
+    containers using registry:2 on the registry host are never disturbed."""
     registry, donor = setup.host, lab["docker"]
+    image = f"regwiz-lab/{setup.name}:copy"
     donor_url = f"unix://{donor.docker_socket}"
-    tar = tmp_path / "registry.tar"
     client = docker.DockerClient(base_url=donor_url)
-    with open(tar, "wb") as out:
-        for chunk in client.images.get(REGISTRY_IMAGE).save(named=True):
-            out.write(chunk)
-    client.close()
-    users = registry.exec(["docker", "ps", "-aq", "--filter", f"ancestor={REGISTRY_IMAGE}"])
-    assert users.stdout.strip() == b"", "another container still uses the image"
+    tar = tmp_path / "registry.tar"
     try:
-        registry.exec(["docker", "rmi", REGISTRY_IMAGE])
+        client.images.get(REGISTRY_IMAGE).tag(image)
+        with open(tar, "wb") as out:
+            for chunk in client.images.get(image).save(named=image):
+                out.write(chunk)
+        assert registry.exec(["docker", "image", "inspect", image], check=False).returncode
+        setup.rewrite(image=image)
         assert setup.cli("deploy", "--image-tar", str(tar)) == 0, capsys.readouterr()
         output = capsys.readouterr().out
-        assert f"changed  [{registry.ip}] Make image {REGISTRY_IMAGE} available" in output
+        assert f"changed  [{registry.ip}] Make image {image} available" in output
         assert get_v2(setup.address, setup.ca_pem) == 200
 
         # Second way in: no tar, the image copied from "this machine's" Docker (DOCKER_HOST).
-        setup.cli("uninstall")
-        registry.exec(["docker", "rmi", REGISTRY_IMAGE])
+        assert setup.cli("uninstall") == 0
+        registry.exec(["docker", "rmi", image])
         monkeypatch.setenv("DOCKER_HOST", donor_url)
         assert setup.cli("deploy") == 0, capsys.readouterr()
-        assert f"changed  [{registry.ip}] Make image" in capsys.readouterr().out
+        assert f"changed  [{registry.ip}] Make image {image} available" in capsys.readouterr().out
         assert get_v2(setup.address, setup.ca_pem) == 200
     finally:
-        if registry.exec(["docker", "image", "inspect", REGISTRY_IMAGE],
-                         check=False).returncode != 0:
-            registry.exec(["docker", "load", "-i", str(tar)])
+        setup.cli("uninstall")
+        registry.exec(["docker", "rmi", image], check=False)
+        client.images.remove(image)
+        client.close()
 
 
 def test_missing_image_without_any_source_fails_with_a_hint(
