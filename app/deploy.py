@@ -555,12 +555,13 @@ class Deployment:
             return ""
         try:
             with open(tar, "rb") as stream:
-                self.docker.images.load(stream)
+                loaded = self.docker.images.load(stream)
         except OSError as error:
             return f"cannot read {tar}: {error.strerror}"
         except Exception as error:  # docker APIError and tunnel errors alike
             return f"docker load of {tar} failed: {_short(error)}"
-        return self._present_after(image, f"{tar} does not contain {image}")
+        names = sorted({tag for item in loaded for tag in (item.tags or [])}) or ["no tag"]
+        return self._present_after(image, f"{tar} holds {', '.join(names)}, not {image}")
 
     def _pull_on_host(self, image: str) -> str | None:
         if not self.options.allow_pull:

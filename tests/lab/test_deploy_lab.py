@@ -275,9 +275,16 @@ def test_missing_image_without_any_source_fails_with_a_hint(
 ) -> None:
     setup.rewrite(image="regwiz-lab/not-there:1")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
-    assert setup.cli("deploy") == 1
+    other = tmp_path / "other.tar"  # an archive of some other image
+    client = docker.DockerClient(base_url=f"unix://{lab['docker'].docker_socket}")
+    other.write_bytes(b"".join(client.images.get(BUSYBOX_IMAGE).save(named=BUSYBOX_IMAGE)))
+    client.close()
+    assert setup.cli("deploy", "--image-tar", str(other)) == 1
     out = capsys.readouterr().out
     assert "regwiz-lab/not-there:1 is not on" in out and "--image-tar" in out
+    assert f"{other} holds {BUSYBOX_IMAGE}, not regwiz-lab/not-there:1" in out
+    assert "pull failed" in out and "copy from this machine's Docker failed" not in out
+    assert "no Docker on this machine" in out
     assert setup.container() is None
 
 
