@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.commands.verify import add_common_arguments, load_plan_from_args, policy_from_args
+from app.commands.verify import (
+    add_common_arguments,
+    load_plan_from_args,
+    policy_from_args,
+    secrets_from_args,
+)
 from app.errors import RegwizError, UsageError
 
 if TYPE_CHECKING:
@@ -68,13 +73,11 @@ class ApplyContext:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.plan import Secrets
-
     image_tar = Path(args.image_tar).expanduser() if args.image_tar else None
     if image_tar is not None and not image_tar.is_file():
         raise UsageError(f"--image-tar {image_tar}: no such file")
-    context = ApplyContext(load_plan_from_args(args), Secrets.from_env(), policy_from_args(args),
-                           args)
+    context = ApplyContext(load_plan_from_args(args), secrets_from_args(args),
+                           policy_from_args(args), args)
     stages: dict[str, Callable[[ApplyContext], bool]] = {
         "certs": stage_certs,
         "deploy": stage_deploy,

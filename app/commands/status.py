@@ -13,6 +13,7 @@ from app.commands.verify import (
     load_credentials,
     load_plan_from_args,
     policy_from_args,
+    secrets_from_args,
 )
 
 if TYPE_CHECKING:
@@ -49,13 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.plan import Secrets
     from app.status import collect_status
 
     plan = load_plan_from_args(args)
     report = collect_status(
         plan,
-        Secrets.from_env(),
+        secrets_from_args(args),
         host_key_policy=policy_from_args(args),
         include_nodes=not args.no_nodes,
         credentials=load_credentials(plan, args.credentials_file),

@@ -12,7 +12,7 @@ from app.errors import UsageError
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
-    from app.plan import Plan
+    from app.plan import Plan, Secrets
     from app.transport.hostkeys import HostKeyPolicy
     from app.verify import NodeVerifyResult, VerifyProgress, VerifyReport
 
@@ -37,11 +37,20 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, parallel: bool = Tr
     from app.commands.deploy import add_connection_arguments
 
     add_connection_arguments(parser)
+    parser.add_argument("--ask-sudo-password", action="store_true",
+                        help="prompt once for the hosts' sudo password (terminal only)")
     if parallel:
         parser.add_argument(
             "--parallel", type=positive_int, default=16, metavar="N",
             help="how many nodes to work on at once (default 16)",
         )
+
+
+def secrets_from_args(args: argparse.Namespace) -> Secrets:
+    """Secrets from the environment, plus onboard's --ask-sudo-password prompt."""
+    from app.commands.onboard import _secrets
+
+    return _secrets(args)
 
 
 def policy_from_args(args: argparse.Namespace) -> HostKeyPolicy:
@@ -113,7 +122,6 @@ def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.plan import Secrets
     from app.verify import verify
 
     plan = load_plan_from_args(args)
@@ -123,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--only names hosts that are not in the plan: {shown}")
     report = verify(
         plan,
-        Secrets.from_env(),
+        secrets_from_args(args),
         host_key_policy=policy_from_args(args),
         on_progress=None if args.json else print_progress,
         from_local=args.from_local,
