@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -624,6 +625,9 @@ class Lab:
             if process_alive(host.pid) and self._pid_in_lab(host.pid):
                 os.kill(host.pid, signal.SIGKILL)
         self._remove_cgroup()
+        # Delete the veths explicitly: a deleted netns frees its links only asynchronously.
+        for veth in self._lab_veths():
+            run(["ip", "link", "del", veth], check=False)
         for ns in netns:
             run(["ip", "netns", "del", ns], check=False)
         if Path(f"/sys/class/net/{self.bridge}").exists():
@@ -847,6 +851,10 @@ Subsystem sftp internal-sftp
         out = run(["ip", "netns", "list"], check=False).stdout.decode()
         names = [line.split()[0] for line in out.splitlines() if line.strip()]
         return [n for n in names if n.startswith(self.netns_prefix)]
+
+    def _lab_veths(self) -> list[str]:
+        pattern = re.compile(rf"rwl{self.lab_id}h\d+")
+        return [p.name for p in Path("/sys/class/net").iterdir() if pattern.fullmatch(p.name)]
 
     @staticmethod
     def _netns_pids(ns: str) -> list[str]:

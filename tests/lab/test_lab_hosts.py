@@ -3,12 +3,14 @@ the systemctl stand-in, daemon control, host key replacement and many sshd nodes
 
 from __future__ import annotations
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import paramiko
 import pytest
 
-from tests.lab.lab import Lab, LabHost
+from tests.lab.lab import Lab, LabHost, cgroup2_root
 from tests.lab.test_lab_foundation import ssh_connect, ssh_run
 
 
@@ -165,3 +167,46 @@ def test_stopped_sshd_refuses_connections(nodes: list[LabHost]) -> None:
     finally:
         host.start_sshd()
     ssh_connect(host).close()
+
+
+def leftovers(other: Lab) -> list[str]:
+    """Everything of lab `other` still visible on the machine."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines()
+              if line.startswith(other.netns_prefix)]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
+              if line.split(":")[1].strip().split("@")[0] in (other.bridge,)
+              or line.split(":")[1].strip().startswith(f"rwl{other.lab_id}h")]
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if str(other.state_dir).encode() + b"/" in cmdline:
+                found.append(f"process {proc.name}: {cmdline[:80]!r}")
+    mounts = Path("/proc/self/mounts").read_text()
+    found += [f"mount {m}" for m in mounts.split() if m.startswith(str(other.state_dir))]
+    found += [f"path {p}" for p in (other.state_dir, cgroup2_root() / other.cgroup) if p.exists()]
+    return found
+
+
+def test_a_second_lab_runs_alongside_and_down_after_a_crash_leaves_nothing(lab: Lab) -> None:
+    other = Lab(lab_id=100 + lab.lab_id)  # ids >= 100 are left to tests like this one
+    try:
+        other.up()
+        other.add_sshd_nodes(2)
+        assert leftovers(other)  # sanity: the probe does see a running lab
+        client = ssh_connect(other["docker"])
+        try:
+            assert ssh_run(client, "docker ps -q") == (0, "")
+        finally:
+            client.close()
+        ssh_connect(lab["docker"]).close()  # the session's lab is unaffected
+        # A crashed run: nothing remembered, no state file.
+        (other.state_dir / "lab.json").unlink()
+    finally:
+        Lab(lab_id=other.lab_id).down()
+    assert leftovers(other) == []
