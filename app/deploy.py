@@ -631,7 +631,9 @@ class Deployment:
             return self._keep_htpasswd(remote or b"", user, password)
         generated = password is None
         password = password or htp.generate_password()
-        content = (htp.htpasswd_line(user, password) + "\n").encode()
+        others = [line for line in remote_text.splitlines()
+                  if line.strip() and line.partition(":")[0] != user]  # users added by hand stay
+        content = ("\n".join([*others, htp.htpasswd_line(user, password)]) + "\n").encode()
         self.transport.write_file(path, content, mode=0o600, sudo=self.plan.registry.sudo)
         self._save_credentials(user, password, saved)
         if generated:

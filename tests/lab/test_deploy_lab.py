@@ -334,6 +334,29 @@ def test_htpasswd_mode_needs_the_saved_credentials(
     assert saved["password"] not in again
 
 
+def test_htpasswd_password_rotation_keeps_users_added_by_hand(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.htpasswd import htpasswd_line
+
+    setup.rewrite(auth="htpasswd")
+    creds = tmp_path / "registry.json"
+    assert setup.cli("deploy", "--credentials-file", str(creds)) == 0, capsys.readouterr()
+    first_id = setup.container()["Id"]  # type: ignore[index]
+    path = setup.host.host_path(f"{setup.certs_dir}/htpasswd")
+    path.write_text(path.read_text() + htpasswd_line("alice", "alice-pass", rounds=4) + "\n")
+    monkeypatch.setenv("REGWIZ_REGISTRY_PASSWORD", "rotated-password")
+    assert setup.cli("deploy", "--credentials-file", str(creds)) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "rotated-password" not in out  # chosen by the operator: never echoed
+    assert f"changed  [{setup.host.ip}] Run container {setup.name}" in out  # re-reads the file
+    assert setup.container()["Id"] != first_id  # type: ignore[index]
+    assert json.loads(creds.read_text())["password"] == "rotated-password"
+    assert get_v2(setup.address, setup.ca_pem, ("regwiz", "rotated-password")) == 200
+    assert get_v2(setup.address, setup.ca_pem, ("alice", "alice-pass")) == 200
+
+
 def test_uninstall_keeps_data_unless_purged(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
