@@ -418,9 +418,10 @@ def verify(
     auth = registry_auth(plan, secrets, credentials)
     image, push_pull = _push_and_pull(plan, secrets, host_key_policy, from_local, auth, notify)
     report = VerifyReport(push_pull, [NodeVerifyResult(node.host) for node in nodes])
-    if not push_pull.passed or image is None:
+    if not push_pull.passed or image is None or stop():
+        why = "cancelled" if push_pull.passed else "not checked: the push/pull proof failed"
         for result in report.nodes:
-            _finish(result, CheckState.SKIPPED, "not checked: the push/pull proof failed", notify)
+            _finish(result, CheckState.SKIPPED, why, notify)
         return report
     job = _NodeJob(plan, secrets, host_key_policy, image, push_pull.pushed_digest, auth, notify,
                    stop)

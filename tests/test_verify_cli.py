@@ -87,3 +87,22 @@ def test_apply_invalid_plan_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     plan.write_text('[registry]\nport = "abc"\n')
     assert main(["apply", "--plan", str(plan)]) == 2
     assert "registry.port" in capsys.readouterr().err
+
+
+def test_verify_api_reports_progress_and_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.plan import Secrets, load_plan
+    from app.verify import CheckState, VerifyProgress, verify
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    plan_path = write_plan(tmp_path)
+    assert main(["certs", "--plan", str(plan_path)]) == 0
+    events: list[VerifyProgress] = []
+    report = verify(load_plan(plan_path), Secrets(), host_key_policy=None,
+                    on_progress=events.append, should_stop=lambda: True)
+    assert not report.ok
+    assert [(e.target, e.state) for e in events] == [
+        ("registry", CheckState.RUNNING), ("registry", CheckState.FAILED),
+        ("198.18.6.250", CheckState.SKIPPED),
+    ]
