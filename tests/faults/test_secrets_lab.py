@@ -1,0 +1,125 @@
+"""Secrets never leak: a full `regwiz apply` on the lab with every kind of secret in play
+(the containerd node's sudo password, an htpasswd registry with a chosen password, an
+encrypted CA key), then `regwiz status --json`. No password, private key or registry
+credential may appear in stdout, stderr, any log record (DEBUG, every logger, including
+paramiko and docker), the plan file, or any results file next to it."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets as random_secrets
+import shutil
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.htpasswd import DEFAULT_USERNAME
+from app.plan import load_plan
+from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
+
+
+@pytest.fixture
+def apply_env(lab: Lab, tmp_path: Path) -> Iterator[dict[str, object]]:
+    name = "rwfault-secrets"
+    port = 30000 + zlib.crc32(name.encode()) % 5000
+    registry = lab["registry"]
+    known_hosts = tmp_path / "known_hosts"
+    shutil.copy(lab.known_hosts, known_hosts)
+    plan = tmp_path / "plan.toml"
+    nodes = [("docker", "root"), ("containerd", "rwops")]
+    lines = [
+        "[certificate]", 'common_name = "registry.secrets.internal"',
+        f'subject_alt_names = ["{registry.ip}"]', 'directory = "certs"', "",
+        "[registry]", f'host = "{registry.ip}"', f'ssh_user = "{registry.ssh_user}"',
+        f'identity_file = "{lab.key_path}"', f'address = "{registry.ip}"', f"port = {port}",
+        f'image = "{REGISTRY_IMAGE}"', f'container_name = "{name}"',
+        f'data_dir = "/registry-image/{name}"', f'certs_dir = "/etc/docker/{name}-certs"',
+        'auth = "htpasswd"', "delete_enabled = true", "",
+        "[nodes.defaults]", f'identity_file = "{lab.key_path}"', 'ssh_user = "rwdeploy"',
+    ]
+    for node, user in nodes:
+        lines += ["", "[[nodes.hosts]]", f'host = "{lab[node].ip}"', f'ssh_user = "{user}"']
+    plan.write_text("\n".join(lines) + "\n")
+    env = {"plan": plan, "known_hosts": known_hosts, "port": port, "name": name,
+           "credentials": tmp_path / "registry-credentials",
+           "registry_password": "Rp-" + random_secrets.token_urlsafe(18),
+           "ca_passphrase": "Ca-" + random_secrets.token_urlsafe(18)}
+    yield env
+    main(["uninstall", "--plan", str(plan), "--known-hosts", str(known_hosts), "--purge",
+          "--yes"])
+    registry.exec(["docker", "rm", "-f", name], check=False)
+    registry.exec(["rm", "-rf", f"/etc/docker/{name}-certs", f"/registry-image/{name}"],
+                  check=False)
+    reference = f"{registry.ip}:{port}"
+    lab["docker"].exec(["rm", "-rf", f"/etc/docker/certs.d/{reference}"], check=False)
+    lab["containerd"].exec(["rm", "-rf", f"/etc/containerd/certs.d/{reference}"], check=False)
+
+
+def _needles(env: dict[str, object], lab: Lab) -> dict[str, str]:
+    """Every secret, and the forms it could leak in."""
+    password = str(env["registry_password"])
+    plan = load_plan(Path(str(env["plan"])))
+    needles = {
+        "sudo password": OPS_PASSWORD,
+        "registry password": password,
+        "basic auth header": base64.b64encode(f"{DEFAULT_USERNAME}:{password}".encode()).decode(),
+        "CA key passphrase": str(env["ca_passphrase"]),
+    }
+    keys = {"tls.key": plan.cert_dir / "tls.key", "ca.key": plan.cert_dir / "ca.key",
+            "lab SSH key": lab.key_path}
+    for label, path in keys.items():
+        body = [line for line in path.read_text().splitlines()
+                if line and not line.startswith("-----")]
+        for index, line in enumerate(body):
+            if len(line) >= 16:
+                needles[f"{label} line {index}"] = line
+    return needles
+
+
+def _leaks(text: str, needles: dict[str, str]) -> list[str]:
+    return [label for label, needle in needles.items() if needle in text]
+
+
+def test_full_apply_with_passwords_leaks_no_secret(
+    apply_env: dict[str, object], lab: Lab, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", OPS_PASSWORD)
+    monkeypatch.setenv("REGWIZ_REGISTRY_PASSWORD", str(apply_env["registry_password"]))
+    monkeypatch.setenv("REGWIZ_CA_KEY_PASSPHRASE", str(apply_env["ca_passphrase"]))
+    credentials = Path(str(apply_env["credentials"]))
+    caplog.set_level(logging.DEBUG)
+    plan, known_hosts = str(apply_env["plan"]), str(apply_env["known_hosts"])
+
+    code = main(["apply", "--plan", plan, "--known-hosts", known_hosts,
+                 "--credentials-file", str(credentials)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert main(["status", "--plan", plan, "--known-hosts", known_hosts, "--json"]) in (0, 1)
+    status = capsys.readouterr()
+
+    needles = _needles(apply_env, lab)
+    assert (Path(plan).parent / "certs" / "ca.key").read_text().startswith(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    log_text = "\n".join(
+        f"{record.name} {record.getMessage()} {record.args!r}" for record in caplog.records)
+    assert caplog.records, "DEBUG logging captured nothing: the check would be empty"
+    places = {
+        "stdout": captured.out + status.out,
+        "stderr": captured.err + status.err,
+        "logs": log_text,
+    }
+    folder = Path(plan).parent
+    for path in folder.rglob("*"):
+        if path.is_file() and path.parent.name != "certs" and path != credentials:
+            places[str(path.relative_to(folder))] = path.read_text(errors="replace")
+    assert any(name.endswith("results.json") for name in places), sorted(places)
+    found = {place: _leaks(text, needles) for place, text in places.items()}
+    assert {place: labels for place, labels in found.items() if labels} == {}
+    # the one place the registry password is kept on purpose: a 0600 file the user chose
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert _leaks(credentials.read_text(), needles) == ["registry password"]  # needles work
