@@ -518,8 +518,9 @@ def test_htpasswd_mount_that_docker_cannot_see_is_caught(
         assert f"the container does not see {invisible}/htpasswd" in out
         assert "bind-mount" in out
     finally:
-        setup.cli("uninstall")
+        setup.cli("uninstall", "--purge", "--yes")  # also this machine's copy of data_dir
         shutil.rmtree(invisible, ignore_errors=True)
+        setup.host.exec(["rm", "-rf", invisible])  # the empty dir dockerd made for the mount
 
 
 def run_in_terminal(argv: list[str], answers: dict[bytes, bytes], timeout: float = 180) -> bytes:
