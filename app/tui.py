@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shlex
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -323,14 +324,14 @@ def run_tui(args: argparse.Namespace) -> int:
     """Entry point from ``regwiz`` with no subcommand."""
     plan_arg = getattr(args, "plan", None)
     plan_path = Path(plan_arg).expanduser() if plan_arg else None
-    app = RegwizApp(plan_path)
     if getattr(args, "web", False):
-        return _serve_web(plan_path)
-    result = app.run()
+        return _serve_web(plan_path, int(getattr(args, "web_port", 8000) or 8000))
+    result = RegwizApp(plan_path).run()
     return int(result or 0)
 
 
-def _serve_web(plan_path: Path | None) -> int:
+def _serve_web(plan_path: Path | None, port: int) -> int:
+    """Serve the wizard to a browser on 127.0.0.1 only (each visitor gets their own process)."""
     try:
         from textual_serve.server import Server
     except ImportError as error:
@@ -338,6 +339,8 @@ def _serve_web(plan_path: Path | None) -> int:
             "--web needs the textual-serve package",
             "install it with: pip install textual-serve",
         ) from error
-    command = "python -m app" + (f" --plan {shlex.quote(str(plan_path))}" if plan_path else "")
-    Server(command, host="127.0.0.1").serve()
+    command = f"{shlex.quote(sys.executable)} -m app"
+    if plan_path:
+        command += f" --plan {shlex.quote(str(plan_path))}"
+    Server(command, host="127.0.0.1", port=port, title="regwiz").serve()
     return 0

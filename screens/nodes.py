@@ -16,7 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable, Input, Static
 
 from app.errors import RegwizError
 from app.nodes_import import NodeEntry, add_nodes, parse_node_line, read_nodes_file
@@ -27,6 +27,7 @@ from screens.messages import NodesFound
 from screens.node_edit import NodeEditModal
 from screens.text_prompt import TextPromptModal
 from screens.validators import Checked
+from screens.widgets.form_field import FormField
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 COLUMNS = (("host", "host"), ("user", "user"), ("port", "port"), ("runtime", "runtime"),
@@ -72,6 +73,10 @@ class NodesScreen(WizardScreen):
             yield Button("From kubectl…", id="import-kubectl", compact=True)
         yield DataTable(id="nodes-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="nodes-summary", markup=False)
+        yield FormField("Sudo password", field_id="nodes-sudo-password", password=True,
+                        value=self.wizard.secrets.sudo_password or "",
+                        help_text="For nodes whose sudo asks for one (the same for every "
+                                  "host). Memory only, never saved.")
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes-table", DataTable)
@@ -120,6 +125,11 @@ class NodesScreen(WizardScreen):
 
     def problems(self) -> list[str]:
         return [p for p in validate_plan(self.plan) if p.startswith("nodes")]
+
+    def commit(self) -> bool:
+        password = self.query_one("#nodes-sudo-password", Input).value
+        self.wizard.secrets.sudo_password = password or None
+        return True
 
     # --- actions ----------------------------------------------------------------------------------
 

@@ -30,10 +30,11 @@ class StepTable(DataTable[object]):
         self._rows: dict[tuple[str, str], str] = {}
 
     def on_mount(self) -> None:
-        self.add_column("state", key="state", width=12)
-        self.add_column("step", key="step")
+        # The step text goes last: on a narrow terminal only its end is cut off.
+        self.add_column("state", key="state", width=11)
+        self.add_column("time", key="time", width=6)
         self.add_column("where", key="where", width=14)
-        self.add_column("time", key="time", width=7)
+        self.add_column("step", key="step")
 
     def show_steps(self, steps: list[tuple[str, str]]) -> None:
         self.clear()
@@ -41,7 +42,7 @@ class StepTable(DataTable[object]):
         for index, (what, where) in enumerate(steps):
             key = str(index)
             self._rows.setdefault((what, where), key)
-            self.add_row(state_text(Outcome.PENDING), what, where, "", key=key)
+            self.add_row(state_text(Outcome.PENDING), "", where, what, key=key)
 
     def update_step(self, result: StepResult) -> None:
         key = self._rows.get((result.what, result.where))

@@ -123,3 +123,18 @@ async def test_import_file_with_bad_lines_shows_every_problem(
         assert isinstance(app.screen, ErrorModal)
         assert "line 2" in app.screen.message and "line 3" in app.screen.message
         assert hosts(app) == []
+
+
+async def test_sudo_password_is_typed_not_a_shortcut_and_never_saved(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#nodes-sudo-password", Input).focus()
+        await pilot.press(*"axe-ki")  # letters that are shortcuts elsewhere on this screen
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    assert app.secrets.sudo_password == "axe-ki"
+    assert "axe-ki" not in plan_path.read_text()

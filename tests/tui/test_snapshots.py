@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Button, Checkbox, Input
 
 from app.plan import NodeSettings, Secrets, new_plan, save_plan
 from app.tui import RegwizApp
@@ -89,6 +89,15 @@ async def steady(pilot: Pilot[Any]) -> None:
 )
 def test_step(snap_compare: Snap, snap_plan: Path, step: str, size: tuple[int, int]) -> None:
     assert snap_compare(make(step, snap_plan), terminal_size=size, run_before=steady)
+
+
+def test_deploy_dry_run(snap_compare: Snap, snap_plan: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.screen.query_one("#dry-run", Checkbox).value = True
+        pilot.app.screen.query_one("#deploy", Button).press()
+        await steady(pilot)
+
+    assert snap_compare(make("deploy", snap_plan), terminal_size=WIDE, run_before=run_before)
 
 
 def test_certificate_with_errors(snap_compare: Snap, snap_plan: Path) -> None:
