@@ -12,9 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,8 @@ def install_temps(host: LabHost, directory: str) -> list[Path]:
 
 
 def staged_leftovers(content: bytes) -> list[Path]:
-    """Staged uploads in /tmp (shared by every lab host) holding `content` or a prefix of it.
+    """Staged uploads in /tmp (shared by every lab host) holding `content` or a prefix of it
+    (an upload cut before any byte arrived leaves an empty file: that counts too).
 
     Other tests may be staging their own files right now; matching on this test's content
     (unique per test: its own CA or key) keeps the check to what this test uploaded.
@@ -93,8 +95,7 @@ def staged_leftovers(content: bytes) -> list[Path]:
     for directory in Path("/tmp").glob(STAGED_GLOB):
         staged = directory / "content"
         with contextlib.suppress(OSError):
-            data = staged.read_bytes()
-            if data and content.startswith(data):
+            if content.startswith(staged.read_bytes()):
                 found.append(staged)
     return found
 
@@ -121,6 +122,9 @@ def kill_all_sshd(host: LabHost) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: not any(process_alive(p) for p in pids), timeout=10)
+    # rwlab-svc start reads the pid file before the new sshd rewrites it; a stale pid there
+    # makes it report "sshd exited during start-up". The recorded process is dead: drop it.
+    (host.state_dir / "pids" / "sshd.pid").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -129,6 +133,53 @@ def sshd_restored(host: LabHost) -> Iterator[None]:
         yield
     finally:
         host.start_sshd()
+
+
+# --------------------------------------------------------------------------- killing a transfer
+
+
+class KillMidWrite:
+    """An SFTP file whose write sends half the data, kills the host's sshd, then goes on."""
+
+    def __init__(self, handle: Any, kill: Callable[[], None]) -> None:
+        self.handle, self.kill = handle, kill
+
+    def __enter__(self) -> KillMidWrite:
+        self.handle.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self.handle.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:  # chmod, set_pipelined, ...: the real file's
+        return getattr(self.handle, name)
+
+    def write(self, data: bytes) -> None:
+        half = len(data) // 2
+        self.handle.set_pipelined(False)  # wait for the server's ack: the half is on its disk
+        self.handle.write(data[:half])
+        self.handle.flush()
+        self.kill()
+        self.handle.write(data[half:])
+        self.handle.flush()
+
+
+class SftpKillProxy:
+    """Stands in for a transport's SFTP client: the `nth` file opened for writing becomes a
+    KillMidWrite (the earlier ones are written normally)."""
+
+    def __init__(self, real: Any, kill: Callable[[], None], nth: int = 1) -> None:
+        self.real, self.kill, self.left = real, kill, nth
+
+    def open(self, path: str, mode: str = "r", *args: Any) -> Any:
+        handle = self.real.open(path, mode, *args)
+        if "w" not in mode:
+            return handle
+        self.left -= 1
+        return KillMidWrite(handle, self.kill) if self.left == 0 else handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 # --------------------------------------------------------------------------- data

@@ -31,8 +31,15 @@ from app.connections import host_key_policy, open_registry_transport
 from app.deploy import Deployment, DeployOptions
 from app.plan import Secrets, load_plan
 from app.steps import Outcome, StepResult, format_result, run_steps
+from app.transport.ssh import SSHTransport
 from tests.deploy_helpers import push_tiny_image
-from tests.faults.conftest import install_temps
+from tests.faults.conftest import (
+    SftpKillProxy,
+    install_temps,
+    kill_all_sshd,
+    sshd_restored,
+    staged_leftovers,
+)
 from tests.lab.lab import REGISTRY_IMAGE, Lab, LabHost, process_alive
 
 
@@ -179,6 +186,61 @@ def test_dockerd_stopped_during_deploy(env: Env, capsys: pytest.CaptureFixture[s
     code, out = env.cli(capsys, "deploy")
     assert code == 0, out
     assert env.v2_status() == 200
+
+
+# --------------------------------------------------------------------------- sshd killed
+
+
+def _deploy_killing_sshd_during_key_upload(env: Env) -> list[StepResult]:
+    """A real deploy; the registry host's sshd (and every session) is killed halfway through
+    the upload of tls.key (the second file staged: tls.crt goes first)."""
+    plan = load_plan(env.plan_path)
+    policy = host_key_policy(False, known_hosts=env.known_hosts)
+
+    def connect() -> SSHTransport:
+        transport = open_registry_transport(plan, Secrets(), policy)
+        assert isinstance(transport, SSHTransport)
+        proxy = SftpKillProxy(SSHTransport.sftp(transport), lambda: kill_all_sshd(env.host),
+                              nth=2)
+        transport.sftp = lambda: proxy  # type: ignore[method-assign]
+        return transport
+
+    with sshd_restored(env.host), Deployment(plan, Secrets(), connect=connect) as deploy:
+        return run_steps(deploy.steps())
+
+
+def test_sshd_killed_while_uploading_the_server_key(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed = _failure(_deploy_killing_sshd_during_key_upload(env))
+    _remove_staged((env.cert_dir / "tls.key").read_bytes())
+    assert failed.what.startswith("Upload tls.crt and tls.key")
+    assert env.host.ip in format_result(failed) and env.host.ip in failed.message
+    assert "bug" not in (failed.hint or ""), failed
+    assert install_temps(env.host, env.certs_dir) == []
+    assert env.remote("tls.key") is None  # never a partial key in certs_dir
+    assert env.container_id() is None
+    code, out = env.cli(capsys, "deploy")
+    assert code == 0, out
+    assert env.v2_status() == 200
+    _assert_clean_certs_dir(env)
+
+
+def test_no_staged_private_key_survives_a_killed_connection(env: Env) -> None:
+    """Uploads are staged in /tmp/.regwiz-<random>/content and cleaned up over the same SFTP
+    channel; when sshd dies mid-upload the cleanup cannot run and the first half of tls.key
+    stays in /tmp on the registry host, outside certs_dir, until someone deletes it."""
+    key = (env.cert_dir / "tls.key").read_bytes()
+    try:
+        _deploy_killing_sshd_during_key_upload(env)
+        assert staged_leftovers(key) == [], "part of tls.key was left in /tmp on the host"
+    finally:
+        _remove_staged(key)
+
+
+def _remove_staged(content: bytes) -> None:
+    for staged in staged_leftovers(content):
+        shutil.rmtree(staged.parent, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- container crash

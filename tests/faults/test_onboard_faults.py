@@ -21,6 +21,7 @@ from app.transport.base import Transport
 from app.transport.ssh import SSHTransport
 from tests.faults.conftest import (
     NodeFiles,
+    SftpKillProxy,
     install_temps,
     kill_all_sshd,
     node_plan,
@@ -65,46 +66,6 @@ def _assert_no_leftovers(node: LabHost, files: NodeFiles, ca_pem: bytes) -> None
 # --------------------------------------------------------------------------- sshd killed
 
 
-class _KillMidWrite:
-    """An SFTP file whose write sends half the data, kills the host's sshd, then goes on."""
-
-    def __init__(self, handle: Any, kill: Callable[[], None]) -> None:
-        self.handle, self.kill = handle, kill
-
-    def __enter__(self) -> _KillMidWrite:
-        self.handle.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> Any:
-        return self.handle.__exit__(*exc)
-
-    def set_pipelined(self, pipelined: bool = True) -> None:
-        self.handle.set_pipelined(pipelined)
-
-    def write(self, data: bytes) -> None:
-        half = len(data) // 2
-        self.handle.write(data[:half])
-        self.handle.flush()
-        self.kill()
-        self.handle.write(data[half:])
-        self.handle.flush()
-
-
-class _SftpProxy:
-    def __init__(self, real: Any, kill: Callable[[], None]) -> None:
-        self.real, self.kill, self.fired = real, kill, False
-
-    def open(self, path: str, mode: str = "r", *args: Any) -> Any:
-        handle = self.real.open(path, mode, *args)
-        if self.fired or "w" not in mode:
-            return handle
-        self.fired = True
-        return _KillMidWrite(handle, self.kill)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 def _killing_connector(plan: Plan, known_hosts: Path, victim: LabHost
                        ) -> Callable[[ResolvedNode], Transport]:
     real_connect = onboard.default_connector(Secrets(), policy_for(known_hosts))
@@ -113,7 +74,7 @@ def _killing_connector(plan: Plan, known_hosts: Path, victim: LabHost
         transport = real_connect(node)
         if node.host == victim.ip:
             assert isinstance(transport, SSHTransport)
-            proxy = _SftpProxy(SSHTransport.sftp(transport), lambda: kill_all_sshd(victim))
+            proxy = SftpKillProxy(SSHTransport.sftp(transport), lambda: kill_all_sshd(victim))
             transport.sftp = lambda: proxy  # type: ignore[method-assign]
         return transport
 
