@@ -256,11 +256,16 @@ class RegwizApp(App[int]):
             box[0] = result
             answered.set()
 
-        self.call_from_thread(self.push_screen, screen, receive)
-        while not answered.wait(0.1):
-            if (should_stop and should_stop()) or not self.is_running:
-                self.call_from_thread(_dismiss_quietly, screen)
-                return None
+        try:
+            self.call_from_thread(self.push_screen, screen, receive)
+            while not answered.wait(0.1):
+                if not self.is_running:
+                    return None  # the app is gone: nobody can answer
+                if should_stop and should_stop():
+                    self.call_from_thread(_dismiss_quietly, screen)
+                    return None
+        except RuntimeError:
+            return None  # the app stopped between the check and the call
         return box[0]
 
     def show_error(self, title: str, error: BaseException | str) -> None:
