@@ -110,9 +110,9 @@ class StatusScreen(WizardScreen):
     SHOW_NEXT = False
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh_now", "Refresh")]
 
-    def __init__(self, *, auto_refresh: bool = True) -> None:
+    def __init__(self, *, live: bool = True) -> None:
         super().__init__()
-        self.auto_refresh = auto_refresh
+        self.live = live  # collect on mount and on the interval (off: only show_report)
         self.timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -133,7 +133,7 @@ class StatusScreen(WizardScreen):
         for key, label in (("host", "node"), ("trust", "CA trust"), ("runtimes", "runtimes"),
                            ("detail", "detail")):
             table.add_column(label, key=key)
-        if self.auto_refresh:
+        if self.live:
             self.action_refresh_now()
             self.schedule(DEFAULT_INTERVAL)
 
@@ -148,7 +148,7 @@ class StatusScreen(WizardScreen):
             state = self.query_one("#status-state", Static)
             if not valid and event.validation_result is not None:
                 state.update(f"interval: {event.validation_result.failure_descriptions[0]}")
-            elif self.auto_refresh:
+            elif self.live:
                 self.schedule(int(event.value))
                 state.update("")
 

@@ -1,7 +1,8 @@
 """Snapshot tests: every step and the main modals in a representative state.
 
 Paths are fixed (not tmp_path) because screens show them; nothing shown depends on the clock:
-no certificates are generated here (their dates would change every day).
+no certificates are generated here (their dates would change every day), and no screen shows
+text that comes from a live run of another module (the status panel renders a fixed report).
 Update with: pytest tests/tui/test_snapshots.py --snapshot-update
 """
 
@@ -14,13 +15,25 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Checkbox, Input
+from textual.widgets import Input
 
 from app.plan import NodeSettings, Secrets, new_plan, save_plan
+from app.status import (
+    CatalogStatus,
+    CertificateStatus,
+    ContainerStatus,
+    DiskStatus,
+    NodeCAFile,
+    NodeTrustStatus,
+    RegistryHealth,
+    StatusReport,
+    TrustState,
+)
 from app.tui import RegwizApp
 from screens.error_modal import ErrorModal
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
+from screens.status import StatusScreen
 from tests.tui.conftest import settle
 
 SNAP_DIR = Path("/tmp/regwiz-tui-snapshots")
@@ -83,7 +96,6 @@ async def steady(pilot: Pilot[Any]) -> None:
         ("nodes", WIDE),
         ("onboarding", SMALL),
         ("verify", WIDE),
-        ("status", WIDE),
     ],
     ids=lambda value: value if isinstance(value, str) else f"{value[0]}x{value[1]}",
 )
@@ -91,13 +103,43 @@ def test_step(snap_compare: Snap, snap_plan: Path, step: str, size: tuple[int, i
     assert snap_compare(make(step, snap_plan), terminal_size=size, run_before=steady)
 
 
-def test_deploy_dry_run(snap_compare: Snap, snap_plan: Path) -> None:
+def sample_report() -> StatusReport:
+    """A healthy-looking registry with one stale node (fixed values: no clock, no network)."""
+    return StatusReport(
+        collected_at="2026-01-01T00:00:00+00:00",
+        registry_reference="198.18.0.2:8443",
+        registry=RegistryHealth("https://198.18.0.2:8443/v2/", reachable=True, tls_valid=True,
+                                http_status=200, api_version="registry/2.0", latency_ms=3.4),
+        server_certificate=CertificateStatus("served by the registry", "CN=registry",
+                                             "2027-03-01T00:00:00+00:00", 20, "AB:CD"),
+        ca_certificate=CertificateStatus("ca.crt", "CN=registry CA",
+                                         "2036-01-01T00:00:00+00:00", 3650, "EF:01"),
+        served_matches_local=True,
+        catalog=CatalogStatus({"regwiz/selftest": ["a1b2"], "team/api": ["1.0", "1.1"]}, 2),
+        container=ContainerStatus("registry", found=True, state="running", running=True,
+                                  restart_count=0, image="registry:2"),
+        disk=DiskStatus("/registry-image", used_bytes=52_428_800),
+        nodes=[
+            NodeTrustStatus("198.18.0.3", TrustState.MATCH, ["docker"], [NodeCAFile(
+                "docker", "/etc/docker/certs.d/198.18.0.2:8443/ca.crt", TrustState.MATCH)]),
+            NodeTrustStatus("198.18.0.4", TrustState.MISMATCH, ["containerd"], [NodeCAFile(
+                "containerd", "/etc/containerd/certs.d/198.18.0.2:8443/ca.crt",
+                TrustState.MISMATCH)]),
+            NodeTrustStatus("198.18.0.6", TrustState.ERROR, [], [],
+                            "198.18.0.6:22 refused the connection"),
+        ],
+    )
+
+
+def test_status_panel_colours(snap_compare: Snap, snap_plan: Path) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
-        pilot.app.screen.query_one("#dry-run", Checkbox).value = True
-        pilot.app.screen.query_one("#deploy", Button).press()
+        screen = StatusScreen(live=False)
+        await pilot.app.switch_screen(screen)
+        await pilot.pause()
+        screen.show_report(sample_report())
         await steady(pilot)
 
-    assert snap_compare(make("deploy", snap_plan), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(make("nodes", snap_plan), terminal_size=WIDE, run_before=run_before)
 
 
 def test_certificate_with_errors(snap_compare: Snap, snap_plan: Path) -> None:
