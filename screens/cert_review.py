@@ -52,7 +52,13 @@ class CertReviewScreen(WizardScreen):
                 help_text="Encrypts ca.key when set; needed again to renew. Memory only.",
             )
 
+    def show_result(self, text: str) -> None:
+        result = self.query_one("#cert-result", Static)
+        result.update(text)
+        result.display = bool(text)
+
     def on_mount(self) -> None:
+        self.show_result("")
         self.show_planned()
         self.show_on_disk()
         self.refresh_next()
@@ -155,7 +161,7 @@ class CertReviewScreen(WizardScreen):
         if not self.wizard.save_plan():
             return
         self.set_busy(True)
-        self.query_one("#cert-result", Static).update(f"{action}: working…")
+        self.show_result(f"{action}: working…")
         self.run_certificates(action, passphrase, paths)
 
     def worker_failed(self, worker: Worker[object]) -> None:
@@ -191,7 +197,7 @@ class CertReviewScreen(WizardScreen):
 
     def on_certificates_changed(self, message: CertificatesChanged) -> None:
         self.set_busy(False)
-        self.query_one("#cert-result", Static).update(message.summary)
+        self.show_result(message.summary)
         self.show_on_disk()
         self.refresh_next()
 

@@ -75,7 +75,10 @@ class WizardScreen(Screen[None]):
         problems = self.problems()
         nav = self.query_one(NavBar)
         nav.block_next(bool(problems))
-        nav.set_status(f"[b]{len(problems)}[/b] to fix" if problems else "")
+        if len(problems) == 1:
+            nav.set_status(problems[0].split(":", 1)[-1].strip())
+        else:
+            nav.set_status(f"{len(problems)} fields to fix" if problems else "")
 
     # --- navigation ------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ class NavBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Button("‹ Back", id="back", disabled=not self.show_back, compact=True)
-        yield Static("", id="nav-status")
+        yield Static("", id="nav-status", markup=False)
         if self.show_next:
             yield Button(self.next_label, id="next", variant="primary", compact=True)
 
