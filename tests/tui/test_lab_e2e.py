@@ -24,7 +24,7 @@ from screens.verify import VerifyScreen
 from screens.widgets.step_table import StepTable
 from tests.lab.lab import Lab
 
-PORT = 8843
+PORT = 8993
 CONTAINER = "tui-lab-registry"
 CERTS_DIR = "/etc/docker/tui-lab-certs"
 DATA_DIR = "/registry-image/tui-lab"
