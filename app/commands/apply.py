@@ -18,6 +18,7 @@ from app.commands.verify import (
     load_plan_from_args,
     policy_from_args,
     secrets_from_args,
+    user_path,
 )
 from app.errors import RegwizError, UsageError
 
@@ -73,9 +74,8 @@ class ApplyContext:
 
 
 def run(args: argparse.Namespace) -> int:
-    image_tar = Path(args.image_tar).expanduser() if args.image_tar else None
-    if image_tar is not None and not image_tar.is_file():
-        raise UsageError(f"--image-tar {image_tar}: no such file")
+    if args.image_tar and not _is_file(user_path(args.image_tar, "--image-tar")):
+        raise UsageError(f"--image-tar {args.image_tar!r}: no such file")
     context = ApplyContext(load_plan_from_args(args), secrets_from_args(args),
                            policy_from_args(args), args)
     stages: dict[str, Callable[[ApplyContext], bool]] = {
@@ -102,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # name too long, NUL byte, ...
+        return False
+
+
 def stage_certs(context: ApplyContext) -> bool:
     from app.certs import ensure_certificates
 
@@ -117,8 +124,8 @@ def stage_deploy(context: ApplyContext) -> bool:
 
     args = context.args
     options = DeployOptions(
-        image_tar=Path(args.image_tar).expanduser() if args.image_tar else None,
-        credentials_file=Path(args.credentials_file).expanduser()
+        image_tar=user_path(args.image_tar, "--image-tar") if args.image_tar else None,
+        credentials_file=user_path(args.credentials_file, "--credentials-file")
         if args.credentials_file else None,
         local_docker=deploy_command._local_docker,
     )

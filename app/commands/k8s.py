@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.verify import load_credentials, load_plan_from_args
-from app.errors import UsageError
+from app.commands.verify import load_credentials, load_plan_from_args, user_path
+from app.errors import RegwizError, UsageError
 
 DESCRIPTION = """\
 Print Kubernetes YAML that pulls an image from the plan's registry: a Pod using
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     pod = pod_manifest(reference, name=args.pod_name, pull_secret=args.secret_name if secret
                        else None)
     if secret and args.secret_out:
-        write_private(Path(args.secret_out).expanduser(), secret)
+        write_private(user_path(args.secret_out, "--secret-out"), secret)
         print(f"regwiz: wrote the imagePullSecret to {args.secret_out} (mode 0600)",
               file=sys.stderr)
         secret = None
@@ -84,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to a new 0600 file (temp + rename, so it is never readable by others)."""
     temp = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as error:
+        raise RegwizError(f"cannot write {path}: {error.strerror}",
+                          "check that the folder exists and is writable") from None
     try:
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -94,10 +94,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def load_plan_from_args(args: argparse.Namespace) -> Plan:
     from app.plan import default_plan_path, load_plan, plan_warnings
 
-    plan = load_plan(Path(getattr(args, "plan", None) or default_plan_path()))
+    given = getattr(args, "plan", None)
+    plan = load_plan(user_path(given, "--plan") if given else default_plan_path())
     for warning in plan_warnings(plan):
         print(f"regwiz: warning: {warning}", file=sys.stderr)
     return plan
+
+
+def user_path(text: str, option: str) -> Path:
+    """``~``-expanded path from an option, as a usage error when the home cannot be found."""
+    if "\0" in text:
+        raise UsageError(f"{option}: a path cannot contain a NUL character")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise UsageError(f"{option} {text!r}: cannot find that user's home directory",
+                         "give an absolute path") from None
 
 
 def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
@@ -106,7 +118,7 @@ def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
         return None
     from app.htpasswd import read_credentials
 
-    credentials = read_credentials(Path(path).expanduser())
+    credentials = read_credentials(user_path(path, "--credentials-file"))
     if credentials is None:
         raise UsageError(
             f"credentials file {path} does not exist",
@@ -127,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     plan = load_plan_from_args(args)
     unknown = set(args.only or []) - {node.host for node in plan.resolved_nodes()}
     if unknown:
-        shown = ", ".join(sorted(unknown))
+        shown = ", ".join(repr(host) for host in sorted(unknown))
         raise UsageError(f"--only names hosts that are not in the plan: {shown}")
     report = verify(
         plan,
