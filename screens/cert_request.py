@@ -80,6 +80,7 @@ class CertRequestScreen(WizardScreen):
                         value=cert.key_type if cert.key_type in KEY_TYPES else KEY_TYPES[0],
                         allow_blank=False,
                         id="key-type",
+                        compact=True,
                     )
                 with Vertical(classes="form-field"):
                     yield Label("Name constraints", classes="field-label")

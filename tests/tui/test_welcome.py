@@ -8,6 +8,7 @@ from textual.widgets import Button, Input, OptionList, Static
 
 from app.plan import load_plan, new_plan, save_plan
 from screens.cert_request import CertRequestScreen
+from screens.onboarding import OnboardingScreen
 from screens.welcome import WelcomeScreen
 from tests.tui.conftest import AppFactory
 
@@ -64,6 +65,9 @@ async def test_existing_plan_is_loaded_and_shortcuts_work(
         assert not app.screen.query_one("#goto-status", Button).disabled
         # the plan is now a recent one
         assert app.recent.load() == [plan_path.resolve()]
+        await pilot.click("#goto-onboarding")
+        await pilot.pause()
+        assert isinstance(app.screen, OnboardingScreen)
 
 
 async def test_recent_plans_are_listed_and_open(make_app: AppFactory, tmp_path: Path) -> None:
