@@ -910,14 +910,15 @@ Subsystem sftp internal-sftp
             f"regwiz lab {self.lab_id}: bridge {self.bridge} {self.gateway}/24, "
             f"state {self.state_dir}",
             f"known_hosts: {self.known_hosts}",
-            f"client key:  {self.key_path}",
             "",
-            f"{'host':<11} {'address':<15} {'ssh user':<9} {'sudo password':<15} daemons",
+            f"{'host':<11} {'address':<15} {'ssh user':<9} {'key':<31} {'password':<15} "
+            f"{'sudo password':<17} daemons",
         ]
         for h in self.hosts.values():
-            sudo = h.sudo_password or ("-" if h.ssh_user == "root" else "(none: NOPASSWD)")
+            sudo = h.sudo_password or ("-" if h.ssh_user == "root" else "(NOPASSWD)")
             lines.append(
-                f"{h.name:<11} {h.ip:<15} {h.ssh_user:<9} {sudo:<15} {' '.join(h.daemons)}"
+                f"{h.name:<11} {h.ip:<15} {h.ssh_user:<9} {str(h.key_path):<31} "
+                f"{h.password or '-':<15} {sudo:<17} {' '.join(h.daemons)}"
             )
         lines.append("")
         lines.append(
