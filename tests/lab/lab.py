@@ -560,6 +560,8 @@ class Lab:
         self.key_path = self.state_dir / "id_ed25519"
         self.hosts: dict[str, LabHost] = {}
         self.images: dict[str, Path] = {}
+        # init processes this Python process started: reaped on down (no zombies left)
+        self._init_procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def __getitem__(self, name: str) -> LabHost:
         try:
@@ -624,6 +626,10 @@ class Lab:
         for host in hosts.values():
             if process_alive(host.pid) and self._pid_in_lab(host.pid):
                 os.kill(host.pid, signal.SIGKILL)
+        for proc in self._init_procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        self._init_procs = {}
         self._remove_cgroup()
         # Delete the veths explicitly: a deleted netns frees its links only asynchronously.
         for veth in self._lab_veths():
@@ -704,11 +710,10 @@ class Lab:
             or proc.poll() is not None,
             timeout=240,  # generous: a busy 2-core machine can take long to start dockerd
         )
-        if not ready or not (host_dir / "ready").exists():
-            reason = "timed out" if not ready else (host_dir / "failed").read_text().strip() \
-                if (host_dir / "failed").exists() else f"init exited {proc.poll()}"
-            log_text = (host_dir / "logs" / "init.log").read_text(errors="replace")[-1500:]
-            raise LabError(f"lab host {spec.name} did not start: {reason}\n{log_text}")
+        self._init_procs[spec.name] = proc
+        if not (host_dir / "ready").exists():
+            raise LabError(f"lab host {spec.name} did not start: "
+                           f"{self._start_failure(host_dir, proc, ready)}")
         is_ops = spec.ssh_user == OPS_USER
         return LabHost(
             name=spec.name, ip=ip, ssh_user=spec.ssh_user, key_path=self.key_path,
@@ -717,6 +722,17 @@ class Lab:
             pid=proc.pid, state_dir=host_dir, netns=netns, daemons=spec.daemons,
             known_hosts=self.known_hosts,
         )
+
+    @staticmethod
+    def _start_failure(host_dir: Path, proc: subprocess.Popen[bytes], ready: bool) -> str:
+        if not ready:
+            reason = "timed out"
+        elif (host_dir / "failed").exists():
+            reason = (host_dir / "failed").read_text().strip()
+        else:
+            reason = f"its init exited with {proc.poll()}"
+        log_text = (host_dir / "logs" / "init.log").read_text(errors="replace")[-1500:]
+        return f"{reason}\n{log_text}"
 
     def _prepare_host_dir(self, spec: HostSpec, host_dir: Path) -> None:
         for sub in ("pids", "logs", "sshd", "docker-exec"):
