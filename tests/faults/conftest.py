@@ -196,9 +196,13 @@ class NodeFiles:
         return f"/etc/docker/certs.d/{self.registry}"
 
     def remove(self, nodes: list[LabHost]) -> None:
+        """Remove this registry's files; a certs.d left empty goes too (onboarding made it)."""
         for node in nodes:
             for base in ("/etc/docker/certs.d", "/etc/containerd/certs.d"):
-                shutil.rmtree(node.host_path(f"{base}/{self.registry}"), ignore_errors=True)
+                if self.registry:
+                    shutil.rmtree(node.host_path(f"{base}/{self.registry}"), ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    node.host_path(base).rmdir()
 
 
 @pytest.fixture
