@@ -26,7 +26,7 @@ from textual.command import Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from app.errors import RegwizError
+from app.errors import RegwizError, UsageError
 from assets import asset
 
 if TYPE_CHECKING:
@@ -328,7 +328,11 @@ def _dismiss_quietly(screen: Screen[Any]) -> None:
 def run_tui(args: argparse.Namespace) -> int:
     """Entry point from ``regwiz`` with no subcommand."""
     plan_arg = getattr(args, "plan", None)
-    plan_path = Path(plan_arg).expanduser() if plan_arg else None
+    try:
+        plan_path = Path(plan_arg).expanduser() if plan_arg else None
+    except RuntimeError:  # "~someone/plan.toml" for a user this machine does not have
+        raise UsageError(f"--plan {plan_arg}: no such user's home directory",
+                         "give the plan file's full path") from None
     if getattr(args, "web", False):
         return _serve_web(plan_path, int(getattr(args, "web_port", 8000) or 8000))
     result = RegwizApp(plan_path).run()

@@ -15,24 +15,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
-from screens.validators import Checked
+from screens.validators import Checked, local_file_problem
 from screens.widgets.form_field import FormField
 
 ImportPaths = tuple[Path, Path, Path | None]
 
 
 def check_existing_file(value: str) -> str | None:
-    text = value.strip()
-    if not text:
-        return "type the path of a file"
-    if any(ord(ch) < 32 for ch in text):
-        return "the path must not contain control characters"
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return f"{path} is a folder, not a file"
-    if not path.is_file():
-        return f"no file at {path}"
-    return None
+    return local_file_problem(value, must_exist=True)
 
 
 class ImportCertModal(ModalScreen["ImportPaths | None"]):

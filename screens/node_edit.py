@@ -63,7 +63,7 @@ class NodeEditModal(ModalScreen["NodeSettings | None"]):
                                 help_text=f"Empty: {defaults.ssh_port} (default).")
                 yield FormField("Identity file", field_id="node-identity",
                                 value=node.identity_file or "",
-                                validators=[validators.local_path()],
+                                validators=[validators.key_file()],
                                 help_text="Empty: default key / agent.")
                 with Vertical(classes="form-field"):
                     yield Label("Runtime", classes="field-label")

@@ -63,7 +63,7 @@ class RegistryHostScreen(WizardScreen):
                             yield RadioButton(label, value=key == method, name=key)
                 yield FormField("Identity file", field_id="identity-file",
                                 value=registry.identity_file or "",
-                                validators=[validators.local_path()],
+                                validators=[validators.key_file()],
                                 help_text="Private key file, e.g. ~/.ssh/id_ed25519.")
                 yield FormField("Key passphrase", field_id="key-passphrase",
                                 value=secrets.key_passphrase or "", password=True,

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.validation import ValidationResult, Validator
 
 from app import validate
 
 Check = Callable[[str], "str | None"]
+
+
+def local_file_problem(value: str, *, must_exist: bool) -> str | None:
+    """A path typed for this machine: no control characters, a known ~user, not a folder."""
+    text = value.strip()
+    if not text:
+        return "type the path of a file"
+    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return "the path must not contain control characters"
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone" for a user that does not exist
+        return f"{text.split('/', 1)[0]} is not a user on this machine"
+    if path.is_dir():
+        return f"{path} is a folder: name a file inside it"
+    if must_exist and not path.is_file():
+        return f"no file at {path}"
+    return None
 
 
 class Checked(Validator):
@@ -87,6 +106,11 @@ def remote_path() -> Checked:
 
 def local_path(*, optional: bool = True) -> Checked:
     return Checked(validate.check_local_path, optional=optional)
+
+
+def key_file() -> Checked:
+    """An SSH identity file on this machine (optional; when given it must exist)."""
+    return Checked(lambda value: local_file_problem(value, must_exist=True), optional=True)
 
 
 def image() -> Checked:

@@ -11,22 +11,14 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from app.plan import PlanError
-from screens.validators import Checked
+from screens.validators import Checked, local_file_problem
 from screens.widgets.form_field import FormField
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 
 def check_plan_path(value: str) -> str | None:
-    """A plan path the user typed: a file (or a new file in an existing or creatable folder)."""
-    text = value.strip()
-    if not text:
-        return "type the path of a plan file"
-    if any(ord(ch) < 32 for ch in text):
-        return "the path must not contain control characters"
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return f"{path} is a folder: name a .toml file inside it"
-    return None
+    """A plan path the user typed: a file, or a new file to create."""
+    return local_file_problem(value, must_exist=False)
 
 
 class WelcomeScreen(WizardScreen):

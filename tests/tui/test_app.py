@@ -10,6 +10,7 @@ from textual.command import CommandPalette
 from textual.widgets import Button, Input
 
 from app.cli import build_parser
+from app.errors import UsageError
 from app.plan import load_plan
 from app.tui import STEP_NAMES, RegwizApp, run_tui
 from screens.cert_request import CertRequestScreen
@@ -148,3 +149,9 @@ def test_cli_without_subcommand_reaches_run_tui(monkeypatch: pytest.MonkeyPatch,
     args = build_parser().parse_args(["--plan", str(tmp_path / "p.toml")])
     assert run_tui(args) == 0
     assert seen["plan"] == tmp_path / "p.toml"
+
+
+def test_cli_plan_under_an_unknown_home_is_a_usage_error() -> None:
+    args = build_parser().parse_args(["--plan", "~no-such-user-here/plan.toml"])
+    with pytest.raises(UsageError, match="no such user"):
+        run_tui(args)

@@ -64,6 +64,12 @@ async def test_invalid_fields_block_next_and_passwords_stay_out_of_the_plan(
         next(b for b in radio.query("RadioButton") if b.name == "password").value = True  # type: ignore[attr-defined]
         await pilot.pause()
         assert any("SSH password" in p for p in screen.problems())
+        next(b for b in radio.query("RadioButton") if b.name == "key").value = True  # type: ignore[attr-defined]
+        screen.query_one("#identity-file", Input).value = "~no-such-user-here/id_ed25519"
+        await pilot.pause()
+        assert any("not a user on this machine" in p for p in screen.problems())
+        next(b for b in radio.query("RadioButton") if b.name == "password").value = True  # type: ignore[attr-defined]
+        await pilot.pause()
         screen.query_one("#ssh-password", Input).value = "s3cret-ssh"
         screen.query_one("#sudo-password", Input).value = "s3cret-sudo"
         await pilot.pause()

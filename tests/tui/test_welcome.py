@@ -41,14 +41,20 @@ async def test_open_reports_every_problem_of_a_broken_plan(
         assert isinstance(app.screen, WelcomeScreen)
 
 
-async def test_a_folder_is_not_accepted_as_plan_path(make_app: AppFactory, tmp_path: Path) -> None:
+async def test_bad_plan_paths_are_explained(make_app: AppFactory, tmp_path: Path) -> None:
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
-        app.screen.query_one("#plan-path", Input).value = str(tmp_path)
-        await pilot.click("#open-plan")
-        await pilot.pause()
         message = app.screen.query_one("#plan-path-field .field-message", Static)
-        assert "is a folder" in str(message.render())
+        for typed, expected in (
+            (str(tmp_path), "is a folder"),
+            ("~no-such-user-here/plan.toml", "is not a user on this machine"),
+            ("plan\x00.toml", "control characters"),
+        ):
+            app.screen.query_one("#plan-path", Input).value = typed
+            await pilot.click("#open-plan")
+            await pilot.pause()
+            assert expected in str(message.render())
+        assert app.plan is None
 
 
 async def test_existing_plan_is_loaded_and_shortcuts_work(
