@@ -168,6 +168,7 @@ class RegwizApp(App[int]):
         path = path.expanduser()
         plan = load_plan(path)
         self.plan, self.plan_path = plan, path
+        self.results.clear()  # job results shown again belong to the previous plan
         self.recent.remember(path)
         return plan
 
@@ -177,6 +178,7 @@ class RegwizApp(App[int]):
         self.plan_path = (path or self.plan_path).expanduser()
         self.plan = new_plan()
         self.plan.path = self.plan_path
+        self.results.clear()
         return self.plan
 
     def save_plan(self) -> bool:
