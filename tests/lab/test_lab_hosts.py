@@ -3,6 +3,8 @@ the systemctl stand-in, daemon control, host key replacement and many sshd nodes
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from tests.lab.lab import Lab, LabHost, cgroup2_root
+from tests.lab.lab import Lab, LabHost, cgroup2_root, process_alive, wait_until
 from tests.lab.test_lab_foundation import ssh_connect, ssh_run
 
 
@@ -210,3 +212,16 @@ def test_a_second_lab_runs_alongside_and_down_after_a_crash_leaves_nothing(lab: 
     finally:
         Lab(lab_id=other.lab_id).down()
     assert leftovers(other) == []
+
+
+def test_sshd_killed_hard_starts_again(nodes: list[LabHost]) -> None:
+    host = nodes[1]
+    pid = host.daemon_pid("sshd")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not process_alive(pid), timeout=10)
+    assert host.daemon_pid("sshd") is None
+    host.start_sshd()  # the stale pid file must not be taken for the new daemon
+    new_pid = host.daemon_pid("sshd")
+    assert new_pid is not None and new_pid != pid
+    ssh_connect(host).close()
