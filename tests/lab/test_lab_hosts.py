@@ -221,7 +221,7 @@ def test_sshd_killed_hard_starts_again(nodes: list[LabHost]) -> None:
     os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: not process_alive(pid), timeout=10)
     assert host.daemon_pid("sshd") is None
-    host.start_sshd()  # the stale pid file must not be taken for the new daemon
+    host.start_sshd()  # its pid file is stale now
     new_pid = host.daemon_pid("sshd")
     assert new_pid is not None and new_pid != pid
     ssh_connect(host).close()
