@@ -20,7 +20,10 @@ from screens import validators
 from screens.widgets.form_field import FormField
 
 DEFAULT = "default"
-TRI_STATE = ((DEFAULT, DEFAULT), ("yes", "yes"), ("no", "no"))
+
+
+def _tri_options(default: bool) -> list[tuple[str, str]]:
+    return [(f"{DEFAULT} ({'yes' if default else 'no'})", DEFAULT), ("yes", "yes"), ("no", "no")]
 
 
 def _tri(value: bool | None) -> str:
@@ -73,11 +76,12 @@ class NodeEditModal(ModalScreen["NodeSettings | None"]):
                                  id="node-runtime", compact=True)
                 with Vertical(classes="form-field"):
                     yield Label("Sudo", classes="field-label")
-                    yield Select(TRI_STATE, value=_tri(node.sudo), allow_blank=False,
-                                 id="node-sudo", compact=True)
+                    yield Select(_tri_options(defaults.sudo), value=_tri(node.sudo),
+                                 allow_blank=False, id="node-sudo", compact=True)
                 with Vertical(classes="form-field"):
                     yield Label("OS trust store", classes="field-label")
-                    yield Select(TRI_STATE, value=_tri(node.os_trust_store), allow_blank=False,
+                    yield Select(_tri_options(defaults.os_trust_store),
+                                 value=_tri(node.os_trust_store), allow_blank=False,
                                  id="node-os-store", compact=True)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")

@@ -33,6 +33,8 @@ from app.tui import RegwizApp
 from screens.error_modal import ErrorModal
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
+from screens.import_cert import ImportCertModal
+from screens.node_edit import NodeEditModal
 from screens.status import StatusScreen
 from tests.tui.conftest import settle
 
@@ -161,7 +163,8 @@ def test_light_theme(snap_compare: Snap, snap_plan: Path) -> None:
     assert snap_compare(make("nodes", snap_plan), terminal_size=WIDE, run_before=run_before)
 
 
-@pytest.mark.parametrize("modal", ["unknown-key", "changed-key", "error", "help"])
+@pytest.mark.parametrize("modal", ["unknown-key", "changed-key", "error", "help", "node-edit",
+                                   "import-cert"])
 def test_modals(snap_compare: Snap, snap_plan: Path, modal: str) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
@@ -177,6 +180,11 @@ def test_modals(snap_compare: Snap, snap_plan: Path, modal: str) -> None:
         elif modal == "error":
             app.push_screen(ErrorModal("Deploy failed", "port 8443 is in use by nginx",
                                        "stop nginx or choose another port"))
+        elif modal == "node-edit":
+            plan = app.plan  # type: ignore[attr-defined]
+            app.push_screen(NodeEditModal(plan.nodes[1], plan.node_defaults))
+        elif modal == "import-cert":
+            app.push_screen(ImportCertModal())
         else:
             await pilot.press("question_mark")
         await steady(pilot)
