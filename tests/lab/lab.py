@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
@@ -942,9 +941,3 @@ Subsystem sftp internal-sftp
             f"-o StrictHostKeyChecking=yes USER@ADDRESS"
         )
         return "\n".join(lines)
-
-
-def port_open(ip: str, port: int, timeout: float = 1.0) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((ip, port), timeout=timeout):
-        return True
-    return False
