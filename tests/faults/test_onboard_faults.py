@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,52 @@ def test_host_key_changed_between_two_runs(
         shutil.copy2(saved / "key.pub", f"{key}.pub")
         victim.exec(["/usr/local/sbin/rwlab-svc", "restart", "sshd"], timeout=90)
     assert victim.host_public_key() in lab.known_hosts.read_text()
+
+
+# --------------------------------------------------------------------------- races
+
+
+def test_two_runs_at_once_never_leave_a_mixed_file(
+    lab: Lab, three_nodes: list[LabHost], tmp_path: Path, files: NodeFiles
+) -> None:
+    """Two operators onboard the same nodes at the same moment with different CAs for the
+    same registry reference: each file ends up as one CA or the other, whole; no temp file."""
+    plan_a, known_hosts, ca_a = _setup(lab, three_nodes, tmp_path / "a", 18606, files)
+    plan_b = node_plan(tmp_path / "b", lab, three_nodes, port=18606)
+    ca_b = (plan_b.cert_dir / "ca.crt").read_bytes()
+    assert ca_a != ca_b
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            runs = [pool.submit(_run, plan, known_hosts) for plan in (plan_a, plan_b)]
+            outcomes = [run.result() for run in runs]
+        for results in outcomes:
+            assert {r.status for r in results.values()} <= {"changed", "unchanged"}
+        for node in three_nodes:
+            assert node.host_path(f"{files.docker_dir}/ca.crt").read_bytes() in (ca_a, ca_b)
+            assert install_temps(node, "/etc/docker") == []
+
+
+def test_cancel_in_the_middle_of_a_run(
+    lab: Lab, three_nodes: list[LabHost], tmp_path: Path, files: NodeFiles
+) -> None:
+    """Cancelled after the first node finished (one worker): that node is done, the others
+    are reported cancelled with nothing written; a re-run finishes them."""
+    plan, known_hosts, ca_pem = _setup(lab, three_nodes, tmp_path, 18607, files)
+    finished: list[str] = []
+
+    def progress(event: onboard.NodeProgress) -> None:
+        if event.state in onboard.FINAL_STATES:
+            finished.append(event.host)
+
+    report = onboard.onboard_nodes(plan, Secrets(), host_key_policy=policy_for(known_hosts),
+                                   parallel=1, on_progress=progress,
+                                   should_stop=lambda: bool(finished))
+    statuses = [r.status for r in report.results]
+    assert statuses == ["changed", "cancelled", "cancelled"], report.results
+    assert report.exit_code == 1
+    first, rest = three_nodes[0], three_nodes[1:]
+    assert first.host_path(f"{files.docker_dir}/ca.crt").read_bytes() == ca_pem
+    for node in rest:
+        assert not node.host_path(files.docker_dir).exists()
+    again = _run(plan, known_hosts)
+    assert [again[n.ip].status for n in three_nodes] == ["unchanged", "changed", "changed"]
