@@ -12,7 +12,7 @@ DOCUMENTATION = """
     name: bench_timing
     type: aggregate
     short_description: per-host completion times for bench/onboard
-    description: writes per-host completion times (epoch seconds) and failure flags as JSON to the file named by BENCH_TIMING_FILE
+    description: per-host completion times and failure flags, as JSON, to BENCH_TIMING_FILE
 """
 
 
