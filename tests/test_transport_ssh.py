@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import threading
@@ -11,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from app.transport.base import ConnectionSecrets, ConnectionSettings, TransportError
+from app.transport.base import (
+    INSTALL_SCRIPT,
+    ConnectionSecrets,
+    ConnectionSettings,
+    TransportError,
+)
 from app.transport.factory import open_transport
 from app.transport.hostkeys import HostKeyPolicy
 from app.transport.ssh import SSHTransport, connect, probe_host_key, trust_probed_key
@@ -125,10 +131,11 @@ def descendants(pids: list[int]) -> list[int]:
 
 
 def test_connection_lost_mid_command(sshd: SshServer, policy: HostKeyPolicy) -> None:  # noqa: F811
-    transport = connect(settings_for(sshd), policy=policy)
     assert sshd.process is not None
-    # This connection's server-side processes (children of the sshd this module started).
-    sessions = descendants([sshd.process.pid])[:1]
+    before = set(descendants([sshd.process.pid]))  # other tests' connections to this sshd
+    transport = connect(settings_for(sshd), policy=policy)
+    # This connection's server-side session process (a new child of the module's sshd).
+    sessions = [pid for pid in descendants([sshd.process.pid]) if pid not in before][:1]
     assert sessions
     leftovers: list[int] = []
 
@@ -201,9 +208,11 @@ def test_write_file_changed_then_unchanged(ssh: SSHTransport, tmp_path: Path) ->
     assert ssh.write_file(str(target), b"one\n", mode=0o600) is False
     assert target.stat().st_ino == inode  # untouched
     assert ssh.write_file(str(target), b"one\n", mode=0o644) is True  # mode differs
-    assert ssh.write_file(str(target), b"two\n", mode=0o644) is True
+    with target.open("rb") as old_file:
+        assert ssh.write_file(str(target), b"two\n", mode=0o644) is True
+        # replaced by rename, not rewritten in place: the old file still holds the old bytes
+        assert old_file.read() == b"one\n"
     assert target.read_bytes() == b"two\n"
-    assert target.stat().st_ino != inode  # replaced by rename, not rewritten in place
     assert sorted(p.name for p in target.parent.iterdir()) == ["config.yml"]
 
 
@@ -216,24 +225,7 @@ def test_write_file_changes_owner(ssh: SSHTransport, tmp_path: Path) -> None:
     assert target.owner() == "root"
 
 
-def record_staging(transport: SSHTransport, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Paths this transport stages (other processes share /tmp, so don't scan it)."""
-    staged: list[str] = []
-    original = transport.stage
-
-    def recording(content: bytes) -> tuple[str, object]:
-        path, cleanup = original(content)
-        staged.append(path)
-        return path, cleanup
-
-    monkeypatch.setattr(transport, "stage", recording)
-    return staged
-
-
-def test_failed_write_leaves_old_file_and_no_temp(
-    ssh: SSHTransport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    staged = record_staging(ssh, monkeypatch)
+def test_failed_write_leaves_old_file_and_no_temp(ssh: SSHTransport, tmp_path: Path) -> None:
     target = tmp_path / "dir" / "keep"
     target.parent.mkdir()
     target.write_bytes(b"old")
@@ -242,8 +234,26 @@ def test_failed_write_leaves_old_file_and_no_temp(
     assert "regwiz-no-such-user" in caught.value.message
     assert target.read_bytes() == b"old"
     assert [p.name for p in target.parent.iterdir()] == ["keep"]
-    assert len(staged) == 1
-    assert not Path(staged[0]).parent.exists()  # the staged upload is gone too
+
+
+def test_cut_short_transfer_changes_nothing(tmp_path: Path) -> None:
+    """A connection lost mid-transfer ends the script's stdin early: the sha256 check refuses
+    the short copy, removes it, and leaves the old file as it was."""
+    (tmp_path / "dir").mkdir()
+    target = tmp_path / "dir" / "keep"
+    target.write_bytes(b"old")
+    content = b"-----BEGIN PRIVATE KEY-----\n" + b"k" * 4096
+    digest = hashlib.sha256(content).hexdigest()
+    argv = ["sh", "-c", INSTALL_SCRIPT, "sh", str(target), "600", "", digest]
+    done = subprocess.run(argv, input=content[:1000], capture_output=True)
+    assert done.returncode != 0
+    assert b"cut short" in done.stderr
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in target.parent.iterdir()] == ["keep"]
+    whole = subprocess.run(argv, input=content, capture_output=True)
+    assert whole.returncode == 0, whole.stderr
+    assert target.read_bytes() == content
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
 
 
 def test_disk_full_is_reported_and_cleaned_up(ssh: SSHTransport, tmp_path: Path) -> None:
@@ -258,26 +268,6 @@ def test_disk_full_is_reported_and_cleaned_up(ssh: SSHTransport, tmp_path: Path)
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
-
-
-def test_staged_upload_is_private(ssh: SSHTransport) -> None:
-    path, cleanup = ssh.stage(b"secret material")
-    try:
-        assert Path(path).read_bytes() == b"secret material"
-        assert oct(Path(path).stat().st_mode & 0o777) == "0o600"
-        assert oct(Path(path).parent.stat().st_mode & 0o777) == "0o700"
-    finally:
-        cleanup()
-    assert not Path(path).parent.exists()
-
-
-def test_cleanup_falls_back_to_rm_when_sftp_fails(ssh: SSHTransport) -> None:
-    path, cleanup = ssh.stage(b"x")
-    assert ssh._sftp is not None
-    ssh._sftp.close()  # SFTP is gone; the shell fallback must still remove the upload
-    cleanup()
-    assert not Path(path).parent.exists()
-    ssh._sftp = None
 
 
 def test_read_file(ssh: SSHTransport, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import hashlib
 import math
 import shlex
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.errors import RegwizError
@@ -224,18 +223,25 @@ FILE_STATE_SCRIPT = (
     'stat -L -c "%U %G %u %g %a" -- "$1" && sha256sum -- "$1"'
 )
 
-# Copies a staged file next to the target, sets owner and mode, then renames it into place,
-# so readers see the old or the new file, never a partial one. The temp file is removed on
-# any failure.
+# Reads the new content from stdin into a 0600 temp file next to the target, checks its sha256
+# (a dropped connection ends stdin early, so a short file is caught here), sets owner and mode,
+# then renames it into place: readers see the old or the new file, never a partial one, and the
+# temp file is removed on any failure or signal. Nothing is ever staged elsewhere (e.g. /tmp).
 INSTALL_SCRIPT = """set -e
-src=$1; dst=$2; mode=$3; owner=$4
+dst=$1; mode=$2; owner=$3; want=$4
 dir=$(dirname -- "$dst")
 if [ -d "$dst" ]; then echo "$dst is a directory" >&2; exit 1; fi
 umask 022
 mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.regwiz-tmp.XXXXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
-cat -- "$src" > "$tmp"
+trap 'exit 1' HUP INT TERM PIPE
+cat > "$tmp"
+got=$(sha256sum < "$tmp")
+if [ "${got%% *}" != "$want" ]; then
+  echo "the transfer of $dst was cut short (connection lost?); nothing was changed" >&2
+  exit 1
+fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 chmod -- "$mode" "$tmp"
 mv -f -- "$tmp" "$dst"
@@ -277,8 +283,6 @@ CLIENT_GRACE_SECONDS = KILL_AFTER_SECONDS + 5
 # Exit status a wrapper script uses for "the file does not exist" (cat never uses it).
 MISSING_FILE_STATUS = 100
 READ_SCRIPT = f'if [ -e "$1" ]; then exec cat -- "$1"; else exit {MISSING_FILE_STATUS}; fi'
-# Runs "$@" with its stdin read from the file "$1" (used when stdin carries the sudo password).
-STDIN_FROM_FILE_SCRIPT = 'f=$1; shift; exec "$@" < "$f"'
 
 
 @dataclass
@@ -286,10 +290,6 @@ class ExecResult:
     status: int
     stdout: bytes
     stderr: str
-
-
-def _nothing() -> None:
-    return None
 
 
 def as_text(data: bytes) -> str:
@@ -302,7 +302,7 @@ class ExecTransport(Transport):
     Every command runs under coreutils ``timeout`` (inside sudo, so it can kill root
     processes). sudo is ``sudo -n`` when passwordless, else ``sudo -k -S -p ''`` with the
     password as the only stdin line (``-k`` makes sudo always read it, so it can never leak
-    into the command); command input then goes through a private staged file.
+    into the command); command input follows the password line on the same stream.
     """
 
     name: str
@@ -318,10 +318,6 @@ class ExecTransport(Transport):
     def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> ExecResult:
         """Run argv, feeding stdin; return when it ends; raise TransportError("timeout") when
         it outlives ``timeout``, or another TransportError when the host is lost."""
-
-    @abc.abstractmethod
-    def stage(self, content: bytes) -> tuple[str, Callable[[], None]]:
-        """Put content in a file only the connecting user can read; return path and cleanup."""
 
     @property
     @abc.abstractmethod
@@ -384,15 +380,12 @@ class ExecTransport(Transport):
     def _run_with_password(
         self, wrapped: list[str], stdin: bytes | None, limit: float
     ) -> ExecResult:
-        # stdin carries the password, so the command's own input goes through a staged file.
-        password = (self.sudo_password or "").encode() + b"\n"
-        staged, cleanup = self.stage(stdin) if stdin is not None else ("", _nothing)
-        try:
-            if staged:
-                wrapped = ["sh", "-c", STDIN_FROM_FILE_SCRIPT, "sh", staged, *wrapped]
-            return self._exec(["sudo", "-k", "-S", "-p", "", "--", *wrapped], password, limit)
-        finally:
-            cleanup()
+        # `sudo -k -S` always reads exactly one line (the password) from stdin, one byte at a
+        # time; the rest of the stream is the command's own input, so nothing is staged on disk.
+        preamble = (self.sudo_password or "").encode() + b"\n"
+        return self._exec(
+            ["sudo", "-k", "-S", "-p", "", "--", *wrapped], preamble + (stdin or b""), limit
+        )
 
     # ----------------------------------------------------------------- sudo
 
@@ -474,7 +467,7 @@ class ExecTransport(Transport):
         sudo: bool = False,
         timeout: float = 60.0,
     ) -> bool:
-        """See Transport.write_file: compare remotely, stage privately, install atomically.
+        """See Transport.write_file: compare remotely, stream the content, install atomically.
 
         An empty ``owner``/``group`` leaves that part as the writing user's (for files a
         non-root user writes without sudo).
@@ -485,13 +478,11 @@ class ExecTransport(Transport):
         state = self._script(["sh", "-c", FILE_STATE_SCRIPT, "sh", path], sudo, timeout, action)
         if file_is_current(state, content, mode, owner, group):
             return False
-        staged, cleanup = self.stage(content)
-        try:
-            argv = ["sh", "-c", INSTALL_SCRIPT, "sh", staged, path, f"{mode:o}",
-                    owner_spec(owner, group)]
-            self._script(argv, sudo, timeout, action)
-        finally:
-            cleanup()
+        argv = ["sh", "-c", INSTALL_SCRIPT, "sh", path, f"{mode:o}", owner_spec(owner, group),
+                hashlib.sha256(content).hexdigest()]
+        done = self.run_bytes(argv, sudo=sudo, stdin=content, timeout=timeout, action=action)
+        if done.status != 0:
+            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo, action)
         return True
 
     def _script(self, argv: list[str], sudo: bool, timeout: float, action: str) -> str:

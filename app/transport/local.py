@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
-from collections.abc import Callable
 
 from app.transport.base import (
     ConnectionSecrets,
@@ -63,24 +60,6 @@ class LocalTransport(ExecTransport):
                 kind="timeout",
             ) from error
         return ExecResult(process.returncode, out, as_text(err))
-
-    def stage(self, content: bytes) -> tuple[str, Callable[[], None]]:
-        directory = tempfile.mkdtemp(prefix=".regwiz-")  # 0700, only this user can enter
-        path = os.path.join(directory, "content")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-        except OSError as error:
-            shutil.rmtree(directory, ignore_errors=True)
-            kind = "disk-full" if error.errno == 28 else "io"
-            raise TransportError(
-                f"cannot write a temporary file in {os.path.dirname(directory)}: "
-                f"{error.strerror}",
-                "free space in the temp directory (df -h /tmp) or set TMPDIR",
-                kind=kind,
-            ) from error
-        return path, lambda: shutil.rmtree(directory, ignore_errors=True)
 
     def open_process(self, argv: list[str], *, sudo: bool = False) -> subprocess.Popen[bytes]:
         """Start a long-running command with piped stdin/stdout (for docker dial-stdio)."""

@@ -14,15 +14,12 @@ travels in a private temp file uploaded with SFTP.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import getpass
 import os
-import secrets as token_source
 import select
 import shlex
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -511,8 +508,6 @@ class SSHTransport(ExecTransport):
         self.allow_sudo = settings.sudo
         self._secrets = secrets
         self._jump = jump
-        self._sftp: paramiko.SFTPClient | None = None
-        self._sftp_lock = threading.Lock()
 
     @property
     def sudo_password(self) -> str | None:
@@ -569,81 +564,6 @@ class SSHTransport(ExecTransport):
             )
         return ExecResult(status, out, as_text(err))
 
-    # ----------------------------------------------------------------- files
-
-    def sftp(self) -> paramiko.SFTPClient:
-        if self._sftp is None:
-            try:
-                self._sftp = paramiko.SFTPClient.from_transport(self.client)
-            except (paramiko.SSHException, OSError, EOFError) as error:
-                raise TransportError(
-                    f"cannot start SFTP on {self.name}: {error}",
-                    "enable the sftp Subsystem in the host's sshd_config",
-                    kind="io",
-                ) from error
-            if self._sftp is None:
-                raise TransportError(f"cannot start SFTP on {self.name}", kind="io")
-        return self._sftp
-
-    def stage(self, content: bytes) -> tuple[str, Callable[[], None]]:
-        """Upload content with SFTP to a 0600 file in a fresh 0700 dir only this user can read."""
-        directory = f"/tmp/.regwiz-{token_source.token_hex(8)}"
-        path = f"{directory}/content"
-        with self._sftp_lock:
-            sftp = self.sftp()
-            sftp.get_channel().settimeout(60)  # type: ignore[union-attr]
-            try:
-                sftp.mkdir(directory, 0o700)
-                sftp.chmod(directory, 0o700)
-                with sftp.open(path, "wb") as handle:
-                    handle.chmod(0o600)
-                    handle.set_pipelined(True)
-                    handle.write(content)
-            except (OSError, EOFError, paramiko.SSHException) as error:
-                self._remove_staged(directory, path)
-                raise self._upload_error(len(content), error) from error
-
-        def cleanup() -> None:
-            with self._sftp_lock:
-                self._remove_staged(directory, path)
-
-        return path, cleanup
-
-    def _remove_staged(self, directory: str, path: str) -> None:
-        """Remove the staged file and its dir; fall back to rm if SFTP can't (never raises)."""
-        sftp = self._sftp
-        if sftp is not None:
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(path)
-                sftp.rmdir(directory)
-                return
-            except (OSError, EOFError, paramiko.SSHException):
-                pass
-        with contextlib.suppress(TransportError):
-            self._exec(["rm", "-rf", "--", directory], None, 30)
-
-    def _upload_error(self, size: int, error: Exception) -> TransportError:
-        free = self._free_kib("/tmp")
-        if free is not None and free * 1024 < size + 65536:
-            return TransportError(
-                f"{self.name} has no space left in /tmp for a {size}-byte upload",
-                "free space on the host (df -h /tmp) and run again",
-                kind="disk-full",
-            )
-        return TransportError(
-            f"uploading to /tmp on {self.name} failed: {error}",
-            "check that /tmp on the host is writable and not full",
-            kind="io",
-        )
-
-    def _free_kib(self, path: str) -> int | None:
-        try:
-            done = self._exec(["df", "-Pk", "--", path], None, 20)
-            return int(as_text(done.stdout).splitlines()[-1].split()[3])
-        except (TransportError, ValueError, IndexError):
-            return None
-
     # ----------------------------------------------------------------- streams (docker)
 
     def open_stream(self, argv: list[str], *, sudo: bool = False) -> paramiko.Channel:
@@ -664,10 +584,6 @@ class SSHTransport(ExecTransport):
         return channel
 
     def close(self) -> None:
-        with self._sftp_lock:
-            if self._sftp is not None:
-                self._sftp.close()
-                self._sftp = None
         self.client.close()
         if self._jump is not None:
             self._jump.close()
