@@ -12,10 +12,9 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -127,59 +126,65 @@ def kill_all_sshd(host: LabHost) -> None:
     (host.state_dir / "pids" / "sshd.pid").unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def sshd_restored(host: LabHost) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        host.start_sshd()
-
-
 # --------------------------------------------------------------------------- killing a transfer
 
 
-class KillMidWrite:
-    """An SFTP file whose write sends half the data, kills the host's sshd, then goes on."""
+@dataclass
+class MidTransferKill:
+    """Set by kill_sshd_mid_transfer: whether the transfer was seen and cut."""
 
-    def __init__(self, handle: Any, kill: Callable[[], None]) -> None:
-        self.handle, self.kill = handle, kill
-
-    def __enter__(self) -> KillMidWrite:
-        self.handle.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> Any:
-        return self.handle.__exit__(*exc)
-
-    def __getattr__(self, name: str) -> Any:  # chmod, set_pipelined, ...: the real file's
-        return getattr(self.handle, name)
-
-    def write(self, data: bytes) -> None:
-        half = len(data) // 2
-        self.handle.set_pipelined(False)  # wait for the server's ack: the half is on its disk
-        self.handle.write(data[:half])
-        self.handle.flush()
-        self.kill()
-        self.handle.write(data[half:])
-        self.handle.flush()
+    fired: bool = False
+    transfer_started: bool = False
 
 
-class SftpKillProxy:
-    """Stands in for a transport's SFTP client: the `nth` file opened for writing becomes a
-    KillMidWrite (the earlier ones are written normally)."""
+def _transfer_started(host: LabHost, content: bytes, target_dir: str) -> bool:
+    """The upload of `content` has begun on the host: an install temp file in the target
+    directory, or a staged upload in /tmp (whichever the transport uses), holds a prefix of
+    it (with SFTP a one-packet write lands whole or not at all: the empty file counts)."""
+    candidates = install_temps(host, target_dir) + [
+        p for p in Path("/tmp").glob(f"{STAGED_GLOB}/content")]
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            if content.startswith(path.read_bytes()):
+                return True
+    return False
 
-    def __init__(self, real: Any, kill: Callable[[], None], nth: int = 1) -> None:
-        self.real, self.kill, self.left = real, kill, nth
 
-    def open(self, path: str, mode: str = "r", *args: Any) -> Any:
-        handle = self.real.open(path, mode, *args)
-        if "w" not in mode:
-            return handle
-        self.left -= 1
-        return KillMidWrite(handle, self.kill) if self.left == 0 else handle
+@contextlib.contextmanager
+def kill_sshd_mid_transfer(host: LabHost, content: bytes, target_dir: str
+                           ) -> Iterator[MidTransferKill]:
+    """While active, the first SSH send to `host` that carries `content` (whether as SFTP
+    data or as a command's stdin) sends only its first half; once the upload has begun on
+    the host (waited for, at most 3 s), every sshd process of the host is SIGKILLed, then the
+    send goes on. Works at paramiko's Channel level, so it does not depend on how the
+    transport moves file content. sshd is restarted when the block ends."""
+    import paramiko
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
+    marker = content[:40]
+    state = MidTransferKill()
+    original = paramiko.Channel.send
+
+    def send(channel: paramiko.Channel, data: bytes) -> int:
+        chunk = bytes(data)
+        if state.fired or marker not in chunk:
+            return original(channel, data)
+        transport = channel.get_transport()
+        if transport is None or transport.getpeername()[0] != host.ip:
+            return original(channel, data)
+        state.fired = True
+        cut = chunk.index(marker) + len(content) // 2
+        sent = original(channel, chunk[:cut])
+        state.transfer_started = wait_until(
+            lambda: _transfer_started(host, content, target_dir), timeout=3)
+        kill_all_sshd(host)
+        return sent
+
+    paramiko.Channel.send = send  # type: ignore[method-assign]
+    try:
+        yield state
+    finally:
+        paramiko.Channel.send = original  # type: ignore[method-assign]
+        host.start_sshd()
 
 
 # --------------------------------------------------------------------------- data

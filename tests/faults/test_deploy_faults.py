@@ -31,13 +31,10 @@ from app.connections import host_key_policy, open_registry_transport
 from app.deploy import Deployment, DeployOptions
 from app.plan import Secrets, load_plan
 from app.steps import Outcome, StepResult, format_result, run_steps
-from app.transport.ssh import SSHTransport
 from tests.deploy_helpers import push_tiny_image
 from tests.faults.conftest import (
-    SftpKillProxy,
     install_temps,
-    kill_all_sshd,
-    sshd_restored,
+    kill_sshd_mid_transfer,
     staged_leftovers,
 )
 from tests.lab.lab import REGISTRY_IMAGE, Lab, LabHost, process_alive
@@ -193,20 +190,17 @@ def test_dockerd_stopped_during_deploy(env: Env, capsys: pytest.CaptureFixture[s
 
 def _deploy_killing_sshd_during_key_upload(env: Env) -> list[StepResult]:
     """A real deploy; the registry host's sshd (and every session) is killed halfway through
-    the upload of tls.key (the second file staged: tls.crt goes first)."""
+    the upload of tls.key."""
     plan = load_plan(env.plan_path)
     policy = host_key_policy(False, known_hosts=env.known_hosts)
-
-    def connect() -> SSHTransport:
-        transport = open_registry_transport(plan, Secrets(), policy)
-        assert isinstance(transport, SSHTransport)
-        proxy = SftpKillProxy(SSHTransport.sftp(transport), lambda: kill_all_sshd(env.host),
-                              nth=2)
-        transport.sftp = lambda: proxy  # type: ignore[method-assign]
-        return transport
-
-    with sshd_restored(env.host), Deployment(plan, Secrets(), connect=connect) as deploy:
-        return run_steps(deploy.steps())
+    key = (env.cert_dir / "tls.key").read_bytes()
+    with kill_sshd_mid_transfer(env.host, key, env.certs_dir) as kill, Deployment(
+            plan, Secrets(), connect=lambda: open_registry_transport(plan, Secrets(), policy)
+    ) as deploy:
+        results = run_steps(deploy.steps())
+    assert kill.fired, "the tls.key upload was never seen: the hook needs updating"
+    assert kill.transfer_started, "sshd was killed before the upload began on the host"
+    return results
 
 
 def test_sshd_killed_while_uploading_the_server_key(

@@ -19,16 +19,13 @@ import pytest
 from app import onboard
 from app.plan import Plan, ResolvedNode, Secrets
 from app.transport.base import Transport
-from app.transport.ssh import SSHTransport
 from tests.faults.conftest import (
     NodeFiles,
-    SftpKillProxy,
     install_temps,
-    kill_all_sshd,
+    kill_sshd_mid_transfer,
     node_plan,
     policy_for,
     private_known_hosts,
-    sshd_restored,
     staged_leftovers,
 )
 from tests.lab.lab import Lab, LabHost
@@ -67,27 +64,13 @@ def _assert_no_leftovers(node: LabHost, files: NodeFiles, ca_pem: bytes) -> None
 # --------------------------------------------------------------------------- sshd killed
 
 
-def _killing_connector(plan: Plan, known_hosts: Path, victim: LabHost
-                       ) -> Callable[[ResolvedNode], Transport]:
-    real_connect = onboard.default_connector(Secrets(), policy_for(known_hosts))
-
-    def connect(node: ResolvedNode) -> Transport:
-        transport = real_connect(node)
-        if node.host == victim.ip:
-            assert isinstance(transport, SSHTransport)
-            proxy = SftpKillProxy(SSHTransport.sftp(transport), lambda: kill_all_sshd(victim))
-            transport.sftp = lambda: proxy  # type: ignore[method-assign]
-        return transport
-
-    return connect
-
-
 def _onboard_killing_sshd(lab: Lab, nodes: list[LabHost], tmp_path: Path, port: int,
                           files: NodeFiles) -> tuple[Plan, Path, bytes, dict[str, Any]]:
     plan, known_hosts, ca_pem = _setup(lab, nodes, tmp_path, port, files)
-    victim = nodes[1]
-    with sshd_restored(victim):
-        results = _run(plan, known_hosts, _killing_connector(plan, known_hosts, victim))
+    with kill_sshd_mid_transfer(nodes[1], ca_pem, files.docker_dir) as kill:
+        results = _run(plan, known_hosts)
+    assert kill.fired, "the CA upload to the victim was never seen: the hook needs updating"
+    assert kill.transfer_started, "sshd was killed before the upload began on the host"
     return plan, known_hosts, ca_pem, results
 
 
