@@ -420,3 +420,27 @@ def test_registry_data_survives_redeploy_renewal_and_ca_rotation(
     stored = env.host.exec(["find", env.data_dir, "-type", "f", "-name", "data"]).stdout
     assert len(stored.split()) >= 9  # 3 manifests + 3 configs + 3 layers, never cleaned
 
+
+
+# --------------------------------------------------------------------------- registry disk
+
+
+def test_registry_host_disk_too_full_for_the_data_dir(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """data_dir on a nearly full filesystem (a 4 MiB tmpfs in the registry host's mount
+    namespace): the free-space preflight refuses before anything is uploaded or started."""
+    env.host.exec(["mkdir", "-p", env.data_dir])
+    env.host.exec(["mount", "-t", "tmpfs", "-o", "size=4m", "regwiz-fault", env.data_dir])
+    try:
+        code, out = env.cli(capsys, "deploy")
+        assert code == 1
+        assert f"MiB free for {env.data_dir} on {env.host.ip}" in out, out
+        assert env.container_id() is None
+        assert not env.host.host_path(env.certs_dir).exists()
+    finally:
+        env.host.exec(["umount", env.data_dir])
+    code, out = env.cli(capsys, "deploy")
+    assert code == 0, out
+    assert env.v2_status() == 200
+    _assert_clean_certs_dir(env)

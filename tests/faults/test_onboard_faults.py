@@ -249,3 +249,42 @@ def test_cancel_in_the_middle_of_a_run(
         assert not node.host_path(files.docker_dir).exists()
     again = _run(plan, known_hosts)
     assert [again[n.ip].status for n in three_nodes] == ["unchanged", "changed", "changed"]
+
+
+def test_sshd_killed_mid_transfer_to_a_node_whose_sudo_needs_a_password(
+    lab: Lab, three_nodes: list[LabHost], tmp_path: Path
+) -> None:
+    """The containerd node's sudo needs a password, which travels on the same stream as the
+    file content: a cut there must fail that node alone and leave nothing half-written."""
+    victim = lab["containerd"]
+    nodes = [three_nodes[0], victim]
+    plan = node_plan(tmp_path, lab, nodes, port=18608, runtime="auto")
+    plan.nodes[0].runtime = "docker"
+    plan.nodes[1].ssh_user = victim.ssh_user
+    registry = plan.registry_reference
+    target = f"/etc/containerd/certs.d/{registry}"
+    known_hosts = private_known_hosts(lab, tmp_path)
+    ca_pem = (plan.cert_dir / "ca.crt").read_bytes()
+    secrets = Secrets(sudo_password=victim.sudo_password)
+    try:
+        with kill_sshd_mid_transfer(victim, ca_pem, target) as kill:
+            report = onboard.onboard_nodes(plan, secrets, host_key_policy=policy_for(known_hosts),
+                                           timeout=120)
+        assert kill.fired and kill.transfer_started
+        results = {r.host: r for r in report.results}
+        failed = results[victim.ip]
+        assert failed.status == "failed" and victim.ip in failed.message, failed
+        assert "bug" not in (failed.hint or "") and "sudo password" not in failed.reason
+        assert results[three_nodes[0].ip].status == "changed"
+        assert install_temps(victim, "/etc/containerd/certs.d") == []
+        assert not victim.host_path(f"{target}/ca.crt").exists()
+        assert not victim.host_path(f"{target}/hosts.toml").exists()
+
+        again = onboard.onboard_nodes(plan, secrets, host_key_policy=policy_for(known_hosts))
+        assert {r.host: r.status for r in again.results} == {
+            three_nodes[0].ip: "unchanged", victim.ip: "changed"}
+        assert victim.host_path(f"{target}/ca.crt").read_bytes() == ca_pem
+        assert f'ca = "{target}/ca.crt"' in victim.host_path(f"{target}/hosts.toml").read_text()
+    finally:
+        victim.exec(["rm", "-rf", target])
+        NodeFiles(registry).remove(three_nodes[:1])
