@@ -4,16 +4,18 @@ plain OS-store node, verify with real pulls, and see the status panel report it 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable, ProgressBar, Static
 
+from app.certs import ensure_certificates
 from app.cli import main
-from app.plan import Secrets
+from app.plan import NodeSettings, Secrets, new_plan, save_plan
 from app.tui import RegwizApp
 from screens.cert_review import CertReviewScreen
 from screens.deploy import DeployScreen
@@ -169,3 +171,49 @@ async def test_wizard_from_certificates_to_status(lab: Lab, lab_plan: Path) -> N
         assert "UP" in panel and "TLS ok" in panel and "running" in panel
         assert set(cells(app, "#trust-table", "trust").values()) == {"match"}
         assert str(app.screen.query_one("#status-state", Static).render()).startswith("healthy")
+
+
+async def test_onboarding_thirty_nodes_live(lab: Lab, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """30 sshd-only nodes (runtime "docker": only a ca.crt to place) in parallel: every row
+    ends "changed", then "unchanged" on a second run. Prints the wall time of each run."""
+    existing = [h for name, h in lab.hosts.items() if name.startswith("node")]
+    nodes = existing[:30] if len(existing) >= 30 else existing + lab.add_sshd_nodes(
+        30 - len(existing))
+    registry = f"{lab['registry'].ip}:{PORT + 1}"
+    for host in nodes:
+        host.exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}"])
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(lab.known_hosts))
+    plan_path = tmp_path / "plan.toml"
+    plan = new_plan(plan_path)
+    plan.registry.address, plan.registry.port = lab["registry"].ip, PORT + 1
+    plan.node_defaults.ssh_user = "rwdeploy"
+    plan.node_defaults.identity_file = str(lab.key_path)
+    plan.node_defaults.runtime = "docker"
+    plan.nodes = [NodeSettings(host=host.ip) for host in nodes]
+    save_plan(plan, plan_path)
+    ensure_certificates(plan)
+    app = RegwizApp(plan_path, data_dir=tmp_path / "data", secrets=Secrets(),
+                    start="onboarding")
+    app.open_plan(plan_path)
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            seconds = []
+            for expected in ("changed", "unchanged"):
+                started = time.monotonic()
+                await run_job(app, pilot, "#onboard-all")
+                seconds.append(time.monotonic() - started)
+                states = cells(app, "#onboard-table", "state")
+                assert len(states) == 30
+                assert set(states.values()) == {expected}, cells(app, "#onboard-table", "detail")
+                assert app.screen.query_one(ProgressBar).percentage == 1.0
+        with capsys.disabled():
+            print(f"\nTUI onboarding of 30 nodes: {seconds[0]:.1f} s, "
+                  f"second (unchanged) run {seconds[1]:.1f} s")
+        ca = (plan.cert_dir / "ca.crt").read_bytes()
+        assert all(host.host_path(f"/etc/docker/certs.d/{registry}/ca.crt").read_bytes() == ca
+                   for host in nodes)
+    finally:
+        for host in nodes:
+            host.exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}"], check=False)
