@@ -26,7 +26,9 @@ STEP_HELP: dict[str, str] = {
     "to see what would happen without changing anything. After a failure the container's log "
     "tail is shown; **Retry** runs the steps again (they are idempotent).",
     "nodes": "The cluster nodes that must trust the registry's CA. Add, edit (Enter) and remove "
-    "(Delete) rows, or import them from a file (one `user@host:port` per line) or from kubectl.",
+    "(Delete) rows, or import them from a file (one `user@host:port` per line) or from kubectl. "
+    "**Defaults** (d) sets the user, port, runtime and sudo every node uses unless its row "
+    "says otherwise (dimmed values in the table are inherited).",
     "onboarding": "Installs the CA on every node for the runtime it really uses, in parallel. "
     "Each row updates live; **Retry failed** runs only the nodes that failed; Enter on a row "
     "opens that node's log.",

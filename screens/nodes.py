@@ -20,10 +20,11 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from app.errors import RegwizError
 from app.nodes_import import NodeEntry, add_nodes, parse_node_line, read_nodes_file
-from app.plan import NodeSettings, Plan, validate_plan
+from app.plan import NodeDefaults, NodeSettings, Plan, validate_plan
 from screens.host_key_prompt import host_key_confirmer
 from screens.import_cert import check_existing_file
 from screens.messages import NodesFound
+from screens.node_defaults import NodeDefaultsModal
 from screens.node_edit import NodeEditModal
 from screens.text_prompt import TextPromptModal
 from screens.validators import Checked
@@ -62,6 +63,7 @@ class NodesScreen(WizardScreen):
         Binding("delete,x", "remove", "Remove"),
         Binding("i", "import_file", "Import file"),
         Binding("k", "import_kubectl", "From kubectl"),
+        Binding("d", "edit_defaults", "Defaults"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -71,6 +73,7 @@ class NodesScreen(WizardScreen):
             yield Button("Remove", id="remove-node", compact=True)
             yield Button("Import file…", id="import-file", compact=True)
             yield Button("From kubectl…", id="import-kubectl", compact=True)
+            yield Button("Defaults…", id="edit-defaults", compact=True)
         yield DataTable(id="nodes-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="nodes-summary", markup=False)
         yield FormField("Sudo password", field_id="nodes-sudo-password", password=True,
@@ -164,6 +167,14 @@ class NodesScreen(WizardScreen):
             self.refresh_table()
             self.notify(f"Removed {current.host}")
 
+    def action_edit_defaults(self) -> None:
+        def edited(defaults: NodeDefaults | None) -> None:
+            if defaults is not None:
+                self.plan.node_defaults = defaults
+                self.refresh_table()
+
+        self.app.push_screen(NodeDefaultsModal(self.plan.node_defaults), edited)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_edit()
 
@@ -236,6 +247,7 @@ class NodesScreen(WizardScreen):
             "remove-node": self.action_remove,
             "import-file": self.action_import_file,
             "import-kubectl": self.action_import_kubectl,
+            "edit-defaults": self.action_edit_defaults,
         }
         handler = handlers.get(event.button.id or "")
         if handler is None:
@@ -250,4 +262,6 @@ class NodesScreen(WizardScreen):
             ("Import nodes from file", "One [user@]host[:port] per line", self.action_import_file),
             ("Import nodes from kubectl", "InternalIPs of `kubectl get nodes`",
              self.action_import_kubectl),
+            ("Edit node defaults", "User, port, runtime... for every node",
+             self.action_edit_defaults),
         ]

@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Input, Select
 from app.plan import load_plan
 from app.tui import RegwizApp
 from screens.error_modal import ErrorModal
+from screens.node_defaults import NodeDefaultsModal
 from screens.node_edit import NodeEditModal
 from screens.nodes import NodesScreen
 from screens.text_prompt import TextPromptModal
@@ -138,3 +139,31 @@ async def test_sudo_password_is_typed_not_a_shortcut_and_never_saved(
         await pilot.pause()
     assert app.secrets.sudo_password == "axe-ki"
     assert "axe-ki" not in plan_path.read_text()
+
+
+async def test_defaults_apply_to_rows_without_their_own_values(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    app = make_app("nodes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await add_node(app, pilot, "198.18.0.3")
+        await pilot.press("d")
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeDefaultsModal)
+        modal.query_one("#default-user", Input).value = "bad user"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.screen is modal  # invalid: stays open
+        modal.query_one("#default-user", Input).value = "ops"
+        modal.query_one("#default-runtime", Select).value = "containerd"
+        await pilot.click("#save")
+        await pilot.pause()
+        table = app.screen.query_one("#nodes-table", DataTable)
+        assert str(table.get_cell("198.18.0.3", "user")) == "ops"
+        assert str(table.get_cell("198.18.0.3", "runtime")) == "containerd"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    saved = load_plan(plan_path)
+    assert saved.node_defaults.ssh_user == "ops"
+    assert saved.resolved_nodes()[0].runtime == "containerd"

@@ -1,0 +1,88 @@
+"""The node defaults: what every node uses unless its own row says otherwise.
+
+Dismisses with a new NodeDefaults, or None when cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Label, Select
+
+from app.plan import NodeDefaults
+from app.validate import RUNTIMES
+from screens import validators
+from screens.widgets.form_field import FormField
+
+
+class NodeDefaultsModal(ModalScreen["NodeDefaults | None"]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, defaults: NodeDefaults) -> None:
+        super().__init__(classes="modal")
+        self.defaults = defaults
+
+    def compose(self) -> ComposeResult:
+        defaults = self.defaults
+        with Vertical(classes="dialog node-dialog"):
+            yield Label("Node defaults", classes="dialog-title")
+            with Grid(classes="form-grid"):
+                yield FormField("SSH user", field_id="default-user", value=defaults.ssh_user,
+                                validators=[validators.user()],
+                                help_text="Used by every node without its own user.")
+                yield FormField("SSH port", field_id="default-port",
+                                value=str(defaults.ssh_port), validators=[validators.port()])
+                yield FormField("Identity file", field_id="default-identity",
+                                value=defaults.identity_file or "",
+                                validators=[validators.key_file()],
+                                help_text="Empty: ssh-agent / ~/.ssh/config.")
+                with Vertical(classes="form-field"):
+                    yield Label("Runtime", classes="field-label")
+                    yield Select([(r, r) for r in RUNTIMES], value=defaults.runtime,
+                                 allow_blank=False, id="default-runtime", compact=True)
+                with Vertical(classes="form-field"):
+                    yield Label("Sudo", classes="field-label")
+                    yield Checkbox("run root commands with sudo", defaults.sudo,
+                                   id="default-sudo", compact=True)
+                with Vertical(classes="form-field"):
+                    yield Label("OS trust store", classes="field-label")
+                    yield Checkbox("also trust the CA system-wide", defaults.os_trust_store,
+                                   id="default-os-store", compact=True)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Save", id="save", variant="primary")
+
+    def result(self) -> NodeDefaults | None:
+        fields = list(self.query(FormField))
+        for field in fields:
+            field.reveal()
+        if any(field.problem for field in fields):
+            return None
+
+        def text(field_id: str) -> str:
+            return self.query_one(f"#{field_id}-field", FormField).value
+
+        return NodeDefaults(
+            ssh_user=text("default-user"),
+            ssh_port=int(text("default-port")),
+            identity_file=text("default-identity") or None,
+            runtime=str(self.query_one("#default-runtime", Select).value),
+            sudo=self.query_one("#default-sudo", Checkbox).value,
+            os_trust_store=self.query_one("#default-os-store", Checkbox).value,
+        )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        result = self.result()
+        if result is not None:
+            self.dismiss(result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
