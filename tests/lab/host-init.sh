@@ -28,6 +28,12 @@ if [ -e /usr/bin/systemctl ]; then
     mount --bind /usr/local/sbin/systemctl /usr/bin/systemctl
 fi
 chmod 0755 /run/sshd
+# /root is the machine's own: its ~/.bashrc (pyenv rehash, cargo, ...) would run on every root
+# SSH command into the host and can hang on the machine's locks. A lab node starts clean.
+if [ -e /root/.bashrc ]; then
+    printf '# lab host: the machine'"'"'s own root shell setup is not used here\n' >"$host_dir/root-bashrc"
+    mount --bind "$host_dir/root-bashrc" /root/.bashrc
+fi
 
 # `ip netns exec` remounted /sys for the netns, so cgroups are gone: dockerd and containerd
 # need them. The hierarchy is the machine's; each host lives in its own sub-cgroup.
