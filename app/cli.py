@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_error(text: str) -> None:
+    """Print to stderr; messages may quote hostile input (lone surrogates): never crash."""
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tui(args)
         return int(args.func(args))
     except RegwizError as error:
-        print(f"regwiz: {error}", file=sys.stderr)
+        print_error(f"regwiz: {error}")
         return error.exit_code
     except KeyboardInterrupt:
         print("regwiz: interrupted", file=sys.stderr)

@@ -533,8 +533,18 @@ def _safe_reason(error: Exception) -> str:
     return validate._shown(str(error) or type(error).__name__, 120).strip('"')
 
 
+def expand_user_path(path: Path | str) -> Path:
+    """``~`` expanded; a ``~name`` for an unknown user is a PlanError, not a RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as error:
+        raise PlanError(
+            [f"{validate._shown(str(path), 120)}: {error} (use an absolute path)"]
+        ) from error
+
+
 def load_plan(path: Path | str) -> Plan:
-    plan_path = Path(path).expanduser()
+    plan_path = expand_user_path(path)
     try:
         text = _read_plan_text(plan_path)
     except FileNotFoundError:
@@ -737,7 +747,7 @@ def save_plan(plan: Plan, path: Path | str | None = None) -> Path:
 
     Refuses to overwrite a file that does not parse as a plan, so hand edits are never lost.
     """
-    target = Path(path if path is not None else _require_path(plan)).expanduser()
+    target = expand_user_path(path if path is not None else _require_path(plan))
     existing_text: str | None = None
     if target.exists():
         try:

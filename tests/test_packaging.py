@@ -46,3 +46,23 @@ def test_console_script_and_module_entry_point_show_help() -> None:
         out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         assert "usage: regwiz" in out.stdout
+
+
+def test_error_quoting_a_lone_surrogate_is_printed_not_raised() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "certs", "inspect", "/nonexistent/\udcff.pem"],
+        capture_output=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8"},
+    )
+    assert out.returncode in (1, 2), out.stderr
+    assert b"Traceback" not in out.stderr
+    assert b"regwiz:" in out.stderr
+
+
+def test_plan_path_under_an_unknown_user_is_a_plan_error() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "certs", "--plan", "~regwiz-no-such-user/plan.toml"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "regwiz-no-such-user" in out.stderr
