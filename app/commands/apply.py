@@ -119,7 +119,7 @@ def stage_certs(context: ApplyContext) -> bool:
 
 def stage_deploy(context: ApplyContext) -> bool:
     from app.commands import deploy as deploy_command
-    from app.deploy import Deployment, DeployOptions
+    from app.deploy import Deployment, DeployOptions, local_docker_client
     from app.steps import Outcome, run_steps
 
     args = context.args
@@ -127,12 +127,12 @@ def stage_deploy(context: ApplyContext) -> bool:
         image_tar=user_path(args.image_tar, "--image-tar") if args.image_tar else None,
         credentials_file=user_path(args.credentials_file, "--credentials-file")
         if args.credentials_file else None,
-        local_docker=deploy_command._local_docker,
+        local_docker=local_docker_client,
     )
     connect = deploy_command.registry_connector(context.plan, context.secrets, args)
     with Deployment(context.plan, context.secrets, options, connect=connect) as deployment:
         results = run_steps(deployment.steps(), on_progress=deploy_command.print_progress)
-        deploy_command._show_new_credentials(deployment)
+        deploy_command.show_new_credentials(deployment)
         deploy_command.print_summary("deploy", results)
         context.credentials = deployment.new_credentials
     return not any(result.outcome is Outcome.FAILED for result in results)
@@ -144,7 +144,7 @@ def stage_onboard(context: ApplyContext) -> bool:
 
     report = onboard.onboard_nodes(
         context.plan, context.secrets, parallel=context.args.parallel,
-        host_key_policy=context.policy, on_progress=onboard_command._EventPrinter(enabled=True),
+        host_key_policy=context.policy, on_progress=onboard_command.EventPrinter(enabled=True),
     )
     onboard_command.print_report(report, onboard.results_path(context.plan))
     return report.ok

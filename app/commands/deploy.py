@@ -15,7 +15,6 @@ from app.steps import Outcome, Step, StepResult, format_result, run_steps, summa
 from app.transport.base import Transport, TransportError
 
 if TYPE_CHECKING:
-    import docker
 
     from app.deploy import Deployment
     from app.transport.hostkeys import HostKeyPolicy
@@ -164,7 +163,7 @@ def print_dry_run(steps: list[Step]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.deploy import Deployment, DeployOptions
+    from app.deploy import Deployment, DeployOptions, local_docker_client
 
     plan = load_plan_from_args(args)
     image_tar = Path(args.image_tar).expanduser() if args.image_tar else None
@@ -177,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         image_tar=image_tar,
         credentials_file=Path(args.credentials_file).expanduser()
         if args.credentials_file else None,
-        local_docker=_local_docker,
+        local_docker=local_docker_client,
         health_timeout=args.health_timeout,
     )
     secrets = Secrets.from_env()
@@ -188,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             print_dry_run(steps)
             return 0
         results = run_steps(steps, on_progress=print_progress)
-        _show_new_credentials(deployment)
+        show_new_credentials(deployment)
         print_summary("deploy", results)
     if any(r.outcome is Outcome.FAILED for r in results):
         return 1
@@ -197,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_new_credentials(deployment: Deployment) -> None:
+def show_new_credentials(deployment: Deployment) -> None:
     credentials = deployment.new_credentials
     if credentials is None:
         return
@@ -206,10 +205,3 @@ def _show_new_credentials(deployment: Deployment) -> None:
     kept = deployment.options.credentials_file
     print(f"  saved to {kept} (mode 0600)" if kept else
           "  not saved anywhere: note it now, or deploy with --credentials-file next time")
-
-
-def _local_docker() -> docker.DockerClient:
-    """Kept for callers of the CLI helpers (regwiz apply); see app.deploy.local_docker_client."""
-    from app.deploy import local_docker_client
-
-    return local_docker_client()

@@ -208,4 +208,3 @@ def print_report(report: onboard.OnboardReport, saved: Path | None,
         write(f"results saved to {saved}")
 
 
-_EventPrinter = EventPrinter  # the name `regwiz apply` started with
