@@ -17,6 +17,7 @@ from textual.worker import Worker
 
 from app.certs import CertError, CertFiles, CertInfo, CertSummary, inspect_certificate
 from app.errors import RegwizError
+from app.plan import sans_cover
 from screens.confirm import ConfirmModal
 from screens.import_cert import ImportCertModal, ImportPaths
 from screens.messages import CertificatesChanged
@@ -101,7 +102,7 @@ class CertReviewScreen(WizardScreen):
             lines.append(f"{title} ({path.name}):")
             lines += [f"  {line}" for line in info.lines()]
             missing = [san for san in self.wizard.require_plan().all_sans()
-                       if title == "server" and san not in info.sans]
+                       if title == "server" and not sans_cover(info.sans, san)]
             if missing:
                 lines.append(f"  does not cover {', '.join(missing)}: Generate reissues it")
         self.query_one("#on-disk", Static).update("\n".join(lines))

@@ -125,3 +125,20 @@ async def test_import_errors_are_shown_not_raised(
         result = text_of(app, "#cert-result")
         assert result.startswith("✗")
         assert "registry.internal" in result  # the registry address the cert does not cover
+
+
+async def test_a_new_san_is_flagged_and_generate_reissues(make_app: AppFactory) -> None:
+    app = make_app("review")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await generate(app, pilot)
+        assert "does not cover" not in text_of(app, "#on-disk")
+        assert app.plan is not None
+        app.plan.certificate.subject_alt_names.append("mirror.example.internal")
+        screen = app.screen
+        assert isinstance(screen, CertReviewScreen)
+        screen.show_on_disk()
+        await pilot.pause()
+        assert "does not cover mirror.example.internal" in text_of(app, "#on-disk")
+        await generate(app, pilot)
+        assert "does not cover" not in text_of(app, "#on-disk")
+        assert "reissued" in text_of(app, "#cert-result")
