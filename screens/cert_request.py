@@ -13,7 +13,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Select
 
 from app.plan import Plan, validate_plan
-from app.validate import KEY_TYPES, warnings_for_san
+from app.validate import KEY_TYPES, check_san, warnings_for_san
 from screens import validators
 from screens.widgets.form_field import FormField
 from screens.widgets.san_list import SanList
@@ -39,6 +39,13 @@ SUBJECT_FIELDS = (
 )
 
 
+def common_name_warnings(value: str) -> list[str]:
+    """A valid CN that is not a host name is allowed, but then it is not a SAN: say so."""
+    if check_san(value) is not None:
+        return ["not a host name or IP, so it is not added to the SANs"]
+    return warnings_for_san(value)
+
+
 class CertRequestScreen(WizardScreen):
     STEP = "certificate"
 
@@ -52,7 +59,7 @@ class CertRequestScreen(WizardScreen):
                     field_id="common-name",
                     value=cert.common_name,
                     validators=[validators.common_name()],
-                    warn=warnings_for_san,
+                    warn=common_name_warnings,
                     help_text="Usually the registry's DNS name.",
                 )
                 yield FormField(
