@@ -155,3 +155,17 @@ def test_cli_plan_under_an_unknown_home_is_a_usage_error() -> None:
     args = build_parser().parse_args(["--plan", "~no-such-user-here/plan.toml"])
     with pytest.raises(UsageError, match="no such user"):
         run_tui(args)
+
+
+async def test_palette_runs_the_current_steps_actions(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    app = make_app("review")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Generate certificates")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert (plan_path.parent / "certs" / "tls.crt").is_file()
