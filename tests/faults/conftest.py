@@ -164,7 +164,7 @@ def kill_sshd_mid_transfer(host: LabHost, content: bytes, target_dir: str
     state = MidTransferKill()
     original = paramiko.Channel.send
 
-    def send(channel: paramiko.Channel, data: bytes) -> int:
+    def send(channel: paramiko.Channel, data: bytes | bytearray) -> int:
         chunk = bytes(data)
         if state.fired or marker not in chunk:
             return original(channel, data)
@@ -179,7 +179,7 @@ def kill_sshd_mid_transfer(host: LabHost, content: bytes, target_dir: str
         kill_all_sshd(host)
         return sent
 
-    paramiko.Channel.send = send  # type: ignore[method-assign]
+    paramiko.Channel.send = send  # type: ignore[method-assign,assignment]
     try:
         yield state
     finally:
