@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.worker import WorkerFailed
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from app.plan import Secrets
 from app.tui import RegwizApp
@@ -38,7 +38,7 @@ def make_app(tmp_path: Path, plan_path: Path) -> AppFactory:
 async def settle(app: RegwizApp, pilot: Pilot[Any]) -> None:
     """Wait until every worker finished and the messages they posted were handled."""
     for _ in range(50):
-        with contextlib.suppress(WorkerFailed):  # a failed worker is the screen's to report
+        with contextlib.suppress(WorkerFailed, WorkerCancelled):  # the screen reports those
             await app.workers.wait_for_complete()
         await pilot.pause()
         if not any(not worker.is_finished for worker in app.workers) and \

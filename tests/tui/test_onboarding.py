@@ -13,6 +13,7 @@ from textual.widgets import Button, Checkbox, DataTable, ProgressBar, RichLog
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, new_plan, save_plan
 from app.tui import RegwizApp
+from screens.host_key_unknown import HostKeyUnknownModal
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
@@ -100,3 +101,42 @@ async def test_failures_are_saved_and_retry_runs_only_failed_nodes(
     app2.open_plan(node_plan)
     async with app2.run_test(size=(100, 32)):
         assert cell(app2, "localhost", "state") == "failed"
+
+
+async def test_cancel_while_a_host_key_question_waits(
+    make_app: AppFactory, sshd: SshServer, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(tmp_path / "empty_known_hosts"))
+    plan_path = tmp_path / "plan.toml"
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host=host, ssh_user="root", ssh_port=sshd.port,
+                               identity_file=str(sshd.client_key), runtime="docker", sudo=False)
+                  for host in ("127.0.0.1", "localhost")]
+    save_plan(plan, plan_path)
+    ensure_certificates(plan)
+    app = make_app("onboarding", plan=plan_path)
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, OnboardingScreen)
+        screen.query_one("#onboard-all", Button).press()
+        for _ in range(200):
+            await pilot.pause()
+            if isinstance(app.screen, HostKeyUnknownModal):
+                break
+        assert isinstance(app.screen, HostKeyUnknownModal)
+        screen.action_cancel()
+        await settle(app, pilot)
+        # The cancelled worker's thread ends at its next check and then reports: wait for it.
+        for _ in range(300):
+            if screen.query_one("#cancel-job", Button).disabled:
+                break
+            await pilot.pause(0.05)
+        assert app.screen is screen  # the question went away with the job
+        assert set(cell(app, host, "state") for host in ("127.0.0.1", "localhost")) <= {
+            "failed", "cancelled"}
+        assert screen.query_one("#cancel-job", Button).disabled
+        assert not screen.query_one("#onboard-all", Button).disabled
+    assert not (tmp_path / "empty_known_hosts").exists()
