@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from app import htpasswd as htp
-from app import registry_api
+from app import registry_api, runtimes
 from app.errors import RegwizError
 from app.plan import Plan, Secrets
 from app.steps import Outcome, Step
@@ -262,6 +262,7 @@ class _State:
     docker_sudo: bool = False
     cert_pem: bytes = b""
     key_pem: bytes = b""
+    ca_pem: bytes = b""
     htpasswd_content: bytes = b""
     registry_password: str | None = None
     registry_user: str = htp.DEFAULT_USERNAME
@@ -328,6 +329,9 @@ class Deployment:
                  self._upload_certificates,
                  [f"{registry.certs_dir}/tls.crt (0644)",
                   f"{registry.certs_dir}/tls.key (0600 root)"]),
+            Step("Trust the CA in this host's Docker", self.where,
+                 "images are usually built and pushed on the registry host itself",
+                 self._trust_ca_locally, [f"{self.docker_ca_path()} (0644, no restart)"]),
             Step(f"Create data directory {registry.data_dir}", self.where,
                  "pushed images survive container re-creation", self._ensure_data_dir,
                  [f"mkdir -p {registry.data_dir} (existing content is never touched)"]),
@@ -439,6 +443,7 @@ class Deployment:
                 "regwiz certs --renew --plan FILE",
             )
         self._state.cert_pem, self._state.key_pem = cert_pem, key_pem
+        self._state.ca_pem = ca_pem
         return Outcome.UNCHANGED
 
     def _open_connection(self) -> Outcome:
@@ -606,6 +611,15 @@ class Deployment:
         key = self.transport.write_file(self._remote_path("tls.key"), self._state.key_pem,
                                         mode=0o600, sudo=sudo)
         return Outcome.CHANGED if crt or key else Outcome.UNCHANGED
+
+    def docker_ca_path(self) -> str:
+        """Where this host's Docker reads the registry's CA (read on every push, no restart)."""
+        return runtimes.docker_ca_path(self.plan.registry_reference)
+
+    def _trust_ca_locally(self) -> Outcome:
+        changed = self.transport.write_file(self.docker_ca_path(), self._state.ca_pem,
+                                            mode=0o644, sudo=self.plan.registry.sudo)
+        return Outcome.CHANGED if changed else Outcome.UNCHANGED
 
     def _ensure_data_dir(self) -> Outcome:
         data_dir = self.plan.registry.data_dir
@@ -878,7 +892,8 @@ class Uninstall:
                  [f"docker rm -f {registry.container_name} (only if regwiz created it)"]),
             Step(f"Remove certificates from {registry.certs_dir}", self.where,
                  "the TLS key should not stay on a host that no longer serves it",
-                 self._remove_files, [f"rm -f {' '.join(files)}; rmdir if empty"]),
+                 self._remove_files,
+                 [f"rm -f {' '.join(files)} {deployment.docker_ca_path()}; rmdir if empty"]),
         ]
         if self.purge:
             steps.append(Step(f"Delete data directory {registry.data_dir}", self.where,
@@ -914,8 +929,9 @@ class Uninstall:
         transport = self._deployment.transport
         sudo = registry.sudo
         present = [
-            path for path in (posixpath.join(registry.certs_dir, name)
-                              for name in ("tls.crt", "tls.key", HTPASSWD_NAME))
+            path for path in [*(posixpath.join(registry.certs_dir, name)
+                                for name in ("tls.crt", "tls.key", HTPASSWD_NAME)),
+                              self._deployment.docker_ca_path()]
             if transport.run(["test", "-e", path], sudo=sudo, check=False).ok
         ]
         if present:

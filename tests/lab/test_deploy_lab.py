@@ -140,6 +140,9 @@ def test_deploy_as_sudo_user_then_again_unchanged(
     assert container["HostConfig"]["RestartPolicy"]["Name"] == "always"  # type: ignore[index]
     key = setup.host.exec(["stat", "-c", "%U %a", f"{setup.certs_dir}/tls.key"]).stdout.split()
     assert key == [b"root", b"600"]
+    # the registry host's own Docker trusts the CA, so pushes from it use verified TLS
+    trusted = setup.host.exec(["cat", f"/etc/docker/certs.d/{setup.address}/ca.crt"]).stdout
+    assert trusted == setup.ca_pem
 
     assert setup.cli("deploy") == 0
     second = capsys.readouterr().out

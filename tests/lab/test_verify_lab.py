@@ -123,6 +123,8 @@ def test_verify_pulls_on_every_node_and_cleans_up(setup: Setup) -> None:
     push = report.push_pull
     assert push.pushed_digest == push.pulled_digest == push.registry_digest
     assert push.pushed_digest and push.pushed_digest.startswith("sha256:")
+    # deploy made the registry host's Docker trust the CA: the push used verified TLS
+    assert push.note == "", push.note
     assert "stays in the registry" in push.cleanup  # delete is disabled in this plan
     kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
     assert kinds[setup.ip("docker")] == ["docker pull"]
@@ -199,11 +201,18 @@ def test_from_local_pushes_with_the_operators_docker(
 def test_from_local_docker_without_the_ca_fails_with_a_hint(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    socket = setup.lab["registry"].docker_socket  # the registry host's Docker: not onboarded
+    registry_host = setup.lab["registry"]
+    socket = registry_host.docker_socket
     assert socket is not None
+    # deploy made this Docker trust the CA: take that away to play an untrusting operator Docker
+    trusted = f"/etc/docker/certs.d/{setup.registry}/ca.crt"
+    registry_host.exec(["mv", trusted, f"{trusted}.aside"])
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
-    report = verify(setup.plan, Secrets.from_env(), host_key_policy=setup.policy(),
-                    from_local=True)
+    try:
+        report = verify(setup.plan, Secrets.from_env(), host_key_policy=setup.policy(),
+                        from_local=True)
+    finally:
+        registry_host.exec(["mv", f"{trusted}.aside", trusted])
     push = report.push_pull
     assert push.state is CheckState.FAILED, report.to_dict()
     assert "x509" in push.message and push.hint and "certs.d" in push.hint
