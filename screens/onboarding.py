@@ -2,7 +2,8 @@
 
 app.onboard.onboard_nodes does the work in a thread worker; its NodeProgress events arrive as
 NodeUpdate messages. Cancel stops between steps; Retry failed re-runs only the failed nodes;
-Enter on a row opens that node's log.
+Enter on a row opens that node's log. Rows are widgets of their own (screens.widgets.node_rows)
+so one node's update never re-renders the others.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, Checkbox, DataTable, ProgressBar, Static
+from textual.widgets import Button, Checkbox, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
 from app import onboard
@@ -23,14 +24,16 @@ from app.steps import StepResult, format_result
 from screens.host_key_prompt import host_key_confirmer
 from screens.messages import JobDone, NodeUpdate
 from screens.node_log import NodeLogModal
+from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "onboarding"
-COLUMNS = (("host", "host", 18), ("state", "state", 11), ("runtime", "runtime", 14),
-           ("changed", "changed", 8), ("time", "time", 7), ("detail", "detail", None))
+COLUMNS = (Column("host", "host", 17), Column("state", "state", 10),
+           Column("runtime", "runtime", 13), Column("changed", "changed", 7),
+           Column("time", "time", 6), Column("detail", "detail", None))
 STATE_STYLE = {
     onboard.CHANGED: "bold yellow", onboard.UNCHANGED: "green", onboard.FAILED: "bold red",
-    onboard.CANCELLED: "red", onboard.PLANNED: "cyan", onboard.PENDING: "dim",
+    onboard.CANCELLED: "red", onboard.PLANNED: "cyan", onboard.PENDING: "dim", "not run": "dim",
 }
 
 
@@ -89,13 +92,13 @@ class OnboardingScreen(WizardScreen):
             yield Button("Cancel", id="cancel-job", disabled=True, compact=True)
             yield Checkbox("dry run", False, id="dry-run", compact=True)
         yield ProgressBar(id="onboard-progress", show_eta=False)
-        yield DataTable(id="onboard-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="onboard-header", classes="rows-header")
+        yield NodeRows(COLUMNS, id="onboard-table")
         yield Static("", id="onboard-summary", markup=False)
 
     def on_mount(self) -> None:
-        table = self.query_one("#onboard-table", DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
+        rows = self.query_one(NodeRows)
+        self.query_one("#onboard-header", Static).update(rows.header())
         self.fill_rows()
 
     # --- rows ----------------------------------------------------------------------------------
@@ -108,21 +111,22 @@ class OnboardingScreen(WizardScreen):
         except RegwizError as error:
             saved = {}
             self.notify(error.message, severity="warning")
-        table = self.query_one("#onboard-table", DataTable)
-        table.clear()
+        rows: list[tuple[str, dict[str, Text]]] = []
         for node in plan.resolved_nodes():
             last = saved.get(node.host)
+            values = {"host": Text(node.host), "state": state_text("not run"),
+                      "runtime": Text(node.runtime)}
             if last:
                 self.node_logs[node.host] = ["(last run)", *result_lines(last)]
-                table.add_row(node.host, state_text(str(last.get("status", "?"))),
-                              ", ".join(last.get("runtimes") or []) or node.runtime,
-                              str(len(last.get("changed_files") or [])),
-                              f"{float(last.get('seconds') or 0):.1f}s",
-                              Text(str(last.get("reason") or last.get("message") or "")),
-                              key=node.host)
-            else:
-                table.add_row(node.host, state_text("not run"), node.runtime, "", "", "",
-                              key=node.host)
+                values.update(
+                    state=state_text(str(last.get("status", "?"))),
+                    runtime=Text(", ".join(last.get("runtimes") or []) or node.runtime),
+                    changed=Text(str(len(last.get("changed_files") or []))),
+                    time=Text(f"{float(last.get('seconds') or 0):.1f}s"),
+                    detail=Text(str(last.get("reason") or last.get("message") or "")),
+                )
+            rows.append((node.host, values))
+        self.query_one(NodeRows).set_rows(rows)
         self.query_one("#retry-failed", Button).disabled = not any(
             r.get("status") in (onboard.FAILED, onboard.CANCELLED) for r in saved.values()
         )
@@ -137,15 +141,14 @@ class OnboardingScreen(WizardScreen):
 
     def on_node_update(self, message: NodeUpdate) -> None:
         progress: onboard.NodeProgress = message.progress
-        table = self.query_one("#onboard-table", DataTable)
-        if progress.host not in table.rows:
+        rows = self.query_one(NodeRows)
+        if progress.host not in rows.by_host:
             return
-        table.update_cell(progress.host, "state", state_text(progress.state))
+        rows.update_row(progress.host, state=state_text(progress.state),
+                        changed=str(len(progress.changed_files)),
+                        time=f"{progress.seconds:.1f}s", detail=Text(progress.message))
         if progress.runtime:
-            table.update_cell(progress.host, "runtime", progress.runtime)
-        table.update_cell(progress.host, "changed", str(len(progress.changed_files)))
-        table.update_cell(progress.host, "time", f"{progress.seconds:.1f}s")
-        table.update_cell(progress.host, "detail", Text(progress.message))
+            rows.update_row(progress.host, runtime=progress.runtime)
         self.node_logs.setdefault(progress.host, []).append(
             f"{progress.state}: {progress.message}")
         if progress.state in onboard.FINAL_STATES and progress.host not in self.finished:
@@ -245,9 +248,10 @@ class OnboardingScreen(WizardScreen):
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        host = str(event.row_key.value)
-        self.app.push_screen(NodeLogModal(host, self.node_logs.get(host, [])))
+    def on_list_view_selected(self, event: NodeRows.Selected) -> None:
+        if isinstance(event.item, NodeRow):
+            host = event.item.host
+            self.app.push_screen(NodeLogModal(host, self.node_logs.get(host, [])))
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Onboard all nodes", "Install the CA on every node", self.action_onboard_all),

@@ -23,6 +23,7 @@ from screens.host_key_unknown import HostKeyUnknownModal
 from screens.onboarding import OnboardingScreen
 from screens.status import StatusScreen
 from screens.verify import VerifyScreen
+from screens.widgets.node_rows import NodeRows
 from screens.widgets.step_table import StepTable
 from tests.lab.lab import Lab
 
@@ -120,8 +121,11 @@ async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,
 
 
 def cells(app: RegwizApp, table_id: str, column: str) -> dict[str, str]:
-    table = app.screen.query_one(table_id, DataTable)
-    return {str(key.value): str(table.get_cell(key, column)) for key in table.rows}
+    found = app.screen.query_one(table_id)
+    if isinstance(found, NodeRows):
+        return {host: found.cell(host, column) for host in found.hosts}
+    assert isinstance(found, DataTable)
+    return {str(key.value): str(found.get_cell(key, column)) for key in found.rows}
 
 
 async def test_wizard_from_certificates_to_status(lab: Lab, lab_plan: Path) -> None:

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Checkbox, DataTable, ProgressBar, RichLog
+from textual.widgets import Button, Checkbox, ProgressBar, RichLog
 
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, new_plan, save_plan
@@ -16,6 +16,7 @@ from app.tui import RegwizApp
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
+from screens.widgets.node_rows import NodeRows
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
 from tests.tui.conftest import AppFactory, settle
 
@@ -46,8 +47,7 @@ def node_plan(plan_path: Path, sshd: SshServer, tmp_path: Path,  # noqa: F811
 
 
 def cell(app: RegwizApp, host: str, column: str) -> str:
-    table = app.screen.query_one("#onboard-table", DataTable)
-    return str(table.get_cell(host, column))
+    return app.screen.query_one("#onboard-table", NodeRows).cell(host, column)
 
 
 async def run_job(app: RegwizApp, pilot: object, button: str) -> None:
@@ -69,9 +69,9 @@ async def test_dry_run_plans_reachable_node_and_reports_unreachable(
         assert cell(app, "127.0.0.1", "state") == "planned"
         assert cell(app, "localhost", "state") == "failed"
         assert app.screen.query_one(ProgressBar).percentage == 1.0
-        table = app.screen.query_one("#onboard-table", DataTable)
-        table.focus()
-        table.move_cursor(row=0)
+        rows = app.screen.query_one("#onboard-table", NodeRows)
+        rows.focus()
+        rows.index = 0
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, NodeLogModal)
