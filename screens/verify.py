@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, Checkbox, DataTable, Static
+from textual.widgets import Button, Checkbox, Static
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
@@ -19,9 +19,12 @@ from screens.deploy import credentials_file
 from screens.host_key_prompt import host_key_confirmer
 from screens.messages import JobDone, NodeUpdate
 from screens.node_log import NodeLogModal
+from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "verify"
+COLUMNS = (Column("host", "host", 17), Column("state", "state", 8),
+           Column("check", "check", 30), Column("outcome", "outcome", None))
 STATE_STYLE = {
     CheckState.PASSED: "bold green", CheckState.FAILED: "bold red",
     CheckState.RUNNING: "bold cyan", CheckState.SKIPPED: "dim", CheckState.PENDING: "dim",
@@ -88,16 +91,15 @@ class VerifyScreen(WizardScreen):
             yield Checkbox("push from this machine's Docker", False, id="from-local",
                            compact=True)
         yield Static(push_pull_text(None), id="push-pull", classes="summary")
-        yield DataTable(id="verify-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="verify-header", classes="rows-header")
+        yield NodeRows(COLUMNS, id="verify-table")
 
     def on_mount(self) -> None:
-        table = self.query_one("#verify-table", DataTable)
-        table.add_column("host", key="host", width=18)
-        table.add_column("state", key="state", width=9)
-        table.add_column("check", key="check", width=30)
-        table.add_column("outcome", key="outcome")
-        for node in self.wizard.require_plan().resolved_nodes():
-            table.add_row(node.host, state_text(CheckState.PENDING), "", "", key=node.host)
+        rows = self.query_one(NodeRows)
+        self.query_one("#verify-header", Static).update(rows.header())
+        rows.set_rows([(node.host, {"host": Text(node.host),
+                                    "state": state_text(CheckState.PENDING)})
+                       for node in self.wizard.require_plan().resolved_nodes()])
         last = self.wizard.results.get(JOB)
         if isinstance(last, VerifyReport):
             self.show_report(last)
@@ -167,10 +169,8 @@ class VerifyScreen(WizardScreen):
             self.query_one("#push-pull", Static).update(
                 push_pull_text(None, event.state, event.message))
             return
-        table = self.query_one("#verify-table", DataTable)
-        if event.target in table.rows:
-            table.update_cell(event.target, "state", state_text(event.state))
-            table.update_cell(event.target, "outcome", Text(event.message))
+        self.query_one(NodeRows).update_row(event.target, state=state_text(event.state),
+                                            outcome=Text(event.message))
 
     def on_job_done(self, message: JobDone) -> None:
         self.set_running(False)
@@ -185,22 +185,21 @@ class VerifyScreen(WizardScreen):
     def show_report(self, report: VerifyReport) -> None:
         self.report = report
         self.query_one("#push-pull", Static).update(push_pull_text(report.push_pull))
-        table = self.query_one("#verify-table", DataTable)
+        rows = self.query_one(NodeRows)
         for result in report.nodes:
-            if result.host not in table.rows:
-                continue
             checks = ", ".join(check.kind for check in result.checks) or "-"
             failing = next((c for c in result.checks if not c.passed), None)
             outcome = result.message or (failing.detail if failing else "ok")
-            table.update_cell(result.host, "state", state_text(result.state))
-            table.update_cell(result.host, "check", checks)
-            table.update_cell(result.host, "outcome", Text(outcome))
+            rows.update_row(result.host, state=state_text(result.state), check=checks,
+                            outcome=Text(outcome))
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        host = str(event.row_key.value)
+    def on_list_view_selected(self, event: NodeRows.Selected) -> None:
+        if not isinstance(event.item, NodeRow):
+            return
+        host = event.item.host
         results: list[Any] = self.report.nodes if self.report else []
         result = next((r for r in results if r.host == host), None)
         self.app.push_screen(NodeLogModal(host, node_lines(result) if result else []))

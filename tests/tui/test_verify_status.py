@@ -13,6 +13,7 @@ from app.plan import NodeSettings, new_plan, save_plan
 from app.tui import RegwizApp
 from screens.status import StatusScreen, days_style, human_bytes
 from screens.verify import VerifyScreen
+from screens.widgets.node_rows import NodeRows
 from tests.tui.conftest import AppFactory, settle
 
 
@@ -46,8 +47,8 @@ async def test_verify_reports_failed_push_and_skips_nodes(
         await pilot.pause()
         await settle(app, pilot)
         assert "failed" in text(app, "#push-pull")
-        table = app.screen.query_one("#verify-table", DataTable)
-        assert str(table.get_cell("localhost", "state")) == "skipped"
+        rows = app.screen.query_one("#verify-table", NodeRows)
+        assert rows.cell("localhost", "state") == "skipped"
         assert not app.screen.query_one("#verify", Button).disabled
 
 
