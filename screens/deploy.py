@@ -25,7 +25,7 @@ from screens.widgets.step_table import StepTable
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 if TYPE_CHECKING:
-    import docker
+    pass
 
 JOB = "deploy"
 
@@ -103,7 +103,7 @@ class DeployScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group=JOB, name="Deploy")
     def run_deploy(self, dry_run: bool) -> None:
         from app.connections import host_key_policy, open_registry_transport
-        from app.deploy import Deployment, DeployOptions
+        from app.deploy import Deployment, DeployOptions, local_docker_client
 
         worker = get_current_worker()
         plan = self.wizard.require_plan()
@@ -111,7 +111,7 @@ class DeployScreen(WizardScreen):
         policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
         options = DeployOptions(
             credentials_file=credentials_file(self.wizard.plan_path),
-            local_docker=_local_docker,
+            local_docker=local_docker_client,
         )
         try:
             with Deployment(plan, secrets, options,
@@ -186,10 +186,3 @@ class DeployScreen(WizardScreen):
         return [("Deploy registry", "Run the deploy steps on the registry host",
                  self.action_deploy),
                 ("Cancel deploy", "Stop after the running step", self.action_cancel)]
-
-
-def _local_docker() -> docker.DockerClient:
-    """This machine's Docker, used only to copy the image to an air-gapped host."""
-    import docker
-
-    return docker.from_env(timeout=120)

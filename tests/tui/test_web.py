@@ -1,0 +1,49 @@
+"""`regwiz --web` serves the wizard to a browser on 127.0.0.1 (textual-serve)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def fetch_when_up(url: str, process: subprocess.Popen[bytes], attempts: int = 100) -> str:
+    for _ in range(attempts):
+        if process.poll() is not None:
+            raise AssertionError(f"regwiz --web exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                return str(response.read().decode())
+        except OSError:
+            time.sleep(0.2)  # polling a server we just started; not a timing assertion
+    raise AssertionError(f"nothing answered on {url}")
+
+
+def test_web_serves_the_wizard_on_loopback_only(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "--web", "--web-port", str(port),
+         "--plan", str(tmp_path / "plan.toml")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        page = fetch_when_up(f"http://127.0.0.1:{port}/", process)
+        assert "regwiz" in page
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        local_addresses = listening[3::5]  # State Recv-Q Send-Q Local Peer, per socket
+        assert local_addresses == [f"127.0.0.1:{port}"], listening
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
