@@ -8,7 +8,6 @@ appear, on this machine or on the lab host (whose /tmp is this machine's /tmp).
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -122,7 +121,7 @@ def test_every_plan_input_takes_hostile_values(
     section: str, key: str, tmp_path_factory: pytest.TempPathFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    counter = itertools.count()
+    folder = tmp_path_factory.mktemp("hostile-plans")
 
     @SETTINGS
     @given(value=hostile_value)
@@ -138,7 +137,8 @@ def test_every_plan_input_takes_hostile_values(
             assert error.problems and all(isinstance(p, str) for p in error.problems)
             return
         assert isinstance(validate_plan(plan), list)
-        folder = tmp_path_factory.mktemp(f"hostile{next(counter)}", numbered=True)
+        for old in folder.iterdir():  # a fresh file each time: nothing merges into an old one
+            old.unlink()
         path = save_plan(plan, folder / "plan.toml")
         assert load_plan(path) == plan.__class__(**{**plan.__dict__, "path": path})
         capsys.readouterr()
