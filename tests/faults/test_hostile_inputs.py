@@ -183,12 +183,24 @@ def test_nodes_files_take_hostile_values(lines: list[str],
 @SETTINGS
 @given(args=st.lists(hostile_text, min_size=1, max_size=3))
 @example(args=[TILDE_UNKNOWN_USER])
-def test_cli_arguments_take_hostile_values(args: list[str],
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """Options that are read locally: never a traceback, only exit codes 0/1/2."""
-    for argv in (["certs", "inspect", args[0]], ["certs", "--plan", args[0]],
-                 ["deploy", "--dry-run", "--plan", args[0]], ["onboard", "--parallel", args[0]],
-                 ["status", "--plan", args[0], "--json"], [args[0], *args[1:]]):
+def test_cli_arguments_take_hostile_values(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Options that are read locally: never a traceback, only exit codes 0/1/2. The user's
+    own default plan and state are out of reach (XDG dirs point at an empty folder), so no
+    generated command line can act on real hosts; one that would start the TUI is left out."""
+    home = tmp_path_factory.getbasetemp() / "hostile-cli-home"
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, str(home / name))
+    missing = str(home / "no-plan.toml")
+    argvs = [["certs", "inspect", args[0]], ["certs", "--plan", args[0]],
+             ["deploy", "--dry-run", "--plan", args[0]],
+             ["onboard", "--plan", missing, "--parallel", args[0]],
+             ["status", "--plan", args[0], "--json"]]
+    if args[0][:1] not in ("", "-"):
+        argvs.append([args[0], *args[1:]])
+    for argv in argvs:
         try:
             code = main(argv)
         except SystemExit as exit_:  # argparse's own usage errors
