@@ -60,8 +60,10 @@ class WelcomeScreen(WizardScreen):
         options.add_options([Option(str(path), id=str(path)) for path in recent])
         if not recent:
             options.add_option(Option("(none yet)", disabled=True))
-        if self.wizard.plan is None and self.wizard.plan_path.is_file():
-            self.open_path(self.wizard.plan_path, quiet=True)
+        opens_at_start = self.wizard.plan is None and self.wizard.plan_path.is_file()
+        # A failed open already shows why; the default state would hide that.
+        if opens_at_start and not self.open_path(self.wizard.plan_path, quiet=True):
+            return
         self.show_plan_state()
 
     # --- actions -----------------------------------------------------------------------------
