@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from app.paths import expand_user
 from app.plan import Plan, ResolvedNode, Secrets
 from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport
 from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
@@ -21,7 +22,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def _identity(path: str | None) -> str | None:
-    return str(Path(path).expanduser()) if path else None
+    return str(expand_user(path)) if path else None
 
 
 def registry_connection(plan: Plan, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -63,7 +64,7 @@ def connection_secrets(secrets: Secrets) -> ConnectionSecrets:
 def known_hosts_path(explicit: str | Path | None = None) -> Path | None:
     """``explicit``, else $REGWIZ_KNOWN_HOSTS, else None (the transport's ~/.ssh/known_hosts)."""
     chosen = explicit or os.environ.get(KNOWN_HOSTS_ENV)
-    return Path(chosen).expanduser() if chosen else None
+    return expand_user(chosen) if chosen else None
 
 
 def host_key_policy(

@@ -20,6 +20,7 @@ from pathlib import Path
 import bcrypt
 
 from app.errors import RegwizError
+from app.paths import expand_user
 
 DEFAULT_USERNAME = "regwiz"
 BCRYPT_ROUNDS = 10
@@ -111,7 +112,7 @@ def read_credentials(path: Path) -> Credentials | None:
 
 def write_credentials(path: Path, credentials: Credentials) -> None:
     """Write the credentials file with mode 0600 from the first byte (temp file + rename)."""
-    path = path.expanduser()
+    path = expand_user(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     payload = {

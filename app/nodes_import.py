@@ -14,6 +14,7 @@ from typing import Any
 
 from app import validate
 from app.errors import RegwizError, UsageError
+from app.paths import expand_user
 from app.plan import NodeSettings, Plan
 from app.transport.base import Transport
 
@@ -89,7 +90,7 @@ def parse_nodes_text(text: str, source: str = "nodes file") -> list[NodeEntry]:
 
 
 def read_nodes_file(path: str | Path) -> list[NodeEntry]:
-    path = Path(path).expanduser()
+    path = expand_user(path)
     try:
         if path.stat().st_size > MAX_NODES_FILE_BYTES:
             raise UsageError(f"{path} is larger than 1 MB: not a nodes file")

@@ -22,6 +22,7 @@ import tomlkit.exceptions
 
 from app import validate
 from app.errors import RegwizError, UsageError
+from app.paths import expand_user, unknown_home
 
 DEFAULT_CERT_DIRECTORY = "certs"
 
@@ -128,7 +129,7 @@ class Plan:
     @property
     def cert_dir(self) -> Path:
         """The certificate directory; relative paths are resolved against the plan's folder."""
-        directory = Path(self.certificate.directory).expanduser()
+        directory = expand_user(self.certificate.directory)
         if directory.is_absolute():
             return directory
         base = self.path.parent if self.path is not None else Path.cwd()
@@ -534,13 +535,12 @@ def _safe_reason(error: Exception) -> str:
 
 
 def expand_user_path(path: Path | str) -> Path:
-    """``~`` expanded; a ``~name`` for an unknown user is a PlanError, not a RuntimeError."""
-    try:
-        return Path(path).expanduser()
-    except RuntimeError as error:
-        raise PlanError(
-            [f"{validate._shown(str(path), 120)}: {error} (use an absolute path)"]
-        ) from error
+    """``~`` expanded; a ``~name`` for an unknown user is a PlanError naming it."""
+    prefix = unknown_home(str(path))
+    if prefix is not None:
+        raise PlanError([f"{validate._shown(str(path), 120)}: there is no user {prefix[1:]!r} "
+                         "on this machine (use an absolute path)"])
+    return expand_user(path)
 
 
 def load_plan(path: Path | str) -> Plan:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from app.paths import unknown_home
+
 # ISO 3166-1 alpha-2 codes (249, from Debian's iso-codes 4.x), embedded so no package is needed.
 ISO_3166_ALPHA2: frozenset[str] = frozenset(
     """
@@ -332,6 +334,8 @@ def check_local_path(value: object) -> str | None:
         return "must not be empty"
     if len(value) > MAX_PATH_LENGTH or _has_control(value):
         return f"expected a file path without control characters, got {_shown(value)}"
+    if (prefix := unknown_home(value)) is not None:
+        return f"there is no user {_shown(prefix[1:])} on this machine: use an absolute path"
     return None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import UsageError
+from app.paths import expand_user
 from app.plan import Plan, Secrets
 from app.steps import Outcome, Step, StepResult, format_result, run_steps, summarize
 from app.transport.base import Transport, TransportError
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from app.deploy import Deployment, DeployOptions, local_docker_client
 
     plan = load_plan_from_args(args)
-    image_tar = Path(args.image_tar).expanduser() if args.image_tar else None
+    image_tar = expand_user(args.image_tar) if args.image_tar else None
     if image_tar is not None and not image_tar.is_file():
         raise UsageError(f"--image-tar {image_tar}: no such file",
                          "create it with `docker save IMAGE -o FILE` on a machine that has it")
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--health-timeout must be a positive number of seconds")
     options = DeployOptions(
         image_tar=image_tar,
-        credentials_file=Path(args.credentials_file).expanduser()
+        credentials_file=expand_user(args.credentials_file)
         if args.credentials_file else None,
         local_docker=local_docker_client,
         health_timeout=args.health_timeout,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from app.errors import UsageError
+from app.paths import expand_user
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
@@ -106,7 +107,7 @@ def user_path(text: str, option: str) -> Path:
     if "\0" in text:
         raise UsageError(f"{option}: a path cannot contain a NUL character")
     try:
-        return Path(text).expanduser()
+        return expand_user(text)
     except RuntimeError:
         raise UsageError(f"{option} {text!r}: cannot find that user's home directory",
                          "give an absolute path") from None

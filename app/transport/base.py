@@ -137,6 +137,27 @@ STDERR_TAIL_LINES = 6
 DISPLAY_COMMAND_CHARS = 200
 
 
+def check_sendable(argv: list[str], host: str) -> None:
+    """Refuse arguments no command line can carry before they reach the connection: a NUL
+    makes sshd drop the whole session, and a lone surrogate cannot be encoded."""
+    for arg in argv:
+        problem = None
+        if "\0" in arg:
+            problem = "contains a NUL character"
+        else:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                problem = "is not valid UTF-8 text"
+        if problem:
+            shown = arg.encode("utf-8", "backslashreplace").decode().replace("\0", "\\0")
+            raise TransportError(
+                f"cannot run a command on {host}: the argument {shown[:80]!r} {problem}",
+                "check the plan value or file name it came from",
+                kind="command",
+            )
+
+
 def display_command(argv: list[str]) -> str:
     """The command as a user would type it, shortened; argv never carries secrets."""
     text = shlex.join(argv)
@@ -360,6 +381,7 @@ class ExecTransport(Transport):
         """Like run, but stdout stays bytes and a failure is returned, not raised."""
         if not argv:
             raise TransportError("empty command", kind="command")
+        check_sendable(argv, self.name)
         wrapped = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(math.ceil(timeout)), *argv]
         mode = self.sudo_mode() if sudo else "none"
         limit = timeout + CLIENT_GRACE_SECONDS

@@ -336,20 +336,21 @@ def test_hostile_registry_paths_through_deploy_steps(
 def test_identity_file_in_an_unknown_users_home(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The plan accepts identity_file = "~nobody-here/key"; connecting then calls
-    Path(...).expanduser() (app/connections.py _identity), which raises RuntimeError. deploy
-    crashes with a traceback; onboarding reports each node as "internal error ... a regwiz
-    bug". Expected: a plan problem naming the key, or an ordinary connection error (the
-    registry/node here is 127.0.0.1:1, which refuses connections)."""
+    """identity_file = "~nobody-here/key" once made Path.expanduser() raise RuntimeError
+    (a traceback from deploy, "internal error ... a regwiz bug" from onboarding). Expected: a
+    plan problem naming the key, or an ordinary connection error (the registry/node here is
+    127.0.0.1:1, which refuses connections)."""
     data = _base_plan()
-    data["registry"] |= {"host": "127.0.0.1", "ssh_port": 1, "identity_file": TILDE_UNKNOWN_USER}
-    data["nodes"]["hosts"] = [{"host": "127.0.0.1", "ssh_port": 1,
-                               "identity_file": TILDE_UNKNOWN_USER}]
+    data["registry"] |= {"host": "127.0.0.1", "ssh_port": 1}
+    data["nodes"]["hosts"] = [{"host": "127.0.0.1", "ssh_port": 1}]
     path = tmp_path / "plan.toml"
     path.write_text(tomlkit.dumps(data))
     from app.certs import ensure_certificates
 
-    ensure_certificates(load_plan(path))
+    ensure_certificates(load_plan(path))  # certificates first: the identity file is not needed
+    data["registry"]["identity_file"] = TILDE_UNKNOWN_USER
+    data["nodes"]["hosts"][0]["identity_file"] = TILDE_UNKNOWN_USER
+    path.write_text(tomlkit.dumps(data))
     code = main([command, "--plan", str(path), "--known-hosts", str(tmp_path / "kh")])
     out = "".join(capsys.readouterr())
     assert code in (1, 2)
