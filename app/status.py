@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RegwizError
+from app.jsonable import plain
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
@@ -136,23 +137,11 @@ class StatusReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = _plain(asdict(self))
+        data = plain(asdict(self), digits=1)
         data["healthy"] = self.healthy
         data["server_certificate"]["expiring"] = self.server_certificate.expiring
         data["ca_certificate"]["expiring"] = self.ca_certificate.expiring
         return data
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 1)
-    return value
 
 
 # ----------------------------------------------------------------------------- collecting

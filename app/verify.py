@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RegwizError
+from app.jsonable import plain
 from app.selftest_image import SELFTEST_REPOSITORY, SelftestImage, build_selftest_image
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class VerifyReport:
         return [node for node in self.nodes if not node.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self)) | {"ok": self.ok}
+        return plain(asdict(self), digits=3) | {"ok": self.ok}
 
 
 @dataclass(frozen=True)
@@ -117,18 +118,6 @@ class VerifyProgress:
 
 
 ProgressCallback = Callable[[VerifyProgress], None]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 3)
-    return value
 
 
 # ----------------------------------------------------------------------------- error reading
