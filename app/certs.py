@@ -9,19 +9,24 @@ Files in the plan's certificate directory (``CertFiles``):
 - ``tls.key`` the server's private key (0600, never encrypted: the registry must read it)
 - ``tls.csr`` a certificate signing request for ``tls.key``, for signing by another CA
 
-Every file is written atomically with its mode set before content lands. An existing CA is always
-reused; a new one only with ``new_ca=True`` (the old files are kept as ``*.old-<time>``), because
-every node must then be onboarded again. Private key material never appears in messages or reprs.
+Every file is written atomically with its mode set before content lands. The files of one change
+(a new CA and its server certificate, an import) are all written to temp files first and only
+then renamed into place, so a full disk or a failed write leaves the previous files as they were.
+An existing CA is always reused; a new one only with ``new_ca=True`` (the old files are kept as
+``*.old-<time>``), because every node must then be onboarded again. Private key material never
+appears in messages or reprs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import functools
 import ipaddress
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app import validate
 from app.errors import RegwizError
+from app.paths import expand_user
 from app.plan import CertificateSettings, Plan, atomic_write, sans_cover, validate_plan
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -64,7 +70,7 @@ def _file_errors_reported(function: _F) -> _F:
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
             raise CertError(
-                f"file system error{where}: {error.strerror or error}",
+                f"file system error{where}: {os_reason(error)}",
                 "check the certificate folder's permissions and free space",
             ) from None
 
@@ -211,7 +217,7 @@ def inspect_certificate(path_or_pem: str | bytes | Path) -> CertInfo:
     elif isinstance(path_or_pem, str) and "-----BEGIN" in path_or_pem:
         data, label = path_or_pem.encode("ascii", "replace"), "the given text"
     else:
-        path = Path(path_or_pem).expanduser()
+        path = expand_user(path_or_pem)
         data, label = _read(path, "certificate"), str(path)
     return describe(_parse_certificates(data, label)[0])
 
@@ -492,13 +498,122 @@ def _key_pem(key: PrivateKey, passphrase: str | None = None) -> bytes:
     )
 
 
+def os_reason(error: OSError) -> str:
+    """The OS's reason for a failed file operation, saying "disk full" when it is."""
+    if error.errno == errno.ENOSPC:
+        return "no space left on device (disk full)"
+    if error.errno == errno.EDQUOT:
+        return "disk quota exceeded (no space left for this user)"
+    return error.strerror or str(error)
+
+
+_WRITE_HINT = "free some space or fix the folder's owner and permissions, then run again"
+
+
+def _write_error(path: Path, error: OSError) -> CertError:
+    return CertError(f"cannot write {path}: {os_reason(error)}", _WRITE_HINT)
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
     try:
         atomic_write(path, data, mode)
     except OSError as error:
-        raise CertError(
-            f"cannot write {path}: {error.strerror}", "check the folder's owner and free space"
-        ) from None
+        raise _write_error(path, error) from None
+
+
+class _Changes:
+    """Files that change together: all written to temp files first, then renamed into place.
+
+    A full disk shows while writing the temp files, so a failure there changes nothing. The
+    renames need no space; if one fails anyway, the files set aside are put back.
+    """
+
+    def __init__(self) -> None:
+        self._staged: dict[Path, Path] = {}  # final path -> its temp file, in write order
+        self._aside: dict[Path, Path] = {}  # existing file -> its *.old-<time> name
+
+    def write(self, path: Path, data: bytes, mode: int) -> None:
+        """Stage ``data`` for ``path``; on any failure every staged temp file is removed."""
+        try:
+            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                            dir=path.parent)
+        except OSError as error:
+            self.discard()
+            raise _write_error(path, error) from None
+        self._staged[path] = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                os.fchmod(stream.fileno(), mode)  # before content lands: keys are never exposed
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            self.discard()
+            raise _write_error(path, error) from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def set_aside(self, paths: Sequence[Path]) -> list[str]:
+        """Plan renaming existing files to NAME.old-<UTC time> at commit; returns the new names."""
+        stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+        for path in paths:
+            if path.exists():
+                self._aside[path] = _unused_name(path.with_name(f"{path.name}.old-{stamp}"))
+        return [target.name for target in self._aside.values()]
+
+    def discard(self) -> None:
+        for temp in self._staged.values():
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        self._staged.clear()
+
+    def commit(self) -> None:
+        moved_aside: list[Path] = []
+        placed: list[Path] = []
+        doing = ""
+        try:
+            for path, target in self._aside.items():
+                doing = f"move {path} aside"
+                os.replace(path, target)
+                moved_aside.append(path)
+            for path, temp in self._staged.items():
+                doing = f"put the new {path} in place"
+                os.replace(temp, path)
+                placed.append(path)
+        except OSError as error:
+            self._undo(moved_aside, placed)
+            self.discard()
+            raise CertError(f"cannot {doing}: {os_reason(error)}", _WRITE_HINT) from None
+        if self._staged:
+            _fsync_folder(next(iter(self._staged)).parent)
+        self._staged.clear()
+
+    def _undo(self, moved_aside: list[Path], placed: list[Path]) -> None:
+        """Put set-aside files back (a new file in their place goes: it was never used)."""
+        for path in moved_aside:
+            with contextlib.suppress(OSError):
+                if path in placed:
+                    path.unlink()
+                os.replace(self._aside[path], path)
+
+
+def _unused_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``...: never overwrite an earlier set-aside file."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
+
+
+def _fsync_folder(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _prepare_directory(directory: Path) -> None:
@@ -510,21 +625,6 @@ def _prepare_directory(directory: Path) -> None:
         ) from None
     if not directory.is_dir():
         raise CertError(f"{directory} is not a folder", "set certificate.directory to a folder")
-
-
-def _set_aside(paths: Sequence[Path]) -> list[str]:
-    """Rename existing files to NAME.old-<UTC time>; returns the new names."""
-    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
-    moved: list[str] = []
-    for path in paths:
-        if path.exists():
-            target = path.with_name(f"{path.name}.old-{stamp}")
-            try:
-                os.replace(path, target)
-            except OSError as error:
-                raise CertError(f"cannot move {path} aside: {error.strerror}") from None
-            moved.append(target.name)
-    return moved
 
 
 def _tighten(path: Path) -> None:
@@ -603,10 +703,11 @@ def ensure_certificates(
     _prepare_directory(files.directory)
     notes: list[str] = []
     ca_action = "reused"
+    changes = _Changes()  # a new CA and its server certificate land together, or not at all
     ca = None if new_ca else _load_ca(files, ca_passphrase)
     if ca is None:
-        moved = _set_aside([files.ca_crt, files.ca_key]) if new_ca else []
-        ca = _create_and_write_ca(plan, files, ca_passphrase)
+        moved = changes.set_aside([files.ca_crt, files.ca_key]) if new_ca else []
+        ca = _create_and_stage_ca(plan, files, ca_passphrase, changes)
         ca_action = "replaced" if moved else "created"
         if moved:
             notes.append(f"the previous CA was kept as {', '.join(moved)}")
@@ -614,7 +715,12 @@ def ensure_certificates(
             notes.append("new CA: every node must be onboarded again to trust it")
     if ca.key is None:
         return _check_imported(plan, files, ca.cert, renew)
-    summary = _ensure_leaf(plan, files, ca, renew=renew, reuse_key=reuse_key)
+    try:
+        summary = _ensure_leaf(plan, files, ca, changes, renew=renew, reuse_key=reuse_key)
+    except BaseException:
+        changes.discard()
+        raise
+    changes.commit()
     summary.ca_action = ca_action
     summary.notes = notes + summary.notes
     return summary
@@ -661,11 +767,13 @@ def _load_ca(files: CertFiles, passphrase: str | None) -> _CA | None:
     return _CA(cert, key)
 
 
-def _create_and_write_ca(plan: Plan, files: CertFiles, passphrase: str | None) -> _CA:
+def _create_and_stage_ca(
+    plan: Plan, files: CertFiles, passphrase: str | None, changes: _Changes
+) -> _CA:
     cert, key = create_ca(plan)
     # Key first: a ca.crt without its key would look like an imported chain.
-    _write(files.ca_key, _key_pem(key, passphrase), PRIVATE_MODE)
-    _write(files.ca_crt, _pem(cert), PUBLIC_MODE)
+    changes.write(files.ca_key, _key_pem(key, passphrase), PRIVATE_MODE)
+    changes.write(files.ca_crt, _pem(cert), PUBLIC_MODE)
     return _CA(cert, key)
 
 
@@ -713,8 +821,9 @@ def _reissue_reasons(
 
 
 def _ensure_leaf(
-    plan: Plan, files: CertFiles, ca: _CA, *, renew: bool, reuse_key: bool
+    plan: Plan, files: CertFiles, ca: _CA, changes: _Changes, *, renew: bool, reuse_key: bool
 ) -> CertSummary:
+    """Check the server certificate against the plan; stage (not write) what must change."""
     assert ca.key is not None
     _check_name_constraints(ca.cert, plan.all_sans())
     cert, key = _load_leaf(files)
@@ -723,10 +832,10 @@ def _ensure_leaf(
         keep_key = key is not None and reuse_key and key_type_of(key) == plan.certificate.key_type
         if not keep_key or key is None:
             key = generate_key(plan.certificate.key_type)
-            _write(files.tls_key, _key_pem(key), PRIVATE_MODE)
+            changes.write(files.tls_key, _key_pem(key), PRIVATE_MODE)
         cert = issue_server_certificate(plan, key, ca.cert, ca.key)
-        _write(files.tls_crt, _pem(cert), PUBLIC_MODE)
-        _write(
+        changes.write(files.tls_crt, _pem(cert), PUBLIC_MODE)
+        changes.write(
             files.tls_csr,
             build_csr(plan, key).public_bytes(serialization.Encoding.PEM),
             PUBLIC_MODE,
@@ -852,10 +961,10 @@ def import_certificate(
     """
     _require_valid(plan)
     files = CertFiles(plan.cert_dir)
-    cert_file, key_file = Path(cert_path).expanduser(), Path(key_path).expanduser()
+    cert_file, key_file = expand_user(cert_path), expand_user(key_path)
     certs = _parse_certificates(_read(cert_file, "certificate"), str(cert_file))
     if chain_path is not None:
-        chain_file = Path(chain_path).expanduser()
+        chain_file = expand_user(chain_path)
         certs += _parse_certificates(_read(chain_file, "chain"), str(chain_file))
     key = _parse_private_key(_read(key_file, "key"), str(key_file))
     leaf, others = certs[0], certs[1:]
@@ -872,15 +981,17 @@ def import_certificate(
     _prepare_directory(files.directory)
     notes: list[str] = []
     ca_action = "reused"
+    changes = _Changes()  # the previous CA stays in place unless every new file was written
     if existing_ca is None or fingerprint(existing_ca) != fingerprint(root):
-        moved = _set_aside([files.ca_crt, files.ca_key])
+        moved = changes.set_aside([files.ca_crt, files.ca_key])
         ca_action = "imported"
         if moved:
             notes.append(f"the previous CA was kept as {', '.join(moved)}")
             notes.append("the CA changed: every node must be onboarded again to trust it")
-    _write(files.tls_key, _key_pem(key), PRIVATE_MODE)
-    _write(files.tls_crt, b"".join(_pem(c) for c in [leaf, *path]), PUBLIC_MODE)
-    _write(files.ca_crt, _pem(root), PUBLIC_MODE)
+    changes.write(files.tls_key, _key_pem(key), PRIVATE_MODE)
+    changes.write(files.tls_crt, b"".join(_pem(c) for c in [leaf, *path]), PUBLIC_MODE)
+    changes.write(files.ca_crt, _pem(root), PUBLIC_MODE)
+    changes.commit()
     with contextlib.suppress(OSError):
         files.tls_csr.unlink()  # it was for another key, or for the certificate just imported
     return CertSummary(

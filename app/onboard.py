@@ -729,8 +729,34 @@ def load_results(plan: Plan) -> dict[str, dict[str, Any]]:
     return {n["host"]: n for n in nodes if isinstance(n, dict) and isinstance(n.get("host"), str)}
 
 
+class ResultsNotSaved(RegwizError):
+    """The nodes were onboarded, but the results file could not be written.
+
+    ``report`` is the run's outcome all the same, for callers that want to show it.
+    """
+
+    def __init__(self, report: OnboardReport, path: Path, reason: str) -> None:
+        done = ", ".join(f"{n} {state}" for state, n in report.counts().items() if n)
+        super().__init__(
+            f"the nodes were onboarded ({done or 'no nodes'}), but the results could not be "
+            f"saved to {path}: {reason}; the previous results there are unchanged, so "
+            "--retry-failed does not know about this run",
+            "free some space (or fix the folder's permissions), then run regwiz onboard "
+            "again: nodes already set up are left as they are",
+        )
+        self.report = report
+        self.path = path
+
+
 def save_results(plan: Plan, report: OnboardReport) -> Path:
-    """Merge this run's node results into the results file (nodes not run keep theirs)."""
+    """Merge this run's node results into the results file (nodes not run keep theirs).
+
+    Written atomically: on failure (e.g. a full disk) the previous file stays as it was, no temp
+    file is left, and ResultsNotSaved carries the report.
+    """
+    from app.certs import os_reason
+    from app.plan import atomic_write
+
     with _results_lock:
         merged = load_results(plan)
         merged.update({r.host: r.to_dict() for r in report.results})
@@ -738,10 +764,10 @@ def save_results(plan: Plan, report: OnboardReport) -> Path:
         data["nodes"] = list(merged.values())
         data["saved_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         path = results_path(plan)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(path.name + ".tmp")
-        temp.write_text(json.dumps(data, indent=2) + "\n")
-        temp.replace(path)
+        try:
+            atomic_write(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), 0o644)
+        except OSError as error:
+            raise ResultsNotSaved(report, path, os_reason(error)) from None
         return path
 
 

@@ -217,6 +217,32 @@ def test_new_ca_only_when_asked(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_two_ca_rotations_in_one_second_keep_both_old_cas(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    first = ensure_certificates(plan).files.ca_crt.read_bytes()
+    second = ensure_certificates(plan, new_ca=True).files.ca_crt.read_bytes()
+    directory = ensure_certificates(plan, new_ca=True).files.directory
+    # Rotations within the same second get a "-2" suffix instead of overwriting the first.
+    kept = sorted(p.read_bytes() for p in directory.glob("ca.crt.old-*"))
+    assert kept == sorted([first, second])
+
+
+def test_a_failed_ca_rotation_puts_the_current_ca_back(tmp_path: Path) -> None:
+    """The last rename of a rotation fails (tls.csr is a folder): the old CA is restored."""
+    plan = make_plan(tmp_path)
+    files = ensure_certificates(plan).files
+    before = {path: path.read_bytes() for path in (files.ca_crt, files.ca_key)}
+    files.tls_csr.unlink()
+    files.tls_csr.mkdir()
+    (files.tls_csr / "in-the-way").write_text("x")
+    with pytest.raises(CertError, match="tls.csr") as caught:
+        ensure_certificates(plan, new_ca=True)
+    assert "Is a directory" in caught.value.message and caught.value.hint
+    assert {path: path.read_bytes() for path in before} == before
+    assert list(files.directory.glob("*.old-*")) == []
+    assert list(files.directory.glob(".*.tmp")) == []
+
+
 def test_ca_key_without_cert_is_not_silently_replaced(tmp_path: Path) -> None:
     plan = make_plan(tmp_path)
     files = ensure_certificates(plan).files
