@@ -1,7 +1,9 @@
 """Step 7: install the CA on every node, in parallel, with a live row per node.
 
 app.onboard.onboard_nodes does the work in a thread worker; its NodeProgress events arrive as
-NodeUpdate messages. Cancel stops between steps; Retry failed re-runs only the failed nodes;
+NodeUpdate messages, which are coalesced per host and drawn at most every FLUSH_SECONDS (30
+nodes send ~240 events in a few seconds; drawing each one stalled the event loop). Cancel
+stops between steps; Retry failed re-runs only the failed nodes;
 Enter on a row opens that node's log. Rows are widgets of their own (screens.widgets.node_rows)
 so one node's update never re-renders the others.
 """
@@ -15,6 +17,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widgets import Button, Checkbox, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
@@ -28,6 +31,7 @@ from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "onboarding"
+FLUSH_SECONDS = 0.1  # live rows lag at most this much; fast enough to read as live
 COLUMNS = (Column("host", "host", 17), Column("state", "state", 10),
            Column("runtime", "runtime", 13), Column("changed", "changed", 7),
            Column("time", "time", 6), Column("detail", "detail", None))
@@ -84,6 +88,10 @@ class OnboardingScreen(WizardScreen):
         super().__init__()
         self.node_logs: dict[str, list[str]] = {}
         self.finished: set[str] = set()
+        # The newest not yet drawn event per host, and runtimes an older event reported.
+        self.pending: dict[str, onboard.NodeProgress] = {}
+        self.pending_runtimes: dict[str, str] = {}
+        self.flush_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="onboard-controls"):
@@ -100,6 +108,7 @@ class OnboardingScreen(WizardScreen):
         rows = self.query_one(NodeRows)
         self.query_one("#onboard-header", Static).update(rows.header())
         self.fill_rows()
+        self.flush_timer = self.set_interval(FLUSH_SECONDS, self.flush_progress, pause=True)
 
     # --- rows ----------------------------------------------------------------------------------
 
@@ -140,20 +149,39 @@ class OnboardingScreen(WizardScreen):
         self.query_one("#onboard-all", Button).disabled = count == 0
 
     def on_node_update(self, message: NodeUpdate) -> None:
+        """Log every event now; keep only the newest per host for the next flush."""
         progress: onboard.NodeProgress = message.progress
-        rows = self.query_one(NodeRows)
-        if progress.host not in rows.by_host:
+        if progress.host not in self.query_one(NodeRows).by_host:
             return
-        rows.update_row(progress.host, state=state_text(progress.state),
-                        changed=str(len(progress.changed_files)),
-                        time=f"{progress.seconds:.1f}s", detail=Text(progress.message))
-        if progress.runtime:
-            rows.update_row(progress.host, runtime=progress.runtime)
         self.node_logs.setdefault(progress.host, []).append(
             f"{progress.state}: {progress.message}")
-        if progress.state in onboard.FINAL_STATES and progress.host not in self.finished:
+        self.pending[progress.host] = progress
+        if progress.runtime:
+            self.pending_runtimes[progress.host] = progress.runtime
+        if progress.state in onboard.FINAL_STATES:
             self.finished.add(progress.host)
-            self.query_one(ProgressBar).advance(1)
+
+    def flush_progress(self) -> None:
+        """Draw the newest event of each host that reported since the last flush."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        runtimes, self.pending_runtimes = self.pending_runtimes, {}
+        rows = self.query_one(NodeRows)
+        for host, progress in pending.items():
+            values: dict[str, Text | str] = {
+                "state": state_text(progress.state), "changed": str(len(progress.changed_files)),
+                "time": f"{progress.seconds:.1f}s", "detail": Text(progress.message)}
+            if host in runtimes:
+                values["runtime"] = runtimes[host]
+            rows.update_row(host, **values)
+        self.query_one(ProgressBar).update(progress=len(self.finished))
+
+    def stop_flushing(self) -> None:
+        """The job ended: draw what is left now and let the timer sleep until the next job."""
+        if self.flush_timer is not None:
+            self.flush_timer.pause()
+        self.flush_progress()
 
     # --- controls ------------------------------------------------------------------------------
 
@@ -199,6 +227,8 @@ class OnboardingScreen(WizardScreen):
         bar = self.query_one(ProgressBar)
         bar.update(total=len(hosts), progress=0)
         self.set_running(True)
+        if self.flush_timer is not None:
+            self.flush_timer.resume()
         self.run_onboarding(only, self.query_one("#dry-run", Checkbox).value)
 
     def set_running(self, running: bool) -> None:
@@ -229,6 +259,7 @@ class OnboardingScreen(WizardScreen):
         self.post_message(JobDone(JOB, extra=report))
 
     def on_job_done(self, message: JobDone) -> None:
+        self.stop_flushing()
         self.set_running(False)
         summary = self.query_one("#onboard-summary", Static)
         if message.error:
@@ -246,6 +277,7 @@ class OnboardingScreen(WizardScreen):
         self.query_one("#retry-failed", Button).disabled = not report.failed or report.dry_run
 
     def worker_failed(self, worker: Worker[object]) -> None:
+        self.stop_flushing()
         self.set_running(False)
 
     def on_list_view_selected(self, event: NodeRows.Selected) -> None:

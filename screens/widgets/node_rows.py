@@ -33,6 +33,11 @@ def render_line(columns: tuple[Column, ...], values: dict[str, Text]) -> Text:
 
 
 class NodeRow(ListItem):
+    # One line whatever the text (render_line never wraps), so an update needs no layout pass.
+    DEFAULT_CSS = """
+    NodeRow > .node-row-text { height: 1; }
+    """
+
     def __init__(self, host: str, columns: tuple[Column, ...], values: dict[str, Text]) -> None:
         super().__init__(classes="node-row")
         self.host = host
@@ -50,7 +55,8 @@ class NodeRow(ListItem):
                 self.values[key] = text
                 changed = True
         if changed and self.is_mounted:
-            self.query_one(Static).update(render_line(self.columns, self.values))
+            # layout=False: the row keeps its size; a layout pass re-arranges the whole screen.
+            self.query_one(Static).update(render_line(self.columns, self.values), layout=False)
 
 
 class NodeRows(ListView):

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Checkbox, ProgressBar, RichLog
 
+from app import onboard
 from app.certs import ensure_certificates
+from app.onboard import NodeProgress
 from app.plan import NodeSettings, new_plan, save_plan
 from app.tui import RegwizApp
 from screens.host_key_unknown import HostKeyUnknownModal
+from screens.messages import NodeUpdate
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
 from screens.widgets.node_rows import NodeRows
@@ -140,3 +143,37 @@ async def test_cancel_while_a_host_key_question_waits(
         assert screen.query_one("#cancel-job", Button).disabled
         assert not screen.query_one("#onboard-all", Button).disabled
     assert not (tmp_path / "empty_known_hosts").exists()
+
+
+async def test_progress_is_coalesced_per_host_and_keeps_an_earlier_runtime(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """Rows show only the newest event per host, drawn at a flush (no job runs here, so the
+    flush timer stays paused and nothing is drawn before flush_progress)."""
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host="198.18.0.101"), NodeSettings(host="198.18.0.102")]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    app = make_app("onboarding")
+    app.open_plan(plan_path)
+
+    def update(host: str, state: str, runtime: str, message: str) -> NodeUpdate:
+        return NodeUpdate("onboarding", NodeProgress(host, state, runtime, message, (), 0.5))
+
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, OnboardingScreen)
+        screen.on_node_update(update("198.18.0.101", "detecting", "docker", "found docker"))
+        screen.on_node_update(update("198.18.0.101", "running", "", "writing ca.crt"))
+        screen.on_node_update(update("198.18.0.102", onboard.FAILED, "", "unreachable"))
+        assert cell(app, "198.18.0.101", "state") == "not run"
+        screen.flush_progress()
+        await pilot.pause()
+        assert cell(app, "198.18.0.101", "state") == "running"
+        assert cell(app, "198.18.0.101", "detail") == "writing ca.crt"
+        assert cell(app, "198.18.0.101", "runtime") == "docker"
+        assert cell(app, "198.18.0.102", "state") == onboard.FAILED
+        assert app.screen.query_one(ProgressBar).progress == 1
+        assert screen.node_logs["198.18.0.101"] == [
+            "detecting: found docker", "running: writing ca.crt"]
