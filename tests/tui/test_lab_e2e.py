@@ -1,6 +1,10 @@
 """End to end through the TUI on the lab: generate certificates, deploy as the sudo user
 (answering the unknown host-key modal), onboard a docker, a containerd (sudo password) and a
-plain OS-store node, verify with real pulls, and see the status panel report it healthy."""
+plain OS-store node, verify with real pulls, and see the status panel report it healthy.
+
+``test_wizard_from_empty_plan`` starts from nothing: every value is typed into the screens as a
+user would, the status panel must list the image verify pushed, and a re-run of onboarding from
+the Welcome screen after one node was added must touch only that node."""
 
 from __future__ import annotations
 
@@ -11,21 +15,26 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, ProgressBar, Static
+from textual.widgets import DataTable, Input, ProgressBar, RadioButton, Static
 
 from app.certs import ensure_certificates
 from app.cli import main
-from app.plan import NodeSettings, Secrets, new_plan, save_plan
+from app.plan import NodeSettings, Secrets, load_plan, new_plan, save_plan
+from app.registry_api import base_url, ping
 from app.tui import RegwizApp
+from screens.cert_request import CertRequestScreen
 from screens.cert_review import CertReviewScreen
 from screens.deploy import DeployScreen
 from screens.host_key_unknown import HostKeyUnknownModal
+from screens.nodes import NodesScreen
 from screens.onboarding import OnboardingScreen
+from screens.registry_host import RegistryHostScreen
 from screens.status import StatusScreen
 from screens.verify import VerifyScreen
+from screens.welcome import WelcomeScreen
 from screens.widgets.node_rows import NodeRows
 from screens.widgets.step_table import StepTable
-from tests.lab.lab import Lab
+from tests.lab.lab import Lab, LabHost
 
 PORT = 8993
 CONTAINER = "tui-lab-registry"
@@ -105,14 +114,39 @@ def lab_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,
                   host_keys: list[str] | None = None) -> None:
     """Press ``button`` and poll until every worker ended, accepting host-key questions."""
-    app.screen.query_one(button, Button).press()
-    await pilot.pause()
+    await click(pilot, button)
     for _ in range(MAX_POLLS):
         screen = app.screen
         if isinstance(screen, HostKeyUnknownModal):
             if host_keys is not None:
                 host_keys.append(screen.host)
             await pilot.click("#accept")
+        if not any(not worker.is_finished for worker in app.workers):
+            await pilot.pause()
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("the job did not finish")
+
+
+async def click(pilot: Pilot[Any], selector: str) -> None:
+    """Click a widget of the current screen (or modal) as a user would, scrolling to it first."""
+    pilot.app.screen.query_one(selector).scroll_visible(animate=False, immediate=True)
+    await pilot.pause()
+    assert await pilot.click(selector), f"the click on {selector} hit another widget"
+    await pilot.pause()
+
+
+async def type_into(pilot: Pilot[Any], selector: str, text: str) -> None:
+    """Click an input, erase what it holds and type ``text`` key by key."""
+    await click(pilot, selector)
+    field = pilot.app.screen.query_one(selector, Input)
+    assert field.has_focus, selector
+    await pilot.press("home", "ctrl+k", *text)
+    assert field.value == text, (selector, field.value)
+
+
+async def wait_for_workers(app: RegwizApp, pilot: Pilot[Any]) -> None:
+    for _ in range(MAX_POLLS):
         if not any(not worker.is_finished for worker in app.workers):
             await pilot.pause()
             return
@@ -221,3 +255,206 @@ async def test_onboarding_thirty_nodes_live(lab: Lab, tmp_path: Path,
     finally:
         for host in nodes:
             host.exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}"], check=False)
+
+
+E2E_PORT = 8452
+E2E_CONTAINER = "tui-e2e-registry"
+E2E_DATA_DIR = "/registry-image/tui-e2e"
+E2E_CERTS_DIR = "/etc/docker/tui-e2e-certs"
+
+
+def trust_dirs(registry: str) -> tuple[str, ...]:
+    return (f"/etc/docker/certs.d/{registry}", f"/etc/containerd/certs.d/{registry}")
+
+
+def remove_trust(hosts: list[LabHost], registry: str) -> None:
+    for host in hosts:
+        host.exec(["rm", "-rf", *trust_dirs(registry)], check=False)
+
+
+def trust_files(host: LabHost, registry: str) -> dict[str, tuple[int, int, bytes]]:
+    """(inode, mtime_ns, content) of every file onboarding placed for ``registry`` on ``host``."""
+    found: dict[str, tuple[int, int, bytes]] = {}
+    for directory in trust_dirs(registry):
+        for path in sorted(host.host_path(directory).rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                found[str(path)] = (stat.st_ino, stat.st_mtime_ns, path.read_bytes())
+    return found
+
+
+def spare_sshd_node(lab: Lab) -> LabHost:
+    """An sshd-only lab node (shared with the 30-node test, which uses another registry port)."""
+    existing = [host for name, host in sorted(lab.hosts.items()) if name.startswith("node")]
+    return existing[0] if existing else lab.add_sshd_nodes(1)[0]
+
+
+@pytest.fixture
+def empty_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A plan path that does not exist yet; every lab host key is known except the registry's.
+    Afterwards the registry container and its data are removed, and the nodes' CA files."""
+    registry = f"{lab['registry'].ip}:{E2E_PORT}"
+    spare = spare_sshd_node(lab)  # started first, so its host key is in known_hosts below
+    touched = [lab["docker"], lab["containerd"], spare]
+    remove_trust(touched, registry)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(
+        f"{line}\n" for line in lab.known_hosts.read_text().splitlines()
+        if not line.split(" ", 1)[0].strip("[").startswith(lab["registry"].ip)))
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(known_hosts))
+    plan = tmp_path / "new" / "plan.toml"
+    try:
+        yield plan
+    finally:
+        if plan.is_file():
+            main(["uninstall", "--plan", str(plan), "--known-hosts", str(lab.known_hosts),
+                  "--purge", "--yes"])
+        lab["registry"].exec(["rm", "-rf", E2E_DATA_DIR, E2E_CERTS_DIR], check=False)
+        remove_trust(touched, registry)
+
+
+async def fill_certificate_request(pilot: Pilot[Any], lab: Lab) -> None:
+    assert isinstance(pilot.app.screen, CertRequestScreen)
+    for selector, text in (("#common-name", "registry.e2e.internal"),
+                           ("#address", lab["registry"].ip), ("#country", "KR"),
+                           ("#organization", "Example Corp"),
+                           ("#email", "ops@example.com")):
+        await type_into(pilot, selector, text)
+
+
+async def fill_registry_host(pilot: Pilot[Any], lab: Lab) -> None:
+    screen = pilot.app.screen
+    assert isinstance(screen, RegistryHostScreen)
+    await type_into(pilot, "#host", lab["registry"].ip)
+    await type_into(pilot, "#ssh-user", "rwdeploy")
+    key_button = next(b for b in screen.query(RadioButton) if b.name == "key")
+    key_button.scroll_visible(animate=False, immediate=True)
+    await pilot.pause()
+    await pilot.click(key_button)
+    await pilot.pause()
+    assert screen.auth_method() == "key"
+    for selector, text in (("#identity-file", str(lab.key_path)), ("#port", str(E2E_PORT)),
+                           ("#container-name", E2E_CONTAINER), ("#data-dir", E2E_DATA_DIR),
+                           ("#certs-dir", E2E_CERTS_DIR)):
+        await type_into(pilot, selector, text)
+    assert screen.problems() == []
+
+
+async def add_nodes_from_file(pilot: Pilot[Any], lab: Lab, nodes_file: Path) -> None:
+    """Node defaults (key file) in their modal, then the nodes file through Import file."""
+    app = pilot.app
+    assert isinstance(app, RegwizApp) and isinstance(app.screen, NodesScreen)
+    await click(pilot, "#edit-defaults")
+    await type_into(pilot, "#default-user", "rwdeploy")
+    await type_into(pilot, "#default-identity", str(lab.key_path))
+    await click(pilot, "#save")
+    assert isinstance(app.screen, NodesScreen), "the node defaults were refused"
+    nodes_file.write_text(f"# lab nodes\nroot@{lab['docker'].ip}\n"
+                          f"{lab['containerd'].ssh_user}@{lab['containerd'].ip}\n")
+    await click(pilot, "#import-file")
+    await type_into(pilot, "#prompt", str(nodes_file))
+    await click(pilot, "#ok")
+    await wait_for_workers(app, pilot)
+    assert isinstance(app.screen, NodesScreen), "the import showed an error"
+    assert app.screen.query_one("#nodes-table", DataTable).row_count == 2
+    await type_into(pilot, "#nodes-sudo-password", lab["containerd"].password or "")
+
+
+async def test_wizard_from_empty_plan(lab: Lab, empty_plan: Path) -> None:
+    """From a plan file that does not exist to a verified registry, every value typed in."""
+    registry_ip = lab["registry"].ip
+    reference = f"{registry_ip}:{E2E_PORT}"
+    node_ips = {lab["docker"].ip, lab["containerd"].ip}
+    data_dir = empty_plan.parent.parent / "data"
+    app = RegwizApp(empty_plan, data_dir=data_dir, secrets=Secrets(), start="welcome")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert isinstance(app.screen, WelcomeScreen)
+        assert app.plan is None and not empty_plan.exists()
+        await click(pilot, "#new-plan")
+        await fill_certificate_request(pilot, lab)
+        await pilot.press("ctrl+n")  # -> review
+        await pilot.pause()
+        assert isinstance(app.screen, CertReviewScreen)
+        await run_job(app, pilot, "#generate")
+        assert "created" in str(app.screen.query_one("#cert-result", Static).render())
+        await pilot.press("ctrl+n")  # -> registry host
+        await pilot.pause()
+        await fill_registry_host(pilot, lab)
+        await pilot.press("ctrl+n")  # -> deploy
+        await pilot.pause()
+        assert isinstance(app.screen, DeployScreen)
+        asked: list[str] = []
+        await run_job(app, pilot, "#deploy", asked)
+        assert asked == [registry_ip]  # the registry's unknown key was shown and accepted
+        table = app.screen.query_one(StepTable)
+        states = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert states and all("changed" in s or "unchanged" in s for s in states), states
+
+        await pilot.press("ctrl+n")  # -> nodes
+        await pilot.pause()
+        await add_nodes_from_file(pilot, lab, empty_plan.parent / "nodes.txt")
+        await pilot.press("ctrl+n")  # -> onboarding
+        await pilot.pause()
+        assert isinstance(app.screen, OnboardingScreen)
+        await run_job(app, pilot, "#onboard-all")
+        assert cells(app, "#onboard-table", "state") == dict.fromkeys(node_ips, "changed"), \
+            cells(app, "#onboard-table", "detail")
+
+        await pilot.press("ctrl+n")  # -> verify
+        await pilot.pause()
+        assert isinstance(app.screen, VerifyScreen)
+        await run_job(app, pilot, "#verify")
+        assert "passed" in str(app.screen.query_one("#push-pull", Static).render())
+        assert cells(app, "#verify-table", "state") == dict.fromkeys(node_ips, "passed"), \
+            cells(app, "#verify-table", "outcome")
+
+        await pilot.press("ctrl+n")  # -> status
+        await pilot.pause()
+        assert isinstance(app.screen, StatusScreen)
+        await run_job(app, pilot, "#refresh")
+        panel = str(app.screen.query_one("#status-text", Static).render())
+        assert "UP" in panel and "TLS ok" in panel, panel
+        assert "regwiz/selftest" in panel, panel  # the real catalog, with what verify pushed
+
+    # What was typed reached the plan, and the registry answers TLS checked against the CA alone.
+    plan = load_plan(empty_plan)
+    assert (plan.certificate.common_name, plan.certificate.country,
+            plan.certificate.organization, plan.certificate.email) == (
+        "registry.e2e.internal", "KR", "Example Corp", "ops@example.com")
+    assert plan.registry_reference == reference
+    assert (plan.registry.host, plan.registry.ssh_user, plan.registry.identity_file) == (
+        registry_ip, "rwdeploy", str(lab.key_path))
+    answer = ping(base_url(registry_ip, E2E_PORT), plan.cert_dir / "ca.crt")
+    assert answer.is_up, (answer.error, answer.hint)
+    assert "password" not in empty_plan.read_text()  # the typed sudo password stays in memory
+
+    await rerun_onboarding_with_one_new_node(lab, empty_plan, data_dir)
+
+
+async def rerun_onboarding_with_one_new_node(lab: Lab, plan_path: Path, data_dir: Path) -> None:
+    """A node appended to the plan file; Welcome -> Re-run node onboarding touches only it."""
+    registry = f"{lab['registry'].ip}:{E2E_PORT}"
+    earlier = [lab["docker"], lab["containerd"]]
+    before = {host.name: trust_files(host, registry) for host in earlier}
+    assert all(before.values()), before
+    new_node = spare_sshd_node(lab)
+    plan = load_plan(plan_path)
+    plan.nodes.append(NodeSettings(host=new_node.ip, ssh_user="rwdeploy", runtime="docker"))
+    save_plan(plan, plan_path)
+
+    app = RegwizApp(plan_path, data_dir=data_dir,
+                    secrets=Secrets(sudo_password=lab["containerd"].password), start="welcome")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert isinstance(app.screen, WelcomeScreen)
+        assert app.plan is not None and len(app.plan.nodes) == 3  # opened at start
+        await click(pilot, "#goto-onboarding")
+        assert isinstance(app.screen, OnboardingScreen)
+        await run_job(app, pilot, "#onboard-all")
+        states = cells(app, "#onboard-table", "state")
+        details = cells(app, "#onboard-table", "detail")
+        assert states == {new_node.ip: "changed", lab["docker"].ip: "unchanged",
+                          lab["containerd"].ip: "unchanged"}, details
+    assert {host.name: trust_files(host, registry) for host in earlier} == before
+    ca = (load_plan(plan_path).cert_dir / "ca.crt").read_bytes()
+    placed = new_node.host_path(f"/etc/docker/certs.d/{registry}/ca.crt")
+    assert placed.read_bytes() == ca
