@@ -936,9 +936,11 @@ class Uninstall:
         ]
         if present:
             transport.run(["rm", "-f", "--", *present], sudo=sudo)
-        if transport.run(["test", "-d", registry.certs_dir], check=False).ok:
-            transport.run(["rmdir", "--ignore-fail-on-non-empty", "--", registry.certs_dir],
-                          sudo=sudo)
+        for directory in (registry.certs_dir,
+                          posixpath.dirname(self._deployment.docker_ca_path())):
+            if transport.run(["test", "-d", directory], check=False).ok:
+                transport.run(["rmdir", "--ignore-fail-on-non-empty", "--", directory],
+                              sudo=sudo)
         return Outcome.CHANGED if present else Outcome.UNCHANGED
 
     def _purge_data(self) -> Outcome:

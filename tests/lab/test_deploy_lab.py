@@ -503,6 +503,8 @@ def test_local_host_with_docker_from_docker_host(
     finally:
         setup.cli("uninstall", "--purge", "--yes")
     assert not (shared / "certs" / "tls.key").exists() and not (shared / "data").exists()
+    # deploy made this machine's Docker trust the CA; uninstall takes that back completely
+    assert not Path(f"/etc/docker/certs.d/{setup.address}").exists()
 
 
 def test_htpasswd_mount_that_docker_cannot_see_is_caught(
