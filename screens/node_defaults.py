@@ -5,22 +5,18 @@ Dismisses with a new NodeDefaults, or None when cancelled.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Select
 
 from app.plan import NodeDefaults
 from app.validate import RUNTIMES
 from screens import validators
+from screens.form_modal import FormModal
 from screens.widgets.form_field import FormField
 
 
-class NodeDefaultsModal(ModalScreen["NodeDefaults | None"]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+class NodeDefaultsModal(FormModal[NodeDefaults]):
 
     def __init__(self, defaults: NodeDefaults) -> None:
         super().__init__(classes="modal")
@@ -74,15 +70,3 @@ class NodeDefaultsModal(ModalScreen["NodeDefaults | None"]):
             sudo=self.query_one("#default-sudo", Checkbox).value,
             os_trust_store=self.query_one("#default-os-store", Checkbox).value,
         )
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "cancel":
-            self.dismiss(None)
-            return
-        result = self.result()
-        if result is not None:
-            self.dismiss(result)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

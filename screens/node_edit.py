@@ -6,17 +6,15 @@ Dismisses with a NodeSettings, or None when cancelled.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select
 
 from app.plan import NodeDefaults, NodeSettings
 from app.validate import RUNTIMES
 from screens import validators
+from screens.form_modal import FormModal
 from screens.widgets.form_field import FormField
 
 DEFAULT = "default"
@@ -34,8 +32,7 @@ def _from_tri(value: object) -> bool | None:
     return None if value == DEFAULT else value == "yes"
 
 
-class NodeEditModal(ModalScreen["NodeSettings | None"]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+class NodeEditModal(FormModal[NodeSettings]):
 
     def __init__(
         self,
@@ -119,18 +116,6 @@ class NodeEditModal(ModalScreen["NodeSettings | None"]):
             sudo=_from_tri(self.query_one("#node-sudo", Select).value),
             os_trust_store=_from_tri(self.query_one("#node-os-store", Select).value),
         )
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "cancel":
-            self.dismiss(None)
-            return
-        result = self.result()
-        if result is not None:
-            self.dismiss(result)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 def _optional_user(value: str) -> str | None:
