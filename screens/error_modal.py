@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from app.errors import RegwizError
+from screens.closable_modal import ClosableModal
 
 
-class ErrorModal(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+class ErrorModal(ClosableModal):
 
     def __init__(self, title: str, message: str, hint: str | None = None) -> None:
         super().__init__(classes="modal")
@@ -39,13 +35,3 @@ class ErrorModal(ModalScreen[None]):
                 if self.hint:
                     yield Static(f"hint: {self.hint}", classes="dialog-hint", markup=False)
             yield Button("Close", id="close", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

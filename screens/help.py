@@ -7,8 +7,9 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Markdown
+
+from screens.closable_modal import ClosableModal
 
 STEP_HELP: dict[str, str] = {
     "welcome": "Start a **new plan**, open an existing plan file, or pick a recent one. "
@@ -50,7 +51,7 @@ GLOBAL_KEYS = """
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ClosableModal):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark,f1", "close", "Close"),
     ]
@@ -67,13 +68,3 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog help-dialog"):
             yield Markdown(text, id="help-text")
             yield Button("Close", id="close", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

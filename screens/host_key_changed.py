@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from screens.closable_modal import ClosableModal
 
-class HostKeyChangedModal(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+
+class HostKeyChangedModal(ClosableModal):
 
     def __init__(self, host: str, message: str, hint: str | None = None) -> None:
         super().__init__(classes="modal")
@@ -35,13 +32,3 @@ class HostKeyChangedModal(ModalScreen[None]):
             yield Static(self.message, id="changed-detail", markup=False)
             yield Static(f"hint: {self.hint}", classes="dialog-hint", markup=False)
             yield Button("Close", id="close", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

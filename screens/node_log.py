@@ -7,11 +7,12 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, RichLog
 
+from screens.closable_modal import ClosableModal
 
-class NodeLogModal(ModalScreen[None]):
+
+class NodeLogModal(ClosableModal):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close")]
 
     def __init__(self, host: str, lines: list[str]) -> None:
@@ -30,10 +31,3 @@ class NodeLogModal(ModalScreen[None]):
         for line in self.lines or ["nothing recorded for this node yet"]:
             log.write(line)
         self.query_one("#close", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
