@@ -18,7 +18,8 @@ from app.cli import main
 from app.connections import host_key_policy
 from app.plan import Secrets, load_plan
 from app.verify import CheckState, verify
-from tests.lab.lab import CONTAINERD_CONFIG_BASE, Lab
+from tests.lab.lab import Lab
+from tests.lab.trust import reset_node_trust
 
 PORT = 8743
 CONTAINER = "apply-lab-registry"
@@ -71,28 +72,10 @@ os_trust_store = true
     return path
 
 
-def reset_nodes(lab: Lab, registry: str) -> None:
-    """Every node back to the lab's original state for this registry."""
-    for name in ("docker", "containerd", "bare"):
-        lab[name].exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}",
-                        f"/etc/containerd/certs.d/{registry}"], check=False)
-    bare = lab["bare"]
-    config = bare.host_path("/etc/containerd/config.toml")
-    if config.read_text() != CONTAINERD_CONFIG_BASE:
-        config.write_text(CONTAINERD_CONFIG_BASE)
-        bare.stop_daemon("containerd")
-        bare.start_daemon("containerd")
-    for backup in bare.host_path("/etc/containerd").glob("config.toml.regwiz-backup-*"):
-        backup.unlink()
-    anchor = f"/usr/local/share/ca-certificates/regwiz-{registry.replace(':', '_')}.crt"
-    lab["plain"].exec(["rm", "-f", anchor])
-    lab["plain"].exec(["update-ca-certificates", "--fresh"], check=False)
-
-
 @pytest.fixture
 def fresh_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     registry = f"{lab['registry'].ip}:{PORT}"
-    reset_nodes(lab, registry)
+    reset_node_trust(lab, registry)
     monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")  # the containerd node's sudo
     plan = write_plan(lab, tmp_path / "plan.toml")
     try:
@@ -100,7 +83,7 @@ def fresh_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     finally:
         main(["uninstall", "--plan", str(plan), "--known-hosts", str(lab.known_hosts),
               "--purge", "--yes"])
-        reset_nodes(lab, registry)
+        reset_node_trust(lab, registry)
 
 
 def test_apply_from_a_fresh_plan_verifies_every_node(

@@ -24,6 +24,7 @@ from app.connections import host_key_policy
 from app.plan import NodeSettings, Plan, Secrets, load_plan, new_plan, save_plan
 from app.transport.hostkeys import HostKeyPolicy
 from tests.lab.lab import BUSYBOX_IMAGE, CONTAINERD_CONFIG_BASE, Lab, LabHost, wait_until
+from tests.lab.trust import reset_node_trust
 
 PORT = 8543
 CONTAINER = "onboard-lab-registry"
@@ -62,25 +63,6 @@ def _registry_answers(address: str, ca_pem: bytes) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
-
-
-def _reset_nodes(setup: Setup) -> None:
-    """Undo any earlier onboarding so the first run starts from the lab's original state."""
-    lab, reg = setup.lab, setup.registry
-    for name in ("docker", "containerd", "bare"):
-        lab[name].exec(["rm", "-rf", f"/etc/docker/certs.d/{reg}",
-                        f"/etc/containerd/certs.d/{reg}"], check=False)
-    bare = lab["bare"]
-    config = bare.host_path("/etc/containerd/config.toml")
-    if config.read_text() != CONTAINERD_CONFIG_BASE:
-        config.write_text(CONTAINERD_CONFIG_BASE)
-        bare.stop_daemon("containerd")
-        bare.start_daemon("containerd")
-    for backup in bare.host_path("/etc/containerd").glob("config.toml.regwiz-backup-*"):
-        backup.unlink()
-    plain = lab["plain"]
-    plain.exec(["rm", "-f", setup.ca_anchor])
-    plain.exec(["update-ca-certificates"], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +104,12 @@ def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]
         registry.exec(["docker", "tag", BUSYBOX_IMAGE, local])
         registry.exec(["docker", "push", local], timeout=120)
         registry.exec(["docker", "rmi", local])
-        _reset_nodes(result)
+        reset_node_trust(result.lab, result.registry)
         yield result
     finally:
         registry.exec(["docker", "rm", "-f", CONTAINER], check=False)
         registry.exec(["rm", "-rf", CERTS_DIR], check=False)
-        _reset_nodes(result)
+        reset_node_trust(result.lab, result.registry)
 
 
 def _policy(lab: Lab) -> HostKeyPolicy:
@@ -248,7 +230,7 @@ def test_a_node_that_is_down_fails_alone_and_retry_failed_finishes_it(
 ) -> None:
     lab, plain = setup.lab, setup.lab["plain"]
     monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")
-    _reset_nodes(setup)  # so the retry has real work to do on plain
+    reset_node_trust(setup.lab, setup.registry)  # so the retry has real work to do on plain
     plain.stop_sshd()
     try:
         code = _cli(setup, "--parallel", "4")

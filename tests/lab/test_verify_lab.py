@@ -20,7 +20,7 @@ from app.status import TrustState, collect_status
 from app.verify import TRUST_HINT, CheckState, VerifyReport, verify
 from tests.deploy_helpers import make_pki
 from tests.lab.lab import CONTAINERD_CONFIG_BASE, Lab
-from tests.lab.test_apply_lab import reset_nodes
+from tests.lab.trust import reset_node_trust
 
 PORT = 8843
 CONTAINER = "verify-lab-registry"
@@ -93,7 +93,7 @@ def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]
         plan_path.write_text(verify_plan_text(lab))
         plan = load_plan(plan_path)
         result = Setup(lab, plan_path, plan)
-        reset_nodes(lab, result.registry)
+        reset_node_trust(lab, result.registry)
         try:
             assert main(["certs", "--plan", str(plan_path)]) == 0
             for command in ("deploy", "onboard"):
@@ -101,7 +101,7 @@ def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]
             yield result
         finally:
             result.cli("uninstall", "--purge", "--yes")
-            reset_nodes(lab, result.registry)
+            reset_node_trust(lab, result.registry)
 
 
 def node_images(setup: Setup) -> dict[str, list[str]]:
@@ -278,7 +278,7 @@ def test_htpasswd_registry_checks_each_runtime_ca_with_login(
     credentials = tmp_path / "registry-credentials.json"
     common = ["--plan", str(plan_path), "--known-hosts", str(lab.known_hosts)]
     plan = load_plan(plan_path)
-    reset_nodes(lab, plan.registry_reference)
+    reset_node_trust(lab, plan.registry_reference)
     try:
         assert main(["certs", "--plan", str(plan_path)]) == 0
         assert main(["deploy", *common, "--credentials-file", str(credentials)]) == 0
@@ -306,7 +306,7 @@ def test_htpasswd_registry_checks_each_runtime_ca_with_login(
         assert "kubernetes.io/dockerconfigjson" in capsys.readouterr().out
     finally:
         main(["uninstall", *common, "--purge", "--yes"])
-        reset_nodes(lab, plan.registry_reference)
+        reset_node_trust(lab, plan.registry_reference)
 
 
 def test_containerd_without_config_path_is_reported_by_verify_and_status(setup: Setup) -> None:

@@ -35,6 +35,7 @@ from screens.welcome import WelcomeScreen
 from screens.widgets.node_rows import NodeRows
 from screens.widgets.step_table import StepTable
 from tests.lab.lab import Lab, LabHost
+from tests.lab.trust import reset_node_trust
 
 PORT = 8993
 CONTAINER = "tui-lab-registry"
@@ -82,19 +83,13 @@ os_trust_store = true
     return path
 
 
-def reset_nodes(lab: Lab, registry: str) -> None:
-    for name in ("docker", "containerd"):
-        lab[name].exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}",
-                        f"/etc/containerd/certs.d/{registry}"], check=False)
-    anchor = f"/usr/local/share/ca-certificates/regwiz-{registry.replace(':', '_')}.crt"
-    lab["plain"].exec(["rm", "-f", anchor])
     lab["plain"].exec(["update-ca-certificates", "--fresh"], check=False)
 
 
 @pytest.fixture
 def lab_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     registry = f"{lab['registry'].ip}:{PORT}"
-    reset_nodes(lab, registry)
+    reset_node_trust(lab, registry)
     # Every host key is known except the registry host's: the TUI must ask about that one.
     known_hosts = tmp_path / "known_hosts"
     lines = lab.known_hosts.read_text().splitlines()
@@ -108,7 +103,7 @@ def lab_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     finally:
         main(["uninstall", "--plan", str(plan), "--known-hosts", str(lab.known_hosts),
               "--purge", "--yes"])
-        reset_nodes(lab, registry)
+        reset_node_trust(lab, registry)
 
 
 async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,

@@ -1,0 +1,39 @@
+"""Undo onboarding on the lab's core nodes, so a test starts from the lab's original state."""
+
+from __future__ import annotations
+
+from app.runtimes import OS_DEBIAN, os_trust_store
+from tests.lab.lab import CONTAINERD_CONFIG_BASE, Lab, LabHost
+
+CORE_NODES = ("docker", "containerd", "bare", "plain")
+
+
+def reset_node_trust(lab: Lab, registry: str) -> None:
+    """Remove every CA regwiz may have placed for ``registry`` on the core nodes, and give the
+    bare node back its containerd config without ``config_path`` (restarting containerd only
+    when that config had changed)."""
+    for name in CORE_NODES:
+        lab[name].exec(["rm", "-rf", *(f"/etc/{tool}/certs.d/{registry}"
+                                       for tool in ("docker", "containerd", "containers"))],
+                       check=False)
+    _restore_containerd_config(lab["bare"])
+    _remove_os_anchor(lab["plain"], registry)
+
+
+def _restore_containerd_config(host: LabHost) -> None:
+    config = host.host_path("/etc/containerd/config.toml")
+    if config.read_text() != CONTAINERD_CONFIG_BASE:
+        config.write_text(CONTAINERD_CONFIG_BASE)
+        host.stop_daemon("containerd")
+        host.start_daemon("containerd")
+    for backup in host.host_path("/etc/containerd").glob("config.toml.regwiz-backup-*"):
+        backup.unlink()
+
+
+def _remove_os_anchor(host: LabHost, registry: str) -> None:
+    anchor = os_trust_store(OS_DEBIAN, registry).anchor_path
+    if host.host_path(anchor).exists():
+        host.exec(["rm", "-f", anchor])
+        # rebuild the bundle so the CA is really gone, not just its source file (slow: only
+        # when there was something to remove)
+        host.exec(["update-ca-certificates", "--fresh"], check=False, timeout=120)
