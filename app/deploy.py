@@ -731,9 +731,9 @@ class Deployment:
         if not result.is_up:
             state = self.container_state()
             hint = result.hint or "check the address, port and certificate"
-            if state and not state.startswith("running"):
-                hint = (f"the container is not running: read its log with `docker logs "
-                        f"{self.plan.registry.container_name}` on the host")
+            if state and not state.startswith("running steadily"):
+                hint = (f"the container is not running steadily: read its log with "
+                        f"`docker logs {self.plan.registry.container_name}` on the host")
             raise DeployError(self._health_message(result, state), hint)
         if self.plan.registry.auth == "htpasswd":
             self._check_login(base, ca)
@@ -750,19 +750,15 @@ class Deployment:
         return "\n    ".join(lines)
 
     def container_state(self) -> str:
-        """e.g. "running, restarted 0 times" or "exited (exit code 1), restarted 3 times"."""
+        """e.g. "running steadily", "exited (exit code 1), restarted 3 times", or
+        "running, but restarted 3 times: it keeps exiting"."""
         try:
             container = self._find_container()
         except Exception:  # diagnostics only
             return ""
         if container is None:
             return "no such container"
-        state = container.attrs.get("State") or {}
-        text = str(state.get("Status", container.status))
-        if text != "running":
-            text += f" (exit code {state.get('ExitCode')})"
-        restarts = container.attrs.get("RestartCount", 0)
-        return f"{text}, restarted {restarts} times"
+        return describe_container_state(container.attrs)
 
     def _check_login(self, base: str, ca: Path) -> None:
         if self._state.registry_password is None:
@@ -778,6 +774,22 @@ class Deployment:
 
 
 # ------------------------------------------------------------------------------ small helpers
+
+
+def describe_container_state(attrs: dict[str, Any]) -> str:
+    """What `docker inspect` says, in words. A crash-looping container (restart=always) is
+    caught "running" between two exits as often as "restarting": its restart count gives
+    it away, and Docker resets ExitCode on each start, so none is shown then."""
+    state = attrs.get("State") or {}
+    status = str(state.get("Status", "unknown"))
+    restarts = int(attrs.get("RestartCount") or 0)
+    if status == "running":
+        if restarts == 0:
+            return "running steadily"
+        return f"running, but restarted {restarts} times: it keeps exiting"
+    code = state.get("ExitCode")
+    exit_code = "" if code is None else f" (exit code {code})"
+    return f"{status}{exit_code}, restarted {restarts} times"
 
 
 def guarded(step: Step) -> Step:

@@ -14,6 +14,7 @@ from app.deploy import (
     LABEL_SETTINGS,
     certificate_problems,
     container_spec,
+    describe_container_state,
     parse_df_available_kib,
     parse_listening_ports,
     parse_proc_net_tcp,
@@ -180,3 +181,21 @@ def test_certificate_check_never_raises_on_garbage(blob: bytes, address: str) ->
     for cert, key, ca in ((blob, pki.key_pem, pki.ca_pem), (pki.cert_pem, blob, pki.ca_pem),
                           (pki.cert_pem, pki.key_pem, blob)):
         assert certificate_problems(cert, key, ca, address)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        ({"State": {"Status": "running", "ExitCode": 0}, "RestartCount": 0}, "running steadily"),
+        # restart=always: caught between two exits, Docker has already reset ExitCode
+        ({"State": {"Status": "running", "ExitCode": 0}, "RestartCount": 4},
+         "running, but restarted 4 times: it keeps exiting"),
+        ({"State": {"Status": "restarting", "ExitCode": 1}, "RestartCount": 2},
+         "restarting (exit code 1), restarted 2 times"),
+        ({"State": {"Status": "exited", "ExitCode": 137}},
+         "exited (exit code 137), restarted 0 times"),
+        ({}, "unknown, restarted 0 times"),
+    ],
+)
+def test_container_state_in_words(attrs: dict[str, object], expected: str) -> None:
+    assert describe_container_state(attrs) == expected
