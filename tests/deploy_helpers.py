@@ -16,7 +16,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.polling import wait_until
 
 REGISTRY_BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
@@ -164,15 +165,16 @@ def local_registry(
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    for _ in range(200):
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"registry exited: {log_path.read_text()[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("registry did not start listening")
+            return False
+
+    wait_until(listening, "the registry listens")
 
 
 def push_tiny_image(

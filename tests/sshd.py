@@ -11,12 +11,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.polling import wait_until
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 KEY_PASSPHRASE = "correct horse battery"
@@ -106,15 +107,16 @@ class SshServer:
 
     def _wait_until_listening(self) -> None:
         # Readiness polling, not a timing assertion: give up only if sshd died or never listens.
-        for _ in range(200):
+        def listening() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"sshd exited: {(self.directory / 'sshd.log').read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("sshd did not start listening")
+                return False
+
+        wait_until(listening, "sshd listens")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -21,6 +21,7 @@ from app.transport.base import (
 from app.transport.factory import open_transport
 from app.transport.hostkeys import HostKeyPolicy
 from app.transport.ssh import SSHTransport, connect, probe_host_key, trust_probed_key
+from tests.polling import wait_until
 from tests.sshd import KEY_PASSPHRASE, SshServer, free_port, keygen, sshd  # noqa: F401
 
 
@@ -530,10 +531,7 @@ def test_ssh_agent_keys_are_used(
                              stdout=subprocess.DEVNULL)
     try:
         env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
-        for _ in range(100):  # wait for the agent's socket (readiness, not timing)
-            if socket_path.exists():
-                break
-            threading.Event().wait(0.05)
+        wait_until(socket_path.exists, "ssh-agent creates its socket")
         subprocess.run(["ssh-add", "-q", str(sshd.client_key)], env=env, check=True,
                        capture_output=True)
         monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from app.plan import Secrets
 from app.tui import RegwizApp
+from tests.polling import PATIENCE_S
 
 AppFactory = Callable[..., RegwizApp]
 
@@ -37,7 +39,8 @@ def make_app(tmp_path: Path, plan_path: Path) -> AppFactory:
 
 async def settle(app: RegwizApp, pilot: Pilot[Any]) -> None:
     """Wait until every worker finished and the messages they posted were handled."""
-    for _ in range(50):
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
         with contextlib.suppress(WorkerFailed, WorkerCancelled):  # the screen reports those
             await app.workers.wait_for_complete()
         await pilot.pause()
@@ -45,3 +48,4 @@ async def settle(app: RegwizApp, pilot: Pilot[Any]) -> None:
                 not app.screen._message_queue.qsize():
             await pilot.pause()
             return
+    raise AssertionError(f"workers still busy after {PATIENCE_S:g} s")

@@ -21,6 +21,7 @@ from screens.host_key_unknown import HostKeyUnknownModal
 from screens.nodes import NodesScreen
 from screens.registry import SCREENS
 from screens.registry_host import RegistryHostScreen
+from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
 from tests.tui.conftest import AppFactory, settle
 
@@ -117,11 +118,9 @@ async def test_quit_while_a_job_waits_asks_and_cancels_cleanly(
         screen.query_one("#ssh-port", Input).value = str(sshd.port)
         await pilot.pause()
         screen.query_one("#test-connection", Button).press()
-        for _ in range(200):  # the worker is now blocked on the host-key question
-            await pilot.pause()
-            if isinstance(app.screen, HostKeyUnknownModal):
-                break
-        assert isinstance(app.screen, HostKeyUnknownModal)
+        # the worker is now blocked on the host-key question
+        await wait_until_async(lambda: isinstance(app.screen, HostKeyUnknownModal),
+                               lambda: pilot.pause(0.02), "the host-key question appears")
         assert app.busy_workers()
         await pilot.press("ctrl+q")
         await pilot.pause()

@@ -20,6 +20,7 @@ from screens.messages import NodeUpdate
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
 from screens.widgets.node_rows import NodeRows
+from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
 from tests.tui.conftest import AppFactory, settle
 
@@ -125,18 +126,13 @@ async def test_cancel_while_a_host_key_question_waits(
         screen = app.screen
         assert isinstance(screen, OnboardingScreen)
         screen.query_one("#onboard-all", Button).press()
-        for _ in range(200):
-            await pilot.pause()
-            if isinstance(app.screen, HostKeyUnknownModal):
-                break
-        assert isinstance(app.screen, HostKeyUnknownModal)
+        await wait_until_async(lambda: isinstance(app.screen, HostKeyUnknownModal),
+                               lambda: pilot.pause(0.02), "the host-key question appears")
         screen.action_cancel()
         await settle(app, pilot)
         # The cancelled worker's thread ends at its next check and then reports: wait for it.
-        for _ in range(300):
-            if screen.query_one("#cancel-job", Button).disabled:
-                break
-            await pilot.pause(0.05)
+        await wait_until_async(lambda: screen.query_one("#cancel-job", Button).disabled,
+                               lambda: pilot.pause(0.05), "the cancelled job reports")
         assert app.screen is screen  # the question went away with the job
         assert set(cell(app, host, "state") for host in ("127.0.0.1", "localhost")) <= {
             "failed", "cancelled"}

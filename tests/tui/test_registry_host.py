@@ -13,6 +13,7 @@ from app.tui import RegwizApp
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.registry_host import RegistryHostScreen
+from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
 from tests.tui.conftest import AppFactory, settle
 
@@ -39,11 +40,9 @@ def result_text(app: RegwizApp) -> str:
 
 async def wait_for_modal(app: RegwizApp, pilot: object, kind: type) -> None:
     # The worker pushes the modal from its thread; let the app process it.
-    for _ in range(200):
-        await pilot.pause()  # type: ignore[attr-defined]
-        if isinstance(app.screen, kind):
-            return
-    raise AssertionError(f"no {kind.__name__} appeared")
+    await wait_until_async(lambda: isinstance(app.screen, kind),
+                           lambda: pilot.pause(0.02),  # type: ignore[attr-defined]
+                           f"a {kind.__name__} appears")
 
 
 async def test_invalid_fields_block_next_and_passwords_stay_out_of_the_plan(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,16 +19,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def fetch_when_up(url: str, process: subprocess.Popen[bytes], attempts: int = 100) -> str:
-    for _ in range(attempts):
+def fetch_when_up(url: str, process: subprocess.Popen[bytes]) -> str:
+    page: list[str] = []
+
+    def answered() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"regwiz --web exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
-                return str(response.read().decode())
+                page.append(response.read().decode())
+                return True
         except OSError:
-            time.sleep(0.2)  # polling a server we just started; not a timing assertion
-    raise AssertionError(f"nothing answered on {url}")
+            return False
+
+    wait_until(answered, f"something answers on {url}", interval=0.2)
+    return page[0]
 
 
 def test_web_serves_the_wizard_on_loopback_only(tmp_path: Path) -> None:
