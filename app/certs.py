@@ -26,7 +26,6 @@ import functools
 import ipaddress
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from app import validate
 from app.errors import RegwizError
 from app.paths import expand_user
-from app.plan import CertificateSettings, Plan, atomic_write, sans_cover, validate_plan
+from app.plan import (
+    CertificateSettings,
+    Plan,
+    atomic_write,
+    fsync_directory,
+    sans_cover,
+    validate_plan,
+    write_temp_beside,
+)
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -535,18 +542,7 @@ class _Changes:
     def write(self, path: Path, data: bytes, mode: int) -> None:
         """Stage ``data`` for ``path``; on any failure every staged temp file is removed."""
         try:
-            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                            dir=path.parent)
-        except OSError as error:
-            self.discard()
-            raise _write_error(path, error) from None
-        self._staged[path] = Path(name)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                os.fchmod(stream.fileno(), mode)  # before content lands: keys are never exposed
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
+            self._staged[path] = write_temp_beside(path, data, mode)
         except OSError as error:
             self.discard()
             raise _write_error(path, error) from None
@@ -586,7 +582,7 @@ class _Changes:
             self.discard()
             raise CertError(f"cannot {doing}: {os_reason(error)}", _WRITE_HINT) from None
         if self._staged:
-            _fsync_folder(next(iter(self._staged)).parent)
+            fsync_directory(next(iter(self._staged)).parent)
         self._staged.clear()
 
     def _undo(self, moved_aside: list[Path], placed: list[Path]) -> None:
@@ -605,15 +601,6 @@ def _unused_name(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}-{number}")
     return candidate
-
-
-def _fsync_folder(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def _prepare_directory(directory: Path) -> None:

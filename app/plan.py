@@ -802,23 +802,38 @@ def atomic_write(path: Path, data: bytes, mode: int) -> bool:
     except OSError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
+    temp = write_temp_beside(path, data, mode)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_directory(path.parent)
+    return True
+
+
+def write_temp_beside(path: Path, data: bytes, mode: int) -> Path:
+    """A new temp file next to ``path`` holding ``data``, fsynced, for a later rename.
+
+    Its mode is set before any content lands; on any failure the temp file is removed.
+    """
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)  # before content lands: keys are never exposed
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-    _fsync_directory(path.parent)
-    return True
+    return Path(temp_name)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make renames in ``directory`` durable (best effort: not every file system allows it)."""
     with contextlib.suppress(OSError):
         descriptor = os.open(directory, os.O_RDONLY)
         try:
