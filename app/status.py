@@ -394,11 +394,7 @@ def node_ca_paths(
         if runtime == "docker":
             paths.append((runtime, rt.docker_ca_path(registry_reference)))
         elif runtime == "containerd":
-            hosts_dir = rt.DEFAULT_CONTAINERD_HOSTS_DIR
-            if facts.containerd_state is not None:
-                found = rt.effective_hosts_dir(facts.containerd_state,
-                                               facts.probe.containerd_version)
-                hosts_dir = found or hosts_dir
+            hosts_dir = containerd_hosts_dir(facts)
             paths.append((runtime, rt.containerd_ca_path(registry_reference, hosts_dir)))
         elif runtime in ("cri-o", "podman"):
             paths.append((runtime, rt.containers_ca_path(registry_reference)))
@@ -411,6 +407,16 @@ def node_ca_paths(
     for runtime, path in paths:
         unique.setdefault(path, (runtime, path))
     return list(unique.values())
+
+
+def containerd_hosts_dir(facts: NodeFacts) -> str:
+    """The certs.d directory containerd reads on this node (its default when it reads none)."""
+    from app.runtimes import DEFAULT_CONTAINERD_HOSTS_DIR, effective_hosts_dir
+
+    if facts.containerd_state is None:
+        return DEFAULT_CONTAINERD_HOSTS_DIR
+    found = effective_hosts_dir(facts.containerd_state, facts.probe.containerd_version)
+    return found or DEFAULT_CONTAINERD_HOSTS_DIR
 
 
 def containerd_config_entry(facts: NodeFacts) -> list[NodeCAFile]:

@@ -759,6 +759,8 @@ def _pull_checks(
     job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport
 ) -> list[NodeCheck]:
     """A real pull with every runtime the node uses (registry without auth)."""
+    from app.status import containerd_hosts_dir
+
     have = _helpers_present(transport) if {"cri-o", "podman"} & set(facts.runtimes) else set()
     checks: list[NodeCheck] = []
     kinds_done: set[str] = set()
@@ -770,7 +772,7 @@ def _pull_checks(
             continue
         spec = runtime_check_spec(
             runtime, job.image.reference, sudo=node.sudo, have=frozenset(have),
-            hosts_dir=_containerd_hosts_dir(facts), image_id=job.image.image_id,
+            hosts_dir=containerd_hosts_dir(facts), image_id=job.image.image_id,
         )
         if spec is not None and spec.kind not in kinds_done:
             kinds_done.add(spec.kind)
@@ -805,15 +807,6 @@ def _probe(transport: Transport, node: ResolvedNode) -> NodeFacts:
     from app.runtimes import probe_node
 
     return probe_node(transport, sudo=node.sudo, runtime=node.runtime)
-
-
-def _containerd_hosts_dir(facts: NodeFacts) -> str:
-    from app.runtimes import DEFAULT_CONTAINERD_HOSTS_DIR, effective_hosts_dir
-
-    if facts.containerd_state is None:
-        return DEFAULT_CONTAINERD_HOSTS_DIR
-    found = effective_hosts_dir(facts.containerd_state, facts.probe.containerd_version)
-    return found or DEFAULT_CONTAINERD_HOSTS_DIR
 
 
 def containerd_config_problem(facts: NodeFacts) -> NodeCheck | None:
