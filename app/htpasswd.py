@@ -11,9 +11,7 @@ Credentials file format (JSON, read by ``read_credentials``)::
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import bcrypt
 
 from app.errors import RegwizError
 from app.paths import expand_user
+from app.plan import atomic_write
 
 DEFAULT_USERNAME = "regwiz"
 BCRYPT_ROUNDS = 10
@@ -112,22 +111,9 @@ def read_credentials(path: Path) -> Credentials | None:
 
 def write_credentials(path: Path, credentials: Credentials) -> None:
     """Write the credentials file with mode 0600 from the first byte (temp file + rename)."""
-    path = expand_user(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     payload = {
         "registry": credentials.registry,
         "username": credentials.username,
         "password": credentials.password,
     }
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write(expand_user(path), (json.dumps(payload) + "\n").encode("utf-8"), 0o600)
