@@ -658,10 +658,6 @@ class CertSummary:
         return lines
 
 
-# Kept for callers that think of an import's result as its own type.
-ImportReport = CertSummary
-
-
 @dataclass
 class _CA:
     cert: x509.Certificate
