@@ -318,18 +318,6 @@ def _os_store_actions(facts: rt.NodeFacts, registry: str, ca_pem: bytes) -> list
     ]
 
 
-def node_ca_paths(facts: rt.NodeFacts, *, registry: str, os_trust_store: bool) -> list[str]:
-    """Where onboarding puts (or put) the CA on this node: for status/verify CA comparisons."""
-    try:
-        actions = plan_node_actions(facts, registry=registry, ca_pem=b"",
-                                    os_trust_store=os_trust_store)
-    except rt.NodeSetupError:
-        return []
-    paths = [a.path for a in actions if isinstance(a, FileAction) and a.content == b""]
-    paths += [a.ca_path for a in actions if isinstance(a, RegistriesYamlAction)]
-    return list(dict.fromkeys(paths))
-
-
 # --------------------------------------------------------------------------- steps on a node
 
 

@@ -207,16 +207,6 @@ def test_missing_or_broken_ca_file(tmp_path: Path, content: bytes | None, expect
     assert expected in info.value.message and info.value.hint
 
 
-def test_node_ca_paths_for_status_checks() -> None:
-    f = facts("socket=/run/docker.sock\nsocket=/run/containerd/containerd.sock\n"
-              "bin.k3s=/k3s\n", config="version = 2\n")
-    assert onboard.node_ca_paths(f, registry=REG, os_trust_store=True) == [
-        f"/etc/docker/certs.d/{REG}/ca.crt", f"/etc/containerd/certs.d/{REG}/ca.crt",
-        f"/etc/rancher/k3s/certs.d/{REG}/ca.crt",
-        "/usr/local/share/ca-certificates/regwiz-198.18.9.2_8443.crt"]
-    assert onboard.node_ca_paths(facts(""), registry=REG, os_trust_store=False) == []
-
-
 def test_a_hand_written_hosts_toml_is_backed_up_before_it_is_replaced(tmp_path: Path) -> None:
     config = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
               'config_path = "/etc/containerd/certs.d"\n')
