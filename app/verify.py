@@ -403,7 +403,8 @@ def verify(
     """
     notify = on_progress or (lambda _event: None)
     stop = should_stop or (lambda: False)
-    nodes = [n for n in plan.resolved_nodes() if only is None or n.host in set(only)]
+    wanted = None if only is None else set(only)
+    nodes = [n for n in plan.resolved_nodes() if wanted is None or n.host in wanted]
     auth = registry_auth(plan, secrets, credentials)
     image, push_pull = _push_and_pull(plan, secrets, host_key_policy, from_local, auth, notify)
     report = VerifyReport(push_pull, [NodeVerifyResult(node.host) for node in nodes])

@@ -110,6 +110,21 @@ def test_verify_api_reports_progress_and_never_raises(
     ]
 
 
+def test_verify_only_takes_any_iterable_of_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``only`` is read once: a generator keeps every host it names, not just the first."""
+    from app.plan import Secrets, load_plan
+    from app.verify import verify
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    plan = load_plan(write_plan(tmp_path))
+    plan.nodes += [NodeSettings(host="198.18.6.251"), NodeSettings(host="198.18.6.252")]
+    wanted = ["198.18.6.250", "198.18.6.252"]
+    report = verify(plan, Secrets(), host_key_policy=None, only=(host for host in wanted))
+    assert [node.host for node in report.nodes] == wanted
+
+
 HOSTILE = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["~rw-no-such-user/x", "-", "--", "a\x00b", "\udcff", "$(id)", "../../x",
