@@ -773,11 +773,16 @@ def _load_leaf(files: CertFiles) -> tuple[x509.Certificate | None, PrivateKey | 
 
 
 def _reissue_reasons(
-    plan: Plan, ca: _CA, cert: x509.Certificate | None, key: PrivateKey | None, renew: bool
+    plan: Plan,
+    files: CertFiles,
+    ca: _CA,
+    cert: x509.Certificate | None,
+    key: PrivateKey | None,
+    renew: bool,
 ) -> tuple[str, list[str]]:
     """(action, reasons): "unchanged" with no reasons when the current leaf is fine."""
     if cert is None:
-        if CertFiles(plan.cert_dir).tls_crt.exists():
+        if files.tls_crt.exists():
             return "reissued", ["tls.crt could not be read as a certificate"]
         return "created", []
     reasons: list[str] = []
@@ -792,10 +797,8 @@ def _reissue_reasons(
         reasons.append(f"its SANs did not cover {', '.join(missing)}")
     if cert.not_valid_after_utc <= _now():
         reasons.append(f"it expired on {_day(cert.not_valid_after_utc)}")
-    if key_type_of(cert.public_key()) != plan.certificate.key_type:
-        reasons.append(
-            f"key type changed from {key_type_of(cert.public_key())} to {plan.certificate.key_type}"
-        )
+    if (key_type := key_type_of(cert.public_key())) != plan.certificate.key_type:
+        reasons.append(f"key type changed from {key_type} to {plan.certificate.key_type}")
     if reasons:
         return "reissued", reasons
     if renew:
@@ -810,7 +813,7 @@ def _ensure_leaf(
     assert ca.key is not None
     _check_name_constraints(ca.cert, plan.all_sans())
     cert, key = _load_leaf(files)
-    action, reasons = _reissue_reasons(plan, ca, cert, key, renew)
+    action, reasons = _reissue_reasons(plan, files, ca, cert, key, renew)
     if action != "unchanged":
         keep_key = key is not None and reuse_key and key_type_of(key) == plan.certificate.key_type
         if not keep_key or key is None:
@@ -824,15 +827,15 @@ def _ensure_leaf(
             PUBLIC_MODE,
         )
     assert cert is not None
-    leaf = describe(cert)
+    leaf, ca_info = describe(cert), describe(ca.cert)
     return CertSummary(
         files=files,
-        ca=describe(ca.cert),
+        ca=ca_info,
         leaf=leaf,
         ca_action="reused",
         leaf_action=action,
         reasons=reasons,
-        warnings=_expiry_warnings(leaf, describe(ca.cert)),
+        warnings=_expiry_warnings(leaf, ca_info),
         notes=_name_constraint_notes(plan, ca.cert),
     )
 
