@@ -149,7 +149,8 @@ class CaCertificate:
 def load_ca_certificate(plan: Plan) -> CaCertificate:
     """Read ca.crt from the plan's cert dir, refusing anything that is not a lone certificate."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+
+    from app.certs import fingerprint
 
     path = plan.cert_dir / "ca.crt"
     try:
@@ -168,7 +169,7 @@ def load_ca_certificate(plan: Plan) -> CaCertificate:
     except ValueError:
         raise RegwizError(f"{path} is not a PEM certificate",
                           "regenerate it with regwiz certs, or import the right file") from None
-    return CaCertificate(pem, cert.fingerprint(hashes.SHA256()).hex(":").upper())
+    return CaCertificate(pem, fingerprint(cert))
 
 
 # --------------------------------------------------------------------------- actions (pure)
