@@ -263,12 +263,6 @@ def _ctr_digest(output: str, reference: str) -> str | None:
     return digest_from_ctr_list(output, reference)
 
 
-def _crictl_digest(output: str, reference: str) -> str | None:
-    # crictl pull prints "Image is up to date for sha256:<image id>": an image id, not the
-    # manifest digest, so it is not compared.
-    return None
-
-
 CONTAINERD_HOSTS_DIR = "/etc/containerd/certs.d"
 RKE2_CRICTL = [
     "/var/lib/rancher/rke2/bin/crictl",
@@ -323,13 +317,14 @@ def runtime_check_spec(
             sudo,
             parse_digest=lambda output, _ref: output.strip() or None,
         )
+    # crictl pull prints "Image is up to date for sha256:<image id>": an image id, not the
+    # manifest digest, so k3s/rke2 pulls have no digest to compare.
     if runtime == "k3s":
         return NodeCheckSpec(
             "k3s crictl pull (registries.yaml)",
             ["k3s", "crictl", "pull", reference],
             sudo,
             cleanup=["k3s", "crictl", "rmi", reference],
-            parse_digest=_crictl_digest,
         )
     if runtime == "rke2":
         return NodeCheckSpec(
@@ -337,7 +332,6 @@ def runtime_check_spec(
             [*RKE2_CRICTL, "pull", reference],
             sudo,
             cleanup=[*RKE2_CRICTL, "rmi", reference],
-            parse_digest=_crictl_digest,
         )
     return None
 
