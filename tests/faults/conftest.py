@@ -30,19 +30,6 @@ STAGED_GLOB = ".regwiz-*"
 INSTALL_TEMP_PREFIX = ".regwiz-tmp."
 
 
-def sshd_only_nodes(lab: Lab, count: int) -> list[LabHost]:
-    """The first `count` sshd-only nodes, adding them when the lab has fewer.
-
-    The lab cannot remove hosts; nodes added here stay for the rest of the session (they are
-    what other tests add too), but every file a fault test writes on them is removed.
-    """
-    existing = sorted((h for n, h in lab.hosts.items() if n.startswith("node")),
-                      key=lambda h: h.name)
-    if len(existing) < count:
-        existing += lab.add_sshd_nodes(count - len(existing))
-    return existing[:count]
-
-
 def node_plan(tmp: Path, lab: Lab, nodes: list[LabHost], *, port: int,
               runtime: str = "docker", known_hosts: Path | None = None) -> Plan:
     """A saved plan (with certificates) whose nodes are `nodes`; the registry itself need not
@@ -212,4 +199,4 @@ class NodeFiles:
 
 @pytest.fixture
 def three_nodes(lab: Lab) -> list[LabHost]:
-    return sshd_only_nodes(lab, 3)
+    return lab.sshd_nodes(3)

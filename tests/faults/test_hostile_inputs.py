@@ -26,7 +26,7 @@ from app.nodes_import import parse_node_line, read_nodes_file
 from app.plan import PlanError, Secrets, load_plan, parse_plan, save_plan, validate_plan
 from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport, TransportError
 from app.transport.factory import open_transport
-from tests.faults.conftest import install_temps, policy_for, sshd_only_nodes
+from tests.faults.conftest import install_temps, policy_for
 from tests.lab.lab import Lab, LabHost
 
 EXAMPLES = 200
@@ -218,7 +218,7 @@ SANDBOX = "/etc/docker/rw-hostile"  # private to the lab node
 
 
 def _open_link(lab: Lab) -> tuple[LabHost, Transport]:
-    node = sshd_only_nodes(lab, 1)[0]
+    node = lab.sshd_nodes(1)[0]
     settings_ = ConnectionSettings(host=node.ip, user="rwdeploy", identity_file=str(lab.key_path),
                                    ssh_config="")
     return node, open_transport(settings_, ConnectionSecrets(), policy_for(lab.known_hosts))

@@ -15,7 +15,7 @@ import pytest
 from app.cli import main
 from app.errors import RegwizError
 from app.plan import load_plan, save_plan
-from tests.faults.conftest import NodeFiles, node_plan, sshd_only_nodes
+from tests.faults.conftest import NodeFiles, node_plan
 from tests.lab.lab import Lab, LabHost
 
 
@@ -33,7 +33,7 @@ def full_folder(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def nodes(lab: Lab) -> Iterator[list[LabHost]]:
-    hosts = sshd_only_nodes(lab, 2)
+    hosts = lab.sshd_nodes(2)
     yield hosts
     NodeFiles(f"{lab['registry'].ip}:18605").remove(hosts)
 

@@ -610,6 +610,17 @@ class Lab:
         ]
         return self._start_hosts(specs)
 
+    def sshd_nodes(self, count: int) -> list[LabHost]:
+        """The first ``count`` sshd-only hosts (node01.., by name), adding the missing ones.
+
+        The lab cannot remove hosts: nodes added here stay for the rest of the session, and
+        every test that needs sshd-only nodes shares them (each cleans up what it writes)."""
+        existing = sorted((h for name, h in self.hosts.items() if name.startswith("node")),
+                          key=lambda h: h.name)
+        if len(existing) < count:
+            existing += self.add_sshd_nodes(count - len(existing))
+        return existing[:count]
+
     def down(self) -> None:
         """Ends every process of this lab id, removes its namespaces, links, cgroups, files.
 

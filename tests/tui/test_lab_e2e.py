@@ -211,9 +211,7 @@ async def test_onboarding_thirty_nodes_live(lab: Lab, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """30 sshd-only nodes (runtime "docker": only a ca.crt to place) in parallel: every row
     ends "changed", then "unchanged" on a second run. Prints the wall time of each run."""
-    existing = [h for name, h in lab.hosts.items() if name.startswith("node")]
-    nodes = existing[:30] if len(existing) >= 30 else existing + lab.add_sshd_nodes(
-        30 - len(existing))
+    nodes = lab.sshd_nodes(30)
     registry = f"{lab['registry'].ip}:{PORT + 1}"
     for host in nodes:
         host.exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}"])
@@ -280,8 +278,7 @@ def trust_files(host: LabHost, registry: str) -> dict[str, tuple[int, int, bytes
 
 def spare_sshd_node(lab: Lab) -> LabHost:
     """An sshd-only lab node (shared with the 30-node test, which uses another registry port)."""
-    existing = [host for name, host in sorted(lab.hosts.items()) if name.startswith("node")]
-    return existing[0] if existing else lab.add_sshd_nodes(1)[0]
+    return lab.sshd_nodes(1)[0]
 
 
 @pytest.fixture
