@@ -383,13 +383,9 @@ class ExecTransport(Transport):
             raise TransportError("empty command", kind="command")
         check_sendable(argv, self.name)
         wrapped = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(math.ceil(timeout)), *argv]
-        mode = self.sudo_mode() if sudo else "none"
+        prefix, preamble = self.sudo_prefix(sudo)
         limit = timeout + CLIENT_GRACE_SECONDS
-        if mode == "password":
-            done = self._run_with_password(wrapped, stdin, limit)
-        else:
-            prefix = ["sudo", "-n", "--"] if mode == "nopasswd" else []
-            done = self._exec(prefix + wrapped, stdin, limit)
+        done = self._exec(prefix + wrapped, preamble + (stdin or b""), limit)
         if done.status == 124:  # coreutils timeout: the command hit its deadline and was killed
             raise TransportError(
                 f"{action or '`' + display_command(argv) + '`'} on {self.name} did not finish "
@@ -398,16 +394,6 @@ class ExecTransport(Transport):
                 kind="timeout",
             )
         return done
-
-    def _run_with_password(
-        self, wrapped: list[str], stdin: bytes | None, limit: float
-    ) -> ExecResult:
-        # `sudo -k -S` always reads exactly one line (the password) from stdin, one byte at a
-        # time; the rest of the stream is the command's own input, so nothing is staged on disk.
-        preamble = (self.sudo_password or "").encode() + b"\n"
-        return self._exec(
-            ["sudo", "-k", "-S", "-p", "", "--", *wrapped], preamble + (stdin or b""), limit
-        )
 
     # ----------------------------------------------------------------- sudo
 
@@ -458,7 +444,11 @@ class ExecTransport(Transport):
         return "password"
 
     def sudo_prefix(self, sudo: bool) -> tuple[list[str], bytes]:
-        """The argv prefix and stdin preamble for a long-running command run as root."""
+        """The argv prefix and stdin preamble that run a command as root when ``sudo``.
+
+        ``sudo -k -S`` always reads exactly one line (the password) from stdin, one byte at a
+        time; the rest of the stream is the command's own input, so nothing is staged on disk.
+        """
         mode = self.sudo_mode() if sudo else "none"
         if mode == "nopasswd":
             return ["sudo", "-n", "--"], b""
