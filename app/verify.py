@@ -140,11 +140,17 @@ _X509_MARKERS = (
 )
 
 
+def _is_x509(text: str) -> bool:
+    """Does the text report a certificate the client could not verify?"""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _X509_MARKERS)
+
+
 def key_error_line(output: str) -> str:
     """The most telling line of a failed command's output (the x509 one when there is one)."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
     for line in lines:
-        if any(marker in line.lower() for marker in _X509_MARKERS):
+        if _is_x509(line):
             return line
     for line in reversed(lines):
         if "error" in line.lower() or "failed" in line.lower():
@@ -163,7 +169,7 @@ def explain_node_failure(output: str, registry_reference: str) -> tuple[str, str
             f"the registry certificate does not cover {registry_reference}: add the address to "
             "the SANs, run regwiz certs --renew and deploy again"
         )
-    if any(marker in lowered for marker in _X509_MARKERS):
+    if _is_x509(output):
         return line, TRUST_HINT
     unreachable = ("connection refused", "no route to host", "i/o timeout", "failed to connect",
                    "couldn't connect", "connection timed out", "network is unreachable")
@@ -202,7 +208,7 @@ def parse_pull_events(events: Iterable[dict[str, Any]]) -> None:
 
 def _push_hint(error: str) -> str | None:
     lowered = error.lower()
-    if any(marker in lowered for marker in _X509_MARKERS):
+    if _is_x509(error):
         return (
             "the pushing Docker does not trust the CA: install ca.crt in its "
             "/etc/docker/certs.d/<address:port>/ (add the host as a node and run regwiz "
@@ -601,10 +607,6 @@ def _push(
         "from this machine and by the nodes"
     )
     return loopback
-
-
-def _is_x509(text: str) -> bool:
-    return any(marker in text.lower() for marker in _X509_MARKERS)
 
 
 def _is_loopback(address: str) -> bool:
