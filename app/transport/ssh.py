@@ -8,8 +8,8 @@ identity files, the ssh-agent, the default ~/.ssh/id_* keys and finally the pass
 Every remote command runs under coreutils ``timeout`` so a hung command is killed on the host,
 and the client also stops waiting shortly after. stdout and stderr are drained together, so any
 amount of output is safe. sudo runs as ``sudo -n`` when passwordless, else ``sudo -k -S -p ''``
-with the password as the first line of stdin (never on a command line); command input then
-travels in a private temp file uploaded with SFTP.
+with the password as the first line of stdin (never on a command line); command input follows
+it on the same stream (see ``ExecTransport``).
 """
 
 from __future__ import annotations
