@@ -371,10 +371,7 @@ def _write(run: _NodeRun, action: FileAction) -> Outcome:
         current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
         if current == action.content:
             return Outcome.UNCHANGED
-        if current is not None:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-            t.write_file(f"{action.path}.regwiz-backup-{stamp}", current, mode=0o600, sudo=sudo,
-                         timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+        _backup(run, action.path, current)
     changed = t.write_file(action.path, action.content, mode=action.mode, sudo=sudo,
                            timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     if changed:
@@ -389,14 +386,20 @@ def _merge_yaml(run: _NodeRun, action: RegistriesYamlAction) -> Outcome:
     merged = rt.merge_registries_yaml(text, action.registry, action.ca_path)
     if merged is None:
         return Outcome.UNCHANGED
-    if current is not None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-        t.write_file(f"{action.path}.regwiz-backup-{stamp}", current, mode=0o600, sudo=sudo,
-                     timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    _backup(run, action.path, current)
     t.write_file(action.path, merged.encode(), mode=0o600, sudo=sudo,
                  timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     run.changed_files.append(action.path)
     return Outcome.CHANGED
+
+
+def _backup(run: _NodeRun, path: str, current: bytes | None) -> None:
+    """Keep the node's current file, if any, as ``<path>.regwiz-backup-<UTC time>`` (0600)."""
+    if current is None:
+        return
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    run.transport.write_file(f"{path}.regwiz-backup-{stamp}", current, mode=0o600,
+                             sudo=run.node.sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
 
 
 def _command(run: _NodeRun, action: CommandAction) -> Outcome:
