@@ -16,7 +16,7 @@ from app.dockerapi import docker_client
 from app.transport.base import ConnectionSecrets, ConnectionSettings, TransportError
 from app.transport.factory import open_transport
 from app.transport.hostkeys import HostKeyPolicy
-from app.transport.ssh import SSHTransport, connect, probe_host_key
+from app.transport.ssh import SSHTransport, connect
 from tests.lab.lab import Lab, LabHost
 
 
@@ -141,8 +141,6 @@ def test_changed_lab_host_key_is_refused(lab: Lab, tmp_path: object) -> None:
             open_lab(host)
         assert caught.value.kind == "host-key-changed"
         assert old in caught.value.message and new in caught.value.message
-        probe = probe_host_key(settings_for(host), HostKeyPolicy(host.known_hosts))
-        assert (probe.status, probe.fingerprint) == ("changed", new)
     finally:
         lab.write_known_hosts()
 

@@ -20,7 +20,7 @@ from app.transport.base import (
 )
 from app.transport.factory import open_transport
 from app.transport.hostkeys import HostKeyPolicy
-from app.transport.ssh import SSHTransport, connect, probe_host_key, trust_probed_key
+from app.transport.ssh import SSHTransport, connect
 from tests.polling import wait_until
 from tests.sshd import KEY_PASSPHRASE, SshServer, free_port, keygen, sshd  # noqa: F401
 
@@ -389,17 +389,6 @@ def test_parallel_connections_ask_once_per_host(sshd: SshServer, tmp_path: Path)
     assert results == [True] * 4
     assert asked == [f"[127.0.0.1]:{sshd.port}"]
     assert (tmp_path / "known_hosts").read_text().count("\n") == 1
-
-
-def test_probe_fetches_key_without_logging_in(sshd: SshServer, tmp_path: Path) -> None:  # noqa: F811
-    policy = HostKeyPolicy(tmp_path / "known_hosts")
-    probe = probe_host_key(settings_for(sshd, user="nobody-at-all"), policy)
-    assert (probe.status, probe.fingerprint, probe.key_type) == (
-        "unknown", sshd.fingerprint(), "ssh-ed25519")
-    trust_probed_key(probe, policy)
-    assert probe_host_key(settings_for(sshd), policy).status == "known"
-    with connect(settings_for(sshd), policy=policy) as transport:
-        assert transport.run(["true"]).ok
 
 
 def test_default_known_hosts_is_in_home(sshd: SshServer, empty_home: Path) -> None:  # noqa: F811

@@ -36,7 +36,7 @@ from app.transport.base import (
     as_text,
     display_command,
 )
-from app.transport.hostkeys import HostKeyPolicy, fingerprint_of_blob, host_pattern, key_family
+from app.transport.hostkeys import HostKeyPolicy
 
 # sshd may send the exit status before the last output. After it, keep reading until EOF, but
 # give up once the channel has been silent this long (a background child may hold stdout open
@@ -429,61 +429,6 @@ def connect(
     """Open a verified, authenticated SSH connection (see the module docstring)."""
     return _connect(settings, secrets or ConnectionSecrets(), policy or HostKeyPolicy(),
                     FROM_CONFIG)
-
-
-@dataclass(frozen=True)
-class HostKeyProbe:
-    """A host's key as fetched without logging in, and what known_hosts says about it."""
-
-    host: str  # as known_hosts names it: host or [host]:port
-    hostname: str
-    port: int
-    key_type: str
-    fingerprint: str
-    status: str  # hostkeys.KNOWN / UNKNOWN / CHANGED / REVOKED
-    known_fingerprints: tuple[str, ...]
-    key_blob: bytes = field(repr=False)
-
-
-def probe_host_key(
-    settings: ConnectionSettings, policy: HostKeyPolicy | None = None
-) -> HostKeyProbe:
-    """Fetch the server's host key and fingerprint without authenticating (for "test
-    connection"). Trust it afterwards with ``trust_probed_key`` once the user agreed."""
-    policy = policy or HostKeyPolicy()
-    target = resolve(settings)
-    stream, jump = open_socket(target, settings, policy)
-    try:
-        client = start_ssh(stream, target, policy, settings.connect_timeout)
-        key = client.get_remote_server_key()
-        client.close()
-    finally:
-        if jump is not None:
-            jump.close()
-    verdict = policy.verdict(target.known_hosts_name, target.port, key.get_name(), key.asbytes())
-    return HostKeyProbe(
-        host=host_pattern(target.known_hosts_name, target.port),
-        hostname=target.known_hosts_name,
-        port=target.port,
-        key_type=key_family(key.get_name()),
-        fingerprint=fingerprint_of_blob(key.asbytes()),
-        status=verdict.status,
-        known_fingerprints=verdict.known_fingerprints,
-        key_blob=key.asbytes(),
-    )
-
-
-def trust_probed_key(probe: HostKeyProbe, policy: HostKeyPolicy) -> None:
-    """Save a probed key to known_hosts after the user accepted it (refuses a changed key)."""
-    verdict = policy.verdict(probe.hostname, probe.port, probe.key_type, probe.key_blob)
-    if verdict.status in ("known",):
-        return
-    if verdict.status != "unknown":
-        from app.transport.hostkeys import changed_key_error
-
-        raise changed_key_error(probe.host, probe.key_type, verdict.known_fingerprints,
-                                probe.fingerprint, policy.path)
-    policy.remember(probe.hostname, probe.port, probe.key_type, probe.key_blob)
 
 
 # --------------------------------------------------------------------------- the transport
