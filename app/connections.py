@@ -12,44 +12,32 @@ import os
 from pathlib import Path
 
 from app.paths import expand_user
-from app.plan import Plan, ResolvedNode, Secrets
+from app.plan import Plan, RegistrySettings, ResolvedNode, Secrets
 from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport
 from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
 
 #: Overrides ~/.ssh/known_hosts for every regwiz command (tests and CI use their own file).
 KNOWN_HOSTS_ENV = "REGWIZ_KNOWN_HOSTS"
-DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
-def _identity(path: str | None) -> str | None:
-    return str(expand_user(path)) if path else None
+def _settings(where: RegistrySettings | ResolvedNode) -> ConnectionSettings:
+    return ConnectionSettings(
+        host=where.host,
+        user=where.ssh_user,
+        port=where.ssh_port,
+        identity_file=str(expand_user(where.identity_file)) if where.identity_file else None,
+        sudo=where.sudo,
+    )
 
 
-def registry_connection(plan: Plan, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-                        ) -> ConnectionSettings:
+def registry_connection(plan: Plan) -> ConnectionSettings:
     """How to reach the registry host (``host = "local"`` means this machine, no SSH)."""
-    registry = plan.registry
-    return ConnectionSettings(
-        host=registry.host,
-        user=registry.ssh_user,
-        port=registry.ssh_port,
-        identity_file=_identity(registry.identity_file),
-        sudo=registry.sudo,
-        connect_timeout=connect_timeout,
-    )
+    return _settings(plan.registry)
 
 
-def node_connection(node: ResolvedNode, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-                    ) -> ConnectionSettings:
+def node_connection(node: ResolvedNode) -> ConnectionSettings:
     """How to reach one cluster node (defaults already applied by ``Plan.resolved_nodes``)."""
-    return ConnectionSettings(
-        host=node.host,
-        user=node.ssh_user,
-        port=node.ssh_port,
-        identity_file=_identity(node.identity_file),
-        sudo=node.sudo,
-        connect_timeout=connect_timeout,
-    )
+    return _settings(node)
 
 
 def connection_secrets(secrets: Secrets) -> ConnectionSecrets:
