@@ -679,16 +679,13 @@ def _delete_test_tag(plan: Plan, auth: tuple[str, str] | None, image: SelftestIm
     if not plan.registry.delete_enabled:
         return f"{where} stays in the registry (registry.delete_enabled is false)"
     base = registry_api.base_url(plan.registry.address, plan.registry.port)
+    ca_path, basic = _ca_path(plan), registry_api.BasicAuth(*auth) if auth else None
     try:
         digest = registry_api.manifest_digest(
-            base, _ca_path(plan), SELFTEST_REPOSITORY, image.tag,
-            auth=registry_api.BasicAuth(*auth) if auth else None,
+            base, ca_path, SELFTEST_REPOSITORY, image.tag, auth=basic
         )
         if digest:
-            registry_api.delete_manifest(
-                base, _ca_path(plan), SELFTEST_REPOSITORY, digest,
-                auth=registry_api.BasicAuth(*auth) if auth else None,
-            )
+            registry_api.delete_manifest(base, ca_path, SELFTEST_REPOSITORY, digest, auth=basic)
     except RegwizError as error:
         return f"{where} could not be deleted: {error.message}"
     return f"{where} deleted from the registry"

@@ -305,3 +305,41 @@ def test_parse_head_response_takes_the_last_answer() -> None:
             "HTTP/2 200\r\ndocker-content-digest: sha256:ab\r\n\r\n")
     assert parse_head_response(text) == (200, "sha256:ab")
     assert parse_head_response("") == (None, None)
+
+
+def test_test_tag_is_deleted_with_login_when_the_registry_allows_it(tmp_path: Path) -> None:
+    """_delete_test_tag against a real htpasswd registry with deletes on, then with them off."""
+    from app import registry_api
+    from app.htpasswd import htpasswd_line
+    from app.verify import _delete_test_tag
+
+    password = "s3cret"
+    pki = make_pki(["127.0.0.1"])
+    with local_registry(tmp_path, pki, htpasswd=htpasswd_line("regwiz", password) + "\n",
+                        delete_enabled=True) as reg:
+        reference = reg.base.removeprefix("https://")
+        image = build_selftest_image(reference, tag="gone")
+        archive = tmp_path / "image.tar"
+        archive.write_bytes(image.archive)
+        trust = tmp_path / "trust"
+        trust.mkdir()
+        (trust / "ca.crt").write_bytes(pki.ca_pem)
+        subprocess.run(
+            ["skopeo", "copy", "--dest-cert-dir", str(trust), "--dest-creds",
+             f"regwiz:{password}", f"docker-archive:{archive}", f"docker://{image.reference}"],
+            check=True, capture_output=True,
+        )
+        plan = new_plan(tmp_path / "plan.toml")
+        plan.certificate.directory = str(reg.ca_path.parent)
+        plan.registry.address, plan.registry.port = "127.0.0.1", int(reference.rsplit(":")[1])
+        plan.registry.delete_enabled = False
+        assert "stays in the registry" in _delete_test_tag(plan, ("regwiz", password), image)
+        plan.registry.delete_enabled = True
+        assert _delete_test_tag(plan, ("regwiz", password), image) == (
+            "regwiz/selftest:gone deleted from the registry")
+        auth = registry_api.BasicAuth("regwiz", password)
+        assert registry_api.manifest_digest(reg.base, reg.ca_path, "regwiz/selftest", "gone",
+                                             auth=auth) is None
+        refused = _delete_test_tag(plan, ("regwiz", "not-the-Pw-7"), image)
+        assert refused.startswith("regwiz/selftest:gone could not be deleted"), refused
+        assert "not-the-Pw-7" not in refused and "401" in refused
