@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import docker
 import docker.errors
 
-from app.transport.base import Transport, TransportError
+from app.transport.base import Transport, TransportError, stderr_tail
 
 DEFAULT_DOCKER_TIMEOUT = 60
 DIAL_STDIO = ["docker", "system", "dial-stdio"]
@@ -246,8 +246,6 @@ def _preflight(transport: Transport, *, sudo: bool) -> None:
 
 
 def _generic_failure(transport: Transport, stderr: str) -> TransportError:
-    from app.transport.base import stderr_tail
-
     return TransportError(f"`docker version` failed on {transport.name}: {stderr_tail(stderr)}",
                           "check that Docker works on the host (docker info)", kind="command")
 
