@@ -117,20 +117,14 @@ class CertReviewScreen(WizardScreen):
 
     # --- actions ------------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        handlers: dict[str, Callable[[], None]] = {
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {
             "generate": lambda: self.start("generate"),
             "renew": lambda: self.start("renew"),
             "new-ca": self.action_new_ca,
             "export-csr": lambda: self.start("export-csr"),
             "import": self.action_import,
         }
-        handler = handlers.get(event.button.id or "")
-        if handler is None:
-            super().on_button_pressed(event)
-            return
-        event.stop()
-        handler()
 
     def action_new_ca(self) -> None:
         def decide(confirmed: bool | None) -> None:

@@ -7,6 +7,7 @@ On a failure the container's log tail is shown.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -63,15 +64,8 @@ class DeployScreen(WizardScreen):
 
     # --- controls ------------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "deploy":
-            event.stop()
-            self.action_deploy()
-        elif event.button.id == "cancel-job":
-            event.stop()
-            self.action_cancel()
-        else:
-            super().on_button_pressed(event)
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {"deploy": self.action_deploy, "cancel-job": self.action_cancel}
 
     def action_deploy(self) -> None:
         if self.wizard.busy_workers():

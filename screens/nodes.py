@@ -8,6 +8,7 @@ kubectl. Parsing and the kubectl call are app.nodes_import's; reading happens in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -240,8 +241,8 @@ class NodesScreen(WizardScreen):
         self.notify(f"{len(added)} node(s) added from {message.source}"
                     + (f", {skipped} already listed" if skipped else ""))
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        handlers = {
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {
             "add-node": self.action_add,
             "edit-node": self.action_edit,
             "remove-node": self.action_remove,
@@ -249,12 +250,6 @@ class NodesScreen(WizardScreen):
             "import-kubectl": self.action_import_kubectl,
             "edit-defaults": self.action_edit_defaults,
         }
-        handler = handlers.get(event.button.id or "")
-        if handler is None:
-            super().on_button_pressed(event)
-            return
-        event.stop()
-        handler()
 
     def palette_actions(self) -> list[PaletteAction]:
         return [

@@ -10,6 +10,7 @@ so one node's update never re-renders the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -185,16 +186,10 @@ class OnboardingScreen(WizardScreen):
 
     # --- controls ------------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        handlers = {"onboard-all": self.action_onboard_all,
-                    "retry-failed": self.action_retry_failed,
-                    "cancel-job": self.action_cancel}
-        handler = handlers.get(event.button.id or "")
-        if handler is None:
-            super().on_button_pressed(event)
-            return
-        event.stop()
-        handler()
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {"onboard-all": self.action_onboard_all,
+                "retry-failed": self.action_retry_failed,
+                "cancel-job": self.action_cancel}
 
     def action_onboard_all(self) -> None:
         self.start(None)

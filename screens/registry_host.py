@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import work
@@ -206,12 +207,8 @@ class RegistryHostScreen(WizardScreen):
         self.update_visibility()
         self.refresh_next()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "test-connection":
-            event.stop()
-            self.action_test_connection()
-        else:
-            super().on_button_pressed(event)
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {"test-connection": self.action_test_connection}
 
     # --- test connection -----------------------------------------------------------------------
 

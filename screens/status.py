@@ -7,6 +7,7 @@ threshold, the catalog, the container, disk use and each node's trust in the cur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -152,12 +153,8 @@ class StatusScreen(WizardScreen):
                 self.schedule(int(event.value))
                 state.update("")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "refresh":
-            event.stop()
-            self.action_refresh_now()
-        else:
-            super().on_button_pressed(event)
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {"refresh": self.action_refresh_now}
 
     def action_refresh_now(self) -> None:
         if any(w.group == JOB and not w.is_finished for w in self.workers):

@@ -3,6 +3,7 @@ every node with the runtime it really uses. app.verify.verify runs in a thread w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -106,15 +107,8 @@ class VerifyScreen(WizardScreen):
 
     # --- controls -------------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "verify":
-            event.stop()
-            self.action_verify()
-        elif event.button.id == "cancel-job":
-            event.stop()
-            self.action_cancel()
-        else:
-            super().on_button_pressed(event)
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {"verify": self.action_verify, "cancel-job": self.action_cancel}
 
     def action_verify(self) -> None:
         if self.wizard.busy_workers():

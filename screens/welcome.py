@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -137,19 +138,13 @@ class WelcomeScreen(WizardScreen):
             decide,
         )
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        handlers = {
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        return {
             "open-plan": self.action_open,
             "new-plan": self.action_new,
             "goto-onboarding": lambda: self.wizard.goto("onboarding"),
             "goto-status": lambda: self.wizard.goto("status"),
         }
-        handler = handlers.get(event.button.id or "")
-        if handler is not None:
-            event.stop()
-            handler()
-        else:
-            super().on_button_pressed(event)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:

@@ -70,6 +70,10 @@ class WizardScreen(Screen[None]):
         """(title, help, callback) triples offered by the command palette on this step."""
         return []
 
+    def button_actions(self) -> dict[str, Callable[[], object]]:
+        """This step's own buttons: button id -> what pressing it does (Back/Next are added)."""
+        return {}
+
     def refresh_next(self) -> None:
         """Disable Next while ``problems()`` reports anything."""
         problems = self.problems()
@@ -125,12 +129,13 @@ class WizardScreen(Screen[None]):
         )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "next":
+        # The only button handler of every step: Textual calls the on_button_pressed of each
+        # class in the MRO, so a step's own handler that also called super() ran Next twice.
+        actions = {"back": self.action_back, "next": self.action_next, **self.button_actions()}
+        action = actions.get(event.button.id or "")
+        if action is not None:
             event.stop()
-            self.action_next()
-        elif event.button.id == "back":
-            event.stop()
-            self.action_back()
+            action()
 
     def worker_failed(self, worker: Worker[object]) -> None:
         """Hook: undo busy state after a worker crashed (the error modal is shown anyway)."""

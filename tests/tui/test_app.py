@@ -89,6 +89,23 @@ async def test_back_and_next_save_the_plan(make_app: AppFactory, plan_path: Path
     assert load_plan(plan_path).certificate.locality == "Gangnam-gu"
 
 
+@pytest.mark.parametrize(("start", "button", "expected"), [
+    ("deploy", "#next", "nodes"), ("deploy", "#back", "registry"),
+    ("onboarding", "#next", "verify"), ("verify", "#back", "onboarding"),
+    ("status", "#back", "verify"), ("welcome", "#next", "certificate"),
+])
+async def test_a_click_on_back_or_next_moves_one_step(
+    make_app: AppFactory, start: str, button: str, expected: str
+) -> None:
+    # Steps with buttons of their own once ran the Back/Next handler twice: two steps at once.
+    app = make_app(start)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.click(button)
+        await settle(app, pilot)
+        assert app.current_step == expected
+        assert type(app.screen).__name__ == SCREENS[expected].split(":")[1]
+
+
 async def test_back_with_invalid_fields_asks_before_discarding(
     make_app: AppFactory, plan_path: Path
 ) -> None:
