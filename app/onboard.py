@@ -382,8 +382,7 @@ def _write(run: _NodeRun, action: FileAction) -> Outcome:
 def _merge_yaml(run: _NodeRun, action: RegistriesYamlAction) -> Outcome:
     t, sudo = run.transport, run.node.sudo
     current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    text = current.decode("utf-8", errors="replace") if current is not None else None
-    merged = rt.merge_registries_yaml(text, action.registry, action.ca_path)
+    merged = _merged_yaml(current, action)
     if merged is None:
         return Outcome.UNCHANGED
     _backup(run, action.path, current)
@@ -391,6 +390,15 @@ def _merge_yaml(run: _NodeRun, action: RegistriesYamlAction) -> Outcome:
                  timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     run.changed_files.append(action.path)
     return Outcome.CHANGED
+
+
+def _merged_yaml(current: bytes | None, action: RegistriesYamlAction) -> str | None:
+    """The node's registries.yaml with our entry added; None when it is already there.
+
+    Both the real run and the dry run use this, so a preview never disagrees with a run.
+    """
+    text = current.decode("utf-8", errors="replace") if current is not None else None
+    return rt.merge_registries_yaml(text, action.registry, action.ca_path)
 
 
 def _backup(run: _NodeRun, path: str, current: bytes | None) -> None:
@@ -450,8 +458,7 @@ def _would_change(run: _NodeRun, action: NodeAction, would_change: set[str]) -> 
     if isinstance(action, FileAction):
         changes = current != action.content
     else:
-        text = current.decode("utf-8", errors="replace") if current is not None else None
-        changes = rt.merge_registries_yaml(text, action.registry, action.ca_path) is not None
+        changes = _merged_yaml(current, action) is not None
     if changes:
         would_change.add(action.path)
     return changes

@@ -168,6 +168,26 @@ def test_dry_run_writes_nothing_and_names_what_is_in_place(tmp_path: Path) -> No
     assert not onboard.results_path(plan).exists()  # dry runs are not saved
 
 
+def test_k3s_dry_run_agrees_with_the_real_run(tmp_path: Path) -> None:
+    yaml_path = "/etc/rancher/k3s/registries.yaml"
+    node = FakeNode("k", "bin.k3s=/usr/local/bin/k3s\nactive=k3s\n",
+                    files={yaml_path: b'mirrors:\n  docker.io:\n    endpoint: ["https://m.example"]\n'})
+    plan = plan_with_ca(tmp_path, ["k"])
+
+    def onboard_k(dry_run: bool) -> onboard.NodeResult:
+        return onboard.onboard_nodes(plan, Secrets(), host_key_policy=None,  # type: ignore[arg-type]
+                                     connect=FakeFleet({"k": node}), dry_run=dry_run).results[0]
+
+    merge_in_place = "[k] add the registry to k3s's registries.yaml: already in place"
+    before = onboard_k(dry_run=True)
+    assert node.writes == [] and merge_in_place not in before.dry_run_lines
+    assert any("restart k3s" in line for line in before.dry_run_lines)
+    assert onboard_k(dry_run=False).status == "changed"
+    after = onboard_k(dry_run=True)
+    assert merge_in_place in after.dry_run_lines
+    assert all(line.endswith("already in place") for line in after.dry_run_lines)
+
+
 def test_only_the_ca_certificate_ever_reaches_a_node(tmp_path: Path) -> None:
     node = FakeNode("all", "socket=/run/docker.sock\nsocket=/run/containerd/containerd.sock\n"
                     "socket=/run/crio/crio.sock\nbin.k3s=/k3s\n",
