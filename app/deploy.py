@@ -259,7 +259,6 @@ class _State:
 
     transport: Transport | None = None
     docker: Any = None
-    docker_sudo: bool = False
     cert_pem: bytes = b""
     key_pem: bytes = b""
     ca_pem: bytes = b""
@@ -294,7 +293,6 @@ class Deployment:
         self._owns_transport = transport is None
         self._state = _State(transport=transport)
         self.container_id: str | None = None
-        self.docker_version: str | None = None
         #: set when a password was generated in this run: show it once, it is not kept elsewhere
         self.new_credentials: htp.Credentials | None = None
         self.where = plan.registry.host
@@ -462,29 +460,17 @@ class Deployment:
                 f"the docker CLI is not installed on {self.where}",
                 "install Docker (e.g. apt-get install docker.io) and start it, then run again",
             )
+        # docker_client negotiates the API version: a daemon that does not answer fails here.
         try:
-            client, sudo = self._docker_client(docker_client, sudo=False), False
+            client = docker_client(self.transport, sudo=False)
         except TransportError as error:
             # Not in the docker group: the same daemon through sudo, when the plan allows it.
             if error.kind != "permission" or not self.plan.registry.sudo:
                 raise
-            client, sudo = self._docker_client(docker_client, sudo=True), True
-        self._state.docker, self._state.docker_sudo = client, sudo
+            client = docker_client(self.transport, sudo=True)
+        self._state.docker = client
         self._state.clients.append(client)
         return Outcome.UNCHANGED
-
-    def _docker_client(self, factory: Callable[..., Any], *, sudo: bool) -> Any:
-        client = factory(self.transport, sudo=sudo)
-        try:
-            version = client.version()
-        except Exception as error:  # the SDK raises requests/docker errors of many kinds
-            client.close()
-            raise DeployError(
-                f"Docker on {self.where} did not answer: {_short(error)}",
-                "check `docker info` on the host",
-            ) from None
-        self.docker_version = f"{version.get('Version')} (API {version.get('ApiVersion')})"
-        return client
 
     def _check_port(self) -> Outcome:
         port = self.plan.registry.port
