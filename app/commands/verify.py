@@ -103,14 +103,10 @@ def load_plan_from_args(args: argparse.Namespace) -> Plan:
 
 
 def user_path(text: str, option: str) -> Path:
-    """``~``-expanded path from an option, as a usage error when the home cannot be found."""
+    """``~``-expanded path from an option (an unknown ``~user`` stays literal); NUL refused."""
     if "\0" in text:
         raise UsageError(f"{option}: a path cannot contain a NUL character")
-    try:
-        return expand_user(text)
-    except RuntimeError:
-        raise UsageError(f"{option} {text!r}: cannot find that user's home directory",
-                         "give an absolute path") from None
+    return expand_user(text)
 
 
 def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
