@@ -265,7 +265,6 @@ class _State:
     htpasswd_content: bytes = b""
     registry_password: str | None = None
     registry_user: str = htp.DEFAULT_USERNAME
-    clients: list[Any] = field(default_factory=list)
 
 
 class Deployment:
@@ -363,12 +362,11 @@ class Deployment:
         return output.decode("utf-8", errors="replace").rstrip()
 
     def close(self) -> None:
-        for client in self._state.clients:
+        if self._state.docker is not None:
             # closing a broken tunnel must not hide the run's result
             with contextlib.suppress(Exception):
-                client.close()
-        self._state.clients.clear()
-        self._state.docker = None
+                self._state.docker.close()
+            self._state.docker = None
         if self._owns_transport and self._state.transport is not None:
             self._state.transport.close()
             self._state.transport = None
@@ -469,7 +467,6 @@ class Deployment:
                 raise
             client = docker_client(self.transport, sudo=True)
         self._state.docker = client
-        self._state.clients.append(client)
         return Outcome.UNCHANGED
 
     def _check_port(self) -> Outcome:
