@@ -122,7 +122,7 @@ class OnboardReport:
         return 0 if self.ok else 1
 
     def counts(self) -> dict[str, int]:
-        counts = {state: 0 for state in (CHANGED, UNCHANGED, FAILED, CANCELLED, PLANNED)}
+        counts = dict.fromkeys(FINAL_STATES, 0)
         for result in self.results:
             counts[result.status] = counts.get(result.status, 0) + 1
         return counts
