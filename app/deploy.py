@@ -668,7 +668,7 @@ class Deployment:
             if existing.status == "running":
                 return Outcome.UNCHANGED
             existing.start()
-            self._verify_mounts()
+            self._verify_mounts(existing)
             return Outcome.CHANGED
         if existing is not None:
             existing.remove(force=True)  # the data volume is a host dir: nothing is lost
@@ -683,16 +683,15 @@ class Deployment:
             labels=labels,
         )
         self.container_id = container.id
-        self._verify_mounts()
+        self._verify_mounts(container)
         return Outcome.CHANGED
 
-    def _verify_mounts(self) -> None:
+    def _verify_mounts(self, container: Any) -> None:
         """The registry invents a random user when htpasswd is missing: check what it sees."""
         expected = {}
         if self.plan.registry.auth == "htpasswd":  # first: its absence is the silent failure
             expected[HTPASSWD_NAME] = self._state.htpasswd_content
         expected["tls.crt"] = self._state.cert_pem
-        container = self.docker.containers.get(self.plan.registry.container_name)
         for name, content in expected.items():
             seen = _read_from_container(container, f"{CONTAINER_CERTS_DIR}/{name}")
             if seen != content:
