@@ -678,13 +678,13 @@ def select_nodes(plan: Plan, only: Iterable[str] | None) -> list[ResolvedNode]:
                          "add [[nodes.hosts]] entries, or use --nodes-file / --from-kubectl")
     if only is None:
         return nodes
-    wanted = list(dict.fromkeys(only))
+    wanted = dict.fromkeys(only)  # ordered, without repeats, O(1) membership
     known = {node.host for node in nodes}
     unknown = [host for host in wanted if host not in known]
     if unknown:
         raise UsageError(f"not a node of this plan: {', '.join(unknown)}",
                          f"known nodes: {', '.join(sorted(known))}")
-    return [node for node in nodes if node.host in set(wanted)]
+    return [node for node in nodes if node.host in wanted]
 
 
 def default_connector(secrets: Secrets, host_key_policy: HostKeyPolicy) -> Connector:
