@@ -33,18 +33,18 @@ htpasswd mode, --credentials-file or REGWIZ_REGISTRY_PASSWORD
 """
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, parallel: bool = True) -> None:
-    """deploy's --plan/--accept-new-host-keys/--known-hosts, plus --parallel."""
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """deploy's --plan/--accept-new-host-keys/--known-hosts, plus --ask-sudo-password and
+    --parallel."""
     from app.commands.deploy import add_connection_arguments
 
     add_connection_arguments(parser)
     parser.add_argument("--ask-sudo-password", action="store_true",
                         help="prompt once for the hosts' sudo password (terminal only)")
-    if parallel:
-        parser.add_argument(
-            "--parallel", type=positive_int, default=16, metavar="N",
-            help="how many nodes to work on at once (default 16)",
-        )
+    parser.add_argument(
+        "--parallel", type=positive_int, default=16, metavar="N",
+        help="how many nodes to work on at once (default 16)",
+    )
 
 
 def secrets_from_args(args: argparse.Namespace) -> Secrets:
