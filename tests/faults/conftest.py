@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app.certs import ensure_certificates
 from app.connections import host_key_policy
-from app.plan import NodeSettings, Plan, new_plan, save_plan
 from app.transport.hostkeys import HostKeyPolicy
 from tests.lab.lab import Lab, LabHost, process_alive, wait_until
 
@@ -28,24 +26,6 @@ from tests.lab.lab import Lab, LabHost, process_alive, wait_until
 # (next to the target). Neither may survive a run, whatever happened during it.
 STAGED_GLOB = ".regwiz-*"
 INSTALL_TEMP_PREFIX = ".regwiz-tmp."
-
-
-def node_plan(tmp: Path, lab: Lab, nodes: list[LabHost], *, port: int,
-              runtime: str = "docker", known_hosts: Path | None = None) -> Plan:
-    """A saved plan (with certificates) whose nodes are `nodes`; the registry itself need not
-    run for onboarding: only its reference (registry host IP:port) names the files."""
-    registry_ip = lab["registry"].ip
-    plan = new_plan(tmp / "plan.toml")
-    plan.certificate.subject_alt_names = [registry_ip]
-    plan.registry.host = registry_ip
-    plan.registry.address, plan.registry.port = registry_ip, port
-    plan.node_defaults.identity_file = str(lab.key_path)
-    plan.node_defaults.ssh_user = "rwdeploy"
-    plan.node_defaults.runtime = runtime
-    plan.nodes = [NodeSettings(host=n.ip) for n in nodes]
-    ensure_certificates(plan)
-    save_plan(plan)
-    return plan
 
 
 def policy_for(known_hosts: Path) -> HostKeyPolicy:

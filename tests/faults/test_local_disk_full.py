@@ -15,8 +15,9 @@ import pytest
 from app.cli import main
 from app.errors import RegwizError
 from app.plan import load_plan, save_plan
-from tests.faults.conftest import NodeFiles, node_plan
+from tests.faults.conftest import NodeFiles
 from tests.lab.lab import Lab, LabHost
+from tests.lab.plans import node_plan
 
 
 @pytest.fixture

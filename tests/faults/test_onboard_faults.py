@@ -23,12 +23,12 @@ from tests.faults.conftest import (
     NodeFiles,
     install_temps,
     kill_sshd_mid_transfer,
-    node_plan,
     policy_for,
     private_known_hosts,
     staged_leftovers,
 )
 from tests.lab.lab import Lab, LabHost
+from tests.lab.plans import node_plan
 
 
 @pytest.fixture

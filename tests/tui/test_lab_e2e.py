@@ -17,9 +17,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, RadioButton, Static
 
-from app.certs import ensure_certificates
 from app.cli import main
-from app.plan import NodeSettings, Secrets, load_plan, new_plan, save_plan
+from app.plan import NodeSettings, Secrets, load_plan, save_plan
 from app.registry_api import base_url, ping
 from app.tui import RegwizApp
 from screens.cert_request import CertRequestScreen
@@ -35,6 +34,7 @@ from screens.welcome import WelcomeScreen
 from screens.widgets.node_rows import NodeRows
 from screens.widgets.step_table import StepTable
 from tests.lab.lab import Lab, LabHost
+from tests.lab.plans import node_plan
 from tests.lab.trust import reset_node_trust
 
 PORT = 8993
@@ -216,15 +216,8 @@ async def test_onboarding_thirty_nodes_live(lab: Lab, tmp_path: Path,
     for host in nodes:
         host.exec(["rm", "-rf", f"/etc/docker/certs.d/{registry}"])
     monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(lab.known_hosts))
+    plan = node_plan(tmp_path, lab, nodes, port=PORT + 1)
     plan_path = tmp_path / "plan.toml"
-    plan = new_plan(plan_path)
-    plan.registry.address, plan.registry.port = lab["registry"].ip, PORT + 1
-    plan.node_defaults.ssh_user = "rwdeploy"
-    plan.node_defaults.identity_file = str(lab.key_path)
-    plan.node_defaults.runtime = "docker"
-    plan.nodes = [NodeSettings(host=host.ip) for host in nodes]
-    save_plan(plan, plan_path)
-    ensure_certificates(plan)
     app = RegwizApp(plan_path, data_dir=tmp_path / "data", secrets=Secrets(),
                     start="onboarding")
     app.open_plan(plan_path)
