@@ -142,9 +142,9 @@ def container_spec(plan: Plan) -> ContainerSpec:
 
 def sha256_fingerprint(cert_pem: bytes) -> str:
     """SHA-256 of the first certificate's DER, as ``AB:CD:...`` (what ``certs`` shows)."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    from app.certs import fingerprint  # only a deploy that reaches the container needs it
+
+    return fingerprint(x509.load_pem_x509_certificate(cert_pem))
 
 
 def certificate_problems(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, address: str,
