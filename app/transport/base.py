@@ -460,13 +460,8 @@ class ExecTransport(Transport):
 
     def read_file(self, path: str, *, sudo: bool = False, timeout: float = 30.0) -> bytes | None:
         argv = ["sh", "-c", READ_SCRIPT, "sh", path]
-        action = f"reading {path}"
-        done = self.run_bytes(argv, sudo=sudo, stdin=None, timeout=timeout, action=action)
-        if done.status == MISSING_FILE_STATUS:
-            return None
-        if done.status != 0:
-            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo, action)
-        return done.stdout
+        done = self._script(argv, sudo, timeout, f"reading {path}", also_ok=MISSING_FILE_STATUS)
+        return None if done.status == MISSING_FILE_STATUS else done.stdout
 
     def write_file(
         self,
@@ -488,18 +483,26 @@ class ExecTransport(Transport):
             raise TransportError(f"refusing to write a relative path: {path}", kind="io")
         action = f"writing {path}"
         state = self._script(["sh", "-c", FILE_STATE_SCRIPT, "sh", path], sudo, timeout, action)
-        if file_is_current(state, content, mode, owner, group):
+        if file_is_current(as_text(state.stdout), content, mode, owner, group):
             return False
         argv = ["sh", "-c", INSTALL_SCRIPT, "sh", path, f"{mode:o}", owner_spec(owner, group),
                 hashlib.sha256(content).hexdigest()]
-        done = self.run_bytes(argv, sudo=sudo, stdin=content, timeout=timeout, action=action)
-        if done.status != 0:
-            raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo, action)
+        self._script(argv, sudo, timeout, action, stdin=content)
         return True
 
-    def _script(self, argv: list[str], sudo: bool, timeout: float, action: str) -> str:
-        """Run an internal script; failures are described by ``action``, not the script."""
-        done = self.run_bytes(argv, sudo=sudo, stdin=None, timeout=timeout, action=action)
-        if done.status != 0:
+    def _script(
+        self,
+        argv: list[str],
+        sudo: bool,
+        timeout: float,
+        action: str,
+        *,
+        stdin: bytes | None = None,
+        also_ok: int = 0,
+    ) -> ExecResult:
+        """Run an internal script; exit 0 or ``also_ok`` is success, any other status raises an
+        error described by ``action``, not the script."""
+        done = self.run_bytes(argv, sudo=sudo, stdin=stdin, timeout=timeout, action=action)
+        if done.status not in (0, also_ok):
             raise self.failure(CommandResult(argv, done.status, "", done.stderr), sudo, action)
-        return as_text(done.stdout)
+        return done
