@@ -873,8 +873,6 @@ class Uninstall:
 
     def steps(self) -> list[Step]:
         registry = self.plan.registry
-        files = [posixpath.join(registry.certs_dir, n) for n in ("tls.crt", "tls.key",
-                                                                 HTPASSWD_NAME)]
         deployment = self._deployment
         steps = [
             Step("Connect (host key checked)", self.where, "every step runs over this link",
@@ -887,7 +885,7 @@ class Uninstall:
             Step(f"Remove certificates from {registry.certs_dir}", self.where,
                  "the TLS key should not stay on a host that no longer serves it",
                  self._remove_files,
-                 [f"rm -f {' '.join(files)} {deployment.docker_ca_path()}; rmdir if empty"]),
+                 [f"rm -f {' '.join(self._placed_files())}; rmdir if empty"]),
         ]
         if self.purge:
             steps.append(Step(f"Delete data directory {registry.data_dir}", self.where,
@@ -903,6 +901,12 @@ class Uninstall:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _placed_files(self) -> list[str]:
+        """What deploy put on the host: certificate, key, htpasswd, the CA for its Docker."""
+        deployment = self._deployment
+        names = ("tls.crt", "tls.key", HTPASSWD_NAME)
+        return [*map(deployment._remote_path, names), deployment.docker_ca_path()]
 
     def _remove_container(self) -> Outcome:
         deployment = self._deployment
@@ -922,12 +926,8 @@ class Uninstall:
         registry = self.plan.registry
         transport = self._deployment.transport
         sudo = registry.sudo
-        present = [
-            path for path in [*(posixpath.join(registry.certs_dir, name)
-                                for name in ("tls.crt", "tls.key", HTPASSWD_NAME)),
-                              self._deployment.docker_ca_path()]
-            if transport.run(["test", "-e", path], sudo=sudo, check=False).ok
-        ]
+        present = [path for path in self._placed_files()
+                   if transport.run(["test", "-e", path], sudo=sudo, check=False).ok]
         if present:
             transport.run(["rm", "-f", "--", *present], sudo=sudo)
         for directory in (registry.certs_dir,
