@@ -843,13 +843,6 @@ def _read_from_container(container: Any, path: str) -> bytes | None:
         return extracted.read() if extracted else None
 
 
-def build_deploy_steps(
-    plan: Plan, transport: Transport, secrets: Secrets, options: DeployOptions | None = None
-) -> list[Step]:
-    """Steps for an already-open transport (the TUI keeps the Deployment for log tails)."""
-    return Deployment(plan, secrets, options, transport=transport).steps()
-
-
 # ------------------------------------------------------------------------------ uninstall
 
 
