@@ -29,6 +29,14 @@ def write_plan(tmp_path: Path, *, cert_dir: str = "certs") -> Path:
     return save_plan(plan, tmp_path / "plan.toml")
 
 
+def plan_with_certs_and_no_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A plan whose certificates exist, with DOCKER_HOST pointing at a socket nobody serves."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    plan = write_plan(tmp_path)
+    assert main(["certs", "--plan", str(plan)]) == 0
+    return plan
+
+
 def test_verify_only_unknown_host_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,9 +55,7 @@ def test_verify_parallel_must_be_positive(capsys: pytest.CaptureFixture[str]) ->
 def test_verify_without_a_docker_daemon_fails_and_skips_nodes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
-    plan = write_plan(tmp_path)
-    assert main(["certs", "--plan", str(plan)]) == 0
+    plan = plan_with_certs_and_no_docker(tmp_path, monkeypatch)
     capsys.readouterr()
     assert main(["verify", "--plan", str(plan), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
@@ -62,9 +68,7 @@ def test_verify_without_a_docker_daemon_fails_and_skips_nodes(
 def test_status_of_a_registry_that_is_not_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
-    plan = write_plan(tmp_path)
-    assert main(["certs", "--plan", str(plan)]) == 0
+    plan = plan_with_certs_and_no_docker(tmp_path, monkeypatch)
     capsys.readouterr()
     assert main(["status", "--plan", str(plan), "--no-nodes"]) == 1
     out = capsys.readouterr().out
@@ -97,9 +101,7 @@ def test_verify_api_reports_progress_and_never_raises(
     from app.plan import Secrets, load_plan
     from app.verify import CheckState, VerifyProgress, verify
 
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
-    plan_path = write_plan(tmp_path)
-    assert main(["certs", "--plan", str(plan_path)]) == 0
+    plan_path = plan_with_certs_and_no_docker(tmp_path, monkeypatch)
     events: list[VerifyProgress] = []
     report = verify(load_plan(plan_path), Secrets(), host_key_policy=None,
                     on_progress=events.append, should_stop=lambda: True)
