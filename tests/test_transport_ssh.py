@@ -96,8 +96,6 @@ def test_ten_megabytes_of_output_and_stderr_at_once(ssh: SSHTransport) -> None:
 
 
 def test_large_stdin_reaches_the_command(ssh: SSHTransport) -> None:
-    import hashlib
-
     data = os.urandom(3 * 1024 * 1024)
     result = ssh.run(["sha256sum"], stdin=data, timeout=120)
     assert result.stdout.split()[0] == hashlib.sha256(data).hexdigest()
@@ -402,17 +400,18 @@ def test_default_known_hosts_is_in_home(sshd: SshServer, empty_home: Path) -> No
 # ----------------------------------------------------------------------------- auth & config
 
 
+def host_entry(name: str, server: SshServer, *extra: str) -> str:
+    """An ssh_config ``Host`` block that logs in to the test sshd as root with the client key."""
+    lines = [f"Host {name}", "  HostName 127.0.0.1", f"  Port {server.port}", "  User root",
+             f"  IdentityFile {server.client_key}", *(f"  {option}" for option in extra)]
+    return "\n".join(lines) + "\n"
+
+
 def test_ssh_config_alias_is_honoured(
     sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
 ) -> None:
     config = tmp_path / "ssh_config"
-    config.write_text(
-        "Host regwiz-test-alias\n"
-        "  HostName 127.0.0.1\n"
-        f"  Port {sshd.port}\n"
-        "  User root\n"
-        f"  IdentityFile {sshd.client_key}\n"
-    )
+    config.write_text(host_entry("regwiz-test-alias", sshd))
     settings = ConnectionSettings(host="regwiz-test-alias", ssh_config=str(config))
     with open_transport(settings, host_key_policy=policy) as transport:
         assert transport.run(["whoami"]).stdout == "root\n"
@@ -436,13 +435,7 @@ def test_proxy_jump_through_a_jump_host(
     sshd: SshServer, policy: HostKeyPolicy, tmp_path: Path  # noqa: F811
 ) -> None:
     config = tmp_path / "ssh_config"
-    config.write_text(
-        "Host jumpbox\n  HostName 127.0.0.1\n"
-        f"  Port {sshd.port}\n  User root\n  IdentityFile {sshd.client_key}\n"
-        "Host behind\n  HostName 127.0.0.1\n"
-        f"  Port {sshd.port}\n  User root\n  IdentityFile {sshd.client_key}\n"
-        "  ProxyJump jumpbox\n"
-    )
+    config.write_text(host_entry("jumpbox", sshd) + host_entry("behind", sshd, "ProxyJump jumpbox"))
     with open_transport(ConnectionSettings(host="behind", ssh_config=str(config)),
                         host_key_policy=policy) as transport:
         assert isinstance(transport, SSHTransport)
@@ -456,9 +449,8 @@ def test_jump_host_that_cannot_reach_the_target(
     config = tmp_path / "ssh_config"
     closed_port = free_port()
     config.write_text(
-        "Host jumpbox\n  HostName 127.0.0.1\n"
-        f"  Port {sshd.port}\n  User root\n  IdentityFile {sshd.client_key}\n"
-        f"Host nowhere\n  HostName 127.0.0.1\n  Port {closed_port}\n  ProxyJump jumpbox\n"
+        host_entry("jumpbox", sshd)
+        + f"Host nowhere\n  HostName 127.0.0.1\n  Port {closed_port}\n  ProxyJump jumpbox\n"
     )
     with pytest.raises(TransportError) as caught:
         open_transport(ConnectionSettings(host="nowhere", ssh_config=str(config)),
@@ -487,11 +479,7 @@ def test_proxy_command_is_honoured(
     proxy = (f"ssh -q -i {sshd.client_key} -o UserKnownHostsFile={policy.path} "
              f"-o StrictHostKeyChecking=yes -o BatchMode=yes -p {sshd.port} -W %h:%p "
              "root@127.0.0.1")
-    config.write_text(
-        "Host via-command\n  HostName 127.0.0.1\n"
-        f"  Port {sshd.port}\n  User root\n  IdentityFile {sshd.client_key}\n"
-        f"  ProxyCommand {proxy}\n"
-    )
+    config.write_text(host_entry("via-command", sshd, f"ProxyCommand {proxy}"))
     with open_transport(ConnectionSettings(host="via-command", ssh_config=str(config)),
                         host_key_policy=policy) as transport:
         assert transport.run(["echo", "proxied"]).stdout == "proxied\n"
