@@ -34,6 +34,14 @@ def write_plan(tmp_path: Path, *, auth: str = "none") -> Path:
     return save_plan(plan, tmp_path / "plan.toml")
 
 
+def htpasswd_argv(tmp_path: Path) -> list[str]:
+    """``regwiz k8s`` arguments for an htpasswd plan and the credentials file deploy wrote."""
+    plan = write_plan(tmp_path, auth="htpasswd")
+    creds = tmp_path / "creds.json"
+    write_credentials(creds, Credentials("198.18.6.2:8443", "regwiz", "s3cret-pw"))
+    return ["k8s", "--plan", str(plan), "--credentials-file", str(creds)]
+
+
 @pytest.mark.parametrize(
     ("image", "expected"),
     [
@@ -113,29 +121,36 @@ def test_cli_htpasswd_needs_the_credentials_file(
 def test_cli_htpasswd_secret_from_credentials_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = write_plan(tmp_path, auth="htpasswd")
-    creds = tmp_path / "creds.json"
-    write_credentials(creds, Credentials("198.18.6.2:8443", "regwiz", "s3cret-pw"))
-    assert main(["k8s", "--plan", str(plan), "--credentials-file", str(creds)]) == 0
+    assert main(htpasswd_argv(tmp_path)) == 0
     secret, pod = yaml.safe_load_all(capsys.readouterr().out)
     assert secret["kind"] == "Secret"
     assert pod["spec"]["imagePullSecrets"] == [{"name": "regwiz-registry"}]
-    assert "s3cret-pw" not in plan.read_text()
+    assert "s3cret-pw" not in (tmp_path / "plan.toml").read_text()
 
 
 def test_cli_secret_out_writes_a_0600_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = write_plan(tmp_path, auth="htpasswd")
-    creds = tmp_path / "creds.json"
-    write_credentials(creds, Credentials("198.18.6.2:8443", "regwiz", "s3cret-pw"))
     out = tmp_path / "secret.yaml"
-    argv = ["k8s", "--plan", str(plan), "--credentials-file", str(creds), "--secret-out", str(out)]
-    assert main(argv) == 0
+    assert main([*htpasswd_argv(tmp_path), "--secret-out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "s3cret-pw" not in captured.out and "dockerconfigjson" not in captured.out
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert yaml.safe_load(out.read_text())["kind"] == "Secret"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["creds.json", "plan.toml", "secret.yaml"]
+
+
+@pytest.mark.parametrize(("target", "reason"), [("missing-folder/secret.yaml", "No such file"),
+                                                ("a-folder", "Is a directory")])
+def test_cli_secret_out_that_cannot_be_written_is_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, reason: str
+) -> None:
+    (tmp_path / "a-folder").mkdir()
+    out = tmp_path / target
+    assert main([*htpasswd_argv(tmp_path), "--secret-out", str(out)]) == 1
+    assert f"cannot write {out}: {reason}" in capsys.readouterr().err
+    assert not (tmp_path / "missing-folder").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "creds.json", "plan.toml"]
 
 
 def test_cli_missing_credentials_file_is_a_usage_error(

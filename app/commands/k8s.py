@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -82,18 +83,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a new 0600 file (temp + rename, so it is never readable by others)."""
-    temp = path.with_name(f".{path.name}.tmp")
+    """Write ``text`` to a 0600 file in an existing folder (atomic_write: mode before content)."""
+    from app.certs import os_reason
+    from app.plan import atomic_write
+
     try:
-        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if not path.parent.is_dir():  # atomic_write would create it: a mistyped folder is an error
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        atomic_write(path, text.encode("utf-8"), 0o600)
     except OSError as error:
-        raise RegwizError(f"cannot write {path}: {error.strerror}",
+        raise RegwizError(f"cannot write {path}: {os_reason(error)}",
                           "check that the folder exists and is writable") from None
-    try:
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
