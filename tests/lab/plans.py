@@ -3,6 +3,8 @@ what is its own (registry port, container, directories)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from app.certs import ensure_certificates
@@ -27,3 +29,35 @@ def node_plan(directory: Path, lab: Lab, nodes: list[LabHost], *, port: int,
     ensure_certificates(plan)
     save_plan(plan)
     return plan
+
+
+def core_plan_text(lab: Lab, nodes: Sequence[str], *, certificate: Mapping[str, object],
+                   registry: Mapping[str, object]) -> str:
+    """Plan TOML: the registry on the lab's registry host (its lab user, the lab key; the
+    certificate names its IP) and the core hosts ``nodes`` (each as its lab user; "plain",
+    which has no container runtime, trusts through the OS store). ``certificate`` and
+    ``registry`` are the test's own settings."""
+    host, key = lab["registry"], str(lab.key_path)
+    tables = [
+        _toml_table("[certificate]", {**certificate, "subject_alt_names": [host.ip]}),
+        _toml_table("[registry]", {"host": host.ip, "ssh_user": host.ssh_user,
+                                   "identity_file": key, "address": host.ip, **registry}),
+        _toml_table("[nodes.defaults]", {"ssh_user": DEPLOY_USER, "identity_file": key}),
+        *(_toml_table("[[nodes.hosts]]", _core_node(lab[name])) for name in nodes),
+    ]
+    return "\n".join(tables)
+
+
+def _core_node(host: LabHost) -> dict[str, object]:
+    entry: dict[str, object] = {"host": host.ip}
+    if host.ssh_user != DEPLOY_USER:
+        entry["ssh_user"] = host.ssh_user
+    if host.name == "plain":
+        entry["os_trust_store"] = True
+    return entry
+
+
+def _toml_table(header: str, values: Mapping[str, object]) -> str:
+    # JSON spells strings, numbers, booleans and lists of them as TOML does
+    lines = [header, *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    return "\n".join(lines) + "\n"

@@ -34,7 +34,7 @@ from screens.welcome import WelcomeScreen
 from screens.widgets.node_rows import NodeRows
 from screens.widgets.step_table import StepTable
 from tests.lab.lab import Lab, LabHost
-from tests.lab.plans import node_plan
+from tests.lab.plans import core_plan_text, node_plan
 from tests.lab.trust import reset_node_trust
 
 PORT = 8993
@@ -46,44 +46,11 @@ MAX_POLLS = 3000  # x 0.1 s: a hung job fails the test instead of hanging CI
 
 
 def write_plan(lab: Lab, path: Path) -> Path:
-    registry, key = lab["registry"], lab.key_path
-    path.write_text(f"""\
-[certificate]
-common_name = "registry.tui-lab.internal"
-subject_alt_names = ["{registry.ip}"]
-
-[registry]
-host = "{registry.ip}"
-ssh_user = "{registry.ssh_user}"
-identity_file = "{key}"
-sudo = true
-address = "{registry.ip}"
-port = {PORT}
-container_name = "{CONTAINER}"
-data_dir = "{DATA_DIR}"
-certs_dir = "{CERTS_DIR}"
-delete_enabled = true
-
-[nodes.defaults]
-ssh_user = "rwdeploy"
-identity_file = "{key}"
-
-[[nodes.hosts]]
-host = "{lab['docker'].ip}"
-ssh_user = "root"
-
-[[nodes.hosts]]
-host = "{lab['containerd'].ip}"
-ssh_user = "rwops"
-
-[[nodes.hosts]]
-host = "{lab['plain'].ip}"
-os_trust_store = true
-""")
+    path.write_text(core_plan_text(
+        lab, NODES, certificate={"common_name": "registry.tui-lab.internal"},
+        registry={"sudo": True, "port": PORT, "container_name": CONTAINER, "data_dir": DATA_DIR,
+                  "certs_dir": CERTS_DIR, "delete_enabled": True}))
     return path
-
-
-    lab["plain"].exec(["update-ca-certificates", "--fresh"], check=False)
 
 
 @pytest.fixture
