@@ -11,6 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import Button
 
+from screens.widgets.form_field import FormField
+
 T = TypeVar("T")
 
 
@@ -20,14 +22,28 @@ class FormModal(ModalScreen["T | None"], Generic[T]):
     def result(self) -> T | None:
         raise NotImplementedError
 
+    def form_is_valid(self) -> bool:
+        """Show every field's message (even untouched ones); True when none has a problem."""
+        fields = list(self.query(FormField))
+        for field in fields:
+            field.reveal()
+        return not any(field.problem for field in fields)
+
+    def text(self, field_id: str) -> str:
+        """The stripped text of the FormField made with ``field_id``."""
+        return self.query_one(f"#{field_id}-field", FormField).value
+
+    def submit(self) -> None:
+        result = self.result()
+        if result is not None:
+            self.dismiss(result)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "cancel":
             self.dismiss(None)
-            return
-        result = self.result()
-        if result is not None:
-            self.dismiss(result)
+        else:
+            self.submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -7,14 +7,12 @@ checked for existence here; app.certs.import_certificate does the real checks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from screens.form_modal import FormModal
 from screens.validators import Checked, local_file_problem
 from screens.widgets.form_field import FormField
 
@@ -25,8 +23,7 @@ def check_existing_file(value: str) -> str | None:
     return local_file_problem(value, must_exist=True)
 
 
-class ImportCertModal(ModalScreen["ImportPaths | None"]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+class ImportCertModal(FormModal[ImportPaths]):
 
     def __init__(self) -> None:
         super().__init__(classes="modal")
@@ -47,21 +44,10 @@ class ImportCertModal(ModalScreen["ImportPaths | None"]):
                 yield Button("Cancel", id="cancel")
                 yield Button("Import", id="import", variant="primary")
 
-    def fields(self) -> list[FormField]:
-        return list(self.query(FormField))
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "cancel":
-            self.dismiss(None)
-            return
-        for field in self.fields():
-            field.reveal()
-        if any(field.problem for field in self.fields()):
-            return
-        cert, key, chain = (field.value for field in self.fields())
-        self.dismiss((Path(cert).expanduser(), Path(key).expanduser(),
-                      Path(chain).expanduser() if chain else None))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def result(self) -> ImportPaths | None:
+        if not self.form_is_valid():
+            return None
+        chain = self.text("import-chain")
+        return (Path(self.text("import-cert")).expanduser(),
+                Path(self.text("import-key")).expanduser(),
+                Path(chain).expanduser() if chain else None)

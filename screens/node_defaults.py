@@ -53,19 +53,12 @@ class NodeDefaultsModal(FormModal[NodeDefaults]):
                 yield Button("Save", id="save", variant="primary")
 
     def result(self) -> NodeDefaults | None:
-        fields = list(self.query(FormField))
-        for field in fields:
-            field.reveal()
-        if any(field.problem for field in fields):
+        if not self.form_is_valid():
             return None
-
-        def text(field_id: str) -> str:
-            return self.query_one(f"#{field_id}-field", FormField).value
-
         return NodeDefaults(
-            ssh_user=text("default-user"),
-            ssh_port=int(text("default-port")),
-            identity_file=text("default-identity") or None,
+            ssh_user=self.text("default-user"),
+            ssh_port=int(self.text("default-port")),
+            identity_file=self.text("default-identity") or None,
             runtime=str(self.query_one("#default-runtime", Select).value),
             sudo=self.query_one("#default-sudo", Checkbox).value,
             os_trust_store=self.query_one("#default-os-store", Checkbox).value,

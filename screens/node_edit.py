@@ -97,21 +97,15 @@ class NodeEditModal(FormModal[NodeSettings]):
         return check_host(text)
 
     def result(self) -> NodeSettings | None:
-        fields = list(self.query(FormField))
-        for field in fields:
-            field.reveal()
-        if any(field.problem for field in fields):
+        if not self.form_is_valid():
             return None
-
-        def text(field_id: str) -> str:
-            return self.query_one(f"#{field_id}-field", FormField).value
-
         runtime = self.query_one("#node-runtime", Select).value
+        port = self.text("node-port")
         return NodeSettings(
-            host=text("node-host"),
-            ssh_user=text("node-user") or None,
-            ssh_port=int(text("node-port")) if text("node-port") else None,
-            identity_file=text("node-identity") or None,
+            host=self.text("node-host"),
+            ssh_user=self.text("node-user") or None,
+            ssh_port=int(port) if port else None,
+            identity_file=self.text("node-identity") or None,
             runtime=None if runtime == DEFAULT else str(runtime),
             sudo=_from_tri(self.query_one("#node-sudo", Select).value),
             os_trust_store=_from_tri(self.query_one("#node-os-store", Select).value),

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.validation import Validator
 from textual.widgets import Button, Input, Label
 
+from screens.form_modal import FormModal
 from screens.widgets.form_field import FormField
 
 
-class TextPromptModal(ModalScreen["str | None"]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+class TextPromptModal(FormModal[str]):
 
     def __init__(
         self,
@@ -47,22 +43,9 @@ class TextPromptModal(ModalScreen["str | None"]):
     def on_mount(self) -> None:
         self.query_one("#prompt", Input).focus()
 
-    def submit(self) -> None:
-        field = self.query_one(FormField)
-        field.reveal()
-        if field.problem is None:
-            self.dismiss(field.value)
+    def result(self) -> str | None:
+        return self.text("prompt") if self.form_is_valid() else None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self.submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
