@@ -13,7 +13,7 @@ from app.errors import UsageError
 from app.paths import expand_user
 from app.plan import Plan, Secrets
 from app.steps import Outcome, Step, StepResult, format_result, run_steps, summarize
-from app.transport.base import Transport, TransportError
+from app.transport.base import ExecTransport, Transport, TransportError
 
 if TYPE_CHECKING:
 
@@ -121,10 +121,14 @@ def _open_asking(plan: Plan, secrets: Secrets, policy: HostKeyPolicy) -> Transpo
 
 
 def _sudo_wants_password(transport: Transport) -> bool:
-    if transport.run(["id", "-u"], check=False).stdout.strip() == "0":
+    """The transport's own sudo check (kept, so later sudo steps do not probe again)."""
+    if not isinstance(transport, ExecTransport):
         return False
-    probe = transport.run(["sudo", "-n", "true"], check=False)
-    return not probe.ok and "password" in probe.stderr.lower()
+    try:
+        transport.sudo_mode()
+    except TransportError as error:
+        return error.kind == "sudo-password"
+    return False
 
 
 def print_progress(result: StepResult) -> None:
