@@ -30,18 +30,18 @@ def check_image_name(name: str) -> str | None:
         return "image: expected 1 to 255 characters, e.g. team/app:1.0"
     if "://" in name or name.startswith("/"):
         return f"image {name!r}: give only the repository path and tag, e.g. team/app:1.0"
+    if _IMAGE_RE.match(name):
+        return None
     first = name.split("/", 1)[0]
-    if "/" in name and ("." in first or ":" in first) and not _IMAGE_RE.match(name):
+    if "/" in name and ("." in first or ":" in first):
         return (
             f"image {name!r}: give the path inside the registry without a registry host; "
             "regwiz adds the plan's address and port"
         )
-    if not _IMAGE_RE.match(name):
-        return (
-            f"image {name!r}: expected lowercase path components ([a-z0-9] separated by . _ -), "
-            "an optional :tag and an optional @sha256:digest"
-        )
-    return None
+    return (
+        f"image {name!r}: expected lowercase path components ([a-z0-9] separated by . _ -), "
+        "an optional :tag and an optional @sha256:digest"
+    )
 
 
 def check_k8s_name(name: str) -> str | None:
