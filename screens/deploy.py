@@ -20,7 +20,7 @@ from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
 from app.steps import Outcome, StepResult, dry_run_lines, format_result, run_steps, summarize
-from screens.host_key_prompt import host_key_confirmer
+from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, LogLine, StepProgress, StepsPlanned
 from screens.widgets.step_table import StepTable
 from screens.wizard_screen import PaletteAction, WizardScreen
@@ -96,13 +96,13 @@ class DeployScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group=JOB, name="Deploy")
     def run_deploy(self, dry_run: bool) -> None:
-        from app.connections import host_key_policy, open_registry_transport
+        from app.connections import open_registry_transport
         from app.deploy import Deployment, DeployOptions, local_docker_client
 
         worker = get_current_worker()
         plan = self.wizard.require_plan()
         secrets = self.wizard.secrets
-        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        policy = ask_host_key_policy(self.wizard)
         options = DeployOptions(
             credentials_file=credentials_file(self.wizard.plan_path),
             local_docker=local_docker_client,

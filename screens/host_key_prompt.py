@@ -13,8 +13,18 @@ from textual.worker import get_current_worker
 from screens.host_key_unknown import HostKeyUnknownModal
 
 if TYPE_CHECKING:
-    from app.transport.hostkeys import ConfirmCallback
+    from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
     from app.tui import RegwizApp
+
+
+def ask_host_key_policy(app: RegwizApp) -> HostKeyPolicy:
+    """Every TUI job's host-key policy: an unknown key is asked about, a changed one refused.
+
+    Create it inside the worker that connects (the question is cancelled with that worker).
+    """
+    from app.connections import host_key_policy
+
+    return host_key_policy(accept_new=False, confirm=host_key_confirmer(app))
 
 
 def host_key_confirmer(app: RegwizApp) -> ConfirmCallback:

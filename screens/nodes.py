@@ -22,7 +22,7 @@ from textual.widgets import Button, DataTable, Input, Static
 from app.errors import RegwizError
 from app.nodes_import import NodeEntry, add_nodes, parse_node_line, read_nodes_file
 from app.plan import NodeDefaults, NodeSettings, Plan, validate_plan
-from screens.host_key_prompt import host_key_confirmer
+from screens.host_key_prompt import ask_host_key_policy
 from screens.import_cert import check_existing_file
 from screens.messages import NodesFound
 from screens.node_defaults import NodeDefaultsModal
@@ -217,12 +217,12 @@ class NodesScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group="nodes-import", name="kubectl get nodes")
     def query_kubectl(self, entry: NodeEntry) -> None:
-        from app.connections import host_key_policy, open_node_transport
+        from app.connections import open_node_transport
         from app.nodes_import import nodes_from_kubectl
 
         probe_plan = dataclasses.replace(self.plan, nodes=[entry.settings()])
         node = probe_plan.resolved_nodes()[0]
-        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        policy = ask_host_key_policy(self.wizard)
         try:
             with open_node_transport(node, self.wizard.secrets, policy) as transport:
                 addresses = nodes_from_kubectl(transport, sudo=node.sudo)

@@ -25,7 +25,7 @@ from textual.worker import Worker, get_current_worker
 from app import onboard
 from app.errors import RegwizError
 from app.steps import StepResult, format_result
-from screens.host_key_prompt import host_key_confirmer
+from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, NodeUpdate
 from screens.node_log import NodeLogModal
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
@@ -234,10 +234,8 @@ class OnboardingScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group=JOB, name="Onboarding")
     def run_onboarding(self, only: list[str] | None, dry_run: bool) -> None:
-        from app.connections import host_key_policy
-
         worker = get_current_worker()
-        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        policy = ask_host_key_policy(self.wizard)
 
         def progress(event: onboard.NodeProgress) -> None:
             self.post_message(NodeUpdate(JOB, event))

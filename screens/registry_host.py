@@ -25,7 +25,7 @@ from app.transport.base import TransportError
 from app.validate import AUTH_MODES
 from screens import validators
 from screens.host_key_changed import HostKeyChangedModal
-from screens.host_key_prompt import host_key_confirmer
+from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import ConnectionChecked
 from screens.widgets.form_field import FormField
 from screens.wizard_screen import PaletteAction, WizardScreen
@@ -225,11 +225,11 @@ class RegistryHostScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group="registry-host", name="Test connection",
           exclusive=True)
     def test_connection(self, registry: RegistrySettings) -> None:
-        from app.connections import host_key_policy, open_registry_transport
+        from app.connections import open_registry_transport
 
         worker = get_current_worker()
         plan = dataclasses.replace(self.wizard.require_plan(), registry=registry)
-        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        policy = ask_host_key_policy(self.wizard)
         started = time.monotonic()
         lines: list[str] = []
         try:

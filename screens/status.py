@@ -22,7 +22,7 @@ from app.errors import RegwizError
 from app.status import CertificateStatus, StatusReport, TrustState
 from screens import validators
 from screens.deploy import credentials_file
-from screens.host_key_prompt import host_key_confirmer
+from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, StatusReady
 from screens.wizard_screen import PaletteAction, WizardScreen
 
@@ -164,11 +164,10 @@ class StatusScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group=JOB, name="Status")
     def collect(self, include_nodes: bool) -> None:
-        from app.connections import host_key_policy
         from app.htpasswd import read_credentials
         from app.status import collect_status
 
-        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        policy = ask_host_key_policy(self.wizard)
         try:
             stored = credentials_file(self.wizard.plan_path)
             credentials = read_credentials(stored) if stored.is_file() else None

@@ -17,7 +17,7 @@ from textual.worker import Worker, get_current_worker
 from app.errors import RegwizError
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import credentials_file
-from screens.host_key_prompt import host_key_confirmer
+from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, NodeUpdate
 from screens.node_log import NodeLogModal
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
@@ -133,12 +133,11 @@ class VerifyScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group=JOB, name="Verify")
     def run_verify(self, from_local: bool) -> None:
         from app import verify
-        from app.connections import host_key_policy
         from app.htpasswd import read_credentials
 
         worker = get_current_worker()
         plan = self.wizard.require_plan()
-        policy = host_key_policy(accept_new=False, confirm=host_key_confirmer(self.wizard))
+        policy = ask_host_key_policy(self.wizard)
 
         def progress(event: VerifyProgress) -> None:
             self.post_message(NodeUpdate(JOB, event))
