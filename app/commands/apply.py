@@ -40,9 +40,6 @@ secrets come from REGWIZ_SSH_PASSWORD, REGWIZ_SUDO_PASSWORD, REGWIZ_KEY_PASSPHRA
 REGWIZ_CA_KEY_PASSPHRASE and REGWIZ_REGISTRY_PASSWORD (or prompts on a terminal)
 """
 
-STAGES = ("certs", "deploy", "onboard", "verify")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "apply",
@@ -78,23 +75,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--image-tar {args.image_tar!r}: no such file")
     context = ApplyContext(load_plan_from_args(args), secrets_from_args(args),
                            policy_from_args(args), args)
-    stages: dict[str, Callable[[ApplyContext], bool]] = {
-        "certs": stage_certs,
-        "deploy": stage_deploy,
-        "onboard": stage_onboard,
-        "verify": stage_verify,
-    }
-    for number, name in enumerate(STAGES, start=1):
+    for number, (name, stage) in enumerate(STAGES.items(), start=1):
         print(f"\n== {number}/{len(STAGES)} {name}", flush=True)
         try:
-            passed = stages[name](context)
+            passed = stage(context)
         except UsageError:
             raise
         except RegwizError as error:
             print(f"regwiz: {error}", file=sys.stderr)
             passed = False
         if not passed:
-            later = ", ".join(STAGES[number:]) or "none"
+            later = ", ".join(list(STAGES)[number:]) or "none"
             print(f"\napply stopped: {name} failed (not run: {later})")
             return 1
     print(f"\napply: all {len(STAGES)} stages passed; the registry "
@@ -163,3 +154,12 @@ def stage_verify(context: ApplyContext) -> bool:
     )
     print_report(report)
     return report.ok
+
+
+# In the order they run (below the functions they name).
+STAGES: dict[str, Callable[[ApplyContext], bool]] = {
+    "certs": stage_certs,
+    "deploy": stage_deploy,
+    "onboard": stage_onboard,
+    "verify": stage_verify,
+}
