@@ -26,7 +26,7 @@ from screens.widgets.step_table import StepTable
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 if TYPE_CHECKING:
-    pass
+    from app.htpasswd import Credentials
 
 JOB = "deploy"
 
@@ -34,6 +34,14 @@ JOB = "deploy"
 def credentials_file(plan_path: Path) -> Path:
     """Where the TUI keeps a generated registry password (0600, next to the plan)."""
     return plan_path.with_name("registry-credentials.json")
+
+
+def saved_credentials(plan_path: Path) -> Credentials | None:
+    """The registry login a deploy saved next to the plan, if any (verify and status use it)."""
+    from app.htpasswd import read_credentials
+
+    stored = credentials_file(plan_path)
+    return read_credentials(stored) if stored.is_file() else None
 
 
 class DeployScreen(WizardScreen):

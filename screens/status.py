@@ -21,7 +21,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 from app.errors import RegwizError
 from app.status import CertificateStatus, StatusReport, TrustState
 from screens import validators
-from screens.deploy import credentials_file
+from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, StatusReady
 from screens.wizard_screen import PaletteAction, WizardScreen
@@ -164,13 +164,11 @@ class StatusScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group=JOB, name="Status")
     def collect(self, include_nodes: bool) -> None:
-        from app.htpasswd import read_credentials
         from app.status import collect_status
 
         policy = ask_host_key_policy(self.wizard)
         try:
-            stored = credentials_file(self.wizard.plan_path)
-            credentials = read_credentials(stored) if stored.is_file() else None
+            credentials = saved_credentials(self.wizard.plan_path)
             report = collect_status(self.wizard.require_plan(), self.wizard.secrets,
                                     host_key_policy=policy, include_nodes=include_nodes,
                                     credentials=credentials)

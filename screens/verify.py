@@ -16,7 +16,7 @@ from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
-from screens.deploy import credentials_file
+from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, NodeUpdate
 from screens.node_log import NodeLogModal
@@ -133,7 +133,6 @@ class VerifyScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group=JOB, name="Verify")
     def run_verify(self, from_local: bool) -> None:
         from app import verify
-        from app.htpasswd import read_credentials
 
         worker = get_current_worker()
         plan = self.wizard.require_plan()
@@ -143,8 +142,7 @@ class VerifyScreen(WizardScreen):
             self.post_message(NodeUpdate(JOB, event))
 
         try:
-            stored = credentials_file(self.wizard.plan_path)
-            credentials = read_credentials(stored) if stored.is_file() else None
+            credentials = saved_credentials(self.wizard.plan_path)
             report = verify.verify(
                 plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
                 credentials=credentials,
