@@ -84,9 +84,7 @@ class DeployScreen(WizardScreen):
         self.run_deploy(dry_run)
 
     def action_cancel(self) -> None:
-        for worker in self.workers:
-            if worker.group == JOB:
-                worker.cancel()
+        self.workers.cancel_group(self, JOB)
         self.log_line("cancelling: the running step finishes first")
 
     def set_running(self, running: bool) -> None:

@@ -206,9 +206,7 @@ class OnboardingScreen(WizardScreen):
         self.start(failed)
 
     def action_cancel(self) -> None:
-        for worker in self.workers:
-            if worker.group == JOB:
-                worker.cancel()
+        self.workers.cancel_group(self, JOB)
         self.notify("Cancelling: running steps finish first.")
 
     def start(self, only: list[str] | None) -> None:

@@ -119,9 +119,7 @@ class VerifyScreen(WizardScreen):
         self.run_verify(self.query_one("#from-local", Checkbox).value)
 
     def action_cancel(self) -> None:
-        for worker in self.workers:
-            if worker.group == JOB:
-                worker.cancel()
+        self.workers.cancel_group(self, JOB)
 
     def set_running(self, running: bool) -> None:
         self.query_one("#verify", Button).disabled = running
