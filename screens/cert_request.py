@@ -137,8 +137,8 @@ class CertRequestScreen(WizardScreen):
             subject_alt_names=list(self.query_one(SanList).sans),
             key_type=str(self.query_one("#key-type", Select).value),
             name_constraints=self.query_one("#name-constraints", Checkbox).value,
-            ca_validity_days=_int_or(self.field("ca-days").value, cert.ca_validity_days),
-            cert_validity_days=_int_or(self.field("cert-days").value, cert.cert_validity_days),
+            ca_validity_days=self.field("ca-days").int_or(cert.ca_validity_days),
+            cert_validity_days=self.field("cert-days").int_or(cert.cert_validity_days),
             **values,
         )
         registry = dataclasses.replace(plan.registry, address=self.field("address").value)
@@ -196,7 +196,3 @@ class CertRequestScreen(WizardScreen):
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Add SAN", "Focus the SAN input", lambda: self.query_one("#san-input").focus())]
-
-
-def _int_or(text: str, default: int) -> int:
-    return int(text) if text.isdigit() else default

@@ -143,11 +143,11 @@ class RegistryHostScreen(WizardScreen):
             old,
             host=self.field("host").value,
             ssh_user=self.field("ssh-user").value,
-            ssh_port=_int_or(self.field("ssh-port").value, old.ssh_port),
+            ssh_port=self.field("ssh-port").int_or(old.ssh_port),
             identity_file=(self.field("identity-file").value or None)
             if self.auth_method() == "key" else None,
             sudo=self.query_one("#sudo", Checkbox).value,
-            port=_int_or(self.field("port").value, old.port),
+            port=self.field("port").int_or(old.port),
             image=self.field("image").value,
             container_name=self.field("container-name").value,
             data_dir=self.field("data-dir").value,
@@ -278,7 +278,3 @@ class RegistryHostScreen(WizardScreen):
     def palette_actions(self) -> list[PaletteAction]:
         return [("Test connection", "Check SSH, host key, sudo and docker on the registry host",
                  self.action_test_connection)]
-
-
-def _int_or(text: str, default: int) -> int:
-    return int(text) if text.isdigit() else default

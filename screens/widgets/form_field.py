@@ -66,6 +66,10 @@ class FormField(Vertical):
     def value(self) -> str:
         return self.input.value.strip()
 
+    def int_or(self, default: int) -> int:
+        """The value as a whole number, or ``default`` while it is not one."""
+        return int(self.value) if self.value.isdigit() else default
+
     @property
     def problem(self) -> str | None:
         for validator in self.validators:
