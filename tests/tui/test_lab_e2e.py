@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, RadioButton, Static
 
 from app.cli import main
@@ -36,13 +37,14 @@ from screens.widgets.step_table import StepTable
 from tests.lab.lab import Lab, LabHost
 from tests.lab.plans import core_plan_text, node_plan
 from tests.lab.trust import reset_node_trust
+from tests.polling import wait_until_async
 
 PORT = 8993
 CONTAINER = "tui-lab-registry"
 CERTS_DIR = "/etc/docker/tui-lab-certs"
 DATA_DIR = "/registry-image/tui-lab"
 NODES = ("docker", "containerd", "plain")
-MAX_POLLS = 3000  # x 0.1 s: a hung job fails the test instead of hanging CI
+JOB_TIMEOUT_S = 300.0  # a hung job fails the test instead of hanging CI
 
 
 def write_plan(lab: Lab, path: Path) -> Path:
@@ -53,17 +55,21 @@ def write_plan(lab: Lab, path: Path) -> Path:
     return path
 
 
+def known_hosts_but_the_registry(lab: Lab, directory: Path) -> Path:
+    """A copy of the lab's known_hosts without the registry host's key."""
+    known_hosts = directory / "known_hosts"
+    known_hosts.write_text("".join(
+        f"{line}\n" for line in lab.known_hosts.read_text().splitlines()
+        if not line.split(" ", 1)[0].strip("[").startswith(lab["registry"].ip)))
+    return known_hosts
+
+
 @pytest.fixture
 def lab_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     registry = f"{lab['registry'].ip}:{PORT}"
     reset_node_trust(lab, registry)
     # Every host key is known except the registry host's: the TUI must ask about that one.
-    known_hosts = tmp_path / "known_hosts"
-    lines = lab.known_hosts.read_text().splitlines()
-    known_hosts.write_text("".join(
-        f"{line}\n" for line in lines if not line.split(" ", 1)[0].strip("[").startswith(
-            lab["registry"].ip)))
-    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(known_hosts))
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(known_hosts_but_the_registry(lab, tmp_path)))
     plan = write_plan(lab, tmp_path / "plan.toml")
     try:
         yield plan
@@ -76,18 +82,22 @@ def lab_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,
                   host_keys: list[str] | None = None) -> None:
     """Press ``button`` and poll until every worker ended, accepting host-key questions."""
-    await click(pilot, button)
-    for _ in range(MAX_POLLS):
+
+    async def accept_host_key_and_pause() -> None:
         screen = app.screen
         if isinstance(screen, HostKeyUnknownModal):
             if host_keys is not None:
                 host_keys.append(screen.host)
             await pilot.click("#accept")
-        if not any(not worker.is_finished for worker in app.workers):
-            await pilot.pause()
-            return
         await pilot.pause(0.1)
-    raise AssertionError("the job did not finish")
+
+    await click(pilot, button)
+    await wait_until_async(lambda: workers_finished(app), accept_host_key_and_pause,
+                           f"the job of {button}", JOB_TIMEOUT_S)
+
+
+def workers_finished(app: RegwizApp) -> bool:
+    return all(worker.is_finished for worker in app.workers)
 
 
 async def click(pilot: Pilot[Any], selector: str) -> None:
@@ -107,21 +117,46 @@ async def type_into(pilot: Pilot[Any], selector: str, text: str) -> None:
     assert field.value == text, (selector, field.value)
 
 
-async def wait_for_workers(app: RegwizApp, pilot: Pilot[Any]) -> None:
-    for _ in range(MAX_POLLS):
-        if not any(not worker.is_finished for worker in app.workers):
-            await pilot.pause()
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("the job did not finish")
-
-
 def cells(app: RegwizApp, table_id: str, column: str) -> dict[str, str]:
     found = app.screen.query_one(table_id)
     if isinstance(found, NodeRows):
         return {host: found.cell(host, column) for host in found.hosts}
     assert isinstance(found, DataTable)
     return {str(key.value): str(found.get_cell(key, column)) for key in found.rows}
+
+
+async def next_screen(pilot: Pilot[Any], expected: type[Screen[Any]]) -> None:
+    await pilot.press("ctrl+n")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, expected), pilot.app.screen
+
+
+async def deploy_accepting_the_registry_key(app: RegwizApp, pilot: Pilot[Any],
+                                            registry_ip: str) -> None:
+    """On to Deploy and run it: the one unknown host key (the registry's) is shown and
+    accepted, and every step ends changed or unchanged."""
+    await next_screen(pilot, DeployScreen)
+    asked: list[str] = []
+    await run_job(app, pilot, "#deploy", asked)
+    assert asked == [registry_ip]
+    table = app.screen.query_one(StepTable)
+    states = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+    assert states and all("changed" in s or "unchanged" in s for s in states), states
+
+
+async def verify_states(app: RegwizApp, pilot: Pilot[Any]) -> dict[str, str]:
+    """On to Verify and run it: the push/pull must pass; returns each node's state."""
+    await next_screen(pilot, VerifyScreen)
+    await run_job(app, pilot, "#verify")
+    assert "passed" in str(app.screen.query_one("#push-pull", Static).render())
+    return cells(app, "#verify-table", "state")
+
+
+async def refreshed_status_panel(app: RegwizApp, pilot: Pilot[Any]) -> str:
+    """On to Status, refresh it and return the panel's text."""
+    await next_screen(pilot, StatusScreen)
+    await run_job(app, pilot, "#refresh")
+    return str(app.screen.query_one("#status-text", Static).render())
 
 
 async def test_wizard_from_certificates_to_status(lab: Lab, lab_plan: Path) -> None:
@@ -133,41 +168,20 @@ async def test_wizard_from_certificates_to_status(lab: Lab, lab_plan: Path) -> N
         assert isinstance(app.screen, CertReviewScreen)
         await run_job(app, pilot, "#generate")
         assert "created" in str(app.screen.query_one("#cert-result", Static).render())
-        await pilot.press("ctrl+n")  # -> registry host
-        await pilot.pause()
-        await pilot.press("ctrl+n")  # -> deploy
-        await pilot.pause()
-        assert isinstance(app.screen, DeployScreen)
-        asked: list[str] = []
-        await run_job(app, pilot, "#deploy", asked)
-        assert asked == [lab["registry"].ip]  # the one unknown key was shown and accepted
-        table = app.screen.query_one(StepTable)
-        states = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
-        assert states and all("changed" in s or "unchanged" in s for s in states), states
+        await next_screen(pilot, RegistryHostScreen)
+        await deploy_accepting_the_registry_key(app, pilot, lab["registry"].ip)
 
-        await pilot.press("ctrl+n")  # -> nodes
-        await pilot.pause()
-        await pilot.press("ctrl+n")  # -> onboarding
-        await pilot.pause()
-        assert isinstance(app.screen, OnboardingScreen)
+        await next_screen(pilot, NodesScreen)
+        await next_screen(pilot, OnboardingScreen)
         await run_job(app, pilot, "#onboard-all")
         states = cells(app, "#onboard-table", "state")
         assert set(states) == node_ips
         assert set(states.values()) == {"changed"}, cells(app, "#onboard-table", "detail")
 
-        await pilot.press("ctrl+n")  # -> verify
-        await pilot.pause()
-        assert isinstance(app.screen, VerifyScreen)
-        await run_job(app, pilot, "#verify")
-        assert "passed" in str(app.screen.query_one("#push-pull", Static).render())
-        assert set(cells(app, "#verify-table", "state").values()) == {"passed"}, \
-            cells(app, "#verify-table", "outcome")
+        verified = await verify_states(app, pilot)
+        assert set(verified.values()) == {"passed"}, cells(app, "#verify-table", "outcome")
 
-        await pilot.press("ctrl+n")  # -> status
-        await pilot.pause()
-        assert isinstance(app.screen, StatusScreen)
-        await run_job(app, pilot, "#refresh")
-        panel = str(app.screen.query_one("#status-text", Static).render())
+        panel = await refreshed_status_panel(app, pilot)
         assert "UP" in panel and "TLS ok" in panel and "running" in panel
         assert set(cells(app, "#trust-table", "trust").values()) == {"match"}
         assert str(app.screen.query_one("#status-state", Static).render()).startswith("healthy")
@@ -249,11 +263,7 @@ def empty_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     spare = spare_sshd_node(lab)  # started first, so its host key is in known_hosts below
     touched = [lab["docker"], lab["containerd"], spare]
     remove_trust(touched, registry)
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("".join(
-        f"{line}\n" for line in lab.known_hosts.read_text().splitlines()
-        if not line.split(" ", 1)[0].strip("[").startswith(lab["registry"].ip)))
-    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(known_hosts))
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(known_hosts_but_the_registry(lab, tmp_path)))
     plan = tmp_path / "new" / "plan.toml"
     try:
         yield plan
@@ -306,7 +316,8 @@ async def add_nodes_from_file(pilot: Pilot[Any], lab: Lab, nodes_file: Path) -> 
     await click(pilot, "#import-file")
     await type_into(pilot, "#prompt", str(nodes_file))
     await click(pilot, "#ok")
-    await wait_for_workers(app, pilot)
+    await wait_until_async(lambda: workers_finished(app), lambda: pilot.pause(0.1),
+                           "the import", JOB_TIMEOUT_S)
     assert isinstance(app.screen, NodesScreen), "the import showed an error"
     assert app.screen.query_one("#nodes-table", DataTable).row_count == 2
     await type_into(pilot, "#nodes-sudo-password", lab["containerd"].password or "")
@@ -324,47 +335,24 @@ async def test_wizard_from_empty_plan(lab: Lab, empty_plan: Path) -> None:
         assert app.plan is None and not empty_plan.exists()
         await click(pilot, "#new-plan")
         await fill_certificate_request(pilot, lab)
-        await pilot.press("ctrl+n")  # -> review
-        await pilot.pause()
-        assert isinstance(app.screen, CertReviewScreen)
+        await next_screen(pilot, CertReviewScreen)
         await run_job(app, pilot, "#generate")
         assert "created" in str(app.screen.query_one("#cert-result", Static).render())
-        await pilot.press("ctrl+n")  # -> registry host
-        await pilot.pause()
+        await next_screen(pilot, RegistryHostScreen)
         await fill_registry_host(pilot, lab)
-        await pilot.press("ctrl+n")  # -> deploy
-        await pilot.pause()
-        assert isinstance(app.screen, DeployScreen)
-        asked: list[str] = []
-        await run_job(app, pilot, "#deploy", asked)
-        assert asked == [registry_ip]  # the registry's unknown key was shown and accepted
-        table = app.screen.query_one(StepTable)
-        states = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
-        assert states and all("changed" in s or "unchanged" in s for s in states), states
+        await deploy_accepting_the_registry_key(app, pilot, registry_ip)
 
-        await pilot.press("ctrl+n")  # -> nodes
-        await pilot.pause()
+        await next_screen(pilot, NodesScreen)
         await add_nodes_from_file(pilot, lab, empty_plan.parent / "nodes.txt")
-        await pilot.press("ctrl+n")  # -> onboarding
-        await pilot.pause()
-        assert isinstance(app.screen, OnboardingScreen)
+        await next_screen(pilot, OnboardingScreen)
         await run_job(app, pilot, "#onboard-all")
         assert cells(app, "#onboard-table", "state") == dict.fromkeys(node_ips, "changed"), \
             cells(app, "#onboard-table", "detail")
 
-        await pilot.press("ctrl+n")  # -> verify
-        await pilot.pause()
-        assert isinstance(app.screen, VerifyScreen)
-        await run_job(app, pilot, "#verify")
-        assert "passed" in str(app.screen.query_one("#push-pull", Static).render())
-        assert cells(app, "#verify-table", "state") == dict.fromkeys(node_ips, "passed"), \
+        assert await verify_states(app, pilot) == dict.fromkeys(node_ips, "passed"), \
             cells(app, "#verify-table", "outcome")
 
-        await pilot.press("ctrl+n")  # -> status
-        await pilot.pause()
-        assert isinstance(app.screen, StatusScreen)
-        await run_job(app, pilot, "#refresh")
-        panel = str(app.screen.query_one("#status-text", Static).render())
+        panel = await refreshed_status_panel(app, pilot)
         assert "UP" in panel and "TLS ok" in panel, panel
         assert "regwiz/selftest" in panel, panel  # the real catalog, with what verify pushed
 
