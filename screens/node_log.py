@@ -27,7 +27,7 @@ class NodeLogModal(ClosableModal):
             yield Button("Close", id="close", variant="primary")
 
     def on_mount(self) -> None:
+        # ClosableModal.on_mount focuses Close: Textual calls it after this one.
         log = self.query_one(RichLog)
         for line in self.lines or ["nothing recorded for this node yet"]:
             log.write(line)
-        self.query_one("#close", Button).focus()

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 
-from app.validate import check_san, warnings_for_san
+from app.validate import check_san, is_ip_address, warnings_for_san
 from screens import validators
 
 
@@ -86,7 +86,7 @@ class SanList(Vertical):
 
     def all_values(self) -> list[str]:
         values = [value for value, _ in self.automatic] + self.sans
-        return list(dict.fromkeys(v if _is_ip(v) else v.lower() for v in values))
+        return list(dict.fromkeys(v if is_ip_address(v) else v.lower() for v in values))
 
     def rebuild(self) -> None:
         rows = self.query_one("#san-rows", Vertical)
@@ -147,9 +147,3 @@ class SanList(Vertical):
         if event.input.id == "san-input":
             event.stop()
             self._show(None)
-
-
-def _is_ip(value: str) -> bool:
-    from app.validate import is_ip_address
-
-    return is_ip_address(value)

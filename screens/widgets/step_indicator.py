@@ -5,12 +5,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from app.tui import STEPS
+from app.tui import STEP_NAMES, STEPS
 
 
 class StepIndicator(Static):
     """One line such as ``Start › Cert › [Review] › Host …``; fits 80 columns."""
-
 
     def __init__(self, current: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -21,8 +20,7 @@ class StepIndicator(Static):
 
     def render_steps(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
-        names = [step.name for step in STEPS]
-        current_index = names.index(self.current) if self.current in names else -1
+        current_index = STEP_NAMES.index(self.current) if self.current in STEP_NAMES else -1
         for index, step in enumerate(STEPS):
             if index:
                 text.append(" › ", style="dim")
