@@ -188,8 +188,7 @@ class RegwizApp(App[int]):
         from app.plan import save_plan
 
         try:
-            self.plan_path.parent.mkdir(parents=True, exist_ok=True)
-            save_plan(self.plan, self.plan_path)
+            save_plan(self.plan, self.plan_path)  # creates the folder; OSError -> RegwizError
         except (RegwizError, OSError) as error:
             self.show_error("The plan could not be saved", error)
             return False

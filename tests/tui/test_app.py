@@ -106,6 +106,25 @@ async def test_a_click_on_back_or_next_moves_one_step(
         assert type(app.screen).__name__ == SCREENS[expected].split(":")[1]
 
 
+async def test_a_plan_that_cannot_be_saved_keeps_the_step_and_says_why(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the plan's folder should be\n")
+    app = make_app("certificate", plan=blocker / "plan.toml")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorModal)
+        assert app.screen.title_text == "The plan could not be saved"
+        assert str(blocker / "plan.toml") in app.screen.message
+        assert app.screen.hint and "bug" not in app.screen.hint
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, CertRequestScreen)
+        assert app.current_step == "certificate"
+
+
 async def test_back_with_invalid_fields_asks_before_discarding(
     make_app: AppFactory, plan_path: Path
 ) -> None:
