@@ -37,7 +37,8 @@ from tests.faults.conftest import (
     kill_sshd_mid_transfer,
     staged_leftovers,
 )
-from tests.lab.lab import REGISTRY_IMAGE, Lab, LabHost, process_alive
+from tests.lab.lab import Lab, LabHost, process_alive
+from tests.lab.plans import registry_plan_text
 
 
 @dataclass
@@ -70,17 +71,10 @@ class Env:
         return self.cert_dir / "ca.crt"
 
     def write_plan(self, **registry: object) -> None:
-        values: dict[str, object] = {
-            "host": self.host.ip, "ssh_user": self.host.ssh_user, "ssh_port": 22,
-            "identity_file": str(self.host.key_path), "sudo": True, "address": self.host.ip,
-            "port": self.port, "image": REGISTRY_IMAGE, "container_name": self.name,
-            "data_dir": self.data_dir, "certs_dir": self.certs_dir, "auth": "none",
-            "delete_enabled": False,
-        } | registry
-        lines = ["[certificate]", 'common_name = "registry.faults.internal"',
-                 f'subject_alt_names = ["{self.host.ip}"]', 'directory = "certs"', "",
-                 "[registry]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
-        self.plan_path.write_text("\n".join(lines) + "\n")
+        self.plan_path.write_text(registry_plan_text(
+            self.host, certificate={"common_name": "registry.faults.internal"}, port=self.port,
+            container_name=self.name, data_dir=self.data_dir, certs_dir=self.certs_dir,
+            **registry))
 
     def cli(self, capsys: pytest.CaptureFixture[str], command: str, *extra: str) -> tuple[
             int, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, Plan, new_plan, save_plan
-from tests.lab.lab import DEPLOY_USER, Lab, LabHost
+from tests.lab.lab import DEPLOY_USER, REGISTRY_IMAGE, Lab, LabHost
 
 
 def node_plan(directory: Path, lab: Lab, nodes: list[LabHost], *, port: int,
@@ -48,6 +48,25 @@ def core_plan_text(lab: Lab, nodes: Sequence[str], *, certificate: Mapping[str, 
     return "\n".join(tables)
 
 
+def registry_plan_text(host: LabHost, *, certificate: Mapping[str, object], port: int,
+                       container_name: str, data_dir: str, certs_dir: str,
+                       **overrides: object) -> str:
+    """Plan TOML for a registry alone on ``host``: its lab user and key, sudo, no auth, the
+    lab's registry image, certificates in ``certs`` next to the plan; ``overrides`` change
+    registry settings (None leaves one out)."""
+    registry: dict[str, object] = {
+        "host": host.ip, "ssh_user": host.ssh_user, "ssh_port": 22,
+        "identity_file": str(host.key_path), "sudo": True, "address": host.ip, "port": port,
+        "image": REGISTRY_IMAGE, "container_name": container_name, "data_dir": data_dir,
+        "certs_dir": certs_dir, "auth": "none", "delete_enabled": False,
+    } | overrides
+    return "\n".join([
+        _toml_table("[certificate]", {**certificate, "subject_alt_names": [host.ip],
+                                      "directory": "certs"}),
+        _toml_table("[registry]", registry),
+    ])
+
+
 def _core_node(host: LabHost) -> dict[str, object]:
     entry: dict[str, object] = {"host": host.ip}
     if host.ssh_user != DEPLOY_USER:
@@ -58,6 +77,8 @@ def _core_node(host: LabHost) -> dict[str, object]:
 
 
 def _toml_table(header: str, values: Mapping[str, object]) -> str:
+    """``header`` and its ``key = value`` lines; a None value leaves its key out."""
     # JSON spells strings, numbers, booleans and lists of them as TOML does
-    lines = [header, *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    lines = [header, *(f"{key} = {json.dumps(value)}" for key, value in values.items()
+                       if value is not None)]
     return "\n".join(lines) + "\n"
