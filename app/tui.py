@@ -9,8 +9,8 @@ Screens live in the ``screens`` package; all domain work is done by ``app.*`` mo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import shlex
 import sys
 import threading
@@ -97,16 +97,14 @@ class RecentPlans:
         return [Path(item) for item in raw if isinstance(item, str)][:RECENT_LIMIT]
 
     def remember(self, path: Path) -> None:
+        from app.plan import atomic_write
+
         path = path.expanduser().resolve()
         paths = [path] + [p for p in self.load() if p != path]
         text = json.dumps([str(p) for p in paths[:RECENT_LIMIT]], indent=1)
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.file.with_name(self.file.name + ".tmp")
-            temp.write_text(text, encoding="utf-8")
-            os.replace(temp, self.file)
-        except OSError:
-            pass  # the list is a convenience: never fail the wizard over it
+        # A temp file of its own per write: --web runs one wizard process per browser tab.
+        with contextlib.suppress(OSError):  # the list is a convenience: never fail the wizard
+            atomic_write(self.file, text.encode("utf-8"), 0o644)
 
 
 class RegwizApp(App[int]):
