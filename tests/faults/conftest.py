@@ -8,7 +8,6 @@ container names and ports so it never collides with the rest of the suite.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 
 from app.connections import host_key_policy
 from app.transport.hostkeys import HostKeyPolicy
-from tests.lab.lab import Lab, LabHost, process_alive, wait_until
+from tests.lab.lab import Lab, LabHost, signal_and_wait, wait_until
 
 # What the transports leave while they work: staged uploads (in /tmp) and install temp files
 # (next to the target). Neither may survive a run, whatever happened during it.
@@ -83,11 +82,7 @@ def sshd_pids(host: LabHost) -> list[int]:
 
 def kill_all_sshd(host: LabHost) -> None:
     """SIGKILL the host's sshd and all its sessions (the lab started them; ended by pid)."""
-    pids = sshd_pids(host)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not any(process_alive(p) for p in pids), timeout=10)
+    assert signal_and_wait(sshd_pids(host), signal.SIGKILL, timeout=10)
     # rwlab-svc start reads the pid file before the new sshd rewrites it; a stale pid there
     # makes it report "sshd exited during start-up". The recorded process is dead: drop it.
     (host.state_dir / "pids" / "sshd.pid").unlink(missing_ok=True)

@@ -213,6 +213,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def signal_and_wait(pids: Sequence[int], sig: signal.Signals, timeout: float) -> bool:
+    """Sends sig to each pid, then waits until none is alive; False if some outlived timeout."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    return wait_until(lambda: not any(process_alive(p) for p in pids), timeout=timeout)
+
+
 def cgroup2_root() -> Path:
     """Where the machine's cgroup v2 hierarchy is mounted in the root namespace."""
     for line in Path("/proc/self/mounts").read_text().splitlines():
@@ -853,15 +861,9 @@ Subsystem sftp internal-sftp
 
     def _stop_daemons(self, hosts: list[LabHost]) -> None:
         """SIGTERM to each daemon by its recorded pid, then a short wait (KILL comes later)."""
-        pids = []
-        for host in hosts:
-            for daemon in host.daemons:
-                pid = host.daemon_pid(daemon)
-                if pid and self._pid_in_lab(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGTERM)
-                    pids.append(pid)
-        wait_until(lambda: not any(process_alive(p) for p in pids), timeout=10)
+        pids = [pid for host in hosts for daemon in host.daemons
+                if (pid := host.daemon_pid(daemon)) and self._pid_in_lab(pid)]
+        signal_and_wait(pids, signal.SIGTERM, timeout=10)
 
     def _pid_in_lab(self, pid: int) -> bool:
         """Guards against a recycled pid: the process must be in this lab's cgroup or netns."""
@@ -887,11 +889,7 @@ Subsystem sftp internal-sftp
         return run(["ip", "netns", "pids", ns], check=False).stdout.decode().split()
 
     def _kill_netns_processes(self, ns: str) -> None:
-        pids = [int(p) for p in self._netns_pids(ns)]
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not any(process_alive(p) for p in pids), timeout=10)
+        signal_and_wait([int(p) for p in self._netns_pids(ns)], signal.SIGKILL, timeout=10)
 
     def _kill_cgroup(self) -> None:
         cg = self._cgroup_path()
