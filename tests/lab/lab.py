@@ -221,12 +221,20 @@ def signal_and_wait(pids: Sequence[int], sig: signal.Signals, timeout: float) ->
     return wait_until(lambda: not any(process_alive(p) for p in pids), timeout=timeout)
 
 
-def cgroup2_root() -> Path:
-    """Where the machine's cgroup v2 hierarchy is mounted in the root namespace."""
+def cgroup2_mount() -> Path | None:
+    """Where the machine's cgroup v2 hierarchy is mounted in the root namespace, if it is."""
     for line in Path("/proc/self/mounts").read_text().splitlines():
         fields = line.split()
         if len(fields) > 2 and fields[2] == "cgroup2":
             return Path(fields[1])
+    return None
+
+
+def cgroup2_root() -> Path:
+    """cgroup2_mount(), mounting the hierarchy at a place of the lab's own when it is not."""
+    mounted = cgroup2_mount()
+    if mounted is not None:
+        return mounted
     fallback = Path("/run/regwiz-lab-cgroup2")
     fallback.mkdir(parents=True, exist_ok=True)
     run(["mount", "-t", "cgroup2", "cgroup2", fallback])
@@ -909,11 +917,8 @@ Subsystem sftp internal-sftp
             cg.rmdir()
 
     def _cgroup_path(self) -> Path | None:
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return Path(fields[1]) / self.cgroup
-        return None
+        root = cgroup2_mount()
+        return None if root is None else root / self.cgroup
 
     def _unmount_under_state_dir(self) -> None:
         """Unmounts the state dir's tmpfs and anything below it (deepest first)."""
