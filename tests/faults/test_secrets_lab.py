@@ -20,6 +20,7 @@ from app.cli import main
 from app.htpasswd import DEFAULT_USERNAME
 from app.plan import load_plan
 from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
+from tests.lab.plans import core_plan_text
 
 
 @pytest.fixture
@@ -30,20 +31,12 @@ def apply_env(lab: Lab, tmp_path: Path) -> Iterator[dict[str, object]]:
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)
     plan = tmp_path / "plan.toml"
-    nodes = [("docker", "root"), ("containerd", "rwops")]
-    lines = [
-        "[certificate]", 'common_name = "registry.secrets.internal"',
-        f'subject_alt_names = ["{registry.ip}"]', 'directory = "certs"', "",
-        "[registry]", f'host = "{registry.ip}"', f'ssh_user = "{registry.ssh_user}"',
-        f'identity_file = "{lab.key_path}"', f'address = "{registry.ip}"', f"port = {port}",
-        f'image = "{REGISTRY_IMAGE}"', f'container_name = "{name}"',
-        f'data_dir = "/registry-image/{name}"', f'certs_dir = "/etc/docker/{name}-certs"',
-        'auth = "htpasswd"', "delete_enabled = true", "",
-        "[nodes.defaults]", f'identity_file = "{lab.key_path}"', 'ssh_user = "rwdeploy"',
-    ]
-    for node, user in nodes:
-        lines += ["", "[[nodes.hosts]]", f'host = "{lab[node].ip}"', f'ssh_user = "{user}"']
-    plan.write_text("\n".join(lines) + "\n")
+    plan.write_text(core_plan_text(
+        lab, ("docker", "containerd"),
+        certificate={"common_name": "registry.secrets.internal", "directory": "certs"},
+        registry={"port": port, "image": REGISTRY_IMAGE, "container_name": name,
+                  "data_dir": f"/registry-image/{name}", "certs_dir": f"/etc/docker/{name}-certs",
+                  "auth": "htpasswd", "delete_enabled": True}))
     env = {"plan": plan, "known_hosts": known_hosts, "port": port, "name": name,
            "credentials": tmp_path / "registry-credentials",
            "registry_password": "Rp-" + random_secrets.token_urlsafe(18),
