@@ -122,9 +122,6 @@ class CertRequestScreen(WizardScreen):
 
     # --- reading the form --------------------------------------------------------------------
 
-    def field(self, field_id: str) -> FormField:
-        return self.query_one(f"#{field_id}-field", FormField)
-
     def candidate(self) -> Plan:
         """The plan as it would be with this form's values (invalid numbers kept as before)."""
         plan = self.wizard.require_plan()

@@ -151,7 +151,7 @@ class CertReviewScreen(WizardScreen):
         self.app.push_screen(ImportCertModal(), received)
 
     def start(self, action: str, paths: ImportPaths | None = None) -> None:
-        passphrase = self.query_one("#ca-passphrase-field", FormField).input.value or None
+        passphrase = self.field("ca-passphrase").input.value or None
         self.wizard.secrets.ca_key_passphrase = passphrase
         if not self.wizard.save_plan():
             return

@@ -113,9 +113,6 @@ class RegistryHostScreen(WizardScreen):
 
     # --- the form ----------------------------------------------------------------------------
 
-    def field(self, field_id: str) -> FormField:
-        return self.query_one(f"#{field_id}-field", FormField)
-
     def auth_method(self) -> str:
         pressed = self.query_one("#auth-method", RadioSet).pressed_button
         return (pressed.name if pressed else None) or "agent"

@@ -105,7 +105,7 @@ class WelcomeScreen(WizardScreen):
             self.query_one(button_id, Button).disabled = not has_plan
 
     def typed_path(self) -> Path | None:
-        field = self.query_one("#plan-path-field", FormField)
+        field = self.field("plan-path")
         field.reveal()
         return None if field.problem else Path(field.value).expanduser()
 

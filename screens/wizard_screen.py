@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
+from screens.widgets.form_field import FormField
 from screens.widgets.nav_bar import NavBar
 from screens.widgets.step_indicator import StepIndicator
 
@@ -51,6 +52,10 @@ class WizardScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def field(self, field_id: str) -> FormField:
+        """The FormField made with ``field_id``."""
+        return self.query_one(f"#{field_id}-field", FormField)
 
     # --- hooks for steps -------------------------------------------------------------------
 
