@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import ssl
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.lab.lab import BUSYBOX_IMAGE, Lab, LabHost, wait_until
+from tests.lab.trust import registry_answers
 
 CORE = ("registry", "docker", "containerd", "bare", "plain")
 
@@ -114,15 +113,6 @@ def write_private(host: LabHost, path: str, data: bytes, mode: int = 0o644) -> P
     target.write_bytes(data)
     target.chmod(mode)
     return target
-
-
-def registry_answers(address: str, ca_pem: bytes) -> bool:
-    context = ssl.create_default_context(cadata=ca_pem.decode())
-    try:
-        with urllib.request.urlopen(f"https://{address}/v2/", context=context, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,10 @@
-"""Undo onboarding on the lab's core nodes, so a test starts from the lab's original state."""
+"""Trust on the lab: undo onboarding on the core nodes, so a test starts from the lab's
+original state, and check a registry's TLS against one CA alone."""
 
 from __future__ import annotations
+
+import ssl
+import urllib.request
 
 from app.runtimes import OS_DEBIAN, os_trust_store
 from tests.lab.lab import CONTAINERD_CONFIG_BASE, Lab, LabHost
@@ -37,3 +41,13 @@ def _remove_os_anchor(host: LabHost, registry: str) -> None:
         # rebuild the bundle so the CA is really gone, not just its source file (slow: only
         # when there was something to remove)
         host.exec(["update-ca-certificates", "--fresh"], check=False, timeout=120)
+
+
+def registry_answers(address: str, ca_pem: bytes) -> bool:
+    """``GET https://ADDRESS/v2/`` answers 200, with ``ca_pem`` the only CA trusted."""
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    try:
+        with urllib.request.urlopen(f"https://{address}/v2/", context=context, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
