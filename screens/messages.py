@@ -34,7 +34,6 @@ class LogLine(Message):
     """A line for a log pane (never holds secrets: it comes from app/ messages)."""
 
     text: str
-    host: str = ""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from textual.worker import Worker, get_current_worker
 
 from app import onboard
 from app.errors import RegwizError
-from app.steps import StepResult, format_result
+from app.steps import Outcome, StepResult, format_result
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobDone, NodeUpdate
 from screens.node_log import NodeLogModal
@@ -68,9 +68,7 @@ def result_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _outcome(value: object) -> Any:
-    from app.steps import Outcome
-
+def _outcome(value: object) -> Outcome:
     try:
         return Outcome(str(value))
     except ValueError:
