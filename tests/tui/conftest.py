@@ -12,7 +12,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from app.plan import Secrets
+from app.certs import ensure_certificates
+from app.plan import Plan, Secrets, save_plan
 from app.tui import RegwizApp
 from tests.polling import PATIENCE_S
 
@@ -35,6 +36,13 @@ def make_app(tmp_path: Path, plan_path: Path) -> AppFactory:
         )
 
     return make
+
+
+def save_with_certificates(plan: Plan) -> Path:
+    """Save ``plan`` at its path (folder made as needed) with a CA and server certificate."""
+    path = save_plan(plan)
+    ensure_certificates(plan)
+    return path
 
 
 async def settle(app: RegwizApp, pilot: Pilot[Any]) -> None:

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Checkbox, RichLog
 
-from app.certs import ensure_certificates
-from app.plan import new_plan, save_plan
+from app.plan import new_plan
 from app.tui import RegwizApp
 from screens.deploy import DeployScreen
 from screens.widgets.step_table import StepTable
-from tests.tui.conftest import AppFactory, settle
+from tests.tui.conftest import AppFactory, save_with_certificates, settle
 
 
 def log_text(app: RegwizApp) -> str:
@@ -30,10 +29,7 @@ def local_plan(plan_path: Path) -> Path:
     plan = new_plan(plan_path)
     plan.registry.host = "local"
     plan.registry.port = 18443
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    save_plan(plan, plan_path)
-    ensure_certificates(plan)
-    return plan_path
+    return save_with_certificates(plan)
 
 
 async def test_dry_run_lists_steps_and_changes_nothing(

@@ -11,7 +11,6 @@ import pytest
 from textual.widgets import Button, Checkbox, ProgressBar, RichLog
 
 from app import onboard
-from app.certs import ensure_certificates
 from app.onboard import NodeProgress
 from app.plan import NodeSettings, new_plan, save_plan
 from app.tui import RegwizApp
@@ -22,7 +21,7 @@ from screens.onboarding import OnboardingScreen
 from screens.widgets.node_rows import NodeRows
 from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
-from tests.tui.conftest import AppFactory, settle
+from tests.tui.conftest import AppFactory, save_with_certificates, settle
 
 
 def closed_port() -> int:
@@ -44,10 +43,7 @@ def node_plan(plan_path: Path, sshd: SshServer, tmp_path: Path,  # noqa: F811
                      identity_file=str(sshd.client_key), runtime="docker", sudo=False),
         NodeSettings(host="localhost", ssh_user="root", ssh_port=closed_port(), sudo=False),
     ]
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    save_plan(plan, plan_path)
-    ensure_certificates(plan)
-    return plan_path
+    return save_with_certificates(plan)
 
 
 def cell(app: RegwizApp, host: str, column: str) -> str:
@@ -118,8 +114,7 @@ async def test_cancel_while_a_host_key_question_waits(
     plan.nodes = [NodeSettings(host=host, ssh_user="root", ssh_port=sshd.port,
                                identity_file=str(sshd.client_key), runtime="docker", sudo=False)
                   for host in ("127.0.0.1", "localhost")]
-    save_plan(plan, plan_path)
-    ensure_certificates(plan)
+    save_with_certificates(plan)
     app = make_app("onboarding", plan=plan_path)
     app.open_plan(plan_path)
     async with app.run_test(size=(100, 32)) as pilot:

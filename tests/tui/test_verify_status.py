@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, DataTable, Input, Static
 
-from app.certs import ensure_certificates
-from app.plan import NodeSettings, new_plan, save_plan
+from app.plan import NodeSettings, new_plan
 from app.tui import RegwizApp
 from screens.status import StatusScreen, days_style, human_bytes
 from screens.verify import VerifyScreen
 from screens.widgets.node_rows import NodeRows
-from tests.tui.conftest import AppFactory, settle
+from tests.tui.conftest import AppFactory, save_with_certificates, settle
 
 
 @pytest.fixture
@@ -26,10 +25,7 @@ def down_plan(plan_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     plan.registry.address = "127.0.0.1"
     plan.registry.port = 1  # nothing listens there
     plan.nodes = [NodeSettings(host="localhost", ssh_port=1, sudo=False)]
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    save_plan(plan, plan_path)
-    ensure_certificates(plan)
-    return plan_path
+    return save_with_certificates(plan)
 
 
 def text(app: RegwizApp, selector: str) -> str:
