@@ -19,6 +19,7 @@ import tomlkit
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from app.certs import ensure_certificates
 from app.cli import main
 from app.deploy import Deployment
 from app.errors import RegwizError, UsageError
@@ -313,8 +314,6 @@ def test_hostile_registry_paths_through_deploy_steps(
     except (PlanError, Exception) as error:
         assert isinstance(error, PlanError) or "surrogate" in str(error), error
         return
-    from app.certs import ensure_certificates
-
     ensure_certificates(plan)
     deployment = Deployment(plan, Secrets(), transport=transport)
     wanted = ("Check the certificate", "Check free disk space", "Upload tls.crt",
@@ -345,8 +344,6 @@ def test_identity_file_in_an_unknown_users_home(
     data["nodes"]["hosts"] = [{"host": "127.0.0.1", "ssh_port": 1}]
     path = tmp_path / "plan.toml"
     path.write_text(tomlkit.dumps(data))
-    from app.certs import ensure_certificates
-
     ensure_certificates(load_plan(path))  # certificates first: the identity file is not needed
     data["registry"]["identity_file"] = TILDE_UNKNOWN_USER
     data["nodes"]["hosts"][0]["identity_file"] = TILDE_UNKNOWN_USER

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.errors import RegwizError
 from app.onboard import load_results
-from app.plan import PlanError, Secrets, load_plan, new_plan, save_plan
+from app.plan import PlanError, Secrets, load_plan, new_plan, parse_plan, save_plan
 from app.tui import RegwizApp
 from screens.error_modal import ErrorModal
 
@@ -49,8 +50,6 @@ def _truncations(text: str) -> list[str]:
     for end in range(1, len(text), max(1, len(text) // 60)):
         candidate = text[:end]
         try:
-            from app.plan import parse_plan
-
             parse_plan(candidate)
         except PlanError:
             cuts.append(candidate)
@@ -150,8 +149,6 @@ def test_broken_onboarding_results_file(tmp_path: Path,
         try:
             load_results(plan)
         except Exception as error:  # only the documented, readable error is allowed
-            from app.errors import RegwizError
-
             assert isinstance(error, RegwizError), error
             assert str(results) in error.message and error.hint
         capsys.readouterr()
