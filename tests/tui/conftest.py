@@ -15,7 +15,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 from app.certs import ensure_certificates
 from app.plan import Plan, Secrets, save_plan
 from app.tui import RegwizApp
-from tests.polling import PATIENCE_S
+from tests.polling import PATIENCE_S, wait_until_async
 
 AppFactory = Callable[..., RegwizApp]
 
@@ -57,3 +57,9 @@ async def settle(app: RegwizApp, pilot: Pilot[Any]) -> None:
             await pilot.pause()
             return
     raise AssertionError(f"workers still busy after {PATIENCE_S:g} s")
+
+
+async def wait_for_modal(app: RegwizApp, pilot: Pilot[Any], kind: type) -> None:
+    """Wait until a worker's thread has pushed a ``kind`` modal and the app shows it."""
+    await wait_until_async(lambda: isinstance(app.screen, kind), lambda: pilot.pause(0.02),
+                           f"a {kind.__name__} appears")

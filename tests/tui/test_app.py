@@ -21,9 +21,8 @@ from screens.host_key_unknown import HostKeyUnknownModal
 from screens.nodes import NodesScreen
 from screens.registry import SCREENS
 from screens.registry_host import RegistryHostScreen
-from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
-from tests.tui.conftest import AppFactory, settle
+from tests.tui.conftest import AppFactory, settle, wait_for_modal
 
 
 def test_every_step_has_a_screen() -> None:
@@ -155,8 +154,7 @@ async def test_quit_while_a_job_waits_asks_and_cancels_cleanly(
         await pilot.pause()
         screen.query_one("#test-connection", Button).press()
         # the worker is now blocked on the host-key question
-        await wait_until_async(lambda: isinstance(app.screen, HostKeyUnknownModal),
-                               lambda: pilot.pause(0.02), "the host-key question appears")
+        await wait_for_modal(app, pilot, HostKeyUnknownModal)
         assert app.busy_workers()
         await pilot.press("ctrl+q")
         await pilot.pause()

@@ -21,7 +21,7 @@ from screens.onboarding import OnboardingScreen
 from screens.widgets.node_rows import NodeRows
 from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
-from tests.tui.conftest import AppFactory, save_with_certificates, settle
+from tests.tui.conftest import AppFactory, save_with_certificates, settle, wait_for_modal
 
 
 def closed_port() -> int:
@@ -121,8 +121,7 @@ async def test_cancel_while_a_host_key_question_waits(
         screen = app.screen
         assert isinstance(screen, OnboardingScreen)
         screen.query_one("#onboard-all", Button).press()
-        await wait_until_async(lambda: isinstance(app.screen, HostKeyUnknownModal),
-                               lambda: pilot.pause(0.02), "the host-key question appears")
+        await wait_for_modal(app, pilot, HostKeyUnknownModal)
         screen.action_cancel()
         await settle(app, pilot)
         # The cancelled worker's thread ends at its next check and then reports: wait for it.

@@ -13,9 +13,8 @@ from app.tui import RegwizApp
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.registry_host import RegistryHostScreen
-from tests.polling import wait_until_async
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
-from tests.tui.conftest import AppFactory, settle
+from tests.tui.conftest import AppFactory, settle, wait_for_modal
 
 
 @pytest.fixture
@@ -36,13 +35,6 @@ def fill_target(screen: RegistryHostScreen, server: SshServer) -> None:
 
 def result_text(app: RegwizApp) -> str:
     return str(app.screen.query_one("#connection-result", Static).render())
-
-
-async def wait_for_modal(app: RegwizApp, pilot: object, kind: type) -> None:
-    # The worker pushes the modal from its thread; let the app process it.
-    await wait_until_async(lambda: isinstance(app.screen, kind),
-                           lambda: pilot.pause(0.02),  # type: ignore[attr-defined]
-                           f"a {kind.__name__} appears")
 
 
 async def test_invalid_fields_block_next_and_passwords_stay_out_of_the_plan(
