@@ -6,9 +6,9 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.commands.verify import load_plan_from_args
 from app.errors import UsageError
 from app.paths import expand_user
 from app.plan import Plan, Secrets
@@ -68,12 +68,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--health-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for the registry to answer (default 30)")
     parser.set_defaults(func=run)
-
-
-def load_plan_from_args(args: argparse.Namespace) -> Plan:
-    from app.plan import default_plan_path, load_plan
-
-    return load_plan(Path(getattr(args, "plan", None) or default_plan_path()))
 
 
 def interactive() -> bool:
@@ -170,7 +164,7 @@ def print_dry_run(steps: list[Step]) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.deploy import Deployment, DeployOptions, local_docker_client
 
-    plan = load_plan_from_args(args)
+    plan = load_plan_from_args(args, show_warnings=False)
     image_tar = expand_user(args.image_tar) if args.image_tar else None
     if image_tar is not None and not image_tar.is_file():
         raise UsageError(f"--image-tar {image_tar}: no such file",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 import threading
@@ -11,7 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from app import onboard
-from app.commands.deploy import add_connection_arguments, interactive, load_plan_from_args
+from app.commands.deploy import add_connection_arguments
+from app.commands.verify import load_plan_from_args, secrets_from_args
 from app.errors import UsageError
 from app.nodes_import import (
     NodeEntry,
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--parallel must be at least 1, got {args.parallel}")
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
-    plan = load_plan_from_args(args)
-    secrets = _secrets(args)
+    plan = load_plan_from_args(args, show_warnings=False)
+    secrets = secrets_from_args(args)
     policy = host_key_policy(args.accept_new_host_keys, known_hosts=args.known_hosts)
     _add_imported_nodes(plan, args, secrets, policy)
     only = _retry_hosts(plan) if args.retry_failed else args.only
@@ -98,16 +98,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(report, None if args.dry_run else onboard.results_path(plan))
     return report.exit_code
-
-
-def _secrets(args: argparse.Namespace) -> Secrets:
-    secrets = Secrets.from_env()
-    if args.ask_sudo_password:
-        if not interactive():
-            raise UsageError("--ask-sudo-password needs a terminal",
-                             "set REGWIZ_SUDO_PASSWORD instead")
-        secrets.sudo_password = getpass.getpass("sudo password on the nodes: ")
-    return secrets
 
 
 def _add_imported_nodes(plan: Plan, args: argparse.Namespace, secrets: Secrets,

@@ -7,12 +7,12 @@ import argparse
 from app.commands.deploy import (
     add_connection_arguments,
     interactive,
-    load_plan_from_args,
     print_dry_run,
     print_progress,
     print_summary,
     registry_connector,
 )
+from app.commands.verify import load_plan_from_args
 from app.errors import UsageError
 from app.plan import Secrets
 from app.steps import Outcome, run_steps
@@ -54,7 +54,7 @@ def confirm_purge(data_dir: str, host: str, assume_yes: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.deploy import Uninstall
 
-    plan = load_plan_from_args(args)
+    plan = load_plan_from_args(args, show_warnings=False)
     secrets = Secrets.from_env()
     with Uninstall(plan, purge=args.purge,
                    connect=registry_connector(plan, secrets, args)) as uninstall:

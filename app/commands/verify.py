@@ -48,10 +48,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def secrets_from_args(args: argparse.Namespace) -> Secrets:
-    """Secrets from the environment, plus onboard's --ask-sudo-password prompt."""
-    from app.commands.onboard import _secrets
+    """Secrets from the environment, plus the --ask-sudo-password prompt (terminal only)."""
+    import getpass
 
-    return _secrets(args)
+    from app.commands.deploy import interactive
+    from app.plan import Secrets
+
+    secrets = Secrets.from_env()
+    if args.ask_sudo_password:
+        if not interactive():
+            raise UsageError("--ask-sudo-password needs a terminal",
+                             "set REGWIZ_SUDO_PASSWORD instead")
+        secrets.sudo_password = getpass.getpass("sudo password on the nodes: ")
+    return secrets
 
 
 def policy_from_args(args: argparse.Namespace) -> HostKeyPolicy:
@@ -92,13 +101,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def load_plan_from_args(args: argparse.Namespace) -> Plan:
+def load_plan_from_args(args: argparse.Namespace, *, show_warnings: bool = True) -> Plan:
+    """The plan named by ``--plan`` (or the default one); its suspicious-but-valid settings
+    (see ``plan_warnings``) go to stderr when ``show_warnings``."""
     from app.plan import default_plan_path, load_plan, plan_warnings
 
     given = getattr(args, "plan", None)
     plan = load_plan(user_path(given, "--plan") if given else default_plan_path())
-    for warning in plan_warnings(plan):
-        print(f"regwiz: warning: {warning}", file=sys.stderr)
+    if show_warnings:
+        for warning in plan_warnings(plan):
+            print(f"regwiz: warning: {warning}", file=sys.stderr)
     return plan
 
 
