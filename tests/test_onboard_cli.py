@@ -28,6 +28,7 @@ def plan_file(tmp_path: Path) -> Path:
     (["--retry-failed"], "no saved results"),
     (["--nodes-file", "/nonexistent/nodes.txt"], "does not exist"),
     (["--from-kubectl", "bad host!"], "--from-kubectl"),
+    (["--ask-sudo-password"], "--ask-sudo-password needs a terminal"),  # pytest has no tty
 ])
 def test_usage_errors_exit_2_with_a_message(
         plan_file: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
