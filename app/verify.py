@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import RegwizError
 from app.jsonable import plain
 from app.selftest_image import SELFTEST_REPOSITORY, SelftestImage, build_selftest_image
+from app.transport.base import display_command
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
@@ -834,8 +835,6 @@ def run_pull_check(
     plan: Plan,
     expected_digest: str | None = None,
 ) -> NodeCheck:
-    from app.transport.base import display_command
-
     pulled = transport.run(spec.pull, sudo=spec.sudo, timeout=PULL_TIMEOUT, check=False)
     shown = display_command(spec.pull)
     if not pulled.ok:
@@ -865,8 +864,6 @@ def _node_digest(
 
 
 def run_os_store_check(transport: Transport, plan: Plan) -> NodeCheck:
-    from app.transport.base import display_command
-
     argv = os_store_check_argv(plan.registry.address, plan.registry.port)
     kind = "TLS handshake (OS trust store only)"
     answer = transport.run(argv, timeout=60.0, check=False)
@@ -931,8 +928,6 @@ def parse_head_response(output: str) -> tuple[int | None, str | None]:
 def run_login_check(
     transport: Transport, job: _NodeJob, runtime_ca: tuple[str, str] | None
 ) -> NodeCheck:
-    from app.transport.base import display_command
-
     assert job.auth is not None
     plan, image = job.plan, job.image
     url = (f"https://{plan.registry_reference}/v2/{SELFTEST_REPOSITORY}/manifests/{image.tag}")
