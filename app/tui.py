@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from app.errors import RegwizError, UsageError
+from app.paths import expand_user, unknown_home
 from assets import asset
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class RecentPlans:
     def remember(self, path: Path) -> None:
         from app.plan import atomic_write
 
-        path = path.expanduser().resolve()
+        path = expand_user(path).resolve()
         paths = [path] + [p for p in self.load() if p != path]
         text = json.dumps([str(p) for p in paths[:RECENT_LIMIT]], indent=1)
         # A temp file of its own per write: --web runs one wizard process per browser tab.
@@ -130,7 +131,7 @@ class RegwizApp(App[int]):
         start: str = "welcome",
     ) -> None:
         super().__init__()
-        self.plan_path: Path = (plan_path or default_plan_path()).expanduser()
+        self.plan_path: Path = expand_user(plan_path or default_plan_path())
         self.recent = RecentPlans(data_dir or default_data_dir())
         self.plan: Plan | None = None
         self._secrets = secrets
@@ -163,7 +164,7 @@ class RegwizApp(App[int]):
         """Load ``path`` (PlanError lists the problems) and make it the plan being edited."""
         from app.plan import load_plan
 
-        path = path.expanduser()
+        path = expand_user(path)
         plan = load_plan(path)
         self.plan, self.plan_path = plan, path
         self.results.clear()  # job results shown again belong to the previous plan
@@ -173,7 +174,7 @@ class RegwizApp(App[int]):
     def start_new_plan(self, path: Path | None = None) -> Plan:
         from app.plan import new_plan
 
-        self.plan_path = (path or self.plan_path).expanduser()
+        self.plan_path = expand_user(path or self.plan_path)
         self.plan = new_plan()
         self.plan.path = self.plan_path
         self.results.clear()
@@ -327,11 +328,10 @@ def _dismiss_quietly(screen: Screen[Any]) -> None:
 def run_tui(args: argparse.Namespace) -> int:
     """Entry point from ``regwiz`` with no subcommand."""
     plan_arg = getattr(args, "plan", None)
-    try:
-        plan_path = Path(plan_arg).expanduser() if plan_arg else None
-    except RuntimeError:  # "~someone/plan.toml" for a user this machine does not have
+    if plan_arg and unknown_home(plan_arg):  # "~someone/plan.toml", no such user here
         raise UsageError(f"--plan {plan_arg}: no such user's home directory",
-                         "give the plan file's full path") from None
+                         "give the plan file's full path")
+    plan_path = expand_user(plan_arg) if plan_arg else None
     if getattr(args, "web", False):
         return _serve_web(plan_path, int(getattr(args, "web_port", 8000) or 8000))
     result = RegwizApp(plan_path).run()

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label
 
+from app.paths import expand_user
 from screens.form_modal import FormModal
 from screens.validators import Checked, local_file_problem
 from screens.widgets.form_field import FormField
@@ -48,6 +49,5 @@ class ImportCertModal(FormModal[ImportPaths]):
         if not self.form_is_valid():
             return None
         chain = self.text("import-chain")
-        return (Path(self.text("import-cert")).expanduser(),
-                Path(self.text("import-key")).expanduser(),
-                Path(chain).expanduser() if chain else None)
+        return (expand_user(self.text("import-cert")), expand_user(self.text("import-key")),
+                expand_user(chain) if chain else None)

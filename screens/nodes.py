@@ -21,6 +21,7 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from app.errors import RegwizError
 from app.nodes_import import NodeEntry, add_nodes, parse_node_line, read_nodes_file
+from app.paths import expand_user
 from app.plan import NodeDefaults, NodeSettings, Plan, validate_plan
 from screens.host_key_prompt import ask_host_key_policy
 from screens.import_cert import check_existing_file
@@ -182,7 +183,7 @@ class NodesScreen(WizardScreen):
     def action_import_file(self) -> None:
         def chosen(path: str | None) -> None:
             if path:
-                self.read_file(Path(path).expanduser())
+                self.read_file(expand_user(path))
 
         self.app.push_screen(
             TextPromptModal("Import nodes from a file", "File",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from textual.validation import ValidationResult, Validator
 
 from app import validate
+from app.paths import expand_user, unknown_home
 
 Check = Callable[[str], "str | None"]
 
@@ -19,10 +19,10 @@ def local_file_problem(value: str, *, must_exist: bool) -> str | None:
         return "type the path of a file"
     if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return "the path must not contain control characters"
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:  # "~someone" for a user that does not exist
-        return f"{text.split('/', 1)[0]} is not a user on this machine"
+    unknown = unknown_home(text)
+    if unknown:
+        return f"{unknown} is not a user on this machine"
+    path = expand_user(text)
     if path.is_dir():
         return f"{path} is a folder: name a file inside it"
     if must_exist and not path.is_file():

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from app.paths import expand_user
 from app.plan import PlanError
 from screens.validators import Checked, local_file_problem
 from screens.widgets.form_field import FormField
@@ -107,7 +108,7 @@ class WelcomeScreen(WizardScreen):
     def typed_path(self) -> Path | None:
         field = self.field("plan-path")
         field.reveal()
-        return None if field.problem else Path(field.value).expanduser()
+        return None if field.problem else expand_user(field.value)
 
     def action_open(self) -> None:
         path = self.typed_path()
