@@ -350,6 +350,16 @@ def parse_du_output(output: str) -> int | None:
     return int(first[0]) if first and first[0].isdigit() else None
 
 
+def format_bytes(count: int) -> str:
+    """1536 → "1.5 KiB": the data directory's size, for the CLI and the status panel."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
 # --- nodes -------------------------------------------------------------------------------------
 
 

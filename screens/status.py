@@ -19,7 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
 from app.errors import RegwizError
-from app.status import CertificateStatus, StatusReport, TrustState
+from app.status import CertificateStatus, StatusReport, TrustState, format_bytes
 from screens import validators
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
@@ -40,14 +40,7 @@ def days_style(days: int | None) -> str:
 
 
 def human_bytes(count: int | None) -> str:
-    if count is None:
-        return "?"
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"
+    return "?" if count is None else format_bytes(count)
 
 
 def certificate_line(label: str, cert: CertificateStatus) -> Text:

@@ -212,7 +212,7 @@ def test_container_attrs_and_du() -> None:
 
 @pytest.mark.parametrize("size", [0, 1023, 1024, 5 * 1024**3])
 def test_format_bytes(size: int) -> None:
-    from app.commands.status import format_bytes
+    from app.status import format_bytes
 
     text = format_bytes(size)
     assert text.split()[1] in ("B", "KiB", "MiB", "GiB")

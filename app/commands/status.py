@@ -68,15 +68,6 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
-def format_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
 def _cert_line(cert: CertificateStatus) -> str:
     if cert.error:
         return f"{cert.source}: {cert.error}"
@@ -109,6 +100,8 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
              f"started {con.started_at}, image {con.image}")
     else:
         line("container", f"{con.name}: {con.error}")
+    from app.status import format_bytes
+
     disk = report.disk
     used = format_bytes(disk.used_bytes) if disk.used_bytes is not None else disk.error
     line("disk", f"{disk.path}: {used}")
