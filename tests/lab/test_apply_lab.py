@@ -19,7 +19,8 @@ from app.connections import host_key_policy
 from app.plan import Secrets, load_plan
 from app.verify import CheckState, verify
 from tests.lab.lab import Lab
-from tests.lab.trust import reset_node_trust
+from tests.lab.plans import core_plan_text
+from tests.lab.trust import CORE_NODES, reset_node_trust
 
 PORT = 8743
 CONTAINER = "apply-lab-registry"
@@ -28,47 +29,12 @@ DATA_DIR = "/registry-image/apply-lab"
 
 
 def write_plan(lab: Lab, path: Path) -> Path:
-    registry = lab["registry"]
-    key = lab.key_path
-    path.write_text(f"""\
-[certificate]
-common_name = "registry.lab.internal"
-country = "KR"
-organization = "regwiz lab"
-subject_alt_names = ["{registry.ip}"]
-directory = "certs"
-
-[registry]
-host = "{registry.ip}"
-ssh_user = "{registry.ssh_user}"
-identity_file = "{key}"
-sudo = true
-address = "{registry.ip}"
-port = {PORT}
-container_name = "{CONTAINER}"
-data_dir = "{DATA_DIR}"
-certs_dir = "{CERTS_DIR}"
-delete_enabled = true
-
-[nodes.defaults]
-ssh_user = "rwdeploy"
-identity_file = "{key}"
-
-[[nodes.hosts]]
-host = "{lab['docker'].ip}"
-ssh_user = "root"
-
-[[nodes.hosts]]
-host = "{lab['containerd'].ip}"
-ssh_user = "rwops"
-
-[[nodes.hosts]]
-host = "{lab['bare'].ip}"
-
-[[nodes.hosts]]
-host = "{lab['plain'].ip}"
-os_trust_store = true
-""")
+    path.write_text(core_plan_text(
+        lab, CORE_NODES,
+        certificate={"common_name": "registry.lab.internal", "country": "KR",
+                     "organization": "regwiz lab", "directory": "certs"},
+        registry={"sudo": True, "port": PORT, "container_name": CONTAINER, "data_dir": DATA_DIR,
+                  "certs_dir": CERTS_DIR, "delete_enabled": True}))
     return path
 
 
