@@ -20,6 +20,7 @@ from app.status import TrustState, collect_status
 from app.verify import TRUST_HINT, CheckState, VerifyReport, verify
 from tests.deploy_helpers import make_pki
 from tests.lab.lab import CONTAINERD_CONFIG_BASE, Lab
+from tests.lab.plans import core_plan_text
 from tests.lab.trust import reset_node_trust
 
 PORT = 8843
@@ -56,33 +57,12 @@ class Setup:
 
 
 def verify_plan_text(lab: Lab) -> str:
-    registry, key = lab["registry"], lab.key_path
-    hosts = "".join(
-        f'\n[[nodes.hosts]]\nhost = "{lab[name].ip}"\n{extra}'
-        for name, extra in (("docker", 'ssh_user = "root"\n'),
-                            ("containerd", 'ssh_user = "rwops"\n'),
-                            ("bare", ""), ("plain", "os_trust_store = true\n"))
-    )
-    return f"""\
-[certificate]
-common_name = "registry.lab.internal"
-subject_alt_names = ["{registry.ip}"]
-directory = "certs"
-
-[registry]
-host = "{registry.ip}"
-ssh_user = "{registry.ssh_user}"
-identity_file = "{key}"
-address = "{registry.ip}"
-port = {PORT}
-container_name = "{CONTAINER}"
-data_dir = "/registry-image/verify-lab"
-certs_dir = "/etc/docker/verify-lab-certs"
-
-[nodes.defaults]
-ssh_user = "rwdeploy"
-identity_file = "{key}"
-{hosts}"""
+    return core_plan_text(
+        lab, NODE_NAMES,
+        certificate={"common_name": "registry.lab.internal", "directory": "certs"},
+        registry={"port": PORT, "container_name": CONTAINER,
+                  "data_dir": "/registry-image/verify-lab",
+                  "certs_dir": "/etc/docker/verify-lab-certs"})
 
 
 @pytest.fixture(scope="module")
