@@ -7,9 +7,7 @@ each node is onboarded over real SSH and must then really pull from it with its 
 from __future__ import annotations
 
 import json
-import ssl
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from app.connections import host_key_policy
 from app.plan import NodeSettings, Plan, Secrets, load_plan, new_plan, save_plan
 from app.transport.hostkeys import HostKeyPolicy
 from tests.lab.lab import BUSYBOX_IMAGE, CONTAINERD_CONFIG_BASE, Lab, LabHost, wait_until
-from tests.lab.trust import reset_node_trust
+from tests.lab.trust import registry_answers, reset_node_trust
 
 PORT = 8543
 CONTAINER = "onboard-lab-registry"
@@ -54,15 +52,6 @@ class Setup:
                      f"/etc/containerd/certs.d/{reg}/hosts.toml"],
             "plain": [self.ca_anchor],
         }
-
-
-def _registry_answers(address: str, ca_pem: bytes) -> bool:
-    context = ssl.create_default_context(cadata=ca_pem.decode())
-    try:
-        with urllib.request.urlopen(f"https://{address}/v2/", context=context, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +88,7 @@ def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]
     ca_pem = (files / "ca.crt").read_bytes()
     result = Setup(lab, plan, ca_pem, address)
     try:
-        assert wait_until(lambda: _registry_answers(address, ca_pem), timeout=60)
+        assert wait_until(lambda: registry_answers(address, ca_pem), timeout=60)
         local = f"127.0.0.1:{PORT}/{SEED}"  # docker treats 127.0.0.1 as insecure: no CA needed
         registry.exec(["docker", "tag", BUSYBOX_IMAGE, local])
         registry.exec(["docker", "push", local], timeout=120)
