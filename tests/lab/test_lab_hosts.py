@@ -120,10 +120,7 @@ def test_dockerd_restart_keeps_restart_always_containers(lab: Lab) -> None:
 @pytest.fixture(scope="module")
 def nodes(lab: Lab) -> list[LabHost]:
     """30 sshd-only nodes (reused if this lab already has them)."""
-    existing = [h for name, h in lab.hosts.items() if name.startswith("node")]
-    if len(existing) >= 30:
-        return existing[:30]
-    return existing + lab.add_sshd_nodes(30 - len(existing))
+    return lab.sshd_nodes(30)
 
 
 def test_thirty_sshd_nodes_take_sudo_writes_in_parallel(nodes: list[LabHost]) -> None:

@@ -303,9 +303,7 @@ def test_nodes_from_a_file_and_from_kubectl_on_a_node(
 
 def test_thirty_sshd_nodes_in_parallel(setup: Setup, tmp_path: Path) -> None:
     lab = setup.lab
-    existing = [h for name, h in lab.hosts.items() if name.startswith("node")]
-    nodes = existing[:30] if len(existing) >= 30 else existing + lab.add_sshd_nodes(
-        30 - len(existing))
+    nodes = lab.sshd_nodes(30)
     reg = setup.registry
     for host in nodes:
         host.exec(["rm", "-rf", f"/etc/docker/certs.d/{reg}"])
