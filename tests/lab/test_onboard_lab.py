@@ -339,7 +339,7 @@ def _sshd_nodes_plan(setup: Setup, directory: Path, hosts: list[LabHost]) -> Pla
 def test_unknown_host_key_is_refused_headless_unless_accepted(
     setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    node = setup.lab["node01"] if "node01" in setup.lab.hosts else setup.lab.add_sshd_nodes(1)[0]
+    node = setup.lab.sshd_nodes(1)[0]
     node.exec(["rm", "-rf", f"/etc/docker/certs.d/{setup.registry}"])
     plan = _sshd_nodes_plan(setup, tmp_path, [node])
     known_hosts = tmp_path / "known_hosts"
@@ -356,7 +356,7 @@ def test_unknown_host_key_is_refused_headless_unless_accepted(
 def test_disk_full_on_a_node_is_reported_as_such(
     setup: Setup, tmp_path: Path
 ) -> None:
-    node = setup.lab["node02"] if "node02" in setup.lab.hosts else setup.lab.add_sshd_nodes(2)[1]
+    node = setup.lab.sshd_nodes(2)[1]
     plan = _sshd_nodes_plan(setup, tmp_path, [node])
     node.exec(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", "/etc/docker"])
     try:
@@ -370,7 +370,7 @@ def test_disk_full_on_a_node_is_reported_as_such(
 
 
 def test_cri_o_podman_path_is_what_skopeo_reads(setup: Setup, tmp_path: Path) -> None:
-    node = setup.lab["node03"] if "node03" in setup.lab.hosts else setup.lab.add_sshd_nodes(3)[2]
+    node = setup.lab.sshd_nodes(3)[2]
     reg_dir = f"/etc/containers/certs.d/{setup.registry}"
     # containers/image also reads /etc/docker/certs.d: clear both so only our file can help.
     node.exec(["rm", "-rf", reg_dir, f"/etc/docker/certs.d/{setup.registry}"])
