@@ -13,7 +13,7 @@ import paramiko
 import pytest
 
 from tests.lab.lab import Lab, LabHost, cgroup2_root, process_alive, wait_until
-from tests.lab.test_lab_foundation import ssh_connect, ssh_run
+from tests.lab.ssh_helpers import ssh_connect, ssh_run
 
 
 def test_private_dirs_are_private_per_host(lab: Lab) -> None:
