@@ -19,7 +19,8 @@ import pytest
 
 from app.connections import host_key_policy
 from app.transport.hostkeys import HostKeyPolicy
-from tests.lab.lab import Lab, LabHost, signal_and_wait, wait_until
+from tests.lab.lab import Lab, LabHost, signal_and_wait
+from tests.polling import poll_until
 
 # What the transports leave while they work: staged uploads (in /tmp) and install temp files
 # (next to the target). Neither may survive a run, whatever happened during it.
@@ -136,7 +137,7 @@ def kill_sshd_mid_transfer(host: LabHost, content: bytes, target_dir: str
         state.fired = True
         cut = chunk.index(marker) + len(content) // 2
         sent = original(channel, chunk[:cut])
-        state.transfer_started = wait_until(
+        state.transfer_started = poll_until(
             lambda: _transfer_started(host, content, target_dir), timeout=3)
         kill_all_sshd(host)
         return sent

@@ -30,12 +30,13 @@ import shutil
 import signal
 import subprocess
 import tarfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.polling import poll_until
 
 LAB_ID_ENV = "REGWIZ_LAB_ID"
 MAX_LAB_ID = 199  # 198.18.240.0/21 and .250.0/24 are the hosts' inner docker networks
@@ -203,22 +204,12 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 def signal_and_wait(pids: Sequence[int], sig: signal.Signals, timeout: float) -> bool:
     """Sends sig to each pid, then waits until none is alive; False if some outlived timeout."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-    return wait_until(lambda: not any(process_alive(p) for p in pids), timeout=timeout)
+    return poll_until(lambda: not any(process_alive(p) for p in pids), timeout=timeout)
 
 
 def cgroup2_mount() -> Path | None:
@@ -730,7 +721,7 @@ class Lab:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env={"PATH": PATH, "LANG": "C.UTF-8"},
             )
-        ready = wait_until(
+        ready = poll_until(
             lambda: (host_dir / "ready").exists()
             or (host_dir / "failed").exists()
             or proc.poll() is not None,
@@ -904,7 +895,7 @@ Subsystem sftp internal-sftp
         if cg is None or not cg.exists():
             return
         (cg / "cgroup.kill").write_text("1")
-        wait_until(lambda: "populated 0" in (cg / "cgroup.events").read_text(), timeout=10)
+        poll_until(lambda: "populated 0" in (cg / "cgroup.events").read_text(), timeout=10)
 
     def _remove_cgroup(self) -> None:
         cg = self._cgroup_path()

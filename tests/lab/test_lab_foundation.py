@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.lab.lab import BUSYBOX_IMAGE, Lab, LabHost, wait_until
+from tests.lab.lab import BUSYBOX_IMAGE, Lab, LabHost
 from tests.lab.ssh_helpers import ssh_connect, ssh_run
 from tests.lab.trust import registry_answers
+from tests.polling import poll_until
 
 CORE = ("registry", "docker", "containerd", "bare", "plain")
 
@@ -110,7 +111,7 @@ def deployment(lab: Lab) -> Iterator[Deployment]:
             f"-p {REGISTRY_PORT}:443 registry:2",
         ]))
         assert status == 0, out
-        assert wait_until(lambda: registry_answers(address, ca_pem), timeout=60), \
+        assert poll_until(lambda: registry_answers(address, ca_pem), timeout=60), \
             registry.exec(["docker", "logs", "registry"], check=False).stderr.decode()[-2000:]
         # Seed through 127.0.0.1, which Docker treats as insecure: no CA needed on this host.
         local = f"127.0.0.1:{REGISTRY_PORT}/{SEED_REF}"

@@ -12,8 +12,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from tests.lab.lab import Lab, LabHost, cgroup2_root, process_alive, wait_until
+from tests.lab.lab import Lab, LabHost, cgroup2_root, process_alive
 from tests.lab.ssh_helpers import ssh_connect, ssh_run
+from tests.polling import poll_until
 
 
 def test_private_dirs_are_private_per_host(lab: Lab) -> None:
@@ -216,7 +217,7 @@ def test_sshd_killed_hard_starts_again(nodes: list[LabHost]) -> None:
     pid = host.daemon_pid("sshd")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not process_alive(pid), timeout=10)
+    assert poll_until(lambda: not process_alive(pid), timeout=10)
     assert host.daemon_pid("sshd") is None
     host.start_sshd()  # its pid file is stale now
     new_pid = host.daemon_pid("sshd")

@@ -21,8 +21,9 @@ from app.cli import main
 from app.connections import host_key_policy
 from app.plan import NodeSettings, Plan, Secrets, load_plan, new_plan, save_plan
 from app.transport.hostkeys import HostKeyPolicy
-from tests.lab.lab import BUSYBOX_IMAGE, CONTAINERD_CONFIG_BASE, Lab, LabHost, wait_until
+from tests.lab.lab import BUSYBOX_IMAGE, CONTAINERD_CONFIG_BASE, Lab, LabHost
 from tests.lab.trust import registry_answers, reset_node_trust
+from tests.polling import poll_until
 
 PORT = 8543
 CONTAINER = "onboard-lab-registry"
@@ -88,7 +89,7 @@ def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]
     ca_pem = (files / "ca.crt").read_bytes()
     result = Setup(lab, plan, ca_pem, address)
     try:
-        assert wait_until(lambda: registry_answers(address, ca_pem), timeout=60)
+        assert poll_until(lambda: registry_answers(address, ca_pem), timeout=60)
         local = f"127.0.0.1:{PORT}/{SEED}"  # docker treats 127.0.0.1 as insecure: no CA needed
         registry.exec(["docker", "tag", BUSYBOX_IMAGE, local])
         registry.exec(["docker", "push", local], timeout=120)
