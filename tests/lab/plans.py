@@ -48,20 +48,19 @@ def core_plan_text(lab: Lab, nodes: Sequence[str], *, certificate: Mapping[str, 
     return "\n".join(tables)
 
 
-def registry_plan_text(host: LabHost, *, certificate: Mapping[str, object], port: int,
-                       container_name: str, data_dir: str, certs_dir: str,
-                       **overrides: object) -> str:
-    """Plan TOML for a registry alone on ``host``: its lab user and key, sudo, no auth, the
-    lab's registry image, certificates in ``certs`` next to the plan; ``overrides`` change
-    registry settings (None leaves one out)."""
+def registry_plan_text(lab_host: LabHost, /, *, certificate: Mapping[str, object],
+                       **settings: object) -> str:
+    """Plan TOML for a registry alone on ``lab_host``: its lab user and key, sudo, no auth, the
+    lab's registry image, certificates in ``certs`` next to the plan; ``settings`` add or change
+    registry settings (port, container_name, data_dir, certs_dir, even host; None leaves one
+    out)."""
     registry: dict[str, object] = {
-        "host": host.ip, "ssh_user": host.ssh_user, "ssh_port": 22,
-        "identity_file": str(host.key_path), "sudo": True, "address": host.ip, "port": port,
-        "image": REGISTRY_IMAGE, "container_name": container_name, "data_dir": data_dir,
-        "certs_dir": certs_dir, "auth": "none", "delete_enabled": False,
-    } | overrides
+        "host": lab_host.ip, "ssh_user": lab_host.ssh_user, "ssh_port": 22,
+        "identity_file": str(lab_host.key_path), "sudo": True, "address": lab_host.ip,
+        "image": REGISTRY_IMAGE, "auth": "none", "delete_enabled": False,
+    } | settings
     return "\n".join([
-        _toml_table("[certificate]", {**certificate, "subject_alt_names": [host.ip],
+        _toml_table("[certificate]", {**certificate, "subject_alt_names": [lab_host.ip],
                                       "directory": "certs"}),
         _toml_table("[registry]", registry),
     ])

@@ -29,6 +29,7 @@ from app.deploy import Deployment, DeployOptions
 from app.plan import Secrets, load_plan
 from app.transport.factory import open_transport
 from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab, LabHost
+from tests.lab.plans import registry_plan_text
 
 
 @dataclass
@@ -62,21 +63,11 @@ class Setup:
 
 
 def plan_text(setup: Setup, **overrides: object) -> str:
-    registry: dict[str, object] = {
-        "host": setup.host.ip, "ssh_user": setup.host.ssh_user, "ssh_port": 22,
-        "identity_file": str(setup.host.key_path), "sudo": True, "address": setup.host.ip,
-        "port": setup.port, "image": REGISTRY_IMAGE, "container_name": setup.name,
-        "data_dir": setup.data_dir, "certs_dir": setup.certs_dir, "auth": "none",
-        "delete_enabled": False,
-    } | overrides
-    lines = [
-        "[certificate]", 'common_name = "registry.lab.internal"', 'country = "KR"',
-        f'subject_alt_names = ["{setup.host.ip}"]', 'directory = "certs"', "",
-        "[registry]",
-    ]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in registry.items()
-              if value is not None]
-    return "\n".join(lines) + "\n"
+    own = {"port": setup.port, "container_name": setup.name, "data_dir": setup.data_dir,
+           "certs_dir": setup.certs_dir}
+    return registry_plan_text(
+        setup.host, certificate={"common_name": "registry.lab.internal", "country": "KR"},
+        **(own | overrides))
 
 
 @pytest.fixture
