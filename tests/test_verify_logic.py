@@ -15,7 +15,7 @@ import pytest
 
 from app.errors import RegwizError
 from app.plan import new_plan
-from app.selftest_image import build_selftest_image
+from app.selftest_image import SelftestImage, build_selftest_image
 from app.transport.base import CommandResult, Transport
 from app.verify import (
     TRUST_HINT,
@@ -261,6 +261,23 @@ def test_os_store_check_openssl_fallback_argv() -> None:
     assert os_store_passed(0, "") and not os_store_passed(1, "")
 
 
+def push_with_login(tmp_path: Path, reference: str, tag: str, ca_pem: bytes,
+                    password: str) -> tuple[SelftestImage, Path]:
+    """Push the self-test image as user regwiz with skopeo; returns it and the CA folder."""
+    image = build_selftest_image(reference, tag=tag)
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(image.archive)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "ca.crt").write_bytes(ca_pem)
+    subprocess.run(
+        ["skopeo", "copy", "--dest-cert-dir", str(trust), "--dest-creds",
+         f"regwiz:{password}", f"docker-archive:{archive}", f"docker://{image.reference}"],
+        check=True, capture_output=True,
+    )
+    return image, trust
+
+
 def test_login_check_with_real_curl_and_a_real_htpasswd_registry(tmp_path: Path) -> None:
     """htpasswd mode: the node command sends the password on stdin; run it here for real."""
     from app.htpasswd import htpasswd_line
@@ -270,17 +287,7 @@ def test_login_check_with_real_curl_and_a_real_htpasswd_registry(tmp_path: Path)
     pki = make_pki(["127.0.0.1"])
     with local_registry(tmp_path, pki, htpasswd=htpasswd_line("regwiz", password) + "\n") as reg:
         reference = reg.base.removeprefix("https://")
-        image = build_selftest_image(reference, tag="auth")
-        archive = tmp_path / "image.tar"
-        archive.write_bytes(image.archive)
-        trust = tmp_path / "trust"
-        trust.mkdir()
-        (trust / "ca.crt").write_bytes(pki.ca_pem)
-        subprocess.run(
-            ["skopeo", "copy", "--dest-cert-dir", str(trust), "--dest-creds",
-             f"regwiz:{password}", f"docker-archive:{archive}", f"docker://{image.reference}"],
-            check=True, capture_output=True,
-        )
+        image, trust = push_with_login(tmp_path, reference, "auth", pki.ca_pem, password)
         url = f"{reg.base}/v2/regwiz/selftest/manifests/auth"
         argv = login_check_argv(url, str(trust / "ca.crt"))
         assert password not in " ".join(argv)
@@ -318,17 +325,7 @@ def test_test_tag_is_deleted_with_login_when_the_registry_allows_it(tmp_path: Pa
     with local_registry(tmp_path, pki, htpasswd=htpasswd_line("regwiz", password) + "\n",
                         delete_enabled=True) as reg:
         reference = reg.base.removeprefix("https://")
-        image = build_selftest_image(reference, tag="gone")
-        archive = tmp_path / "image.tar"
-        archive.write_bytes(image.archive)
-        trust = tmp_path / "trust"
-        trust.mkdir()
-        (trust / "ca.crt").write_bytes(pki.ca_pem)
-        subprocess.run(
-            ["skopeo", "copy", "--dest-cert-dir", str(trust), "--dest-creds",
-             f"regwiz:{password}", f"docker-archive:{archive}", f"docker://{image.reference}"],
-            check=True, capture_output=True,
-        )
+        image, _ = push_with_login(tmp_path, reference, "gone", pki.ca_pem, password)
         plan = new_plan(tmp_path / "plan.toml")
         plan.certificate.directory = str(reg.ca_path.parent)
         plan.registry.address, plan.registry.port = "127.0.0.1", int(reference.rsplit(":")[1])
