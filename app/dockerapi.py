@@ -58,7 +58,10 @@ class ChannelStream:
             self._channel.shutdown_write()
 
     def close(self) -> None:
-        self._channel.close()
+        # After the SSH link died (sshd killed, network gone) paramiko raises EOFError while
+        # telling the peer: nothing is left to close, and the relay thread must not crash.
+        with contextlib.suppress(OSError, EOFError):
+            self._channel.close()
 
 
 class ProcessStream:

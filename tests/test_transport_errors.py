@@ -62,3 +62,15 @@ def test_owner_spec() -> None:
     assert owner_spec("", "docker") == ":docker"
     assert owner_spec("me", "") == "me"
     assert owner_spec("", "") == ""
+
+
+def test_closing_a_docker_channel_after_the_ssh_link_died_is_quiet() -> None:
+    """paramiko raises EOFError from Channel.close() once sshd is gone (seen in the fault
+    suite as an unhandled exception in the dial-stdio relay thread)."""
+    from app.dockerapi import ChannelStream
+
+    class DeadLinkChannel:
+        def close(self) -> None:
+            raise EOFError
+
+    ChannelStream(DeadLinkChannel()).close()
