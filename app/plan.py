@@ -21,6 +21,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from app import validate
+from app.address import RegistryAddress
 from app.errors import RegwizError, UsageError
 from app.paths import expand_user, unknown_home
 
@@ -136,12 +137,14 @@ class Plan:
         return (base / directory).absolute()
 
     @property
+    def registry_address(self) -> RegistryAddress:
+        """The registry's address value: reference, URL, certs.d name, all spelled one way."""
+        return RegistryAddress(self.registry.address, self.registry.port)
+
+    @property
     def registry_reference(self) -> str:
         """HOST:PORT as used in image references and certs.d folder names (HOST alone for 443)."""
-        host = self.registry.address
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        return host if self.registry.port == 443 else f"{host}:{self.registry.port}"
+        return self.registry_address.reference
 
     def all_sans(self) -> list[str]:
         """Configured SANs, then the CN and the registry address when valid SANs; no duplicates."""
