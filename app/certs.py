@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app import validate
+from app.cert_drift import extra_sans, key_type_of, subject_differences
 from app.errors import RegwizError
 from app.paths import expand_user
 from app.plan import (
@@ -174,19 +175,6 @@ def cert_sans(cert: x509.Certificate) -> list[str]:
         elif isinstance(general_name, x509.IPAddress):
             names.append(str(general_name.value))
     return names
-
-
-def key_type_of(key: object) -> str:
-    """The plan's key_type name for a public or private key ("ecdsa-p256", "rsa-2048", ...)."""
-    if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
-        return f"rsa-{key.key_size}"
-    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
-        return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(
-            key.curve.name, f"ecdsa-{key.curve.name}"
-        )
-    if isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)):
-        return "ed25519"
-    return type(key).__name__
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -795,6 +783,7 @@ def _reissue_reasons(
     missing = [san for san in plan.all_sans() if not sans_cover(cert_sans(cert), san)]
     if missing:
         reasons.append(f"its SANs did not cover {', '.join(missing)}")
+    reasons += _drift_reasons(plan, cert)
     if cert.not_valid_after_utc <= _now():
         reasons.append(f"it expired on {_day(cert.not_valid_after_utc)}")
     if (key_type := key_type_of(cert.public_key())) != plan.certificate.key_type:
@@ -804,6 +793,12 @@ def _reissue_reasons(
     if renew:
         return "renewed", ["renewal was asked for"]
     return "unchanged", []
+
+
+def _drift_reasons(plan: Plan, cert: x509.Certificate) -> list[str]:
+    """SANs the plan dropped, and a subject the plan renamed: a reissue, never a stale cert."""
+    reasons = [f"its SAN {san} is no longer in the plan" for san in extra_sans(plan, cert)]
+    return reasons + [f"its {line}" for line in subject_differences(plan.certificate, cert)]
 
 
 def _ensure_leaf(
