@@ -30,7 +30,7 @@ from app.plan import SECRET_ENV_VARS
 
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_PORT = 8000
-TOKEN_PARAMETER = "token"
+TOKEN_PARAMETER = "token"  # noqa: S105 (a query parameter name, not a secret)
 SESSION_COOKIE = "regwiz_session"
 
 
@@ -141,7 +141,7 @@ def serve_web(plan_path: Path | None, port: int, bind: str = DEFAULT_BIND,
         raise UsageError(f"--web-port must be 1-65535, got {port}")
     gate = WebGate(bind, port)
 
-    class GuardedServer(Server):  # type: ignore[misc]
+    class GuardedServer(Server):
         async def _make_app(self) -> Any:
             app = await super()._make_app()
             app.middlewares.append(gate_middleware(gate))
