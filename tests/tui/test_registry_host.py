@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Button, Checkbox, Input, RadioSet, Static
 
 from app.plan import load_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.registry_host import RegistryHostScreen

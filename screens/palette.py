@@ -1,4 +1,4 @@
-"""Command palette provider: every wizard step, plus the current step's own actions."""
+"""Command palette (ctrl+p) provider: every wizard step, plus the current step's own actions."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from screens.wizard_screen import WizardScreen
+
 if TYPE_CHECKING:
-    from app.tui import RegwizApp
+    from screens.app import RegwizApp
 
 
 class WizardCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        from app.tui import STEPS
-        from screens.wizard_screen import WizardScreen
-
         app = cast("RegwizApp", self.app)
         commands: list[tuple[str, str, Callable[[], object]]] = [
             (f"Go to: {step.title}", f"Step {n} of the wizard", partial(app.goto, step.name))
-            for n, step in enumerate(STEPS, start=1)
+            for n, step in enumerate(app.steps, start=1)
         ]
         screen = self.screen
         if isinstance(screen, WizardScreen):
