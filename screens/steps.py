@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from screens.wizard_screen import WizardScreen
+from textual.screen import Screen
 
 
 @dataclass(frozen=True)
@@ -22,13 +21,13 @@ class Step:
     name: str  # internal id, used by goto() and the command palette
     title: str  # shown in headers, the help screen and the palette
     short: str  # shown in the step indicator, which must fit 80 columns
-    screen: str  # "module:Class" of the WizardScreen that shows this step
+    screen: str  # "module:Class" of the screen (a WizardScreen) that shows this step
     help: str  # markdown shown by ``?`` / F1 on this step
 
-    def screen_class(self) -> type[WizardScreen]:
+    def screen_class(self) -> type[Screen[Any]]:
         module_name, class_name = self.screen.split(":")
-        screen_class: type[WizardScreen] = getattr(importlib.import_module(module_name),
-                                                   class_name)
+        screen_class: type[Screen[Any]] = getattr(importlib.import_module(module_name),
+                                                  class_name)
         return screen_class
 
 

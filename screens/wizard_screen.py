@@ -17,14 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
+from screens.palette import PaletteAction
 from screens.widgets.form_field import FormField
 from screens.widgets.nav_bar import NavBar
 from screens.widgets.step_indicator import StepIndicator
 
 if TYPE_CHECKING:
     from screens.app import RegwizApp
-
-PaletteAction = tuple[str, str, Callable[[], object]]
 
 
 class WizardScreen(Screen[None]):
