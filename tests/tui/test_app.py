@@ -176,6 +176,33 @@ async def test_quit_while_a_job_waits_asks_and_cancels_cleanly(
     assert not (tmp_path / "known_hosts").exists()  # the unanswered key was never accepted
 
 
+def test_sudo_passwords_are_remembered_per_host(make_app: AppFactory) -> None:
+    app = make_app()
+    app.remember_sudo_password(["198.18.0.3", "198.18.0.4"], "pw-nodes")
+    app.remember_sudo_password(["198.18.0.2"], "pw-registry")
+    assert app.sudo_passwords == {"198.18.0.3": "pw-nodes", "198.18.0.4": "pw-nodes",
+                                  "198.18.0.2": "pw-registry"}
+    assert app.secrets.sudo_password == "pw-registry"  # the shared one: the last typed
+    app.remember_sudo_password(["198.18.0.2"], "")
+    assert app.sudo_passwords == {"198.18.0.3": "pw-nodes", "198.18.0.4": "pw-nodes"}
+    assert app.secrets.sudo_password is None
+
+
+def test_opening_another_plan_clears_the_session(make_app: AppFactory, plan_path: Path,
+                                                 tmp_path: Path) -> None:
+    app = make_app()
+    app.start_new_plan(plan_path)
+    assert app.save_plan()
+    app.session.verify = object()  # type: ignore[assignment]
+    app.remember_sudo_password(["198.18.0.2"], "pw")
+    app.open_plan(plan_path)
+    assert app.session.verify is None
+    assert app.sudo_passwords == {"198.18.0.2": "pw"}  # typed secrets stay, like ssh_password
+    app.session.onboarding = object()  # type: ignore[assignment]
+    app.start_new_plan(tmp_path / "other.toml")
+    assert app.session.onboarding is None
+
+
 def test_cli_without_subcommand_reaches_run_tui(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     seen: dict[str, object] = {}
