@@ -4,7 +4,8 @@
 later steps show again), moves between the wizard's steps of ``screens.steps`` (saving the plan
 atomically on every move) and offers the helpers every screen shares: asking the user a question
 from a worker thread, showing an error, confirming quit while jobs run. All domain work is done by
-``app.*`` modules, which never import this package (``app.cli`` imports ``run_tui`` lazily).
+``app.*`` modules; of those only ``app.cli`` imports this package, inside ``main`` when the wizard
+is asked for, so the domain never loads textual.
 """
 
 from __future__ import annotations
