@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command is None:
-            from app.tui import run_tui
+            # Only here: the wizard (textual and the screens package) loads when it is asked
+            # for, so app/ never imports textual or screens at import time.
+            from screens.app import run_tui
 
             return run_tui(args)
         return int(args.func(args))

@@ -1,12 +1,14 @@
 """Step 5: deploy the registry container, with live step state, a log pane and retry.
 
 app.deploy.Deployment provides the steps; they run in a thread worker through app.steps.run_steps,
-whose progress arrives here as StepProgress messages. A dry run lists the steps without connecting.
-On a failure the container's log tail is shown.
+whose progress arrives here as StepProgress messages and whose outcome arrives as one
+DeployFinished (a DeployResultView, kept in the session) or JobFailed. A dry run lists the steps
+without connecting. On a failure the container's log tail is shown.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -21,7 +23,8 @@ from textual.worker import Worker, get_current_worker
 from app.errors import RegwizError
 from app.steps import Outcome, StepResult, dry_run_lines, format_result, run_steps, summarize
 from screens.host_key_prompt import ask_host_key_policy
-from screens.messages import JobDone, LogLine, StepProgress, StepsPlanned
+from screens.messages import DeployFinished, JobFailed, StepProgress, StepsPlanned
+from screens.session import DeployResultView
 from screens.widgets.step_table import StepTable
 from screens.wizard_screen import PaletteAction, WizardScreen
 
@@ -64,10 +67,10 @@ class DeployScreen(WizardScreen):
         self.log_line(f"registry {plan.registry_reference} on {plan.registry.host}, "
                       f"image {plan.registry.image}, container {plan.registry.container_name}")
         self.log_line("Deploy (F5) runs the steps; turn on dry run to only list them.")
-        last = self.wizard.results.get(JOB)
-        if isinstance(last, list) and last:
-            self.query_one(StepTable).show_steps([(r.what, r.where) for r in last])
-            for result in last:
+        last = self.wizard.session.deploy
+        if last is not None and last.results:
+            self.query_one(StepTable).show_steps([(r.what, r.where) for r in last.results])
+            for result in last.results:
                 self.query_one(StepTable).update_step(result)
 
     # --- controls ------------------------------------------------------------------------------
@@ -92,7 +95,7 @@ class DeployScreen(WizardScreen):
         deploy.disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
         self.query_one("#dry-run", Checkbox).disabled = running
-        if not running and JOB in self.wizard.results:
+        if not running and self.wizard.session.deploy is not None:
             deploy.label = "Retry"
 
     def log_line(self, text: str) -> None:
@@ -105,7 +108,11 @@ class DeployScreen(WizardScreen):
         from app.connections import open_registry_transport
         from app.deploy import Deployment, DeployOptions, local_docker_client
 
+        # INTEGRATOR: with app.deploy.deploy(...) -> DeployReport, this body becomes one call
+        # (its on_planned/on_progress callbacks post StepsPlanned/StepProgress) whose report is
+        # posted as DeployFinished(report); see screens/session.py DeployResultView.
         worker = get_current_worker()
+        started = time.monotonic()
         plan = self.wizard.require_plan()
         secrets = self.wizard.secrets
         policy = ask_host_key_policy(self.wizard)
@@ -118,28 +125,33 @@ class DeployScreen(WizardScreen):
                             connect=lambda: open_registry_transport(plan, secrets, policy)
                             ) as deployment:
                 steps = deployment.steps()
-                self.post_message(StepsPlanned(JOB, [(s.what, s.where) for s in steps]))
+                planned = [(s.what, s.where) for s in steps]
+                self.post_message(StepsPlanned(JOB, planned))
+                results: list[StepResult] = []
+                lines: list[str] = []
+                log_tail = ""
                 if dry_run:
-                    for block in dry_run_lines(steps):
-                        self.post_message(LogLine(block))
-                    self.post_message(JobDone(JOB, extra={"dry_run": True}))
-                    return
+                    lines = list(dry_run_lines(steps))
+                else:
 
-                def progress(result: StepResult) -> None:
-                    self.post_message(StepProgress(result, JOB))
+                    def progress(result: StepResult) -> None:
+                        self.post_message(StepProgress(result, JOB))
 
-                results = run_steps(steps, on_progress=progress,
-                                    should_stop=lambda: worker.is_cancelled)
-                failed = any(r.outcome is Outcome.FAILED for r in results)
-                extra = {
-                    "log_tail": deployment.container_log_tail() if failed else "",
-                    "generated_password": deployment.new_credentials is not None,
-                    "container": deployment.container_id or "",
-                }
+                    results = run_steps(steps, on_progress=progress,
+                                        should_stop=lambda: worker.is_cancelled)
+                    if any(r.outcome is Outcome.FAILED for r in results):
+                        log_tail = deployment.container_log_tail()
+                report = DeployResultView(
+                    results=results, planned=planned, dry_run=dry_run, dry_run_lines=lines,
+                    container_id=deployment.container_id or "", log_tail=log_tail,
+                    generated_password=deployment.new_credentials is not None,
+                    credentials_file=options.credentials_file,
+                    registry=plan.registry_address, seconds=time.monotonic() - started,
+                )
         except RegwizError as error:
-            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            self.post_message(JobFailed(JOB, error.message, error.hint))
             return
-        self.post_message(JobDone(JOB, results, extra=extra))
+        self.post_message(DeployFinished(report))
 
     def on_steps_planned(self, message: StepsPlanned) -> None:
         self.query_one(StepTable).show_steps(message.steps)
@@ -149,35 +161,36 @@ class DeployScreen(WizardScreen):
         if message.result.outcome.is_final:
             self.log_line(format_result(message.result))
 
-    def on_log_line(self, message: LogLine) -> None:
-        self.log_line(message.text)
-
-    def on_job_done(self, message: JobDone) -> None:
-        extra = message.extra or {}
-        if message.error:
-            self.log_line(f"failed: {message.error}")
-            if message.hint:
-                self.log_line(f"hint: {message.hint}")
-        elif extra.get("dry_run"):
+    def on_deploy_finished(self, message: DeployFinished) -> None:
+        report = message.report
+        if report.dry_run:
+            for block in report.dry_run_lines:
+                self.log_line(block)
             self.log_line("dry run: nothing was connected to or changed")
         else:
-            self.wizard.results[JOB] = message.results
-            self.report(message.results, extra)
+            self.wizard.session.deploy = report
+            self.report(report)
         self.set_running(False)
 
-    def report(self, results: list[StepResult], extra: dict[str, object]) -> None:
-        counts = summarize(results)
+    def on_job_failed(self, message: JobFailed) -> None:
+        self.log_line(f"failed: {message.error}")
+        if message.hint:
+            self.log_line(f"hint: {message.hint}")
+        self.set_running(False)
+
+    def report(self, report: DeployResultView) -> None:
+        counts = summarize(report.results)
         self.log_line(f"deploy: {counts['changed']} changed, {counts['unchanged']} unchanged, "
                       f"{counts['failed']} failed")
-        if extra.get("log_tail"):
+        if report.log_tail:
             self.log_line("--- container log (last lines) ---")
-            self.log_line(str(extra["log_tail"]))
-        if extra.get("generated_password"):
+            self.log_line(report.log_tail)
+        if report.generated_password:
             self.log_line(f"a registry password was generated and saved to "
-                          f"{credentials_file(self.wizard.plan_path)} (mode 0600)")
-        if not counts["failed"] and extra.get("container"):
-            self.log_line(f"registry ready: https://{self.wizard.require_plan().registry_reference}"
-                          f"/v2/ (container {str(extra['container'])[:12]})")
+                          f"{report.credentials_file} (mode 0600)")
+        if not counts["failed"] and report.container_id:
+            self.log_line(f"registry ready: {report.registry.api_url}"
+                          f" (container {report.container_id[:12]})")
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)

@@ -14,7 +14,7 @@ from screens.host_key_unknown import HostKeyUnknownModal
 
 if TYPE_CHECKING:
     from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
-    from app.tui import RegwizApp
+    from screens.app import RegwizApp
 
 
 def ask_host_key_policy(app: RegwizApp) -> HostKeyPolicy:

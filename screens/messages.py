@@ -1,24 +1,38 @@
 """Messages that worker threads post to screens (``post_message`` is thread-safe).
 
-Small dataclasses: a worker never touches widgets; it reports, and the screen updates itself.
+Small dataclasses, one per outcome, each carrying its concrete type: a worker never touches
+widgets; it reports, and the screen updates itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from app.steps import StepResult
+if TYPE_CHECKING:  # annotations only: the domain modules load with the job that needs them
+    from app.nodes_import import NodeEntry
+    from app.onboard import NodeProgress, OnboardReport
+    from app.status import StatusReport
+    from app.steps import StepResult
+    from app.verify import VerifyProgress, VerifyReport
+    from screens.session import DeployResultView
+
+
+# --- any job ------------------------------------------------------------------------------------
 
 
 @dataclass
-class StepProgress(Message):
-    """A step changed state (RUNNING before it starts, the final outcome after)."""
+class JobFailed(Message):
+    """A job stopped before it produced its report: ``error`` says why, ``hint`` how to fix it."""
 
-    result: StepResult
-    job: str = ""
+    job: str
+    error: str
+    hint: str | None = None
+
+
+# --- deploy -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -30,21 +44,65 @@ class StepsPlanned(Message):
 
 
 @dataclass
-class LogLine(Message):
-    """A line for a log pane (never holds secrets: it comes from app/ messages)."""
+class StepProgress(Message):
+    """A step changed state (RUNNING before it starts, the final outcome after)."""
 
-    text: str
+    result: StepResult
+    job: str = ""
 
 
 @dataclass
-class JobDone(Message):
-    """A job finished; ``results`` are its step results, ``error`` a fatal problem if any."""
+class DeployFinished(Message):
+    """The deploy job ran (or, for a dry run, listed) its steps."""
 
-    job: str
-    results: list[StepResult] = field(default_factory=list)
-    error: str | None = None
-    hint: str | None = None
-    extra: Any = None
+    report: DeployResultView
+
+
+# --- onboarding ---------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeProgressed(Message):
+    """A node's onboarding row changed."""
+
+    progress: NodeProgress
+
+
+@dataclass
+class OnboardFinished(Message):
+    """Onboarding ended for every node it ran on (failed nodes are in the report too)."""
+
+    report: OnboardReport
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyProgressed(Message):
+    """The push/pull check or a node's pull check changed state."""
+
+    progress: VerifyProgress
+
+
+@dataclass
+class VerifyFinished(Message):
+    """Verification ended: the push/pull result and every node's checks."""
+
+    report: VerifyReport
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+@dataclass
+class StatusReady(Message):
+    """A fresh status snapshot from app.status."""
+
+    status: StatusReport
+
+
+# --- registry host, certificates, nodes ---------------------------------------------------------
 
 
 @dataclass
@@ -66,23 +124,8 @@ class CertificatesChanged(Message):
 
 
 @dataclass
-class NodeUpdate(Message):
-    """A node's onboarding or verification row changed (``progress`` is app/'s event object)."""
-
-    job: str
-    progress: Any
-
-
-@dataclass
 class NodesFound(Message):
     """Nodes read from a file or from kubectl, ready to be added to the plan."""
 
-    entries: list[Any]
+    entries: list[NodeEntry]
     source: str
-
-
-@dataclass
-class StatusReady(Message):
-    """A fresh status snapshot from app.status."""
-
-    status: Any

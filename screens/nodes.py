@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -82,6 +82,8 @@ class NodesScreen(WizardScreen):
                         value=self.wizard.secrets.sudo_password or "",
                         help_text="For nodes whose sudo asks for one (the same for every "
                                   "host). Memory only, never saved.")
+        # INTEGRATOR: with Secrets.sudo_password_for (deploy branch) this shows the password
+        # remembered for the nodes (RegwizApp.sudo_passwords), not the shared one.
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes-table", DataTable)
@@ -133,7 +135,7 @@ class NodesScreen(WizardScreen):
 
     def commit(self) -> bool:
         password = self.query_one("#nodes-sudo-password", Input).value
-        self.wizard.secrets.sudo_password = password or None
+        self.wizard.remember_sudo_password([node.host for node in self.plan.nodes], password)
         return True
 
     # --- actions ----------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ class NodesScreen(WizardScreen):
                                      f"kubectl on {entry.host}"))
 
     def on_nodes_found(self, message: NodesFound) -> None:
-        entries: list[Any] = message.entries
+        entries = message.entries
         added = add_nodes(self.plan, entries)
         skipped = len(entries) - len(added)
         self.refresh_table(select=added[0] if added else None)

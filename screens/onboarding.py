@@ -1,11 +1,11 @@
 """Step 7: install the CA on every node, in parallel, with a live row per node.
 
 app.onboard.onboard_nodes does the work in a thread worker; its NodeProgress events arrive as
-NodeUpdate messages, which are coalesced per host and drawn at most every FLUSH_SECONDS (30
+NodeProgressed messages, which are coalesced per host and drawn at most every FLUSH_SECONDS (30
 nodes send ~240 events in a few seconds; drawing each one stalled the event loop). Cancel
 stops between steps; Retry failed re-runs only the failed nodes;
 Enter on a row opens that node's log. Rows are widgets of their own (screens.widgets.node_rows)
-so one node's update never re-renders the others.
+so one node's update never re-renders the others. The report arrives as OnboardFinished.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from app import onboard
 from app.errors import RegwizError
 from app.steps import Outcome, StepResult, format_result
 from screens.host_key_prompt import ask_host_key_policy
-from screens.messages import JobDone, NodeUpdate
+from screens.messages import JobFailed, NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
@@ -46,6 +46,9 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, "bold cyan"))
 
 
+# INTEGRATOR: once app.onboard has NodeResult.from_dict (runtimes branch), load_results gives
+# typed NodeResults: result_lines and _outcome below then read NodeResult fields (or go), and
+# fill_rows / action_retry_failed read attributes instead of dict keys. Do not parse here.
 def result_lines(result: dict[str, Any]) -> list[str]:
     """A saved or fresh NodeResult (as a dict) as log lines for the node log modal."""
     lines = [f"status: {result.get('status', '?')}"
@@ -115,7 +118,7 @@ class OnboardingScreen(WizardScreen):
         """One row per plan node, showing the last saved result when there is one."""
         plan = self.wizard.require_plan()
         try:
-            saved = onboard.load_results(plan)
+            saved = onboard.load_results(plan)  # raw dicts: see INTEGRATOR above result_lines
         except RegwizError as error:
             saved = {}
             self.notify(error.message, severity="warning")
@@ -147,9 +150,9 @@ class OnboardingScreen(WizardScreen):
         )
         self.query_one("#onboard-all", Button).disabled = count == 0
 
-    def on_node_update(self, message: NodeUpdate) -> None:
+    def on_node_progressed(self, message: NodeProgressed) -> None:
         """Log every event now; keep only the newest per host for the next flush."""
-        progress: onboard.NodeProgress = message.progress
+        progress = message.progress
         if progress.host not in self.query_one(NodeRows).by_host:
             return
         self.node_logs.setdefault(progress.host, []).append(
@@ -234,7 +237,7 @@ class OnboardingScreen(WizardScreen):
         policy = ask_host_key_policy(self.wizard)
 
         def progress(event: onboard.NodeProgress) -> None:
-            self.post_message(NodeUpdate(JOB, event))
+            self.post_message(NodeProgressed(event))
 
         try:
             report = onboard.onboard_nodes(
@@ -243,20 +246,22 @@ class OnboardingScreen(WizardScreen):
                 should_stop=lambda: worker.is_cancelled,
             )
         except RegwizError as error:
-            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            self.post_message(JobFailed(JOB, error.message, error.hint))
             return
-        self.post_message(JobDone(JOB, extra=report))
+        self.post_message(OnboardFinished(report))
 
-    def on_job_done(self, message: JobDone) -> None:
+    def on_job_failed(self, message: JobFailed) -> None:
+        self.stop_flushing()
+        self.set_running(False)
+        hint = f"\nhint: {message.hint}" if message.hint else ""
+        self.query_one("#onboard-summary", Static).update(f"✗ {message.error}{hint}")
+
+    def on_onboard_finished(self, message: OnboardFinished) -> None:
         self.stop_flushing()
         self.set_running(False)
         summary = self.query_one("#onboard-summary", Static)
-        if message.error:
-            hint = f"\nhint: {message.hint}" if message.hint else ""
-            summary.update(f"✗ {message.error}{hint}")
-            return
-        report: onboard.OnboardReport = message.extra
-        self.wizard.results[JOB] = report
+        report = message.report
+        self.wizard.session.onboarding = report
         for result in report.results:
             self.node_logs.setdefault(result.host, []).extend(result_lines(result.to_dict()))
         counts = report.counts()

@@ -76,6 +76,8 @@ class RegistryHostScreen(WizardScreen):
                     yield Label("Sudo", classes="field-label")
                     yield Checkbox("run root commands with sudo", registry.sudo, id="sudo",
                                    compact=True)
+                # INTEGRATOR: with Secrets.sudo_password_for (deploy branch) this shows
+                # secrets.sudo_password_for(registry.host), kept per host.
                 yield FormField("Sudo password", field_id="sudo-password",
                                 value=secrets.sudo_password or "", password=True,
                                 help_text="Empty for passwordless sudo. Memory only.")
@@ -175,7 +177,8 @@ class RegistryHostScreen(WizardScreen):
             if method == "password" else None
         secrets.key_passphrase = (self.field("key-passphrase").input.value or None) \
             if method == "key" else None
-        secrets.sudo_password = self.field("sudo-password").input.value or None
+        self.wizard.remember_sudo_password([self.field("host").value],
+                                           self.field("sudo-password").input.value)
         secrets.registry_password = self.field("registry-password").input.value or None
 
     def commit(self) -> bool:

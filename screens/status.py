@@ -23,7 +23,7 @@ from app.status import CertificateStatus, StatusReport, TrustState, format_bytes
 from screens import validators
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
-from screens.messages import JobDone, StatusReady
+from screens.messages import JobFailed, StatusReady
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "background-status"  # "background" groups never block navigation or quitting
@@ -166,14 +166,14 @@ class StatusScreen(WizardScreen):
                                     host_key_policy=policy, include_nodes=include_nodes,
                                     credentials=credentials)
         except RegwizError as error:
-            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            self.post_message(JobFailed(JOB, error.message, error.hint))
             return
         self.post_message(StatusReady(report))
 
     def on_status_ready(self, message: StatusReady) -> None:
         self.show_report(message.status)
 
-    def on_job_done(self, message: JobDone) -> None:
+    def on_job_failed(self, message: JobFailed) -> None:
         hint = f" (hint: {message.hint})" if message.hint else ""
         self.query_one("#status-state", Static).update(f"✗ {message.error}{hint}")
 

@@ -1,10 +1,11 @@
 """Step 8: prove the registry works end to end: push/pull a self-test image, then pull it on
-every node with the runtime it really uses. app.verify.verify runs in a thread worker."""
+every node with the runtime it really uses. app.verify.verify runs in a thread worker; its events
+arrive as VerifyProgressed, its report as VerifyFinished (kept in the session)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -18,7 +19,7 @@ from app.errors import RegwizError
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
-from screens.messages import JobDone, NodeUpdate
+from screens.messages import JobFailed, VerifyFinished, VerifyProgressed
 from screens.node_log import NodeLogModal
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
@@ -101,8 +102,8 @@ class VerifyScreen(WizardScreen):
         rows.set_rows([(node.host, {"host": Text(node.host),
                                     "state": state_text(CheckState.PENDING)})
                        for node in self.wizard.require_plan().resolved_nodes()])
-        last = self.wizard.results.get(JOB)
-        if isinstance(last, VerifyReport):
+        last = self.wizard.session.verify
+        if last is not None:
             self.show_report(last)
 
     # --- controls -------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class VerifyScreen(WizardScreen):
         policy = ask_host_key_policy(self.wizard)
 
         def progress(event: VerifyProgress) -> None:
-            self.post_message(NodeUpdate(JOB, event))
+            self.post_message(VerifyProgressed(event))
 
         try:
             credentials = saved_credentials(self.wizard.plan_path)
@@ -148,12 +149,12 @@ class VerifyScreen(WizardScreen):
                 should_stop=lambda: worker.is_cancelled,
             )
         except RegwizError as error:
-            self.post_message(JobDone(JOB, error=error.message, hint=error.hint))
+            self.post_message(JobFailed(JOB, error.message, error.hint))
             return
-        self.post_message(JobDone(JOB, extra=report))
+        self.post_message(VerifyFinished(report))
 
-    def on_node_update(self, message: NodeUpdate) -> None:
-        event: VerifyProgress = message.progress
+    def on_verify_progressed(self, message: VerifyProgressed) -> None:
+        event = message.progress
         if event.target == "registry":
             self.query_one("#push-pull", Static).update(
                 push_pull_text(None, event.state, event.message))
@@ -161,15 +162,16 @@ class VerifyScreen(WizardScreen):
         self.query_one(NodeRows).update_row(event.target, state=state_text(event.state),
                                             outcome=Text(event.message))
 
-    def on_job_done(self, message: JobDone) -> None:
+    def on_job_failed(self, message: JobFailed) -> None:
         self.set_running(False)
-        if message.error:
-            hint = f"\n  hint: {message.hint}" if message.hint else ""
-            self.query_one("#push-pull", Static).update(
-                push_pull_text(None, CheckState.FAILED, f"{message.error}{hint}"))
-            return
-        self.wizard.results[JOB] = message.extra
-        self.show_report(message.extra)
+        hint = f"\n  hint: {message.hint}" if message.hint else ""
+        self.query_one("#push-pull", Static).update(
+            push_pull_text(None, CheckState.FAILED, f"{message.error}{hint}"))
+
+    def on_verify_finished(self, message: VerifyFinished) -> None:
+        self.set_running(False)
+        self.wizard.session.verify = message.report
+        self.show_report(message.report)
 
     def show_report(self, report: VerifyReport) -> None:
         self.report = report
@@ -189,7 +191,7 @@ class VerifyScreen(WizardScreen):
         if not isinstance(event.item, NodeRow):
             return
         host = event.item.host
-        results: list[Any] = self.report.nodes if self.report else []
+        results = self.report.nodes if self.report else []
         result = next((r for r in results if r.host == host), None)
         self.app.push_screen(NodeLogModal(host, node_lines(result) if result else []))
 

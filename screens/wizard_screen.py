@@ -17,14 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
+from screens.palette import PaletteAction
 from screens.widgets.form_field import FormField
 from screens.widgets.nav_bar import NavBar
 from screens.widgets.step_indicator import StepIndicator
 
 if TYPE_CHECKING:
-    from app.tui import RegwizApp
-
-PaletteAction = tuple[str, str, Callable[[], object]]
+    from screens.app import RegwizApp
 
 
 class WizardScreen(Screen[None]):
@@ -44,7 +43,7 @@ class WizardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield StepIndicator(self.STEP, id="step-indicator")
+        yield StepIndicator(self.wizard.steps, self.STEP, id="step-indicator")
         with Vertical(id="body"):
             yield from self.compose_body()
         yield NavBar(back=self.SHOW_BACK, next_label=self.NEXT_LABEL, show_next=self.SHOW_NEXT)

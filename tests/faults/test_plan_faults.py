@@ -15,7 +15,7 @@ from app.cli import main
 from app.errors import RegwizError
 from app.onboard import load_results
 from app.plan import PlanError, Secrets, load_plan, new_plan, parse_plan, save_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.error_modal import ErrorModal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "plan-example.toml"

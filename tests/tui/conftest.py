@@ -14,7 +14,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from app.certs import ensure_certificates
 from app.plan import Plan, Secrets, save_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from tests.polling import PATIENCE_S, wait_until_async
 
 AppFactory = Callable[..., RegwizApp]

@@ -12,21 +12,27 @@ from textual.widgets import Button, Input
 from app.cli import build_parser
 from app.errors import UsageError
 from app.plan import load_plan
-from app.tui import STEP_NAMES, RegwizApp, run_tui
+from screens.app import RegwizApp, run_tui
 from screens.cert_request import CertRequestScreen
 from screens.confirm import ConfirmModal
 from screens.error_modal import ErrorModal
 from screens.help import HelpScreen
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.nodes import NodesScreen
-from screens.registry import SCREENS
 from screens.registry_host import RegistryHostScreen
+from screens.steps import STEP_NAMES, STEPS, step_by_name
+from screens.wizard_screen import WizardScreen
 from tests.sshd import SshServer, sshd  # noqa: F401  (fixture)
 from tests.tui.conftest import AppFactory, settle, wait_for_modal
 
 
 def test_every_step_has_a_screen() -> None:
-    assert set(SCREENS) == set(STEP_NAMES)
+    assert len(set(STEP_NAMES)) == len(STEPS) == 9
+    for step in STEPS:
+        screen_class = step.screen_class()
+        assert issubclass(screen_class, WizardScreen)
+        assert step.name == screen_class.STEP
+        assert step.title and step.short and step.help
 
 
 async def test_palette_offers_steps_and_goes_there(make_app: AppFactory) -> None:
@@ -102,7 +108,7 @@ async def test_a_click_on_back_or_next_moves_one_step(
         await pilot.click(button)
         await settle(app, pilot)
         assert app.current_step == expected
-        assert type(app.screen).__name__ == SCREENS[expected].split(":")[1]
+        assert type(app.screen) is step_by_name(expected).screen_class()
 
 
 async def test_a_plan_that_cannot_be_saved_keeps_the_step_and_says_why(
@@ -168,6 +174,33 @@ async def test_quit_while_a_job_waits_asks_and_cancels_cleanly(
         await app.workers.wait_for_complete()
     assert app.return_code == 0
     assert not (tmp_path / "known_hosts").exists()  # the unanswered key was never accepted
+
+
+def test_sudo_passwords_are_remembered_per_host(make_app: AppFactory) -> None:
+    app = make_app()
+    app.remember_sudo_password(["198.18.0.3", "198.18.0.4"], "pw-nodes")
+    app.remember_sudo_password(["198.18.0.2"], "pw-registry")
+    assert app.sudo_passwords == {"198.18.0.3": "pw-nodes", "198.18.0.4": "pw-nodes",
+                                  "198.18.0.2": "pw-registry"}
+    assert app.secrets.sudo_password == "pw-registry"  # the shared one: the last typed
+    app.remember_sudo_password(["198.18.0.2"], "")
+    assert app.sudo_passwords == {"198.18.0.3": "pw-nodes", "198.18.0.4": "pw-nodes"}
+    assert app.secrets.sudo_password is None
+
+
+def test_opening_another_plan_clears_the_session(make_app: AppFactory, plan_path: Path,
+                                                 tmp_path: Path) -> None:
+    app = make_app()
+    app.start_new_plan(plan_path)
+    assert app.save_plan()
+    app.session.verify = object()  # type: ignore[assignment]
+    app.remember_sudo_password(["198.18.0.2"], "pw")
+    app.open_plan(plan_path)
+    assert app.session.verify is None
+    assert app.sudo_passwords == {"198.18.0.2": "pw"}  # typed secrets stay, like ssh_password
+    app.session.onboarding = object()  # type: ignore[assignment]
+    app.start_new_plan(tmp_path / "other.toml")
+    assert app.session.onboarding is None
 
 
 def test_cli_without_subcommand_reaches_run_tui(monkeypatch: pytest.MonkeyPatch,

@@ -9,7 +9,7 @@ from textual.widgets import Button, Input, Static
 
 from app.certs import CertFiles, ensure_certificates, inspect_certificate
 from app.plan import new_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.cert_review import CertReviewScreen
 from screens.confirm import ConfirmModal
 from screens.import_cert import ImportCertModal

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Button, Checkbox, RichLog
 
 from app.plan import new_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.deploy import DeployScreen
 from screens.widgets.step_table import StepTable
 from tests.tui.conftest import AppFactory, save_with_certificates, settle

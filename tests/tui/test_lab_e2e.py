@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Input, ProgressBar, RadioButton, Static
 from app.cli import main
 from app.plan import NodeSettings, Secrets, load_plan, save_plan
 from app.registry_api import base_url, ping
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.cert_request import CertRequestScreen
 from screens.cert_review import CertReviewScreen
 from screens.deploy import DeployScreen

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Input, Select
 
 from app.plan import load_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.error_modal import ErrorModal
 from screens.node_defaults import NodeDefaultsModal
 from screens.node_edit import NodeEditModal

@@ -13,9 +13,9 @@ from textual.widgets import Button, Checkbox, ProgressBar, RichLog
 from app import onboard
 from app.onboard import NodeProgress
 from app.plan import NodeSettings, new_plan, save_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.host_key_unknown import HostKeyUnknownModal
-from screens.messages import NodeUpdate
+from screens.messages import NodeProgressed
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
 from screens.widgets.node_rows import NodeRows
@@ -148,15 +148,15 @@ async def test_progress_is_coalesced_per_host_and_keeps_an_earlier_runtime(
     app = make_app("onboarding")
     app.open_plan(plan_path)
 
-    def update(host: str, state: str, runtime: str, message: str) -> NodeUpdate:
-        return NodeUpdate("onboarding", NodeProgress(host, state, runtime, message, (), 0.5))
+    def update(host: str, state: str, runtime: str, message: str) -> NodeProgressed:
+        return NodeProgressed(NodeProgress(host, state, runtime, message, (), 0.5))
 
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
         assert isinstance(screen, OnboardingScreen)
-        screen.on_node_update(update("198.18.0.101", "detecting", "docker", "found docker"))
-        screen.on_node_update(update("198.18.0.101", "running", "", "writing ca.crt"))
-        screen.on_node_update(update("198.18.0.102", onboard.FAILED, "", "unreachable"))
+        screen.on_node_progressed(update("198.18.0.101", "detecting", "docker", "found docker"))
+        screen.on_node_progressed(update("198.18.0.101", "running", "", "writing ca.crt"))
+        screen.on_node_progressed(update("198.18.0.102", onboard.FAILED, "", "unreachable"))
         assert cell(app, "198.18.0.101", "state") == "not run"
         screen.flush_progress()
         await pilot.pause()

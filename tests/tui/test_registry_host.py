@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Button, Checkbox, Input, RadioSet, Static
 
 from app.plan import load_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.registry_host import RegistryHostScreen
@@ -69,6 +69,7 @@ async def test_invalid_fields_block_next_and_passwords_stay_out_of_the_plan(
         await pilot.pause()
         assert app.secrets.ssh_password == "s3cret-ssh"
         assert app.secrets.sudo_password == "s3cret-sudo"
+        assert app.sudo_passwords == {"198.18.0.2": "s3cret-sudo"}
     text = plan_path.read_text()
     assert "s3cret" not in text
     saved = load_plan(plan_path)

@@ -29,7 +29,7 @@ from app.status import (
     StatusReport,
     TrustState,
 )
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.error_modal import ErrorModal
 from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_unknown import HostKeyUnknownModal

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Button, DataTable, Input, Static
 
 from app.plan import NodeSettings, new_plan
-from app.tui import RegwizApp
+from screens.app import RegwizApp
 from screens.status import StatusScreen, days_style, human_bytes
 from screens.verify import VerifyScreen
 from screens.widgets.node_rows import NodeRows

@@ -1,9 +1,11 @@
-"""The Textual wizard: the only module in ``app`` that imports textual.
+"""The Textual wizard's App and its entry point (``regwiz`` with no subcommand, or ``--web``).
 
-``RegwizApp`` holds the plan being edited and the in-memory secrets, moves between the wizard's
-steps (saving the plan atomically on every move) and offers the helpers every screen shares:
-asking the user a question from a worker thread, showing an error, confirming quit while jobs run.
-Screens live in the ``screens`` package; all domain work is done by ``app.*`` modules.
+``RegwizApp`` holds the plan being edited, the in-memory secrets and the session (job outcomes
+later steps show again), moves between the wizard's steps of ``screens.steps`` (saving the plan
+atomically on every move) and offers the helpers every screen shares: asking the user a question
+from a worker thread, showing an error, confirming quit while jobs run. All domain work is done by
+``app.*`` modules; of those only ``app.cli`` imports this package, inside ``main`` when the wizard
+is asked for, so the domain never loads textual.
 """
 
 from __future__ import annotations
@@ -15,67 +17,30 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import platformdirs
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.command import Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from app.errors import RegwizError, UsageError
 from app.paths import expand_user, unknown_home
+from app.plan import default_plan_path
 from assets import asset
+from screens.palette import WizardCommands
+from screens.session import WizardSession
+from screens.steps import STEP_NAMES, STEPS, Step, step_by_name
 
 if TYPE_CHECKING:
     from app.plan import Plan, Secrets
 
 ResultT = TypeVar("ResultT")
 
-
-def _wizard_commands() -> type[Provider]:
-    # Imported lazily: screens import this module.
-    from screens.commands import WizardCommands
-
-    return WizardCommands
-
 # How many recently used plan files the welcome screen lists.
 RECENT_LIMIT = 8
-
-
-@dataclass(frozen=True)
-class WizardStep:
-    name: str  # internal id, used by goto() and the command palette
-    title: str  # shown in headers and the palette
-    short: str  # shown in the step indicator, which must fit 80 columns
-
-
-STEPS: tuple[WizardStep, ...] = (
-    WizardStep("welcome", "Welcome", "Start"),
-    WizardStep("certificate", "Certificate request", "Cert"),
-    WizardStep("review", "Certificate review", "Review"),
-    WizardStep("registry", "Registry host", "Host"),
-    WizardStep("deploy", "Deploy registry", "Deploy"),
-    WizardStep("nodes", "Cluster nodes", "Nodes"),
-    WizardStep("onboarding", "Node onboarding", "Onboard"),
-    WizardStep("verify", "Verify push and pull", "Verify"),
-    WizardStep("status", "Status", "Status"),
-)
-STEP_NAMES = tuple(step.name for step in STEPS)
-
-
-def step_by_name(name: str) -> WizardStep:
-    for step in STEPS:
-        if step.name == name:
-            return step
-    raise KeyError(name)
-
-
-def default_plan_path() -> Path:
-    return Path(platformdirs.user_config_dir("regwiz")) / "plan.toml"
 
 
 def default_data_dir() -> Path:
@@ -114,7 +79,7 @@ class RegwizApp(App[int]):
     TITLE = "regwiz"
     SUB_TITLE = "private TLS registry wizard"
     CSS_PATH = str(asset("regwiz.tcss"))
-    COMMANDS = App.COMMANDS | {_wizard_commands}
+    COMMANDS = App.COMMANDS | {WizardCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -137,8 +102,15 @@ class RegwizApp(App[int]):
         self._secrets = secrets
         self.start_step = start
         self.current_step = "welcome"
-        # Results that later screens show again (e.g. onboarding rows) survive screen switches.
-        self.results: dict[str, Any] = {}
+        # Job outcomes that later screens show again survive screen switches.
+        self.session = WizardSession()
+        # What the user typed as sudo password, per host (memory only, like ``secrets``).
+        self.sudo_passwords: dict[str, str] = {}
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The wizard's steps in order (screens.steps), for the step indicator and the palette."""
+        return STEPS
 
     # --- state -----------------------------------------------------------------------------
 
@@ -150,6 +122,19 @@ class RegwizApp(App[int]):
 
             self._secrets = Secrets.from_env()
         return self._secrets
+
+    def remember_sudo_password(self, hosts: Iterable[str], password: str | None) -> None:
+        """The sudo password the user typed for ``hosts`` (None or empty: none typed).
+
+        Kept per host in ``sudo_passwords``; until ``Secrets`` has per-host passwords, the one
+        shared ``secrets.sudo_password`` is also set, as before (the last one typed wins).
+        """
+        for host in hosts:
+            if password:
+                self.sudo_passwords[host] = password
+            else:
+                self.sudo_passwords.pop(host, None)
+        self.secrets.sudo_password = password or None
 
     def require_plan(self) -> Plan:
         """The plan being edited; a new default plan if none was opened yet."""
@@ -167,7 +152,7 @@ class RegwizApp(App[int]):
         path = expand_user(path)
         plan = load_plan(path)
         self.plan, self.plan_path = plan, path
-        self.results.clear()  # job results shown again belong to the previous plan
+        self.session.clear()  # job outcomes shown again belong to the previous plan
         self.recent.remember(path)
         return plan
 
@@ -177,7 +162,7 @@ class RegwizApp(App[int]):
         self.plan_path = expand_user(path or self.plan_path)
         self.plan = new_plan()
         self.plan.path = self.plan_path
-        self.results.clear()
+        self.session.clear()
         return self.plan
 
     def save_plan(self) -> bool:
@@ -202,9 +187,7 @@ class RegwizApp(App[int]):
         self.current_step = self.start_step
 
     def make_screen(self, name: str) -> Screen[Any]:
-        from screens.registry import screen_factory
-
-        return screen_factory(name)()
+        return step_by_name(name).screen_class()()
 
     def goto(self, name: str, *, save: bool = True) -> bool:
         """Switch to the wizard step ``name``, saving the plan first. False when blocked."""
@@ -284,7 +267,7 @@ class RegwizApp(App[int]):
         from screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.current_step))
+            self.push_screen(HelpScreen(step_by_name(self.current_step)))
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
