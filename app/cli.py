@@ -32,9 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regwiz {__version__}")
     parser.add_argument("--plan", help="plan file to open in the wizard (default: the user's plan)")
     parser.add_argument("--web", action="store_true",
-                        help="serve the wizard to a browser on 127.0.0.1 (needs regwiz[web])")
+                        help="serve the wizard to a browser, for you only: open the printed "
+                             "one-time link (needs regwiz[web])")
     parser.add_argument("--web-port", type=int, default=8000, metavar="PORT",
                         help="port for --web (default: 8000)")
+    parser.add_argument("--web-bind", default="127.0.0.1", metavar="ADDRESS",
+                        help="the one address --web listens on (default: 127.0.0.1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"app.commands.{name}").register(subparsers)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -316,22 +314,9 @@ def run_tui(args: argparse.Namespace) -> int:
                          "give the plan file's full path")
     plan_path = expand_user(plan_arg) if plan_arg else None
     if getattr(args, "web", False):
-        return _serve_web(plan_path, int(getattr(args, "web_port", 8000) or 8000))
+        from screens.web import DEFAULT_BIND, DEFAULT_PORT, serve_web
+
+        return serve_web(plan_path, int(getattr(args, "web_port", None) or DEFAULT_PORT),
+                         str(getattr(args, "web_bind", None) or DEFAULT_BIND))
     result = RegwizApp(plan_path).run()
     return int(result or 0)
-
-
-def _serve_web(plan_path: Path | None, port: int) -> int:
-    """Serve the wizard to a browser on 127.0.0.1 only (each visitor gets their own process)."""
-    try:
-        from textual_serve.server import Server
-    except ImportError as error:
-        raise RegwizError(
-            "--web needs the textual-serve package",
-            "install it with: pip install textual-serve",
-        ) from error
-    command = f"{shlex.quote(sys.executable)} -m app"
-    if plan_path:
-        command += f" --plan {shlex.quote(str(plan_path))}"
-    Server(command, host="127.0.0.1", port=port, title="regwiz").serve()
-    return 0

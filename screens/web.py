@@ -93,6 +93,19 @@ def _same(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode(), expected.encode())
 
 
+def bind_problem(bind: str) -> str | None:
+    """Why ``bind`` cannot be served (the gate checks Host against this one address)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(bind)
+    except ValueError:
+        return "not an IP address"
+    if address.is_unspecified:
+        return "listening on every address would let the whole network reach the wizard"
+    return None
+
+
 def scrubbed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment without regwiz's secrets (the browser user types them in the wizard)."""
     secret_names = set(SECRET_ENV_VARS.values())
@@ -130,7 +143,7 @@ def gate_middleware(gate: WebGate) -> Any:
 
 
 def serve_web(plan_path: Path | None, port: int, bind: str = DEFAULT_BIND,
-              print_line: Callable[[str], None] = print) -> int:
+              print_line: Callable[[str], None] | None = None) -> int:
     """Serve the wizard to a browser until Ctrl+C; each visitor gets their own wizard process."""
     try:
         from textual_serve.server import Server
@@ -139,6 +152,9 @@ def serve_web(plan_path: Path | None, port: int, bind: str = DEFAULT_BIND,
                           "install it with: pip install 'regwiz[web]'") from error
     if not 0 < port < 65536:
         raise UsageError(f"--web-port must be 1-65535, got {port}")
+    if (problem := bind_problem(bind)) is not None:
+        raise UsageError(f"--web-bind {bind}: {problem}",
+                         "give one IP address of this machine, e.g. 127.0.0.1")
     gate = WebGate(bind, port)
 
     class GuardedServer(Server):
@@ -148,7 +164,11 @@ def serve_web(plan_path: Path | None, port: int, bind: str = DEFAULT_BIND,
             return app
 
         def on_startup_message(self) -> None:
-            print_line(f"regwiz: open {gate.login_url} (the link works once, in one browser)")
+            line = f"regwiz: open {gate.login_url} (the link works once, in one browser)"
+            if print_line is None:
+                print(line, flush=True)
+            else:
+                print_line(line)
 
     # The children copy this environment: take the secrets out of it first.
     for name in set(os.environ) - set(scrubbed_environment(os.environ)):

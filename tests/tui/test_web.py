@@ -41,10 +41,13 @@ def test_web_serves_the_wizard_on_loopback_only(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "--web", "--web-port", str(port),
          "--plan", str(tmp_path / "plan.toml")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
-        page = fetch_when_up(f"http://127.0.0.1:{port}/", process)
+        assert process.stdout is not None
+        link = process.stdout.readline().split("open ", 1)[1].split()[0]
+        assert link.startswith(f"http://127.0.0.1:{port}/?token=")
+        page = fetch_when_up(link, process)
         assert "regwiz" in page
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
                                    text=True, check=True).stdout.split()
@@ -53,3 +56,13 @@ def test_web_serves_the_wizard_on_loopback_only(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_web_refuses_to_listen_on_every_address(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--web", "--web-bind", "0.0.0.0",
+         "--plan", str(tmp_path / "plan.toml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--web-bind 0.0.0.0" in done.stderr and "every address" in done.stderr

@@ -43,7 +43,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     port = free_port()
     env = dict(os.environ, REGWIZ_SUDO_PASSWORD=SECRET)
     process = subprocess.Popen(
-        [sys.executable, "-c", f"from screens.web import serve_web; serve_web(None, {port})"],
+        [sys.executable, "-m", "app", "--web", "--web-port", str(port),
+         "--plan", str(tmp_path / "plan.toml")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
     assert process.stdout is not None
