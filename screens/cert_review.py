@@ -15,9 +15,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 from textual.worker import Worker
 
+from app.cert_drift import on_disk_differences
 from app.certs import CertError, CertFiles, CertInfo, CertSummary, inspect_certificate
 from app.errors import RegwizError
-from app.plan import sans_cover
 from screens.confirm import ConfirmModal
 from screens.import_cert import ImportCertModal, ImportPaths
 from screens.messages import CertificatesChanged
@@ -101,18 +101,25 @@ class CertReviewScreen(WizardScreen):
                 continue
             lines.append(f"{title} ({path.name}):")
             lines += [f"  {line}" for line in info.lines()]
-            missing = [san for san in self.wizard.require_plan().all_sans()
-                       if title == "server" and not sans_cover(info.sans, san)]
-            if missing:
-                lines.append(f"  does not cover {', '.join(missing)}: Generate reissues it")
+            if title == "server" and (drift := self.drift()):
+                lines.append("  differs from the plan (Generate reissues it):")
+                lines += [f"    {line}" for line in drift]
         self.query_one("#on-disk", Static).update("\n".join(lines))
 
     def input_problems(self) -> list[str]:
         return []  # nothing typed here needs saving
 
+    def drift(self) -> list[str]:
+        """How the server certificate on disk differs from the plan as it is now."""
+        return on_disk_differences(self.wizard.require_plan())
+
     def problems(self) -> list[str]:
         if not (self.files.ca_crt.exists() and self.files.tls_crt.exists()):
             return ["Certificates: generate or import them first"]
+        if drift := self.drift():
+            # Deploying now would ship a certificate the plan no longer describes.
+            return [f"Certificates: the server certificate differs from the plan ({drift[0]}"
+                    f"{'; …' if len(drift) > 1 else ''}): press Generate to reissue it"]
         return []
 
     # --- actions ------------------------------------------------------------------------------

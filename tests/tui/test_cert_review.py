@@ -8,12 +8,12 @@ from pathlib import Path
 from textual.widgets import Button, Input, Static
 
 from app.certs import CertFiles, ensure_certificates, inspect_certificate
-from app.plan import new_plan
+from app.plan import new_plan, save_plan
 from screens.app import RegwizApp
 from screens.cert_review import CertReviewScreen
 from screens.confirm import ConfirmModal
 from screens.import_cert import ImportCertModal
-from tests.tui.conftest import AppFactory, settle
+from tests.tui.conftest import AppFactory, save_with_certificates, settle
 
 
 def text_of(app: RegwizApp, selector: str) -> str:
@@ -131,14 +131,41 @@ async def test_a_new_san_is_flagged_and_generate_reissues(make_app: AppFactory) 
     app = make_app("review")
     async with app.run_test(size=(100, 32)) as pilot:
         await generate(app, pilot)
-        assert "does not cover" not in text_of(app, "#on-disk")
+        assert "differs from the plan" not in text_of(app, "#on-disk")
         assert app.plan is not None
         app.plan.certificate.subject_alt_names.append("mirror.example.internal")
         screen = app.screen
         assert isinstance(screen, CertReviewScreen)
         screen.show_on_disk()
         await pilot.pause()
-        assert "does not cover mirror.example.internal" in text_of(app, "#on-disk")
+        assert ("SAN mirror.example.internal is in the plan but not in the certificate"
+                in text_of(app, "#on-disk"))
         await generate(app, pilot)
-        assert "does not cover" not in text_of(app, "#on-disk")
+        assert "differs from the plan" not in text_of(app, "#on-disk")
         assert "reissued" in text_of(app, "#cert-result")
+
+
+async def test_a_certificate_that_differs_from_the_plan_blocks_next_until_reissued(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    # Issued for the plan as it was; then a SAN is added and the organisation renamed.
+    plan = new_plan(plan_path)
+    plan.certificate.organization = "Old Corp"
+    save_with_certificates(plan)
+    plan.certificate.organization = "New Corp"
+    plan.certificate.subject_alt_names = ["mirror.example.internal"]
+    save_plan(plan)
+    app = make_app("review")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        on_disk = text_of(app, "#on-disk")
+        assert "differs from the plan" in on_disk
+        assert "SAN mirror.example.internal is in the plan but not in the certificate" in on_disk
+        assert "the plan says 'New Corp', the certificate 'Old Corp'" in on_disk
+        assert app.screen.query_one("#next", Button).disabled
+        await generate(app, pilot)
+        assert "reissued" in text_of(app, "#cert-result")
+        assert "differs from the plan" not in text_of(app, "#on-disk")
+        assert not app.screen.query_one("#next", Button).disabled
+        served = inspect_certificate(CertFiles(plan_path.parent / "certs").tls_crt)
+        assert "mirror.example.internal" in served.sans and "O=New Corp" in served.subject
