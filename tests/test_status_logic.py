@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.plan import Plan, Secrets, new_plan
 from app.address import RegistryAddress
+from app.plan import Plan, Secrets, new_plan
 from app.runtimes.containerd import remember_config
 from app.runtimes.probe import NodeFacts, parse_probe_output
 from app.runtimes.registry import ca_locations as node_ca_paths

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from app.errors import RegwizError
+from app.plan import new_plan
 from app.runtimes import registry as runtimes
 from app.runtimes.base import NodeCheckSpec
 from app.runtimes.containerd import digest_from_ctr_list, remember_config
 from app.runtimes.docker import digest_from_docker_pull
 from app.runtimes.probe import NodeFacts, ProbeResult
-from app.plan import new_plan
 from app.selftest_image import SelftestImage, build_selftest_image
 from app.transport.base import CommandResult, Transport
 from app.verify import (
