@@ -13,6 +13,7 @@ names below are re-exported for callers that used the former single module.
 from __future__ import annotations
 
 from app.runtimes.base import (
+    CaFileAdapter,
     CommandAction,
     FileAction,
     NodeAction,
@@ -69,6 +70,7 @@ __all__ = [
     "OS_SUSE",
     "OS_UNKNOWN",
     "PROBE_SCRIPT",
+    "CaFileAdapter",
     "CommandAction",
     "ContainerdConfigState",
     "FileAction",

@@ -153,3 +153,22 @@ class RuntimeAdapter(abc.ABC):
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         """How ``name`` pulls ``reference`` (None when there is no pull check for it)."""
         return None
+
+
+class CaFileAdapter(RuntimeAdapter):
+    """A runtime that trusts a registry through one CA file it reads on every pull (no restart,
+    no other configuration): say where the file is and who reads it."""
+
+    #: Who reads the file and when, for the onboarding step's "why".
+    reader: str = ""
+
+    @abc.abstractmethod
+    def ca_file(self, address: RegistryAddress) -> str:
+        """The CA file's path for this registry."""
+
+    def trust_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
+                      ca_pem: bytes) -> list[NodeAction]:
+        return [ca_file_action(self.ca_file(address), name, ca_pem, self.reader)]
+
+    def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
+        return [self.ca_file(address)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.runtimes.base import NodeAction, NodeCheckSpec, RuntimeAdapter, ca_file_action
+from app.runtimes.base import CaFileAdapter, NodeCheckSpec
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
@@ -37,8 +37,9 @@ def pull_spec(reference: str, *, sudo: bool, have: frozenset[str]) -> NodeCheckS
     )
 
 
-class CrioAdapter(RuntimeAdapter):
+class CrioAdapter(CaFileAdapter):
     names = ("cri-o", "podman")
+    reader = "CRI-O, podman and skopeo (no restart)"
     plan_names = ("cri-o",)  # podman is only ever detected: it shares CRI-O's directory
     probe_binaries = ("crio", "podman")
     probe_sockets = CRIO_SOCKETS
@@ -60,13 +61,8 @@ class CrioAdapter(RuntimeAdapter):
         # podman and CRI-O read the same directory: configure it once.
         return ["cri-o"] if "cri-o" in names else names
 
-    def trust_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
-                      ca_pem: bytes) -> list[NodeAction]:
-        return [ca_file_action(containers_ca_path(address.certs_d_name), name, ca_pem,
-                               "CRI-O, podman and skopeo (no restart)")]
-
-    def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
-        return [containers_ca_path(address.certs_d_name)]
+    def ca_file(self, address: RegistryAddress) -> str:
+        return containers_ca_path(address.certs_d_name)
 
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.runtimes.base import NodeAction, NodeCheckSpec, RuntimeAdapter, ca_file_action
+from app.runtimes.base import CaFileAdapter, NodeCheckSpec
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
@@ -40,8 +40,9 @@ def pull_spec(reference: str, *, sudo: bool) -> NodeCheckSpec:
     )
 
 
-class DockerAdapter(RuntimeAdapter):
+class DockerAdapter(CaFileAdapter):
     names = ("docker",)
+    reader = "dockerd (on every pull and push, no restart)"
     plan_names = ("docker",)
     probe_binaries = ("dockerd", "docker")
     probe_sockets = DOCKER_SOCKETS
@@ -54,13 +55,8 @@ class DockerAdapter(RuntimeAdapter):
         set_up = "dockerd" in probe.binaries and DAEMON_JSON in probe.paths
         return ["docker"] if running or set_up else []
 
-    def trust_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
-                      ca_pem: bytes) -> list[NodeAction]:
-        return [ca_file_action(docker_ca_path(address.certs_d_name), name, ca_pem,
-                               "dockerd (on every pull and push, no restart)")]
-
-    def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
-        return [docker_ca_path(address.certs_d_name)]
+    def ca_file(self, address: RegistryAddress) -> str:
+        return docker_ca_path(address.certs_d_name)
 
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
