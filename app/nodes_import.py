@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import validate
 from app.errors import RegwizError, UsageError
 from app.paths import expand_user
-from app.plan import NodeSettings, Plan
+from app.plan import NodeSettings, Plan, ResolvedNode, Secrets
 from app.transport.base import Transport
+
+if TYPE_CHECKING:
+    from app.transport.hostkeys import HostKeyPolicy
 
 MAX_NODES_FILE_BYTES = 1_000_000
 
@@ -151,6 +154,28 @@ def nodes_from_kubectl(transport: Transport, *, sudo: bool = False,
     """Run kubectl on a host that has it and return its nodes' InternalIPs."""
     result = transport.run(["sh", "-c", KUBECTL_SCRIPT], sudo=sudo, timeout=timeout)
     return internal_ips_from_kubectl_json(result.stdout)
+
+
+def kubectl_host(plan: Plan, entry: NodeEntry) -> ResolvedNode:
+    """The host kubectl runs on, reached like a node: its own user and port, else the plan's
+    node defaults. Nothing is installed there, so it gets no runtime and no trust store."""
+    defaults = plan.node_defaults
+    return ResolvedNode(
+        host=entry.host, ssh_user=entry.user or defaults.ssh_user,
+        ssh_port=entry.port or defaults.ssh_port, sudo=defaults.sudo, runtime="none",
+        os_trust_store=False, identity_file=defaults.identity_file,
+    )
+
+
+def nodes_via_kubectl(plan: Plan, entry: NodeEntry, secrets: Secrets,
+                      policy: HostKeyPolicy) -> list[str]:
+    """Connect to ``entry`` and return the InternalIPs its ``kubectl get nodes`` lists (the one
+    implementation of the kubectl import, for the CLI and the wizard)."""
+    from app.connections import open_node_transport
+
+    node = kubectl_host(plan, entry)
+    with open_node_transport(node, secrets, policy) as transport:
+        return nodes_from_kubectl(transport, sudo=node.sudo)
 
 
 def add_nodes(plan: Plan, entries: list[NodeEntry]) -> list[str]:

@@ -1,15 +1,17 @@
 """Node onboarding: install the registry's CA wherever each node's runtime reads it.
 
-Per node: connect, probe (OS family, runtimes, containerd config), decide the file writes and
-restarts (``plan_node_actions``, pure), then run them as ``app.steps.Step`` objects. Nodes run in
-parallel in a bounded thread pool; one failing node never stops the others. Every write is
-idempotent (``Transport.write_file`` skips identical files) and restarts happen only when a file
-they depend on really changed. Only ``ca.crt`` ever leaves the operator's machine.
+Per node: connect, probe (OS family, runtimes and what their adapters read), decide the file
+writes and restarts (``plan_node_actions``, pure, asking each runtime adapter in
+``app.runtimes``), then run them as ``app.steps.Step`` objects. Nodes run in parallel in a
+bounded thread pool; one failing node never stops the others. Every write is idempotent
+(``Transport.write_file`` skips identical files) and restarts happen only when a file they depend
+on really changed. Only ``ca.crt`` ever leaves the operator's machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import threading
 import time
@@ -20,10 +22,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from app import runtimes as rt
+from app.address import RegistryAddress
 from app.errors import RegwizError, UsageError
 from app.plan import Plan, ResolvedNode, Secrets
-from app.steps import Outcome, Step, StepResult
+from app.runtimes import registry as runtimes
+from app.runtimes.base import (
+    CommandAction,
+    FileAction,
+    NodeAction,
+    NodeSetupError,
+    RegistriesYamlAction,
+    RuntimeAdapter,
+)
+from app.runtimes.probe import NodeFacts, probe_node
+from app.runtimes.rancher import merge_registries_yaml
+from app.steps import Outcome, Step, StepResult, run_steps
 from app.transport.base import Transport, TransportError
 from app.transport.hostkeys import HostKeyPolicy
 
@@ -32,10 +45,37 @@ DEFAULT_NODE_TIMEOUT = 300.0
 COMMAND_TIMEOUT = 60.0
 RESTART_TIMEOUT = 120.0
 
-# Node states carried by NodeProgress.state and NodeResult.status.
-PENDING, CONNECTING, DETECTING, RUNNING = "pending", "connecting", "detecting", "running"
+
+
+class NodeState(str, enum.Enum):
+    """A node's state in NodeProgress.state and NodeResult.status; the value is what the
+    results file and the CLI show."""
+
+    PENDING = "pending"
+    CONNECTING = "connecting"
+    DETECTING = "detecting"
+    RUNNING = "running"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PLANNED = "planned"
+
+    # Printed and formatted as the bare value ("changed"), as the plain strings were.
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+# The states by their former module-level names, still used by the CLI and the TUI.
+PENDING, CONNECTING, DETECTING, RUNNING = (
+    NodeState.PENDING, NodeState.CONNECTING, NodeState.DETECTING, NodeState.RUNNING,
+)
 CHANGED, UNCHANGED, FAILED, CANCELLED, PLANNED = (
-    "changed", "unchanged", "failed", "cancelled", "planned",
+    NodeState.CHANGED, NodeState.UNCHANGED, NodeState.FAILED, NodeState.CANCELLED,
+    NodeState.PLANNED,
 )
 FINAL_STATES = (CHANGED, UNCHANGED, FAILED, CANCELLED, PLANNED)
 
@@ -64,7 +104,7 @@ class NodeProgress:
     """One live event for one node, delivered from a worker thread to ``on_progress``."""
 
     host: str
-    state: str  # pending/connecting/detecting/running, or a final state
+    state: NodeState  # pending/connecting/detecting/running, or a final state
     runtime: str  # comma-separated runtimes being configured ("" until known)
     message: str
     changed_files: tuple[str, ...]
@@ -81,7 +121,7 @@ class NodeResult:
     host: str
     ssh_user: str
     ssh_port: int
-    status: str
+    status: NodeState
     reason: str = ""  # short cause when failed (a REASONS value)
     message: str = ""
     hint: str | None = None
@@ -96,9 +136,60 @@ class NodeResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["status"] = self.status.value
         data["steps"] = [step.to_dict() for step in self.steps]
         data["seconds"] = round(self.seconds, 3)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeResult:
+        """The result ``to_dict`` saved; raises ValueError when ``data`` is not one."""
+        try:
+            return cls(
+                host=_text(data, "host"),
+                ssh_user=_text(data, "ssh_user"),
+                ssh_port=int(data["ssh_port"]),
+                status=NodeState(data["status"]),
+                reason=_text(data, "reason", ""),
+                message=_text(data, "message", ""),
+                hint=data.get("hint") if isinstance(data.get("hint"), str) else None,
+                runtimes=_texts(data, "runtimes"),
+                os_family=_text(data, "os_family", ""),
+                changed_files=_texts(data, "changed_files"),
+                restarted=_texts(data, "restarted"),
+                steps=[_step_from_dict(step) for step in data.get("steps") or []],
+                dry_run_lines=_texts(data, "dry_run_lines"),
+                seconds=float(data.get("seconds") or 0.0),
+                finished_at=_text(data, "finished_at", ""),
+            )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not a saved node result: {error!r}") from None
+
+
+def _text(data: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected text, got {value!r}")
+    return value
+
+
+def _texts(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{key}: expected a list of text, got {value!r}")
+    return list(value)
+
+
+def _step_from_dict(data: dict[str, Any]) -> StepResult:
+    """A StepResult as StepResult.to_dict wrote it."""
+    return StepResult(
+        what=_text(data, "what"),
+        where=_text(data, "where"),
+        outcome=Outcome(data["outcome"]),
+        message=_text(data, "message", ""),
+        hint=data.get("hint") if isinstance(data.get("hint"), str) else None,
+        seconds=float(data.get("seconds") or 0.0),
+    )
 
 
 @dataclass
@@ -122,9 +213,10 @@ class OnboardReport:
         return 0 if self.ok else 1
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(FINAL_STATES, 0)
+        counts = {state.value: 0 for state in FINAL_STATES}
         for result in self.results:
-            counts[result.status] = counts.get(result.status, 0) + 1
+            status = NodeState(result.status).value
+            counts[status] = counts.get(status, 0) + 1
         return counts
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,148 +267,39 @@ def load_ca_certificate(plan: Plan) -> CaCertificate:
 # --------------------------------------------------------------------------- actions (pure)
 
 
-@dataclass(frozen=True)
-class FileAction:
-    path: str
-    content: bytes
-    runtime: str  # which runtime (or "os") reads it
-    what: str
-    why: str
-    mode: int = 0o644
-    backup: bool = False  # keep a copy of the current file before replacing it
-
-
-@dataclass(frozen=True)
-class CommandAction:
-    argv: tuple[str, ...]
-    runtime: str
-    what: str
-    why: str
-    triggers: tuple[str, ...]  # run only when one of these files changed in this run
-    service: str = ""  # a restarted service, for the report
-    wait_active: str = ""  # service to wait for after the command
-
-
-@dataclass(frozen=True)
-class RegistriesYamlAction:
-    """k3s/RKE2 registries.yaml, merged with the node's current file when the step runs."""
-
-    path: str
-    registry: str
-    ca_path: str
-    runtime: str
-
-
-NodeAction = FileAction | CommandAction | RegistriesYamlAction
-
-
-def plan_node_actions(facts: rt.NodeFacts, *, registry: str, ca_pem: bytes,
+def plan_node_actions(facts: NodeFacts, *, address: RegistryAddress, ca_pem: bytes,
                       os_trust_store: bool) -> list[NodeAction]:
     """Every write and command one node needs, in order; raises NodeSetupError when impossible."""
     if not facts.runtimes and not os_trust_store:
         found = ", ".join(facts.detected) or "none"
-        raise rt.NodeSetupError(
+        choices = "/".join(f'"{name}"' for name in runtimes.plan_runtimes())
+        raise NodeSetupError(
             f"no container runtime to configure was found (detected: {found})",
-            'set runtime = "docker"/"containerd"/"cri-o"/"k3s"/"rke2" for this node, or '
+            f"set runtime = {choices} for this node, or "
             "os_trust_store = true to trust the CA system-wide",
             kind="unknown-runtime",
         )
     actions: list[NodeAction] = []
-    for runtime in _dedupe_paths(facts.runtimes):
-        actions += _runtime_actions(runtime, facts, registry, ca_pem)
-    if os_trust_store:
-        actions += _os_store_actions(facts, registry, ca_pem)
+    for adapter, name in _configured(facts.runtimes):
+        actions += adapter.trust_actions(name, facts, address, ca_pem)
+    for store, name in runtimes.stores_in_use(os_trust_store):
+        actions += store.trust_actions(name, facts, address, ca_pem)
     return actions
 
 
-def _dedupe_paths(runtimes: Iterable[str]) -> list[str]:
-    """podman and CRI-O read the same directory: configure it once."""
-    chosen = list(dict.fromkeys(runtimes))
-    if "podman" in chosen and "cri-o" in chosen:
-        chosen.remove("podman")
-    return chosen
-
-
-def _ca_file(path: str, runtime: str, ca_pem: bytes, reader: str) -> FileAction:
-    return FileAction(path, ca_pem, runtime, f"install the registry CA for {runtime}",
-                      f"{reader} reads trusted CAs for this registry from here")
-
-
-def _runtime_actions(runtime: str, facts: rt.NodeFacts, registry: str,
-                     ca_pem: bytes) -> list[NodeAction]:
-    if runtime == "docker":
-        return [_ca_file(rt.docker_ca_path(registry), runtime, ca_pem,
-                         "dockerd (on every pull and push, no restart)")]
-    if runtime in ("cri-o", "podman"):
-        return [_ca_file(rt.containers_ca_path(registry), runtime, ca_pem,
-                         "CRI-O, podman and skopeo (no restart)")]
-    if runtime == "containerd":
-        return _containerd_actions(facts, registry, ca_pem)
-    if runtime in ("k3s", "rke2"):
-        return _rancher_actions(runtime, facts, registry, ca_pem)
-    raise rt.NodeSetupError(f"unknown runtime {runtime!r}",
-                            "use auto, docker, containerd, cri-o, k3s, rke2 or none",
-                            kind="unknown-runtime")
-
-
-def _containerd_actions(facts: rt.NodeFacts, registry: str, ca_pem: bytes) -> list[NodeAction]:
-    state = facts.containerd_state or rt.parse_containerd_config(None)
-    hosts_dir = rt.effective_hosts_dir(state, facts.probe.containerd_version)
-    actions: list[NodeAction] = []
-    if hosts_dir is None:
-        hosts_dir = rt.DEFAULT_CONTAINERD_HOSTS_DIR
-        new_config = rt.enable_config_path(facts.containerd_config_text, state, hosts_dir)
-        actions.append(FileAction(
-            rt.CONTAINERD_CONFIG, new_config.encode(), "containerd",
-            "enable containerd's registry hosts directory (config_path)",
-            "containerd ignores certs.d until config_path is set; the old file is backed up",
-            mode=facts.probe.containerd_config_mode, backup=True,
-        ))
-        actions.append(CommandAction(
-            ("systemctl", "restart", "containerd"), "containerd", "restart containerd",
-            "containerd reads config.toml only at start (needed once, for config_path)",
-            triggers=(rt.CONTAINERD_CONFIG,), service="containerd", wait_active="containerd",
-        ))
-    ca_path = rt.containerd_ca_path(registry, hosts_dir)
-    hosts_toml = rt.render_hosts_toml(registry, ca_path).encode()
-    # CA first, then hosts.toml: containerd never sees a hosts.toml naming a missing CA file.
-    actions.insert(0, _ca_file(ca_path, "containerd", ca_pem, "containerd (via hosts.toml)"))
-    actions.insert(1, FileAction(
-        rt.containerd_hosts_toml_path(registry, hosts_dir), hosts_toml, "containerd",
-        "point containerd at the registry CA (hosts.toml)",
-        "containerd reads hosts.toml on every pull, no restart needed",
-        backup=True,  # a hand-written hosts.toml for this registry is kept as a backup
-    ))
-    return actions
-
-
-def _rancher_actions(runtime: str, facts: rt.NodeFacts, registry: str,
-                     ca_pem: bytes) -> list[NodeAction]:
-    ca_path = rt.rancher_ca_path(runtime, registry)
-    yaml_path = rt.rancher_registries_path(runtime)
-    actions: list[NodeAction] = [
-        _ca_file(ca_path, runtime, ca_pem, f"{runtime} (named in registries.yaml)"),
-        RegistriesYamlAction(yaml_path, registry, ca_path, runtime),
-    ]
-    service = rt.rancher_service(runtime, facts.probe)
-    if service:
-        actions.append(CommandAction(
-            ("systemctl", "restart", service), runtime, f"restart {service}",
-            f"{runtime} renders its containerd registry config from registries.yaml at start",
-            triggers=(yaml_path,), service=service, wait_active=service,
-        ))
-    return actions
-
-
-def _os_store_actions(facts: rt.NodeFacts, registry: str, ca_pem: bytes) -> list[NodeAction]:
-    store = rt.os_trust_store(facts.os_family, registry)
-    return [
-        FileAction(store.anchor_path, ca_pem, "os", "add the registry CA to the OS trust store",
-                   "curl, openssl and other programs using the system CA bundle trust it"),
-        CommandAction(tuple(store.update_command), "os", "rebuild the OS CA bundle",
-                      "the anchor is only used once the bundle is regenerated",
-                      triggers=(store.anchor_path,)),
-    ]
+def _configured(names: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
+    """Each runtime to configure once, in order: an adapter may fold names that share files."""
+    chosen = list(dict.fromkeys(names))
+    unknown = [name for name in chosen if runtimes.adapter_for(name) is None]
+    if unknown:
+        choices = ", ".join(runtimes.plan_runtimes())
+        raise NodeSetupError(f"unknown runtime {unknown[0]!r}",
+                             f"use auto, {choices} or none", kind="unknown-runtime")
+    grouped: dict[RuntimeAdapter, list[str]] = {}
+    for adapter, name in runtimes.in_use(chosen):
+        grouped.setdefault(adapter, []).append(name)
+    return [(adapter, name) for adapter, group in grouped.items()
+            for name in adapter.configured(group)]
 
 
 # --------------------------------------------------------------------------- steps on a node
@@ -357,9 +340,8 @@ def _step_for(run: _NodeRun, action: NodeAction) -> Step:
             details.append(f"keep the current file, if any, as {action.path}.regwiz-backup-<time>")
         return Step(action.what, where, action.why, lambda: _write(run, action), details)
     if isinstance(action, RegistriesYamlAction):
-        return Step(f"add the registry to {action.runtime}'s registries.yaml", where,
-                    "k3s/RKE2 configure their containerd from this file; other entries are kept",
-                    lambda: _merge_yaml(run, action), [f"merge into {action.path} (mode 600)"])
+        return Step(action.what, where, action.why, lambda: _merge_yaml(run, action),
+                    [f"merge into {action.path} (mode 600)"])
     only_if = ", ".join(action.triggers)
     return Step(action.what, where, action.why, lambda: _command(run, action),
                 [f"run {' '.join(action.argv)} (only if {only_if} changed)"])
@@ -398,7 +380,7 @@ def _merged_yaml(current: bytes | None, action: RegistriesYamlAction) -> str | N
     Both the real run and the dry run use this, so a preview never disagrees with a run.
     """
     text = current.decode("utf-8", errors="replace") if current is not None else None
-    return rt.merge_registries_yaml(text, action.registry, action.ca_path)
+    return merge_registries_yaml(text, action.address, action.ca_path)
 
 
 def _backup(run: _NodeRun, path: str, current: bytes | None) -> None:
@@ -430,7 +412,7 @@ def _wait_active(run: _NodeRun, service: str, attempts: int = 30) -> None:
         if result.stdout.strip() == "active":
             return
         time.sleep(1.0)
-    raise rt.NodeSetupError(f"{service} did not come back after the restart",
+    raise NodeSetupError(f"{service} did not come back after the restart",
                             f"check `journalctl -u {service}` on the node", kind="command")
 
 
@@ -474,7 +456,7 @@ Connector = Callable[[ResolvedNode], Transport]
 class _Job:
     """Everything a worker needs, shared read-only by all nodes of one onboarding run."""
 
-    registry: str
+    address: RegistryAddress
     ca: CaCertificate
     connect: Connector
     dry_run: bool
@@ -495,7 +477,7 @@ class _Reporter:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def emit(self, state: str, message: str = "") -> None:
+    def emit(self, state: NodeState, message: str = "") -> None:
         if self.job.on_progress is None:
             return
         event = NodeProgress(self.node.host, state, self.runtime, message, self.changed,
@@ -535,11 +517,11 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
             reporter.emit(CONNECTING, "checking sudo")
             transport.run(["true"], sudo=True, timeout=deadline.timeout(COMMAND_TIMEOUT))
         reporter.emit(DETECTING, "detecting the OS and container runtimes")
-        facts = rt.probe_node(transport, sudo=node.sudo, runtime=node.runtime,
+        facts = probe_node(transport, sudo=node.sudo, runtime=node.runtime,
                               timeout=deadline.timeout(COMMAND_TIMEOUT))
         result.runtimes, result.os_family = list(facts.runtimes), facts.os_family
         reporter.runtime = ",".join(facts.runtimes) or ("none" if node.os_trust_store else "")
-        actions = plan_node_actions(facts, registry=job.registry, ca_pem=job.ca.pem,
+        actions = plan_node_actions(facts, address=job.address, ca_pem=job.ca.pem,
                                     os_trust_store=node.os_trust_store)
         run = _NodeRun(transport, node, deadline)
         if job.dry_run:
@@ -551,27 +533,42 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
 
 def _run_steps(job: _Job, run: _NodeRun, steps: list[Step], result: NodeResult,
                reporter: _Reporter) -> None:
-    for index, step in enumerate(steps):
-        if job.should_stop():
-            _skip_rest(result, steps[index:])
-            _cancel(result, f"cancelled before: {step.what}")
+    """app.steps.run_steps, plus what onboarding adds: live node events, each step's result
+    recorded as soon as it is known, the failing error re-raised (its ``kind`` names the
+    node's failure reason) and a stop request reported as a cancelled node."""
+    errors: list[RegwizError] = []
+
+    def progress(step: StepResult) -> None:
+        if step.outcome is Outcome.RUNNING:
+            reporter.emit(NodeState.RUNNING, step.what)
             return
-        reporter.emit(RUNNING, step.what)
-        started = time.monotonic()
-        try:
-            outcome = step.run()
-        except RegwizError as error:
-            failed = StepResult(step.what, step.where, Outcome.FAILED, error.message, error.hint,
-                                time.monotonic() - started)
-            result.steps.append(failed)
-            _skip_rest(result, steps[index + 1:])
-            _collect(result, run)
-            raise
-        result.steps.append(StepResult(step.what, step.where, outcome,
-                                       seconds=time.monotonic() - started))
-        reporter.changed = tuple(run.changed_files)
+        result.steps.append(step)  # kept even if a later step raises something unexpected
+        if step.outcome not in (Outcome.FAILED, Outcome.SKIPPED):
+            reporter.changed = tuple(run.changed_files)
+
+    run_steps([_keeping_error(step, errors) for step in steps], progress, job.should_stop)
+    if errors:
+        _collect(result, run)
+        raise errors[0]
+    skipped = next((s for s in result.steps if s.outcome is Outcome.SKIPPED), None)
+    if skipped is not None:  # nothing failed, so a stop request skipped the rest
+        _cancel(result, f"cancelled before: {skipped.what}")
+        return
     _collect(result, run)
     result.status = CHANGED if run.changed_files or run.restarted else UNCHANGED
+
+
+def _keeping_error(step: Step, errors: list[RegwizError]) -> Step:
+    """The same step, remembering the RegwizError it raises (run_steps keeps only its text)."""
+
+    def run() -> Outcome:
+        try:
+            return step.run()
+        except RegwizError as error:
+            errors.append(error)
+            raise
+
+    return Step(step.what, step.where, step.why, run, step.details)
 
 
 def _collect(result: NodeResult, run: _NodeRun) -> None:
@@ -634,7 +631,7 @@ def onboard_nodes(
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
     nodes = select_nodes(plan, only)
     job = _Job(
-        registry=plan.registry_reference,
+        address=plan.registry_address,
         ca=load_ca_certificate(plan),
         connect=connect or default_connector(secrets, host_key_policy),
         dry_run=dry_run,
@@ -646,7 +643,7 @@ def onboard_nodes(
     for node in nodes:
         _Reporter(job, node).emit(PENDING, "waiting")
     results = _run_pool(job, nodes, parallel)
-    report = OnboardReport(results, job.registry, job.ca.fingerprint, dry_run,
+    report = OnboardReport(results, job.address.reference, job.ca.fingerprint, dry_run,
                            time.monotonic() - started)
     if save and not dry_run:
         save_results(plan, report)
@@ -726,6 +723,17 @@ def load_results(plan: Plan) -> dict[str, dict[str, Any]]:
     if not isinstance(nodes, list):
         return {}
     return {n["host"]: n for n in nodes if isinstance(n, dict) and isinstance(n.get("host"), str)}
+
+
+def load_node_results(plan: Plan) -> dict[str, NodeResult]:
+    """host -> the latest saved result as a NodeResult; entries that do not parse are left out."""
+    typed: dict[str, NodeResult] = {}
+    for host, data in load_results(plan).items():
+        try:
+            typed[host] = NodeResult.from_dict(data)
+        except ValueError:
+            continue  # a hand-edited or older entry: the raw dict is still in load_results
+    return typed
 
 
 class ResultsNotSaved(RegwizError):

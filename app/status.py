@@ -21,7 +21,6 @@ from app.jsonable import plain
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
-    from app.runtimes import NodeFacts
     from app.transport.base import Transport
 
 DEFAULT_PARALLEL = 16
@@ -91,7 +90,7 @@ class DiskStatus:
 
 @dataclass
 class NodeCAFile:
-    runtime: str  # docker, containerd, cri-o, k3s, rke2, os-store
+    runtime: str  # a runtime name (app.runtimes.registry), or "os-store"
     path: str
     state: TrustState
     fingerprint: str | None = None
@@ -371,18 +370,22 @@ def node_trust_status(
     ca_fingerprint: str | None,
 ) -> NodeTrustStatus:
     from app.connections import open_node_transport
-    from app.runtimes import probe_node
+    from app.runtimes import registry as runtimes
+    from app.runtimes.probe import probe_node
 
     status = NodeTrustStatus(node.host)
     try:
         with open_node_transport(node, secrets, policy) as transport:
             facts = probe_node(transport, sudo=node.sudo, runtime=node.runtime)
             status.runtimes = list(facts.runtimes)
-            for runtime, path in node_ca_paths(facts, plan.registry_reference,
-                                               node.os_trust_store):
+            for runtime, path in runtimes.ca_locations(facts, plan.registry_address,
+                                                       node.os_trust_store):
                 raw = transport.read_file(path, sudo=node.sudo)
                 status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
-            status.files += containerd_config_entry(facts)
+            status.files += [
+                NodeCAFile(runtime, problem.path, TrustState.MISSING, detail=problem.summary)
+                for runtime, problem in runtimes.trust_problems(facts)
+            ]
     except RegwizError as error:
         status.state, status.message, status.hint = TrustState.ERROR, error.message, error.hint
         return status
@@ -391,53 +394,6 @@ def node_trust_status(
         return status
     summarize_node(status)
     return status
-
-
-def node_ca_paths(
-    facts: NodeFacts, registry_reference: str, os_trust_store: bool
-) -> list[tuple[str, str]]:
-    """(runtime, path) of every CA file the node's runtimes read for this registry."""
-    from app import runtimes as rt
-
-    paths: list[tuple[str, str]] = []
-    for runtime in facts.runtimes:
-        if runtime == "docker":
-            paths.append((runtime, rt.docker_ca_path(registry_reference)))
-        elif runtime == "containerd":
-            hosts_dir = containerd_hosts_dir(facts)
-            paths.append((runtime, rt.containerd_ca_path(registry_reference, hosts_dir)))
-        elif runtime in ("cri-o", "podman"):
-            paths.append((runtime, rt.containers_ca_path(registry_reference)))
-        elif runtime in ("k3s", "rke2"):
-            paths.append((runtime, rt.rancher_ca_path(runtime, registry_reference)))
-    if os_trust_store:
-        store = rt.os_trust_store(facts.os_family, registry_reference)
-        paths.append(("os-store", store.anchor_path))
-    unique: dict[str, tuple[str, str]] = {}
-    for runtime, path in paths:
-        unique.setdefault(path, (runtime, path))
-    return list(unique.values())
-
-
-def containerd_hosts_dir(facts: NodeFacts) -> str:
-    """The certs.d directory containerd reads on this node (its default when it reads none)."""
-    from app.runtimes import DEFAULT_CONTAINERD_HOSTS_DIR, effective_hosts_dir
-
-    if facts.containerd_state is None:
-        return DEFAULT_CONTAINERD_HOSTS_DIR
-    found = effective_hosts_dir(facts.containerd_state, facts.probe.containerd_version)
-    return found or DEFAULT_CONTAINERD_HOSTS_DIR
-
-
-def containerd_config_entry(facts: NodeFacts) -> list[NodeCAFile]:
-    """containerd without config_path reads no certs.d at all: its ca.crt there is useless."""
-    from app.runtimes import CONTAINERD_CONFIG
-    from app.verify import containerd_config_problem
-
-    if "containerd" not in facts.runtimes or containerd_config_problem(facts) is None:
-        return []
-    return [NodeCAFile("containerd", CONTAINERD_CONFIG, TrustState.MISSING,
-                       detail="no registry config_path: the CRI reads no certs.d directory")]
 
 
 def judge_ca_file(

@@ -12,6 +12,7 @@ import ipaddress
 import re
 
 from app.paths import unknown_home
+from app.runtimes.registry import plan_runtimes
 
 # ISO 3166-1 alpha-2 codes (249, from Debian's iso-codes 4.x), embedded so no package is needed.
 ISO_3166_ALPHA2: frozenset[str] = frozenset(
@@ -38,7 +39,8 @@ KEY_TYPES: tuple[str, ...] = (
     "rsa-4096",
     "ed25519",
 )
-RUNTIMES: tuple[str, ...] = ("auto", "docker", "containerd", "cri-o", "k3s", "rke2", "none")
+# A node's runtime setting: "auto" (detect), a runtime adapter's name, or "none" (OS store only).
+RUNTIMES: tuple[str, ...] = ("auto", *plan_runtimes(), "none")
 AUTH_MODES: tuple[str, ...] = ("none", "htpasswd")
 
 MAX_CN_LENGTH = 64  # RFC 5280 ub-common-name

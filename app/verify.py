@@ -4,9 +4,9 @@
    registry host's, reached through the verified SSH link, or the operator's own with
    ``from_local``), pushed to ``<address>:<port>/regwiz/selftest:<random>``, removed, pulled back;
    the digests from the push, the pull and the registry API must agree.
-2. Every node then pulls it with the runtime it really uses (docker, containerd's ctr with the
-   hosts dir, podman/skopeo for CRI-O, k3s/rke2 crictl) or, with no runtime, makes a TLS
-   handshake that trusts only the OS store. Pulled images are removed again.
+2. Every node then pulls it with the runtime it really uses (each runtime adapter in
+   app.runtimes says how, see docs/runtimes.md) or, with no runtime, makes a TLS handshake that
+   trusts only the OS store. Pulled images are removed again.
 3. The test tag is deleted when the registry allows deletes; otherwise the report says it stays.
 """
 
@@ -20,15 +20,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.address import RegistryAddress
 from app.errors import RegwizError
 from app.jsonable import plain
+from app.runtimes.base import NodeCheckSpec
 from app.selftest_image import SELFTEST_REPOSITORY, SelftestImage, build_selftest_image
 from app.transport.base import display_command
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
-    from app.runtimes import NodeFacts
+    from app.runtimes.base import TrustProblem
+    from app.runtimes.probe import NodeFacts
     from app.transport.base import Transport
 
 DEFAULT_PARALLEL = 16
@@ -48,7 +51,7 @@ class CheckState(str, enum.Enum):
 class NodeCheck:
     """One check on one node: ``kind`` says what was done, ``detail`` the evidence or the error."""
 
-    kind: str  # e.g. "docker pull", "containerd pull (ctr --hosts-dir)", "TLS handshake (OS store)"
+    kind: str  # e.g. a runtime's pull, or "TLS handshake (OS trust store only)"
     command: str  # the command run on the node, as typed (no secrets in it)
     passed: bool
     detail: str
@@ -137,7 +140,7 @@ _X509_MARKERS = (
     "verify return code: 20",
     "verify return code: 21",
     "error setting certificate",  # curl --cacert FILE where FILE is missing
-    "unable to read ca cert",  # containerd: hosts.toml names a ca.crt that is gone
+    "unable to read ca cert",  # a runtime's hosts.toml names a ca.crt that is gone
 )
 
 
@@ -231,116 +234,7 @@ def digest_from_repo_digests(repo_digests: Iterable[str], repository: str) -> st
     return None
 
 
-def digest_from_docker_pull(output: str) -> str | None:
-    for line in output.splitlines():
-        if line.strip().startswith("Digest:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
-def digest_from_ctr_list(output: str, reference: str) -> str | None:
-    """``ctr images ls`` prints REF TYPE DIGEST SIZE ...; pick our reference's digest."""
-    for line in output.splitlines():
-        columns = line.split()
-        if len(columns) >= 3 and columns[0] == reference and columns[2].startswith("sha256:"):
-            return columns[2]
-    return None
-
-
 # ----------------------------------------------------------------------------- node checks
-
-
-@dataclass(frozen=True)
-class NodeCheckSpec:
-    """How one runtime pulls the test image on a node, reads its digest and cleans up."""
-
-    kind: str
-    pull: list[str]
-    sudo: bool
-    digest: list[str] | None = None  # a command whose output names the pulled digest
-    cleanup: list[str] | None = None
-    parse_digest: Callable[[str, str], str | None] | None = None
-
-
-def _docker_digest(output: str, reference: str) -> str | None:
-    return digest_from_docker_pull(output)
-
-
-def _ctr_digest(output: str, reference: str) -> str | None:
-    return digest_from_ctr_list(output, reference)
-
-
-CONTAINERD_HOSTS_DIR = "/etc/containerd/certs.d"
-RKE2_CRICTL = [
-    "/var/lib/rancher/rke2/bin/crictl",
-    "--config",
-    "/var/lib/rancher/rke2/agent/etc/crictl.yaml",
-]
-
-
-def runtime_check_spec(
-    runtime: str,
-    reference: str,
-    *,
-    sudo: bool,
-    have: frozenset[str] = frozenset(),
-    hosts_dir: str = CONTAINERD_HOSTS_DIR,
-    image_id: str | None = None,
-) -> NodeCheckSpec | None:
-    """The pull check for ``runtime`` (None when regwiz has no pull check for it).
-
-    ``have`` names the helper programs found on the node (podman, skopeo) for CRI-O.
-    ``image_id`` (sha256 of the config): containerd's CRI adds it as a second image name.
-    """
-    if runtime == "docker":
-        return NodeCheckSpec(
-            "docker pull",
-            ["docker", "pull", reference],
-            sudo,
-            cleanup=["docker", "image", "rm", reference],
-            parse_digest=_docker_digest,
-        )
-    if runtime == "containerd":
-        ctr = ["ctr", "-n", "k8s.io", "images"]
-        return NodeCheckSpec(
-            f"containerd pull (ctr --hosts-dir {hosts_dir})",
-            [*ctr, "pull", "--hosts-dir", hosts_dir, reference],
-            sudo,
-            digest=[*ctr, "ls", f"name=={reference}"],
-            cleanup=[*ctr, "rm", reference, *([image_id] if image_id else [])],
-            parse_digest=_ctr_digest,
-        )
-    if runtime in ("cri-o", "podman"):
-        if "podman" in have:
-            return NodeCheckSpec(
-                "podman pull (/etc/containers/certs.d)",
-                ["podman", "pull", reference],
-                sudo,
-                cleanup=["podman", "rmi", reference],
-            )
-        return NodeCheckSpec(
-            "skopeo inspect (/etc/containers/certs.d)",
-            ["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{reference}"],
-            sudo,
-            parse_digest=lambda output, _ref: output.strip() or None,
-        )
-    # crictl pull prints "Image is up to date for sha256:<image id>": an image id, not the
-    # manifest digest, so k3s/rke2 pulls have no digest to compare.
-    if runtime == "k3s":
-        return NodeCheckSpec(
-            "k3s crictl pull (registries.yaml)",
-            ["k3s", "crictl", "pull", reference],
-            sudo,
-            cleanup=["k3s", "crictl", "rmi", reference],
-        )
-    if runtime == "rke2":
-        return NodeCheckSpec(
-            "rke2 crictl pull (registries.yaml)",
-            [*RKE2_CRICTL, "pull", reference],
-            sudo,
-            cleanup=[*RKE2_CRICTL, "rmi", reference],
-        )
-    return None
 
 
 def os_store_check_argv(address: str, port: int) -> list[str]:
@@ -349,8 +243,8 @@ def os_store_check_argv(address: str, port: int) -> list[str]:
     curl prints the HTTP status of ``/v2/``: 200 and 401 both prove TLS is trusted. openssl
     exits 0 only when the chain verified against the system store and the name matched.
     """
-    host = f"[{address}]" if ":" in address else address
-    url = f"https://{host}:{port}/v2/"
+    host = RegistryAddress(address, port).url_host
+    url = f"https://{host}:{port}/v2/"  # the port always spelled out, 443 included
     openssl = ["openssl", "s_client", "-connect", f"{host}:{port}"]
     if _is_ip(address):
         openssl += ["-verify_ip", address.strip("[]")]
@@ -754,21 +648,20 @@ def _pull_checks(
     job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport
 ) -> list[NodeCheck]:
     """A real pull with every runtime the node uses (registry without auth)."""
-    from app.status import containerd_hosts_dir
+    from app.runtimes import registry as runtimes
 
-    have = _helpers_present(transport) if {"cri-o", "podman"} & set(facts.runtimes) else set()
+    wanted = runtimes.helper_programs(facts.runtimes)
+    have = frozenset(_helpers_present(transport, wanted) if wanted else ())
     checks: list[NodeCheck] = []
     kinds_done: set[str] = set()
-    for runtime in facts.runtimes:
+    for adapter, name in runtimes.in_use(facts.runtimes):
         if job.stop():
             raise RegwizError("cancelled")
-        if runtime == "containerd" and (problem := containerd_config_problem(facts)) is not None:
-            checks.append(problem)
+        if (problem := adapter.trust_problem(name, facts)) is not None:
+            checks.append(trust_problem_check(problem))
             continue
-        spec = runtime_check_spec(
-            runtime, job.image.reference, sudo=node.sudo, have=frozenset(have),
-            hosts_dir=containerd_hosts_dir(facts), image_id=job.image.image_id,
-        )
+        spec = adapter.pull_check(name, facts, job.image.reference, sudo=node.sudo,
+                                  helpers=have, image_id=job.image.image_id)
         if spec is not None and spec.kind not in kinds_done:
             kinds_done.add(spec.kind)
             job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
@@ -784,12 +677,10 @@ def _login_checks(
     so a runtime pull would only prove "unauthorized". Instead, for each runtime, an HTTPS
     request for the test image's manifest that trusts only the CA file that runtime reads, with
     the credentials sent on stdin (never on a command line)."""
-    from app.status import node_ca_paths
+    from app.runtimes import registry as runtimes
 
-    checks: list[NodeCheck] = []
-    if "containerd" in facts.runtimes and (problem := containerd_config_problem(facts)) is not None:
-        checks.append(problem)
-    for runtime, ca_path in node_ca_paths(facts, job.plan.registry_reference, False):
+    checks = [trust_problem_check(problem) for _, problem in runtimes.trust_problems(facts)]
+    for runtime, ca_path in runtimes.ca_locations(facts, job.plan.registry_address, False):
         if job.stop():
             raise RegwizError("cancelled")
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"{runtime}: HTTPS with login"))
@@ -799,30 +690,21 @@ def _login_checks(
 
 def _probe(transport: Transport, node: ResolvedNode) -> NodeFacts:
     """The runtimes the node really uses (the plan's choice, or what detection finds)."""
-    from app.runtimes import probe_node
+    from app.runtimes.probe import probe_node
 
     return probe_node(transport, sudo=node.sudo, runtime=node.runtime)
 
 
-def containerd_config_problem(facts: NodeFacts) -> NodeCheck | None:
-    """containerd's CRI reads no hosts dir at all: a ctr pull would pass but kubelet's fails."""
-    from app.runtimes import CONTAINERD_CONFIG, effective_hosts_dir
-
-    state = facts.containerd_state
-    if state is None or effective_hosts_dir(state, facts.probe.containerd_version) is not None:
-        return None
-    return NodeCheck(
-        "containerd configuration",
-        f"read {CONTAINERD_CONFIG}",
-        False,
-        f"{CONTAINERD_CONFIG} sets no registry config_path: the CRI reads no certs.d directory",
-        "run regwiz onboard: it enables config_path and restarts containerd once",
-    )
+def trust_problem_check(problem: TrustProblem) -> NodeCheck:
+    """A failed check for a runtime that ignores its CA file (a pull could pass where kubelet's
+    would not)."""
+    return NodeCheck(problem.check, f"read {problem.path}", False, problem.detail, problem.hint)
 
 
-def _helpers_present(transport: Transport) -> set[str]:
+def _helpers_present(transport: Transport, programs: Iterable[str]) -> set[str]:
+    names = " ".join(programs)
     found = transport.run(
-        ["sh", "-c", "for p in podman skopeo; do command -v $p >/dev/null && echo $p; done"],
+        ["sh", "-c", f"for p in {names}; do command -v $p >/dev/null && echo $p; done"],
         check=False,
     )
     return set(found.stdout.split())
@@ -873,7 +755,7 @@ def run_os_store_check(transport: Transport, plan: Plan) -> NodeCheck:
                          "install curl or openssl on the node")
     if os_store_passed(answer.exit_status, answer.stdout):
         status = answer.stdout.strip()
-        detail = f"https://{plan.registry_reference}/v2/ answered HTTP {status}" if status else (
+        detail = f"{plan.registry_address.api_url} answered HTTP {status}" if status else (
             f"TLS handshake with {plan.registry_reference} verified")
         return NodeCheck(kind, shown, True, detail)
     detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
@@ -930,7 +812,7 @@ def run_login_check(
 ) -> NodeCheck:
     assert job.auth is not None
     plan, image = job.plan, job.image
-    url = (f"https://{plan.registry_reference}/v2/{SELFTEST_REPOSITORY}/manifests/{image.tag}")
+    url = f"{plan.registry_address.api_url}{SELFTEST_REPOSITORY}/manifests/{image.tag}"
     ca_path = runtime_ca[1] if runtime_ca else None
     kind = (f"{runtime_ca[0]} CA + login (curl --cacert {ca_path})" if runtime_ca
             else "TLS + login (OS trust store only)")

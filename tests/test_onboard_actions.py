@@ -9,11 +9,13 @@ import yaml
 
 from app import onboard
 from app import runtimes as rt
+from app.address import RegistryAddress
 from app.errors import RegwizError
 from app.plan import Secrets
 from tests.test_onboard_fakes import ROCKY, FakeFleet, FakeNode, plan_with_ca
 
 REG = "198.18.9.2:8443"
+ADDRESS = RegistryAddress("198.18.9.2", 8443)
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
@@ -30,7 +32,7 @@ def paths(actions: list[onboard.NodeAction]) -> list[str]:
 
 
 def test_docker_only_needs_its_certs_d_file() -> None:
-    actions = onboard.plan_node_actions(facts("socket=/run/docker.sock\n"), registry=REG,
+    actions = onboard.plan_node_actions(facts("socket=/run/docker.sock\n"), address=ADDRESS,
                                         ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/etc/docker/certs.d/{REG}/ca.crt"]
 
@@ -39,7 +41,7 @@ def test_containerd_with_config_path_needs_no_restart() -> None:
     config = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
               'config_path = "/etc/containerd/certs.d"\n')
     f = facts("socket=/run/containerd/containerd.sock\n", config=config)
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/etc/containerd/certs.d/{REG}/ca.crt",
                               f"/etc/containerd/certs.d/{REG}/hosts.toml"]
     hosts_toml = actions[1]
@@ -50,14 +52,14 @@ def test_containerd_with_config_path_needs_no_restart() -> None:
 def test_containerd_custom_hosts_dir_is_used() -> None:
     config = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\nconfig_path = "/srv/h"\n'
     f = facts("socket=/run/containerd/containerd.sock\n", config=config)
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/srv/h/{REG}/ca.crt", f"/srv/h/{REG}/hosts.toml"]
 
 
 def test_containerd_without_config_path_backs_up_enables_and_restarts() -> None:
     f = facts("socket=/run/containerd/containerd.sock\ncontainerd.config_mode=600\n",
               config="version = 2\n")
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/etc/containerd/certs.d/{REG}/ca.crt",
                               f"/etc/containerd/certs.d/{REG}/hosts.toml",
                               rt.CONTAINERD_CONFIG, "systemctl restart containerd"]
@@ -71,7 +73,7 @@ def test_containerd_without_config_path_backs_up_enables_and_restarts() -> None:
 def test_crio_and_podman_share_one_file() -> None:
     f = facts("socket=/run/crio/crio.sock\nbin.podman=/usr/bin/podman\n")
     assert f.runtimes == ["cri-o", "podman"]
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/etc/containers/certs.d/{REG}/ca.crt"]
 
 
@@ -79,7 +81,7 @@ def test_crio_and_podman_share_one_file() -> None:
 def test_k3s_rke2_registries_yaml_and_restart_of_the_active_service(
         runtime: str, service: str) -> None:
     f = facts(f"bin.{runtime}=/usr/local/bin/{runtime}\nactive={service}\n")
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/etc/rancher/{runtime}/certs.d/{REG}/ca.crt",
                               f"/etc/rancher/{runtime}/registries.yaml",
                               f"systemctl restart {service}"]
@@ -87,20 +89,20 @@ def test_k3s_rke2_registries_yaml_and_restart_of_the_active_service(
 
 def test_k3s_not_running_is_not_restarted() -> None:
     f = facts("path=/etc/rancher/k3s\n")
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert not any(isinstance(a, onboard.CommandAction) for a in actions)
 
 
 def test_explicit_runtime_wins_over_detection() -> None:
     f = facts("socket=/run/docker.sock\n", runtime="cri-o")
     assert (f.runtimes, f.detected) == (["cri-o"], ["docker"])
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert paths(actions) == [f"/etc/containers/certs.d/{REG}/ca.crt"]
 
 
 def test_os_store_on_rhel() -> None:
     f = facts("", runtime="none", os_release=ROCKY)
-    actions = onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=True)
+    actions = onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=True)
     anchor = "/etc/pki/ca-trust/source/anchors/regwiz-198.18.9.2_8443.pem"
     assert paths(actions) == [anchor, "update-ca-trust extract"]
 
@@ -109,7 +111,7 @@ def test_nothing_to_configure_is_an_unknown_runtime_failure() -> None:
     # docker.io installed but not running: binaries alone do not count.
     f = facts("bin.docker=/usr/bin/docker\nbin.containerd=/usr/bin/containerd\n")
     with pytest.raises(rt.NodeSetupError) as info:
-        onboard.plan_node_actions(f, registry=REG, ca_pem=CA, os_trust_store=False)
+        onboard.plan_node_actions(f, address=ADDRESS, ca_pem=CA, os_trust_store=False)
     assert info.value.kind == "unknown-runtime"
     assert "os_trust_store" in (info.value.hint or "")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, Plan, ResolvedNode, new_plan
-from app.runtimes import PROBE_SCRIPT
+from app.runtimes.probe import probe_script
+from app.runtimes.registry import adapters
 from app.transport.base import CommandResult, Transport, TransportError
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12"\nID=debian\n'
@@ -37,7 +38,7 @@ class FakeNode(Transport):
             timeout: float = 60.0, check: bool = True) -> CommandResult:
         if self.on_command:
             self.on_command(argv)
-        if argv == ["sh", "-c", PROBE_SCRIPT]:
+        if argv == ["sh", "-c", probe_script(adapters())]:  # the registered adapters' probe
             return CommandResult(argv, 0, self.probe_output, "")
         self.commands.append(argv)
         if argv[:2] == ["systemctl", "is-active"]:

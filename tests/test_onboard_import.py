@@ -19,6 +19,7 @@ from app.nodes_import import (
     read_nodes_file,
 )
 from app.plan import NodeSettings, new_plan
+from app.transport.base import CommandResult
 
 
 @pytest.mark.parametrize(("line", "entry"), [
@@ -114,3 +115,33 @@ def test_add_nodes_skips_known_hosts() -> None:
     added = add_nodes(plan, [NodeEntry("a"), NodeEntry("b", "ops", 2222)])
     assert added == ["b"]
     assert plan.nodes[1] == NodeSettings(host="b", ssh_user="ops", ssh_port=2222)
+
+
+def test_kubectl_runs_on_the_named_host_with_the_node_defaults(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.connections
+    from app.nodes_import import KUBECTL_SCRIPT, kubectl_host, nodes_via_kubectl
+    from app.plan import Secrets
+    from tests.test_onboard_fakes import FakeNode
+
+    plan = new_plan()
+    plan.node_defaults.ssh_user, plan.node_defaults.sudo = "ops", True
+    node = kubectl_host(plan, NodeEntry("cp-1", port=2222))
+    assert (node.host, node.ssh_user, node.ssh_port, node.sudo) == ("cp-1", "ops", 2222, True)
+    assert (node.runtime, node.os_trust_store) == ("none", False)
+    assert kubectl_host(plan, NodeEntry("cp-1", "root")).ssh_user == "root"
+
+    class KubectlHost(FakeNode):
+        def run(self, argv, **kwargs):  # type: ignore[no-untyped-def, override]
+            assert argv == ["sh", "-c", KUBECTL_SCRIPT] and kwargs["sudo"] is True
+            return CommandResult(argv, 0, json.dumps(KUBECTL), "")
+
+    opened: list[str] = []
+
+    def open_node(resolved, secrets, policy):  # type: ignore[no-untyped-def]
+        opened.append(f"{resolved.ssh_user}@{resolved.host}:{resolved.ssh_port}")
+        return KubectlHost("cp-1")
+
+    monkeypatch.setattr(app.connections, "open_node_transport", open_node)
+    addresses = nodes_via_kubectl(plan, NodeEntry("cp-1"), Secrets(), None)  # type: ignore[arg-type]
+    assert addresses == ["10.0.0.10", "10.0.0.11"] and opened == ["ops@cp-1:22"]

@@ -167,3 +167,53 @@ def test_interrupt_stops_the_pool_and_propagates(tmp_path: Path) -> None:
         run(plan, fleet, parallel=1)
     assert fleet.connected == ["a"]
     assert not onboard.results_path(plan).exists()
+
+
+def test_a_stop_between_steps_cancels_the_rest(tmp_path: Path) -> None:
+    # containerd needs two files; a stop after the first write skips the second.
+    plan = plan_with_ca(tmp_path, ["n"])
+    config = (b'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
+              b'config_path = "/etc/containerd/certs.d"\n')
+    node = FakeNode("n", "socket=/run/containerd/containerd.sock\n",
+                    files={"/etc/containerd/config.toml": config})
+    report, events = run(plan, FakeFleet({"n": node}), should_stop=lambda: bool(node.writes))
+    result = report.results[0]
+    assert result.status is onboard.NodeState.CANCELLED and result.reason == "cancelled"
+    assert [s.outcome.value for s in result.steps] == ["changed", "skipped"]
+    assert result.message == f"cancelled before: {result.steps[1].what}"
+    assert [e.state for e in events if e.state == "running"] == ["running"]
+
+
+def test_saved_results_load_back_as_node_results(tmp_path: Path) -> None:
+    plan = plan_with_ca(tmp_path, ["a", "b"])
+    report, _ = run(plan, FakeFleet({"a": FakeNode("a", DOCKER), "b": unreachable("b")}))
+    saved = json.loads(onboard.results_path(plan).read_text())
+    assert [n["status"] for n in saved["nodes"]] == ["changed", "failed"]  # plain strings
+    typed = onboard.load_node_results(plan)
+    assert list(typed) == ["a", "b"]
+    for result in report.results:
+        loaded = typed[result.host]
+        assert isinstance(loaded.status, onboard.NodeState)
+        assert loaded.to_dict() == result.to_dict()
+    assert typed["a"].steps[0].outcome.value == "changed"
+    assert typed["b"].reason == "unreachable" and typed["b"].hint
+
+
+def test_results_that_do_not_parse_are_left_out_of_the_typed_view(tmp_path: Path) -> None:
+    plan = plan_with_ca(tmp_path, ["a"])
+    onboard.results_path(plan).write_text(json.dumps({"nodes": [
+        {"host": "odd", "status": "exploded"}, {"host": "a", "ssh_user": "root", "ssh_port": 22,
+                                                 "status": "unchanged"}]}))
+    assert set(onboard.load_results(plan)) == {"odd", "a"}
+    typed = onboard.load_node_results(plan)
+    assert list(typed) == ["a"] and typed["a"].status is onboard.NodeState.UNCHANGED
+    with pytest.raises(ValueError):
+        onboard.NodeResult.from_dict({"host": "x"})
+
+
+def test_node_states_read_and_print_as_their_values() -> None:
+    assert [s.value for s in onboard.FINAL_STATES] == [
+        "changed", "unchanged", "failed", "cancelled", "planned"]
+    state = onboard.NodeState.FAILED
+    assert state == "failed" and str(state) == "failed" and f"{state:<8}|" == "failed  |"
+    assert json.dumps({"status": state}) == '{"status": "failed"}'

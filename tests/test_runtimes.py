@@ -1,4 +1,5 @@
-"""Pure logic of app/runtimes.py: OS family, detection, containerd config, registries.yaml."""
+"""Pure logic of the runtime adapters (app/runtimes/): OS family, detection, containerd config,
+registries.yaml."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import runtimes as rt
+from app.address import RegistryAddress
+from app.runtimes import containerd
+from app.runtimes.probe import NodeFacts, detect_runtimes, facts_from_probe
+from app.runtimes.registry import adapters
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 UBUNTU = "NAME=Ubuntu\nID=ubuntu\nID_LIKE=debian\n"
@@ -92,7 +97,8 @@ def test_per_runtime_paths() -> None:
 
 def test_hosts_toml_is_what_containerd_expects() -> None:
     reg = "198.18.5.2:8443"
-    data = tomllib.loads(rt.render_hosts_toml(reg, "/etc/containerd/certs.d/x/ca.crt"))
+    address = RegistryAddress("198.18.5.2", 8443)
+    data = tomllib.loads(rt.render_hosts_toml(address, "/etc/containerd/certs.d/x/ca.crt"))
     assert data["server"] == f"https://{reg}"
     host = data["host"][f"https://{reg}"]
     assert host["ca"] == "/etc/containerd/certs.d/x/ca.crt"
@@ -215,11 +221,12 @@ def test_containerd_version(output: str, version: tuple[int, int] | None) -> Non
 # --------------------------------------------------------------------------- registries.yaml
 
 REG = "198.18.5.2:8443"
+ADDRESS = RegistryAddress("198.18.5.2", 8443)
 CA = "/etc/rancher/k3s/certs.d/198.18.5.2:8443/ca.crt"
 
 
 def test_registries_yaml_from_nothing() -> None:
-    data = yaml.safe_load(rt.merge_registries_yaml(None, REG, CA) or "")
+    data = yaml.safe_load(rt.merge_registries_yaml(None, ADDRESS, CA) or "")
     assert data == {"mirrors": {REG: {"endpoint": [f"https://{REG}"]}},
                     "configs": {REG: {"tls": {"ca_file": CA}}}}
 
@@ -230,7 +237,7 @@ def test_registries_yaml_keeps_other_registries_and_auth() -> None:
         "configs:\n  other.example:\n    auth: {username: u, password: p}\n"
         f"  \"{REG}\":\n    auth: {{username: me, password: pw}}\n"
     )
-    merged = yaml.safe_load(rt.merge_registries_yaml(existing, REG, CA) or "")
+    merged = yaml.safe_load(rt.merge_registries_yaml(existing, ADDRESS, CA) or "")
     assert merged["mirrors"]["docker.io"]["endpoint"] == ["https://mirror.example"]
     assert merged["configs"]["other.example"]["auth"]["username"] == "u"
     assert merged["configs"][REG]["auth"]["username"] == "me"
@@ -238,14 +245,14 @@ def test_registries_yaml_keeps_other_registries_and_auth() -> None:
 
 
 def test_registries_yaml_already_merged_is_unchanged() -> None:
-    once = rt.merge_registries_yaml(None, REG, CA)
+    once = rt.merge_registries_yaml(None, ADDRESS, CA)
     assert once is not None
-    assert rt.merge_registries_yaml(once, REG, CA) is None
+    assert rt.merge_registries_yaml(once, ADDRESS, CA) is None
 
 
 def test_registries_yaml_keeps_a_custom_mirror_endpoint() -> None:
     existing = f'mirrors:\n  "{REG}":\n    endpoint: ["https://other:5000"]\n'
-    merged = yaml.safe_load(rt.merge_registries_yaml(existing, REG, CA) or "")
+    merged = yaml.safe_load(rt.merge_registries_yaml(existing, ADDRESS, CA) or "")
     assert merged["mirrors"][REG]["endpoint"] == ["https://other:5000"]
 
 
@@ -253,7 +260,7 @@ def test_registries_yaml_keeps_a_custom_mirror_endpoint() -> None:
                                   f'configs:\n  "{REG}": 5\n'])
 def test_registries_yaml_bad_input_is_a_clear_error(text: str) -> None:
     with pytest.raises(rt.NodeSetupError) as info:
-        rt.merge_registries_yaml(text, REG, CA)
+        rt.merge_registries_yaml(text, ADDRESS, CA)
     assert "registries.yaml" in info.value.message
 
 
@@ -272,35 +279,42 @@ def test_parse_probe_output() -> None:
         "active=k3s\nnoise line\n")
     assert result.binaries == {"containerd": "/usr/bin/containerd"}
     assert result.sockets == {"/run/containerd/containerd.sock"}
-    assert result.containerd_config_mode == 0o600
-    assert result.containerd_version == (1, 6)
+    assert containerd.probed_config_mode(result) == 0o600
+    assert containerd.probed_version(result) == (1, 6)
     assert result.active_services == {"k3s"}
     assert rt.os_family(result.os_release) == "debian"
+
+
+def detected(result: rt.ProbeResult, config: str | None, *, read: bool = True) -> list[str]:
+    """What the registered adapters detect, given the probe and config.toml (when read)."""
+    facts: NodeFacts = facts_from_probe(result)
+    if read:
+        containerd.remember_config(facts, config)
+    return detect_runtimes(facts, adapters())
 
 
 def test_binaries_alone_are_not_a_runtime() -> None:
     # A machine with docker.io and containerd packages installed but nothing running or set up.
     result = probe("bin.dockerd=/usr/sbin/dockerd\nbin.docker=/usr/bin/docker\n"
                    "bin.containerd=/usr/bin/containerd\n")
-    assert rt.detect_runtimes(result, rt.parse_containerd_config(None)) == []
+    assert detected(result, None) == []
 
 
 def test_running_sockets_are_runtimes() -> None:
     result = probe("socket=/run/docker.sock\nsocket=/run/containerd/containerd.sock\n"
                    "bin.crio=/usr/bin/crio\npath=/etc/crio\n")
-    assert rt.detect_runtimes(result, rt.parse_containerd_config(LAB_V2_BASE)) == [
+    assert detected(result, LAB_V2_BASE) == [
         "docker", "containerd", "cri-o"]
 
 
 def test_dockers_own_containerd_is_not_configured() -> None:
     result = probe("socket=/run/docker.sock\nsocket=/run/containerd/containerd.sock\n")
-    state = rt.parse_containerd_config('disabled_plugins = ["cri"]\n')
-    assert rt.detect_runtimes(result, state) == ["docker"]
+    assert detected(result, 'disabled_plugins = ["cri"]\n') == ["docker"]
 
 
 def test_k3s_and_rke2_by_binary_or_directory() -> None:
     result = probe("bin.k3s=/usr/local/bin/k3s\npath=/var/lib/rancher/rke2\nactive=rke2-agent\n")
-    assert rt.detect_runtimes(result, None) == ["k3s", "rke2"]
+    assert detected(result, None, read=False) == ["k3s", "rke2"]
     assert rt.rancher_service("rke2", result) == "rke2-agent"
     assert rt.rancher_service("k3s", result) is None
 

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from app.address import RegistryAddress
 from app.plan import Plan, Secrets, new_plan
-from app.runtimes import NodeFacts, parse_containerd_config, parse_probe_output
+from app.runtimes.containerd import remember_config
+from app.runtimes.probe import NodeFacts, parse_probe_output
+from app.runtimes.registry import ca_locations as node_ca_paths
 from app.selftest_image import build_selftest_image
 from app.status import (
     ContainerStatus,
@@ -24,7 +27,6 @@ from app.status import (
     collect_catalog,
     collect_status,
     judge_ca_file,
-    node_ca_paths,
     parse_du_output,
     pem_fingerprints,
     registry_health,
@@ -164,8 +166,10 @@ def test_summarize_node_picks_the_worst_state() -> None:
 
 def facts(probe_lines: str, config: str | None, runtimes: list[str]) -> NodeFacts:
     probe = parse_probe_output(probe_lines + "\n---os-release---\nID=debian\n")
-    state = parse_containerd_config(config) if config is not None else None
-    return NodeFacts("debian", "Debian", probe, runtimes, runtimes, config, state)
+    found = NodeFacts("debian", "Debian", probe, runtimes, runtimes)
+    if config is not None:
+        remember_config(found, config)
+    return found
 
 
 def test_node_ca_paths_follow_each_runtime() -> None:
@@ -176,7 +180,7 @@ def test_node_ca_paths_follow_each_runtime() -> None:
     found = node_ca_paths(
         facts("bin.docker=/usr/bin/docker", config, ["docker", "containerd", "cri-o", "podman",
                                                      "k3s"]),
-        "198.18.6.2:8443",
+        RegistryAddress("198.18.6.2", 8443),
         os_trust_store=True,
     )
     assert found == [
@@ -193,7 +197,8 @@ def test_node_ca_paths_use_a_custom_hosts_dir() -> None:
         'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
         'config_path = "/opt/certs.d"\n'
     )
-    found = node_ca_paths(facts("", config, ["containerd"]), "reg:5000", os_trust_store=False)
+    found = node_ca_paths(facts("", config, ["containerd"]), RegistryAddress("reg", 5000),
+                          os_trust_store=False)
     assert found == [("containerd", "/opt/certs.d/reg:5000/ca.crt")]
 
 

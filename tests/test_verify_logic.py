@@ -15,6 +15,11 @@ import pytest
 
 from app.errors import RegwizError
 from app.plan import new_plan
+from app.runtimes import registry as runtimes
+from app.runtimes.base import NodeCheckSpec
+from app.runtimes.containerd import digest_from_ctr_list, remember_config
+from app.runtimes.docker import digest_from_docker_pull
+from app.runtimes.probe import NodeFacts, ProbeResult
 from app.selftest_image import SelftestImage, build_selftest_image
 from app.transport.base import CommandResult, Transport
 from app.verify import (
@@ -25,8 +30,6 @@ from app.verify import (
     PushPullResult,
     VerifyReport,
     _compare_digests,
-    digest_from_ctr_list,
-    digest_from_docker_pull,
     digest_from_repo_digests,
     explain_node_failure,
     key_error_line,
@@ -35,7 +38,6 @@ from app.verify import (
     parse_pull_events,
     parse_push_events,
     run_pull_check,
-    runtime_check_spec,
 )
 from tests.deploy_helpers import free_port, local_registry, make_pki
 
@@ -123,6 +125,21 @@ def test_digests_must_all_agree() -> None:
     result.registry_digest = None
     with pytest.raises(RegwizError, match="registry API none"):
         _compare_digests(result)
+
+
+def runtime_check_spec(runtime: str, reference: str, *, sudo: bool,
+                       have: frozenset[str] = frozenset(), hosts_dir: str | None = None,
+                       image_id: str | None = None) -> NodeCheckSpec | None:
+    """The pull check the runtime's adapter gives verify (None for names no adapter has)."""
+    adapter = runtimes.adapter_for(runtime)
+    if adapter is None:
+        return None
+    facts = NodeFacts("debian", "Debian", ProbeResult(), [runtime], [runtime])
+    if hosts_dir is not None:
+        remember_config(facts, f'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
+                               f'config_path = "{hosts_dir}"\n')
+    return adapter.pull_check(runtime, facts, reference, sudo=sudo, helpers=have,
+                              image_id=image_id)
 
 
 def test_runtime_specs() -> None:

@@ -16,11 +16,11 @@ from app.errors import UsageError
 from app.nodes_import import (
     NodeEntry,
     add_nodes,
-    nodes_from_kubectl,
+    nodes_via_kubectl,
     parse_node_line,
     read_nodes_file,
 )
-from app.plan import NodeSettings, Plan, ResolvedNode, Secrets
+from app.plan import NodeSettings, Plan, Secrets
 from app.transport.hostkeys import HostKeyPolicy
 
 DESCRIPTION = """\
@@ -119,20 +119,11 @@ def _add_imported_nodes(plan: Plan, args: argparse.Namespace, secrets: Secrets,
 
 
 def _kubectl_nodes(plan: Plan, target: str, secrets: Secrets, policy: HostKeyPolicy) -> list[str]:
-    from app.connections import open_node_transport
-
     try:
         entry = parse_node_line(target)
     except ValueError as error:
         raise UsageError(f"--from-kubectl: {error}", "give [user@]host[:port]") from None
-    defaults = plan.node_defaults
-    node = ResolvedNode(
-        host=entry.host, ssh_user=entry.user or defaults.ssh_user,
-        ssh_port=entry.port or defaults.ssh_port, sudo=defaults.sudo, runtime="none",
-        os_trust_store=False, identity_file=defaults.identity_file,
-    )
-    with open_node_transport(node, secrets, policy) as transport:
-        addresses = nodes_from_kubectl(transport, sudo=node.sudo)
+    addresses = nodes_via_kubectl(plan, entry, secrets, policy)
     print(f"kubectl on {entry.host} lists {len(addresses)} node(s)", flush=True)
     return addresses
 

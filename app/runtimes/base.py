@@ -1,0 +1,174 @@
+"""The interface every runtime adapter implements, and the data it hands to onboard/status/verify.
+
+An adapter knows one runtime (or a family sharing one trust location, e.g. CRI-O and podman):
+how to tell from the probe facts that a node uses it, which files and restarts make it trust a
+registry's CA (onboard), where it reads that CA and what else can stop it trusting it (status),
+and how to pull an image the way it does (verify). The consumers only loop over adapters.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.errors import RegwizError
+
+if TYPE_CHECKING:
+    from app.address import RegistryAddress
+    from app.runtimes.probe import NodeFacts
+    from app.transport.base import Transport
+
+
+class NodeSetupError(RegwizError):
+    """A node cannot be set up as asked; ``kind`` is a short cause for summaries."""
+
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "config") -> None:
+        super().__init__(message, hint)
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------- onboarding actions
+
+
+@dataclass(frozen=True)
+class FileAction:
+    path: str
+    content: bytes
+    runtime: str  # which runtime (or "os") reads it
+    what: str
+    why: str
+    mode: int = 0o644
+    backup: bool = False  # keep a copy of the current file before replacing it
+
+
+@dataclass(frozen=True)
+class CommandAction:
+    argv: tuple[str, ...]
+    runtime: str
+    what: str
+    why: str
+    triggers: tuple[str, ...]  # run only when one of these files changed in this run
+    service: str = ""  # a restarted service, for the report
+    wait_active: str = ""  # service to wait for after the command
+
+
+@dataclass(frozen=True)
+class RegistriesYamlAction:
+    """A registries.yaml (k3s/RKE2), merged with the node's current file when the step runs."""
+
+    path: str
+    address: RegistryAddress
+    ca_path: str
+    runtime: str
+    what: str
+    why: str
+
+
+NodeAction = FileAction | CommandAction | RegistriesYamlAction
+
+
+def ca_file_action(path: str, runtime: str, ca_pem: bytes, reader: str) -> FileAction:
+    """The CA certificate written where ``reader`` looks for it."""
+    return FileAction(path, ca_pem, runtime, f"install the registry CA for {runtime}",
+                      f"{reader} reads trusted CAs for this registry from here")
+
+
+# --------------------------------------------------------------------------- status and verify
+
+
+@dataclass(frozen=True)
+class TrustProblem:
+    """Something besides the CA file that keeps a runtime from trusting the registry."""
+
+    path: str  # the file at fault
+    summary: str  # one line for the status panel
+    check: str  # the name verify reports the problem under
+    detail: str  # verify's longer explanation
+    hint: str
+
+
+@dataclass(frozen=True)
+class NodeCheckSpec:
+    """How one runtime pulls the test image on a node, reads its digest and cleans up."""
+
+    kind: str
+    pull: list[str]
+    sudo: bool
+    digest: list[str] | None = None  # a command whose output names the pulled digest
+    cleanup: list[str] | None = None
+    parse_digest: Callable[[str, str], str | None] | None = None
+
+
+# --------------------------------------------------------------------------- the interface
+
+
+class RuntimeAdapter(abc.ABC):
+    """One runtime's knowledge. Register an instance in ``app.runtimes.registry``."""
+
+    #: Every name the adapter answers to, in detection order (a node may use several).
+    names: tuple[str, ...] = ()
+    #: The names a plan may choose with ``runtime = "..."`` (a subset of ``names``).
+    plan_names: tuple[str, ...] = ()
+    #: True for the OS trust store: used when a node sets ``os_trust_store``, not by name.
+    system_store: bool = False
+    #: What PROBE_SCRIPT looks for on the node's behalf (``command -v``, ``-S``, ``-e``,
+    #: ``systemctl is-active``), and shell lines printing extra ``KEY=VALUE`` facts.
+    probe_binaries: tuple[str, ...] = ()
+    probe_sockets: tuple[str, ...] = ()
+    probe_paths: tuple[str, ...] = ()
+    probe_services: tuple[str, ...] = ()
+    probe_lines: str = ""
+    #: Programs verify looks for on the node before asking for a pull check.
+    helper_programs: tuple[str, ...] = ()
+
+    def gather(self, transport: Transport, facts: NodeFacts, *, sudo: bool, wanted: str,
+               timeout: float) -> None:
+        """Read what the probe script cannot print (e.g. a config file) into ``facts.extras``."""
+        return None  # most runtimes need nothing beyond the probe script
+
+    @abc.abstractmethod
+    def detect(self, facts: NodeFacts) -> list[str]:
+        """The names of this adapter the node really uses (judged by running sockets first)."""
+
+    def configured(self, names: list[str]) -> list[str]:
+        """Of this adapter's names in use, those that need their own trust actions."""
+        return names
+
+    @abc.abstractmethod
+    def trust_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
+                      ca_pem: bytes) -> list[NodeAction]:
+        """The writes and restarts that make ``name`` trust the CA, in order."""
+
+    @abc.abstractmethod
+    def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
+        """Where ``name`` reads the registry's CA on this node."""
+
+    def trust_problem(self, name: str, facts: NodeFacts) -> TrustProblem | None:
+        """A reason ``name`` ignores its CA file even when the file is right (None: no problem)."""
+        return None
+
+    def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
+                   helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
+        """How ``name`` pulls ``reference`` (None when there is no pull check for it)."""
+        return None
+
+
+class CaFileAdapter(RuntimeAdapter):
+    """A runtime that trusts a registry through one CA file it reads on every pull (no restart,
+    no other configuration): say where the file is and who reads it."""
+
+    #: Who reads the file and when, for the onboarding step's "why".
+    reader: str = ""
+
+    @abc.abstractmethod
+    def ca_file(self, address: RegistryAddress) -> str:
+        """The CA file's path for this registry."""
+
+    def trust_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
+                      ca_pem: bytes) -> list[NodeAction]:
+        return [ca_file_action(self.ca_file(address), name, ca_pem, self.reader)]
+
+    def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
+        return [self.ca_file(address)]

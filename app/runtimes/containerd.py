@@ -1,0 +1,359 @@
+"""containerd (CRI): a hosts directory (``certs.d``) holding ``<registry>/ca.crt`` and
+``<registry>/hosts.toml``, read on every pull once ``config.toml`` names it in ``config_path``.
+
+Setting ``config_path`` needs one restart; files under the hosts directory need none. From 2.2 on
+an unset ``config_path`` defaults to ``/etc/containerd/certs.d:/etc/docker/certs.d``. The hosts
+directory a node really reads is worked out once, here (``hosts_dir``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from app.runtimes.base import (
+    CommandAction,
+    FileAction,
+    NodeAction,
+    NodeCheckSpec,
+    NodeSetupError,
+    RuntimeAdapter,
+    TrustProblem,
+    ca_file_action,
+)
+from app.runtimes.probe import version_pair
+
+if TYPE_CHECKING:
+    from app.address import RegistryAddress
+    from app.runtimes.probe import NodeFacts, ProbeResult
+    from app.transport.base import Transport
+
+DEFAULT_CONTAINERD_HOSTS_DIR = "/etc/containerd/certs.d"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+
+# The CRI plugin section holding `registry.config_path`, per containerd config version.
+_CRI_REGISTRY_PLUGIN = {
+    1: "cri",
+    2: "io.containerd.grpc.v1.cri",
+    3: "io.containerd.cri.v1.images",
+}
+
+# Extra facts the probe script prints for containerd.
+_PROBE_LINES = f"""c={CONTAINERD_CONFIG}
+[ -e "$c" ] && echo "containerd.config_mode=$(stat -c %a "$c")"
+command -v containerd >/dev/null 2>&1 &&
+  echo "containerd.version=$(containerd --version 2>/dev/null)"
+"""
+
+
+# --------------------------------------------------------------------------- paths, hosts.toml
+
+
+def containerd_ca_path(certs_d_name: str, hosts_dir: str = DEFAULT_CONTAINERD_HOSTS_DIR) -> str:
+    return f"{hosts_dir}/{certs_d_name}/ca.crt"
+
+
+def containerd_hosts_toml_path(certs_d_name: str,
+                               hosts_dir: str = DEFAULT_CONTAINERD_HOSTS_DIR) -> str:
+    return f"{hosts_dir}/{certs_d_name}/hosts.toml"
+
+
+def render_hosts_toml(address: RegistryAddress, ca_path: str) -> str:
+    """The hosts.toml that tells containerd to trust ``ca_path`` for the registry."""
+    return (
+        "# Written by regwiz: trust the private registry's CA.\n"
+        f'server = "{address.url}"\n'
+        "\n"
+        f'[host."{address.url}"]\n'
+        '  capabilities = ["pull", "resolve", "push"]\n'
+        f'  ca = "{ca_path}"\n'
+    )
+
+
+# --------------------------------------------------------------------------- config.toml
+
+
+@dataclass(frozen=True)
+class ContainerdConfigState:
+    """What config.toml says about the registry hosts directory."""
+
+    version: int
+    hosts_dirs: list[str]  # config_path split on ":"; empty when unset
+    legacy_registry: bool  # non-empty registry.mirrors/configs (conflicts with config_path)
+    cri_disabled: bool  # the CRI plugin is disabled (docker's own containerd): not a k8s runtime
+
+
+def _config_version(data: dict[str, Any], containerd_major: int | None) -> int:
+    version = data.get("version")
+    if isinstance(version, int) and version in _CRI_REGISTRY_PLUGIN:
+        return version
+    if version is None and not data:
+        # No config at all: use the format this containerd writes by default.
+        return 3 if (containerd_major or 1) >= 2 else 2
+    if version is None:
+        return 1
+    raise NodeSetupError(
+        f"{CONTAINERD_CONFIG}: unsupported config version {version!r} (expected 1, 2 or 3)",
+        "fix the version line in config.toml",
+    )
+
+
+def _registry_table(data: dict[str, Any], version: int) -> dict[str, Any]:
+    plugins = data.get("plugins")
+    plugin = plugins.get(_CRI_REGISTRY_PLUGIN[version]) if isinstance(plugins, dict) else None
+    registry = plugin.get("registry") if isinstance(plugin, dict) else None
+    return registry if isinstance(registry, dict) else {}
+
+
+def parse_containerd_config(text: str | None,
+                            containerd_major: int | None = None) -> ContainerdConfigState:
+    """Read config.toml (None: the file does not exist)."""
+    import tomlkit  # imported when needed: app.validate loads this package for its names
+    import tomlkit.exceptions
+
+    try:
+        data = tomlkit.parse(text).unwrap() if text else {}
+    except tomlkit.exceptions.ParseError as error:
+        raise NodeSetupError(
+            f"{CONTAINERD_CONFIG} is not valid TOML ({error})",
+            "fix the file by hand (containerd itself cannot start with it either)",
+        ) from error
+    version = _config_version(data, containerd_major)
+    registry = _registry_table(data, version)
+    config_path = registry.get("config_path")
+    dirs = [d for d in config_path.split(":") if d] if isinstance(config_path, str) else []
+    legacy = bool(registry.get("mirrors")) or bool(registry.get("configs"))
+    disabled = data.get("disabled_plugins")
+    cri_names = {"cri", "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images"}
+    cri_disabled = isinstance(disabled, list) and any(name in cri_names for name in disabled)
+    return ContainerdConfigState(version, dirs, legacy, cri_disabled)
+
+
+def effective_hosts_dir(state: ContainerdConfigState,
+                        containerd_version: tuple[int, int] | None) -> str | None:
+    """The directory containerd reads hosts.toml from, or None when it reads none yet."""
+    if state.hosts_dirs:
+        return state.hosts_dirs[0]
+    # From 2.2 on, an unset config_path defaults to /etc/containerd/certs.d:/etc/docker/certs.d.
+    if containerd_version is not None and containerd_version >= (2, 2):
+        return DEFAULT_CONTAINERD_HOSTS_DIR
+    return None
+
+
+def enable_config_path(text: str | None, state: ContainerdConfigState,
+                       hosts_dir: str = DEFAULT_CONTAINERD_HOSTS_DIR) -> str:
+    """config.toml with the CRI registry's ``config_path`` set, keeping comments and layout."""
+    import tomlkit
+    import tomlkit.exceptions
+
+    if state.legacy_registry:
+        raise NodeSetupError(
+            f"{CONTAINERD_CONFIG} configures registries with the deprecated registry.mirrors/"
+            "registry.configs tables, which containerd refuses to combine with config_path",
+            "move those entries to hosts.toml files (containerd docs: 'Registry Configuration') "
+            "or set config_path yourself, then run regwiz onboard again",
+        )
+    try:
+        doc = tomlkit.parse(text or "")
+    except tomlkit.exceptions.ParseError as error:
+        raise NodeSetupError(f"{CONTAINERD_CONFIG} is not valid TOML ({error})") from error
+    if "version" not in doc and state.version != 1:
+        doc["version"] = state.version
+    registry = _ensure_tables(doc, ["plugins", _CRI_REGISTRY_PLUGIN[state.version], "registry"])
+    registry["config_path"] = hosts_dir
+    new_text = tomlkit.dumps(doc)
+    check = parse_containerd_config(new_text)
+    if check.hosts_dirs[:1] != [hosts_dir]:
+        raise NodeSetupError(
+            f"could not add config_path to {CONTAINERD_CONFIG} automatically",
+            f'add config_path = "{hosts_dir}" under the CRI registry plugin yourself',
+        )
+    return new_text
+
+
+def _ensure_tables(doc: Any, keys: list[str]) -> Any:
+    import tomlkit
+
+    container = doc
+    for index, key in enumerate(keys):
+        if key not in container:
+            last = index == len(keys) - 1
+            container[key] = tomlkit.table(is_super_table=not last)
+        container = container[key]
+        if not isinstance(container, dict):
+            raise NodeSetupError(
+                f"{CONTAINERD_CONFIG}: {'.'.join(keys[: index + 1])} is not a table",
+                "fix config.toml by hand",
+            )
+    return container
+
+
+def parse_containerd_version(output: str) -> tuple[int, int] | None:
+    """(major, minor) from `containerd --version` output, e.g. "... 1.6.20~ds1 ..." or "v2.0.1"."""
+    return version_pair(output)
+
+
+# --------------------------------------------------------------------------- facts about a node
+
+
+def probed_version(probe: ProbeResult) -> tuple[int, int] | None:
+    """containerd's (major, minor) as the probe script found it."""
+    return parse_containerd_version(probe.values.get("containerd.version", ""))
+
+
+def probed_config_mode(probe: ProbeResult) -> int:
+    """config.toml's permission bits (0644 when unknown), kept when regwiz rewrites it."""
+    raw = probe.values.get("containerd.config_mode", "")
+    return int(raw, 8) if 3 <= len(raw) <= 4 and set(raw) <= set("01234567") else 0o644
+
+
+@dataclass(frozen=True)
+class ContainerdFacts:
+    config_text: str | None  # config.toml as read (None: no such file)
+    state: ContainerdConfigState
+
+
+def remember_config(facts: NodeFacts, config_text: str | None) -> ContainerdFacts:
+    """Parse config.toml and keep it with the node's facts."""
+    version = probed_version(facts.probe)
+    state = parse_containerd_config(config_text, version[0] if version else None)
+    found = ContainerdFacts(config_text, state)
+    facts.extras[ContainerdAdapter.key] = found
+    return found
+
+
+def config_facts(facts: NodeFacts) -> ContainerdFacts | None:
+    found = facts.extras.get(ContainerdAdapter.key)
+    return found if isinstance(found, ContainerdFacts) else None
+
+
+def hosts_dir(facts: NodeFacts) -> str:
+    """The certs.d directory containerd reads on this node (its default when it reads none)."""
+    found = config_facts(facts)
+    if found is None:
+        return DEFAULT_CONTAINERD_HOSTS_DIR
+    return (effective_hosts_dir(found.state, probed_version(facts.probe))
+            or DEFAULT_CONTAINERD_HOSTS_DIR)
+
+
+def _ctr_digest(output: str, reference: str) -> str | None:
+    return digest_from_ctr_list(output, reference)
+
+
+def digest_from_ctr_list(output: str, reference: str) -> str | None:
+    """``ctr images ls`` prints REF TYPE DIGEST SIZE ...; pick our reference's digest."""
+    for line in output.splitlines():
+        columns = line.split()
+        if len(columns) >= 3 and columns[0] == reference and columns[2].startswith("sha256:"):
+            return columns[2]
+    return None
+
+
+def pull_spec(reference: str, *, sudo: bool, hosts_dir: str = DEFAULT_CONTAINERD_HOSTS_DIR,
+              image_id: str | None = None) -> NodeCheckSpec:
+    """``ctr pull --hosts-dir``; ``image_id``: the CRI adds the config digest as a second name."""
+    ctr = ["ctr", "-n", "k8s.io", "images"]
+    return NodeCheckSpec(
+        f"containerd pull (ctr --hosts-dir {hosts_dir})",
+        [*ctr, "pull", "--hosts-dir", hosts_dir, reference],
+        sudo,
+        digest=[*ctr, "ls", f"name=={reference}"],
+        cleanup=[*ctr, "rm", reference, *([image_id] if image_id else [])],
+        parse_digest=_ctr_digest,
+    )
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+class ContainerdAdapter(RuntimeAdapter):
+    key = "containerd"
+    names = ("containerd",)
+    plan_names = ("containerd",)
+    probe_binaries = ("containerd",)
+    probe_sockets = (CONTAINERD_SOCKET,)
+    probe_paths = (CONTAINERD_CONFIG,)
+    probe_services = ("containerd",)
+    probe_lines = _PROBE_LINES
+
+    def gather(self, transport: Transport, facts: NodeFacts, *, sudo: bool, wanted: str,
+               timeout: float) -> None:
+        # config.toml decides both detection (CRI disabled) and where the CA goes.
+        probe = facts.probe
+        if not ("containerd" in probe.binaries or CONTAINERD_CONFIG in probe.paths
+                or CONTAINERD_SOCKET in probe.sockets or wanted == "containerd"):
+            return
+        raw = transport.read_file(CONTAINERD_CONFIG, sudo=sudo, timeout=timeout)
+        remember_config(facts, raw.decode("utf-8", errors="replace") if raw is not None else None)
+
+    def detect(self, facts: NodeFacts) -> list[str]:
+        probe = facts.probe
+        here = CONTAINERD_SOCKET in probe.sockets or (
+            "containerd" in probe.binaries and CONTAINERD_CONFIG in probe.paths
+        )
+        found = config_facts(facts)
+        # docker.io installs containerd as its engine with the CRI off: not a k8s runtime.
+        return ["containerd"] if here and not (found and found.state.cri_disabled) else []
+
+    def trust_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
+                      ca_pem: bytes) -> list[NodeAction]:
+        found = config_facts(facts)
+        state = found.state if found else parse_containerd_config(None)
+        directory = effective_hosts_dir(state, probed_version(facts.probe))
+        actions: list[NodeAction] = []
+        if directory is None:
+            directory = DEFAULT_CONTAINERD_HOSTS_DIR
+            actions += self._enable_config_path(facts, found, state, directory)
+        ca_path = containerd_ca_path(address.certs_d_name, directory)
+        hosts_toml = render_hosts_toml(address, ca_path).encode()
+        # CA first, then hosts.toml: containerd never sees a hosts.toml naming a missing CA file.
+        return [
+            ca_file_action(ca_path, name, ca_pem, "containerd (via hosts.toml)"),
+            FileAction(
+                containerd_hosts_toml_path(address.certs_d_name, directory), hosts_toml, name,
+                "point containerd at the registry CA (hosts.toml)",
+                "containerd reads hosts.toml on every pull, no restart needed",
+                backup=True,  # a hand-written hosts.toml for this registry is kept as a backup
+            ),
+            *actions,
+        ]
+
+    def _enable_config_path(self, facts: NodeFacts, found: ContainerdFacts | None,
+                            state: ContainerdConfigState, directory: str) -> list[NodeAction]:
+        new_config = enable_config_path(found.config_text if found else None, state, directory)
+        return [
+            FileAction(
+                CONTAINERD_CONFIG, new_config.encode(), "containerd",
+                "enable containerd's registry hosts directory (config_path)",
+                "containerd ignores certs.d until config_path is set; the old file is backed up",
+                mode=probed_config_mode(facts.probe), backup=True,
+            ),
+            CommandAction(
+                ("systemctl", "restart", "containerd"), "containerd", "restart containerd",
+                "containerd reads config.toml only at start (needed once, for config_path)",
+                triggers=(CONTAINERD_CONFIG,), service="containerd", wait_active="containerd",
+            ),
+        ]
+
+    def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
+        return [containerd_ca_path(address.certs_d_name, hosts_dir(facts))]
+
+    def trust_problem(self, name: str, facts: NodeFacts) -> TrustProblem | None:
+        # Without config_path the CRI reads no hosts dir: a ctr pull would pass, kubelet's fail.
+        found = config_facts(facts)
+        if found is None or effective_hosts_dir(found.state,
+                                                probed_version(facts.probe)) is not None:
+            return None
+        return TrustProblem(
+            path=CONTAINERD_CONFIG,
+            summary="no registry config_path: the CRI reads no certs.d directory",
+            check="containerd configuration",
+            detail=f"{CONTAINERD_CONFIG} sets no registry config_path: the CRI reads no certs.d "
+                   "directory",
+            hint="run regwiz onboard: it enables config_path and restarts containerd once",
+        )
+
+    def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
+                   helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
+        return pull_spec(reference, sudo=sudo, hosts_dir=hosts_dir(facts), image_id=image_id)

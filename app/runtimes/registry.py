@@ -1,0 +1,117 @@
+"""The registry of runtime adapters: adding a runtime is one module plus one line in ``_ADAPTERS``.
+
+The order matters: it is the order of detection, of the plan's runtime choices, of onboarding
+actions and of status/verify rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from app.runtimes.base import RuntimeAdapter, TrustProblem
+from app.runtimes.containerd import ContainerdAdapter
+from app.runtimes.crio import CrioAdapter
+from app.runtimes.docker import DockerAdapter
+from app.runtimes.os_store import OsStoreAdapter
+from app.runtimes.rancher import RancherAdapter
+
+if TYPE_CHECKING:
+    from app.address import RegistryAddress
+    from app.runtimes.probe import NodeFacts
+
+_ADAPTERS: list[RuntimeAdapter] = [
+    DockerAdapter(),
+    ContainerdAdapter(),
+    CrioAdapter(),
+    RancherAdapter(),
+    OsStoreAdapter(),
+]
+
+
+def register(adapter: RuntimeAdapter) -> None:
+    """Add an adapter after the built-in runtimes (before the OS trust store)."""
+    taken = set(known_runtimes())
+    clash = [name for name in adapter.names if name in taken]
+    if clash:
+        raise ValueError(f"runtime name(s) already registered: {', '.join(clash)}")
+    stores = [i for i, a in enumerate(_ADAPTERS) if a.system_store]
+    _ADAPTERS.insert(stores[0] if stores and not adapter.system_store else len(_ADAPTERS),
+                     adapter)
+
+
+def unregister(adapter: RuntimeAdapter) -> None:
+    _ADAPTERS.remove(adapter)
+
+
+def adapters() -> tuple[RuntimeAdapter, ...]:
+    """Every adapter, in order (the OS trust store included)."""
+    return tuple(_ADAPTERS)
+
+
+def runtime_adapters() -> tuple[RuntimeAdapter, ...]:
+    """The adapters chosen by runtime name (not the OS trust store)."""
+    return tuple(a for a in _ADAPTERS if not a.system_store)
+
+
+def system_stores() -> tuple[RuntimeAdapter, ...]:
+    """The adapters a node uses when it sets ``os_trust_store``."""
+    return tuple(a for a in _ADAPTERS if a.system_store)
+
+
+def adapter_for(name: str) -> RuntimeAdapter | None:
+    """The runtime adapter answering to ``name`` (None for unknown names and the OS store)."""
+    return next((a for a in runtime_adapters() if name in a.names), None)
+
+
+def known_runtimes() -> tuple[str, ...]:
+    """Every runtime name regwiz can detect or configure."""
+    return tuple(name for a in runtime_adapters() for name in a.names)
+
+
+def plan_runtimes() -> tuple[str, ...]:
+    """The runtime names a plan may choose (besides "auto" and "none")."""
+    return tuple(name for a in runtime_adapters() for name in a.plan_names)
+
+
+# --------------------------------------------------------------------------- loops for consumers
+
+
+def in_use(runtimes: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
+    """(adapter, name) for each known runtime name, in the given order; unknown ones left out."""
+    pairs: list[tuple[RuntimeAdapter, str]] = []
+    for name in runtimes:
+        adapter = adapter_for(name)
+        if adapter is not None:
+            pairs.append((adapter, name))
+    return pairs
+
+
+def stores_in_use(os_trust_store: bool) -> list[tuple[RuntimeAdapter, str]]:
+    return [(a, a.names[0]) for a in system_stores()] if os_trust_store else []
+
+
+def ca_locations(facts: NodeFacts, address: RegistryAddress,
+                 os_trust_store: bool) -> list[tuple[str, str]]:
+    """(runtime, path) of every CA file the node reads for this registry, each path once."""
+    unique: dict[str, tuple[str, str]] = {}
+    for adapter, name in [*in_use(facts.runtimes), *stores_in_use(os_trust_store)]:
+        for path in adapter.ca_paths(name, facts, address):
+            unique.setdefault(path, (name, path))
+    return list(unique.values())
+
+
+def trust_problems(facts: NodeFacts) -> list[tuple[str, TrustProblem]]:
+    """(runtime, problem) for each runtime that ignores its CA file whatever it holds."""
+    found: list[tuple[str, TrustProblem]] = []
+    for adapter, name in in_use(facts.runtimes):
+        problem = adapter.trust_problem(name, facts)
+        if problem is not None:
+            found.append((name, problem))
+    return found
+
+
+def helper_programs(runtimes: Iterable[str]) -> tuple[str, ...]:
+    """Programs verify should look for on a node using these runtimes."""
+    wanted = [program for adapter, _ in in_use(runtimes) for program in adapter.helper_programs]
+    return tuple(dict.fromkeys(wanted))
