@@ -128,18 +128,3 @@ def plan_differences(plan: Plan, cert: x509.Certificate, *, issued_here: bool) -
         *key_type_difference(plan.certificate, cert),
     ]
 
-
-def on_disk_differences(plan: Plan) -> list[str]:
-    """How the server certificate in the plan's directory differs from the plan ([] if none).
-
-    A missing or unreadable tls.crt is not a difference (deploy and the Review step report it
-    on their own). A certificate is taken as regwiz's own when ca.key sits beside it.
-    """
-    from app.certs import CertFiles
-
-    files = CertFiles(plan.cert_dir)
-    try:
-        cert = x509.load_pem_x509_certificate(files.tls_crt.read_bytes())
-    except (OSError, ValueError):
-        return []
-    return plan_differences(plan, cert, issued_here=files.ca_key.exists())

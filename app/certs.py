@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app import validate
-from app.cert_drift import extra_sans, key_type_of, subject_differences
+from app.cert_drift import extra_sans, key_type_of, plan_differences, subject_differences
 from app.errors import RegwizError
 from app.paths import expand_user
 from app.plan import (
@@ -1093,3 +1093,17 @@ def export_csr(plan: Plan) -> Path:
     csr = build_csr(plan, key)
     _write(files.tls_csr, csr.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE)
     return files.tls_csr
+
+
+def on_disk_differences(plan: Plan) -> list[str]:
+    """How the server certificate in the plan's directory differs from the plan ([] if none).
+
+    A missing or unreadable tls.crt is not a difference (deploy and the Review step report it
+    on their own). A certificate is taken as regwiz's own when ca.key sits beside it.
+    """
+    files = CertFiles(plan.cert_dir)
+    try:
+        cert = x509.load_pem_x509_certificate(files.tls_crt.read_bytes())
+    except (OSError, ValueError):
+        return []
+    return plan_differences(plan, cert, issued_here=files.ca_key.exists())

@@ -15,8 +15,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 from textual.worker import Worker
 
-from app.cert_drift import on_disk_differences
-from app.certs import CertError, CertFiles, CertInfo, CertSummary, inspect_certificate
+from app.certs import (
+    CertError,
+    CertFiles,
+    CertInfo,
+    CertSummary,
+    inspect_certificate,
+    on_disk_differences,
+)
 from app.errors import RegwizError
 from screens.confirm import ConfirmModal
 from screens.import_cert import ImportCertModal, ImportPaths

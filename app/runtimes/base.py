@@ -17,7 +17,7 @@ from app.errors import RegwizError
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts
+    from app.runtimes.facts import NodeFacts
     from app.transport.base import Transport
 
 

@@ -21,11 +21,11 @@ from app.runtimes.base import (
     TrustProblem,
     ca_file_action,
 )
-from app.runtimes.probe import version_pair
+from app.runtimes.facts import version_pair
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts, ProbeResult
+    from app.runtimes.facts import NodeFacts, ProbeResult
     from app.transport.base import Transport
 
 DEFAULT_CONTAINERD_HOSTS_DIR = "/etc/containerd/certs.d"

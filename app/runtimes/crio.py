@@ -9,7 +9,7 @@ from app.runtimes.base import CaFileAdapter, NodeCheckSpec
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts
+    from app.runtimes.facts import NodeFacts
 
 CRIO_SOCKETS = ("/run/crio/crio.sock", "/var/run/crio/crio.sock")
 CRIO_CONFIG_DIR = "/etc/crio"

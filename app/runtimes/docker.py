@@ -8,7 +8,7 @@ from app.runtimes.base import CaFileAdapter, NodeCheckSpec
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts
+    from app.runtimes.facts import NodeFacts
 
 DOCKER_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock")
 DAEMON_JSON = "/etc/docker/daemon.json"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.runtimes.base import CommandAction, FileAction, NodeAction, NodeSetupError, RuntimeAdapter
-from app.runtimes.probe import OS_DEBIAN, OS_RHEL, OS_SUSE
+from app.runtimes.facts import OS_DEBIAN, OS_RHEL, OS_SUSE
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts
+    from app.runtimes.facts import NodeFacts
 
 
 def safe_file_stem(registry: str) -> str:

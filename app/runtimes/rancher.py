@@ -19,7 +19,7 @@ from app.runtimes.base import (
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts, ProbeResult
+    from app.runtimes.facts import NodeFacts, ProbeResult
 
 K3S_SERVICES = ("k3s", "k3s-agent")
 RKE2_SERVICES = ("rke2-server", "rke2-agent")

@@ -18,7 +18,7 @@ from app.runtimes.rancher import RancherAdapter
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
-    from app.runtimes.probe import NodeFacts
+    from app.runtimes.facts import NodeFacts
 
 _ADAPTERS: list[RuntimeAdapter] = [
     DockerAdapter(),
