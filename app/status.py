@@ -55,6 +55,12 @@ class CertificateStatus:
     days_left: int | None = None
     fingerprint: str | None = None  # SHA-256, "AB:CD:..."
     error: str | None = None
+    # How it differs from what the plan asks for now (SANs, subject, key type): stale when any.
+    plan_differences: list[str] = field(default_factory=list)
+
+    @property
+    def out_of_date(self) -> bool:
+        return bool(self.plan_differences)
 
     @property
     def expiring(self) -> bool:
@@ -132,6 +138,7 @@ class StatusReport:
             self.registry.reachable
             and self.registry.tls_valid
             and self.container.running
+            and not self.server_certificate.out_of_date
             and not self.stale_nodes
         )
 
@@ -165,7 +172,8 @@ def collect_status(
     nodes = plan.resolved_nodes() if include_nodes else []
     with ThreadPoolExecutor(max_workers=max(2, min(parallel, len(nodes) + 4))) as pool:
         health = pool.submit(registry_health, plan, ca_path)
-        served = pool.submit(served_certificate, plan.registry.address, plan.registry.port)
+        served = pool.submit(served_certificate, plan.registry.address, plan.registry.port,
+                             plan=plan)
         catalog = pool.submit(collect_catalog, plan, ca_path, auth)
         host = pool.submit(registry_host_status, plan, secrets, host_key_policy)
         ca_status = certificate_status_from_file(ca_path, "ca.crt")
@@ -223,14 +231,33 @@ def registry_health(plan: Plan, ca_path: Path) -> RegistryHealth:
     return result
 
 
-def served_certificate(address: str, port: int, timeout: float = 5.0) -> CertificateStatus:
-    """The leaf the registry serves, read WITHOUT verification so a bad one can be described."""
+def served_certificate(address: str, port: int, timeout: float = 5.0, *,
+                       plan: Plan | None = None) -> CertificateStatus:
+    """The leaf the registry serves, read WITHOUT verification so a bad one can be described.
+
+    With ``plan``, it is also compared with what the plan asks for: a registry still serving a
+    certificate issued before a SAN or subject change is out of date, not healthy.
+    """
     source = "served by the registry"
     try:
         pem = ssl.get_server_certificate((address.strip("[]"), port), timeout=timeout)
     except (OSError, ssl.SSLError) as error:
         return CertificateStatus(source, error=f"cannot read the served certificate: {error}")
-    return certificate_status_from_pem(pem.encode(), source)
+    status = certificate_status_from_pem(pem.encode(), source)
+    if plan is not None and status.error is None:
+        status.plan_differences = served_plan_differences(plan, pem.encode())
+    return status
+
+
+def served_plan_differences(plan: Plan, pem: bytes) -> list[str]:
+    """How a served certificate differs from the plan (judged like the certificate on disk)."""
+    from cryptography import x509
+
+    from app.cert_drift import plan_differences
+    from app.certs import CertFiles
+
+    cert = x509.load_pem_x509_certificate(pem)
+    return plan_differences(plan, cert, issued_here=CertFiles(plan.cert_dir).ca_key.exists())
 
 
 def certificate_status_from_file(path: Path, source: str) -> CertificateStatus:
