@@ -9,7 +9,8 @@ HTTPS_PORT = 443
 
 @dataclass(frozen=True)
 class RegistryAddress:
-    """Where the registry answers: ``host`` is a DNS name or an IP literal (IPv6 without brackets)."""
+    """Where the registry answers: ``host`` is a DNS name or an IP literal (IPv6 without
+    brackets)."""
 
     host: str
     port: int
