@@ -142,8 +142,11 @@ def registry_connector(plan: Plan, secrets: Secrets, args: argparse.Namespace
         host = plan.registry.host
         if plan.registry.sudo and not secrets.sudo_password_for(host) and interactive() \
                 and _sudo_wants_password(transport):
-            # This host's own password: the shared one (nodes) is not overwritten.
-            secrets.sudo_passwords[host] = getpass.getpass(f"sudo password on {host}: ")
+            password = getpass.getpass(f"sudo password on {host}: ")
+            secrets.sudo_passwords[host] = password
+            # No shared value was given (else nobody is asked): as before, ``regwiz apply``'s
+            # later stages offer the typed one to the nodes too.
+            secrets.sudo_password = password
             transport.close()
             transport = open_registry_transport(plan, secrets, policy)
         return transport
