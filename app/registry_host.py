@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app import runtimes
 from app.errors import DeployError, RegwizError
@@ -84,9 +84,7 @@ class RegistryHost:
 
     @property
     def transport(self) -> Transport:
-        if self._transport is None:
-            raise DeployError("not connected to the registry host")
-        return self._transport
+        return _required(self._transport, "not connected to the registry host")
 
     def open_docker(self) -> Any:
         """Reach dockerd (as the user, else with sudo: ``docker_as_user_or_sudo``)."""
@@ -102,9 +100,7 @@ class RegistryHost:
 
     @property
     def docker(self) -> Any:
-        if self._docker is None:
-            raise DeployError("Docker on the registry host is not connected")
-        return self._docker
+        return _required(self._docker, "Docker on the registry host is not connected")
 
     @property
     def docker_connected(self) -> bool:
@@ -182,6 +178,35 @@ class RegistryHost:
     def docker_ca_path(self) -> str:
         """Where this host's Docker reads the registry's CA (read on every push, no restart)."""
         return runtimes.docker_ca_path(self.plan.registry_reference)
+
+
+T = TypeVar("T")
+
+
+def _required(value: T | None, missing: str) -> T:
+    """``value``, or the step-level error saying it is not there yet (a step ran too early)."""
+    if value is None:
+        raise DeployError(missing)
+    return value
+
+
+J = TypeVar("J", bound="OnRegistryHost")
+
+
+class OnRegistryHost:
+    """Base of the step lists run on a ``RegistryHost`` (deploy, uninstall): closing them, or
+    leaving their ``with`` block, closes the host's Docker client and owned connection."""
+
+    host: RegistryHost
+
+    def close(self) -> None:
+        self.host.close()
+
+    def __enter__(self: J) -> J:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def describe_container_state(attrs: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from app.deploy.probes import parse_df_available_kib, parse_listening_ports, par
 from app.errors import DeployError, RegwizError
 from app.image_source import ImageSource, describe_sources, local_docker_client, short_error
 from app.plan import Plan, Secrets
-from app.registry_host import LABEL_MANAGED, RegistryHost
+from app.registry_host import LABEL_MANAGED, OnRegistryHost, RegistryHost
 from app.steps import Outcome, Step
 from app.transport.base import Transport, TransportError
 
@@ -65,7 +65,7 @@ class _Files:
     ca_pem: bytes = b""
 
 
-class Deployment:
+class Deployment(OnRegistryHost):
     """The deploy of one plan. ``steps()`` for run_steps/dry-run; read results afterwards
     (``deploy()`` in this package does both and returns a ``DeployReport``).
 
@@ -82,12 +82,10 @@ class Deployment:
         connect: Callable[[], Transport] | None = None,
         transport: Transport | None = None,
     ) -> None:
-        if connect is None and transport is None:
-            raise ValueError("Deployment needs connect or transport")
         self.plan = plan
         self.secrets = secrets
         self.options = options or DeployOptions()
-        self.host = RegistryHost(plan, connect=connect, transport=transport)
+        self.host = RegistryHost(plan, connect=connect, transport=transport)  # needs one of them
         self.where = plan.registry.host
         self.container_id: str | None = None
         #: set when a password was generated in this run: show it once, it is not kept elsewhere
@@ -106,11 +104,11 @@ class Deployment:
                  "Docker and containerd refuse a registry whose certificate lacks its address",
                  self._check_certificate, [f"files: {files}/tls.crt, tls.key, ca.crt"]),
             Step("Connect (host key checked)", self.where,
-                 "every later step runs over this verified connection", self._open_connection,
+                 "every later step runs over this verified connection", unchanged(host.open),
                  [f"ssh {registry.ssh_user}@{registry.host} -p {registry.ssh_port}"
                   if registry.host != "local" else "this machine, no SSH"]),
             Step("Check Docker is installed and reachable", self.where,
-                 "the registry runs as a Docker container", self._check_docker,
+                 "the registry runs as a Docker container", unchanged(host.open_docker),
                  ["docker system dial-stdio over the SSH link (sudo if needed)"]),
             Step(f"Check port {registry.port} is free", self.where,
                  "another service on the published port would make the container fail",
@@ -167,15 +165,6 @@ class Deployment:
     def docker(self) -> Any:
         return self.host.docker
 
-    def close(self) -> None:
-        self.host.close()
-
-    def __enter__(self) -> Deployment:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- steps ------------------------------------------------------------------------------
 
     def _check_certificate(self) -> Outcome:
@@ -197,14 +186,6 @@ class Deployment:
                 "regwiz certs --renew --plan FILE",
             )
         self._files = _Files(cert_pem, key_pem, ca_pem)
-        return Outcome.UNCHANGED
-
-    def _open_connection(self) -> Outcome:
-        self.host.open()
-        return Outcome.UNCHANGED
-
-    def _check_docker(self) -> Outcome:
-        self.host.open_docker()
         return Outcome.UNCHANGED
 
     def _check_port(self) -> Outcome:
@@ -389,6 +370,16 @@ class Deployment:
                 f"the registry refused the credentials for {user} (HTTP {answer.status})",
                 "check the htpasswd mount; deploy again to rewrite it",
             )
+
+
+def unchanged(action: Callable[[], object]) -> Callable[[], Outcome]:
+    """A step that only checks or connects: it changes nothing on the host."""
+
+    def run() -> Outcome:
+        action()
+        return Outcome.UNCHANGED
+
+    return run
 
 
 def guarded(step: Step) -> Step:

@@ -7,16 +7,16 @@ import posixpath
 from collections.abc import Callable
 
 from app.deploy.container import HTPASSWD_NAME
-from app.deploy.deployment import guarded
+from app.deploy.deployment import guarded, unchanged
 from app.deploy.probes import unsafe_purge_reason
 from app.errors import DeployError
 from app.plan import Plan
-from app.registry_host import RegistryHost
+from app.registry_host import OnRegistryHost, RegistryHost
 from app.steps import Outcome, Step
 from app.transport.base import Transport
 
 
-class Uninstall:
+class Uninstall(OnRegistryHost):
     """Remove the registry container and the files deploy placed; the data dir only on purge."""
 
     def __init__(
@@ -27,20 +27,18 @@ class Uninstall:
         connect: Callable[[], Transport] | None = None,
         transport: Transport | None = None,
     ) -> None:
-        if connect is None and transport is None:
-            raise ValueError("Uninstall needs connect or transport")
         self.plan = plan
         self.purge = purge
-        self.host = RegistryHost(plan, connect=connect, transport=transport)
+        self.host = RegistryHost(plan, connect=connect, transport=transport)  # needs one of them
         self.where = plan.registry.host
 
     def steps(self) -> list[Step]:
         registry = self.plan.registry
         steps = [
             Step("Connect (host key checked)", self.where, "every step runs over this link",
-                 self._connect),
+                 unchanged(self.host.open)),
             Step("Reach Docker", self.where, "the container is removed through Docker",
-                 self._reach_docker),
+                 unchanged(self.host.open_docker)),
             Step(f"Remove container {registry.container_name}", self.where,
                  "stops serving the registry", self._remove_container,
                  [f"docker rm -f {registry.container_name} (only if regwiz created it)"]),
@@ -55,27 +53,10 @@ class Uninstall:
                               [f"rm -rf --one-file-system {registry.data_dir}"]))
         return [guarded(step) for step in steps]
 
-    def close(self) -> None:
-        self.host.close()
-
-    def __enter__(self) -> Uninstall:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _placed_files(self) -> list[str]:
         """What deploy put on the host: certificate, key, htpasswd, the CA for its Docker."""
         names = ("tls.crt", "tls.key", HTPASSWD_NAME)
         return [*map(self.host.remote_path, names), self.host.docker_ca_path()]
-
-    def _connect(self) -> Outcome:
-        self.host.open()
-        return Outcome.UNCHANGED
-
-    def _reach_docker(self) -> Outcome:
-        self.host.open_docker()
-        return Outcome.UNCHANGED
 
     def _remove_container(self) -> Outcome:
         return Outcome.CHANGED if self.host.remove_container() else Outcome.UNCHANGED
