@@ -306,6 +306,45 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def certificate_problems(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, address: str,
+                         now: dt.datetime | None = None) -> list[str]:
+    """Why this tls.crt/tls.key cannot serve ``address`` for clients trusting ca.crt (empty
+    when it can): the same checks ``ensure_certificates`` makes before reissuing."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        ca = x509.load_pem_x509_certificate(ca_pem)
+    except ValueError as error:
+        return [f"tls.crt or ca.crt is not a PEM certificate ({error})"]
+    problems = []
+    if cert.not_valid_after_utc <= (now or _now()):
+        problems.append(f"tls.crt expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if address_problem := _address_problem(cert, address):
+        problems.append(address_problem)
+    if not _issued_by(cert, ca):
+        problems.append("tls.crt is not signed by ca.crt")
+    try:
+        key = _parse_private_key(key_pem, "tls.key")
+    except CertError:
+        key = None
+    if key is None or not _key_matches(key, cert):
+        problems.append("tls.key does not belong to tls.crt")
+    return problems
+
+
+def _address_problem(cert: x509.Certificate, address: str) -> str | None:
+    try:
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return "tls.crt has no subjectAltName: Docker and containerd will reject it"
+    sans = cert_sans(cert)
+    if sans_cover(sans, address):
+        return None
+    if validate.is_ip_address(address):
+        return f"tls.crt has no IP SAN {address}"
+    names = [san.lower() for san in sans if not validate.is_ip_address(san)]
+    return f"tls.crt does not cover {address} (DNS names: {', '.join(names) or 'none'})"
+
+
 # --------------------------------------------------------------------------- creation
 
 

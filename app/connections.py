@@ -40,12 +40,13 @@ def node_connection(node: ResolvedNode) -> ConnectionSettings:
     return _settings(node)
 
 
-def connection_secrets(secrets: Secrets) -> ConnectionSecrets:
-    """The subset of the operator's secrets an SSH connection may use."""
+def connection_secrets(secrets: Secrets, host: str | None = None) -> ConnectionSecrets:
+    """The subset of the operator's secrets a connection to ``host`` may use (its own sudo
+    password when it has one, else the shared one)."""
     return ConnectionSecrets(
         password=secrets.ssh_password,
         key_passphrase=secrets.key_passphrase,
-        sudo_password=secrets.sudo_password,
+        sudo_password=secrets.sudo_password if host is None else secrets.sudo_password_for(host),
     )
 
 
@@ -75,10 +76,12 @@ def open_registry_transport(plan: Plan, secrets: Secrets, policy: HostKeyPolicy)
     """Connect to the registry host (host key checked by ``policy``)."""
     from app.transport.factory import open_transport
 
-    return open_transport(registry_connection(plan), connection_secrets(secrets), policy)
+    target = registry_connection(plan)
+    return open_transport(target, connection_secrets(secrets, target.host), policy)
 
 
 def open_node_transport(node: ResolvedNode, secrets: Secrets, policy: HostKeyPolicy) -> Transport:
     from app.transport.factory import open_transport
 
-    return open_transport(node_connection(node), connection_secrets(secrets), policy)
+    target = node_connection(node)
+    return open_transport(target, connection_secrets(secrets, target.host), policy)

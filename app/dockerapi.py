@@ -204,7 +204,9 @@ def docker_client(
     from app.transport.ssh import SSHTransport
 
     if isinstance(transport, LocalTransport) and (not sudo or transport.uid() == 0):
-        return _connect(transport.name, _local_socket_url(), timeout, None)
+        url = _local_socket_url()
+        _check_socket_access(transport.name, url)
+        return _connect(transport.name, url, timeout, None)
     _preflight(transport, sudo=sudo)
     dial: Callable[[], Stream]
     if isinstance(transport, SSHTransport):
@@ -222,6 +224,18 @@ def docker_client(
 def _local_socket_url() -> str:
     configured = os.environ.get("DOCKER_HOST", "")
     return configured if configured.startswith("unix://") else f"unix://{LOCAL_SOCKET}"
+
+
+def _check_socket_access(host: str, url: str) -> None:
+    """A local socket this user may not open is a permission problem (sudo may help), told
+    apart here from a daemon that is not there, as ``_preflight`` does over SSH."""
+    path = url.removeprefix("unix://")
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        raise TransportError(
+            f"{host}: the user may not use the Docker daemon socket",
+            "add the user to the docker group, or let regwiz use sudo for docker",
+            kind="permission",
+        )
 
 
 def _preflight(transport: Transport, *, sudo: bool) -> None:

@@ -24,3 +24,25 @@ class UsageError(RegwizError):
     """Bad command-line usage or an invalid plan: exit code 2."""
 
     exit_code = 2
+
+
+class DeployError(RegwizError):
+    """A deploy or uninstall step on the registry host cannot go on (kept here so the modules
+    deploy is made of share it without importing each other)."""
+
+
+# Specific error kinds and the broad kind they refine. A decision uses the specific kind (e.g.
+# prompt for the passphrase); a summary that groups failures uses ``kind_category``.
+KIND_CATEGORIES: dict[str, str] = {
+    "sudo-password-missing": "sudo-password",
+    "sudo-password-wrong": "sudo-password",
+    "key-passphrase-needed": "auth",
+    "identity-file": "auth",
+    "no-credentials": "auth",
+    "login-refused": "auth",
+}
+
+
+def kind_category(kind: str) -> str:
+    """The broad kind ("auth", "sudo-password", ...) of a specific one; others are their own."""
+    return KIND_CATEGORIES.get(kind, kind)

@@ -117,3 +117,47 @@ def write_credentials(path: Path, credentials: Credentials) -> None:
         "password": credentials.password,
     }
     atomic_write(expand_user(path), (json.dumps(payload) + "\n").encode("utf-8"), 0o600)
+
+
+# --------------------------------------------------------------------------- deploy's decision
+
+
+@dataclass(frozen=True)
+class HtpasswdState:
+    """What the registry host's htpasswd file holds after deploy, and how it got there."""
+
+    content: bytes
+    username: str
+    password: str | None = field(repr=False)  # None: an existing entry kept, password unknown
+    changed: bool = False  # ``content`` must be written to the host
+    generated: bool = False  # the password was made up in this run: show it once
+
+
+def reconcile(remote: bytes | None, saved: Credentials | None,
+              given_password: str | None) -> HtpasswdState:
+    """The htpasswd content deploy wants, from the host's file (``remote``), the saved
+    credentials and a password given for this run (REGWIZ_REGISTRY_PASSWORD).
+
+    Nothing changes when the host's entry already matches the known password, or when no
+    password is known and the user has an entry (the password lives only with whoever saw it
+    once). Otherwise the user's line is (re)written; lines of other users, added by hand, stay.
+    """
+    remote_text = remote.decode("utf-8", errors="replace") if remote else ""
+    user = saved.username if saved else DEFAULT_USERNAME
+    password = given_password or (saved.password if saved else None)
+    if password is None and user in parse_htpasswd(remote_text):
+        return HtpasswdState(remote or b"", user, None)
+    if password is not None and password_matches(remote_text, user, password):
+        return HtpasswdState(remote or b"", user, password)
+    generated = password is None
+    password = password or generate_password()
+    others = [line for line in remote_text.splitlines()
+              if line.strip() and line.partition(":")[0] != user]
+    content = ("\n".join([*others, htpasswd_line(user, password)]) + "\n").encode()
+    return HtpasswdState(content, user, password, changed=True, generated=generated)
+
+
+def keep_credentials(target: Path | None, wanted: Credentials, saved: Credentials | None) -> None:
+    """Save ``wanted`` to the operator's credentials file when one is kept and it differs."""
+    if target is not None and saved != wanted:
+        write_credentials(target, wanted)

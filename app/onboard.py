@@ -580,11 +580,14 @@ def _skip_rest(result: NodeResult, steps: list[Step]) -> None:
 
 
 def _fail(result: NodeResult, kind: str, message: str, hint: str | None) -> None:
+    from app.errors import kind_category
+
     result.status = FAILED
-    result.reason = REASONS.get(kind, kind)
-    if kind == "sudo-password":  # the transport's message tells a missing from a wrong one
-        result.reason = "sudo password missing" if "none was given" in message else (
-            "sudo password wrong")
+    # The two sudo kinds keep their own words; other specific kinds (e.g. "login-refused")
+    # read as their category ("auth failed") in the summary.
+    sudo = {"sudo-password-missing": "sudo password missing",
+            "sudo-password-wrong": "sudo password wrong"}
+    result.reason = sudo.get(kind) or REASONS.get(kind) or REASONS.get(kind_category(kind), kind)
     result.message, result.hint = message, hint
 
 

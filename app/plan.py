@@ -236,11 +236,20 @@ class Secrets:
     key_passphrase: str | None = field(default=None, repr=False)
     ca_key_passphrase: str | None = field(default=None, repr=False)
     registry_password: str | None = field(default=None, repr=False)
+    #: sudo passwords of single hosts (host -> password), ahead of the shared ``sudo_password``
+    sudo_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def sudo_password_for(self, host: str) -> str | None:
+        """The sudo password to use on ``host``: its own, else the shared one (the value of
+        REGWIZ_SUDO_PASSWORD / --ask-sudo-password)."""
+        return self.sudo_passwords.get(host) or self.sudo_password
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
-        return cls(**{name: env.get(var) or None for name, var in SECRET_ENV_VARS.items()})
+        values: dict[str, Any] = {name: env.get(var) or None
+                                  for name, var in SECRET_ENV_VARS.items()}
+        return cls(**values)
 
     def __repr__(self) -> str:
         shown = ", ".join(

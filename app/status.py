@@ -332,10 +332,10 @@ def registry_host_status(
 def _fill_container(plan: Plan, transport: Transport, container: ContainerStatus) -> None:
     import docker.errors
 
-    from app.verify import registry_docker_client
+    from app.registry_host import reach_docker
 
     try:
-        client = registry_docker_client(transport, plan.registry.sudo)
+        client = reach_docker(transport, sudo_allowed=plan.registry.sudo)
         try:
             attrs = client.containers.get(container.name).attrs
         finally:

@@ -51,6 +51,9 @@ class StepResult:
     message: str = ""
     hint: str | None = None
     seconds: float = 0.0
+    # The failure's error kind (e.g. "sudo-password-missing"), so callers decide on data, not
+    # on the message's wording. Not part of to_dict: saved results keep their shape.
+    kind: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -95,7 +98,8 @@ def run_steps(
             outcome = step.run()
             result = StepResult(step.what, step.where, outcome)
         except RegwizError as error:
-            result = StepResult(step.what, step.where, Outcome.FAILED, error.message, error.hint)
+            result = StepResult(step.what, step.where, Outcome.FAILED, error.message, error.hint,
+                                kind=getattr(error, "kind", ""))
             failed = True
         result.seconds = time.monotonic() - started
         results.append(result)

@@ -404,25 +404,11 @@ def _open_pusher(plan: Plan, secrets: Secrets, policy: Any, from_local: bool) ->
 
 
 def registry_docker_client(transport: Transport, sudo_allowed: bool) -> Any:
-    """The registry host's Docker: first as the SSH user (docker group), then with sudo."""
-    from app.dockerapi import docker_client
+    """The registry host's Docker, by the one rule deploy and status use too (as the SSH user,
+    then with sudo only when the socket refused the user: ``app.registry_host``)."""
+    from app.registry_host import reach_docker
 
-    last: Exception | None = None
-    for sudo in ([False, True] if sudo_allowed else [False]):
-        client = None
-        try:
-            client = docker_client(transport, sudo=sudo)
-            client.ping()
-            return client
-        except Exception as error:  # noqa: BLE001 - SDK, tunnel and sudo failures: try the next
-            last = error
-            if client is not None:
-                client.close()
-    message = getattr(last, "message", None) or str(last)
-    raise RegwizError(
-        f"cannot reach the Docker daemon on {transport.name}: {message}",
-        "start dockerd, and add the SSH user to the docker group or allow sudo",
-    )
+    return reach_docker(transport, sudo_allowed=sudo_allowed)
 
 
 def _round_trip(

@@ -16,14 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("app", "screens")
 UI_TOOLKITS = ("textual", "textual_serve")
 
-# TEMPORARY: the two import cycles in app/ that other branches of issue 10 remove:
-# app.status <-> app.verify (runtime adapters) and app.commands.deploy <-> app.commands.verify
-# (shared CLI helpers). The integrator empties this tuple once both branches are merged; the
-# cycle test fails while an entry is listed that is no longer a cycle. Nothing else goes here.
-KNOWN_CYCLES_TO_REMOVE: tuple[frozenset[str], ...] = (
-    frozenset({"app.commands.deploy", "app.commands.verify"}),
-)
-
 
 def module_files() -> dict[str, Path]:
     """Every module of app/ and screens/ by dotted name (a package by its own name)."""
@@ -179,11 +171,7 @@ def test_importing_every_domain_module_leaves_textual_unloaded() -> None:
 
 def test_no_import_cycle_among_app_and_screens() -> None:
     cycles = find_cycles(import_graph())
-    known = {frozenset(cycle) for cycle in cycles} & set(KNOWN_CYCLES_TO_REMOVE)
-    unexpected = [cycle for cycle in cycles if frozenset(cycle) not in known]
-    assert unexpected == [], f"import cycles: {unexpected}"
-    gone = [sorted(cycle) for cycle in KNOWN_CYCLES_TO_REMOVE if cycle not in known]
-    assert gone == [], f"no longer cycles, remove from KNOWN_CYCLES_TO_REMOVE: {gone}"
+    assert cycles == [], f"import cycles: {cycles}"
 
 
 def test_the_cycle_finder_finds_cycles() -> None:

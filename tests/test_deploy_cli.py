@@ -87,13 +87,16 @@ def test_uninstall_dry_run(plan: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_headless_secret_failures_name_the_env_var(capsys: pytest.CaptureFixture[str]) -> None:
-    from app.commands.deploy import print_progress
+    from app.commands.output import print_progress
     from app.steps import Outcome, StepResult
 
+    # The hint follows the error's kind (run_steps copies it onto the failed StepResult).
     print_progress(StepResult("Check Docker", "h", Outcome.FAILED,
-                              "sudo on h needs a password and none was given", "enter it"))
-    print_progress(StepResult("Connect", "h", Outcome.FAILED, "x@h:22 refused the login"))
-    print_progress(StepResult("Connect", "h", Outcome.FAILED, "something else"))
+                              "sudo on h needs a password and none was given", "enter it",
+                              kind="sudo-password-missing"))
+    print_progress(StepResult("Connect", "h", Outcome.FAILED, "x@h:22 refused the login",
+                              kind="login-refused"))
+    print_progress(StepResult("Connect", "h", Outcome.FAILED, "something else", kind="command"))
     out = capsys.readouterr().out
     assert out.count("headless: set") == 2
     assert "REGWIZ_SUDO_PASSWORD" in out and "REGWIZ_SSH_PASSWORD" in out

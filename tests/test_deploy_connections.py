@@ -62,3 +62,36 @@ def test_policy_headless_refuses_unknown_unless_accept_new(
         return False
 
     assert host_key_policy(False, answer).confirm is answer
+
+
+def test_sudo_password_is_per_host_with_the_shared_one_as_fallback() -> None:
+    secrets = Secrets(sudo_password="shared", sudo_passwords={"reg": "own"})
+    assert secrets.sudo_password_for("reg") == "own"
+    assert secrets.sudo_password_for("node1") == "shared"
+    assert Secrets(sudo_passwords={"reg": "own"}).sudo_password_for("node1") is None
+    assert connection_secrets(secrets, "reg").sudo_password == "own"
+    assert connection_secrets(secrets, "node1").sudo_password == "shared"
+    assert "own" not in repr(secrets) and "shared" not in repr(secrets)
+
+
+def test_every_transport_opener_uses_the_host_s_sudo_password(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.transport.factory as factory
+    from app.connections import open_node_transport, open_registry_transport
+
+    seen: dict[str, str | None] = {}
+
+    def fake_open(target: object, secrets: object, policy: object) -> object:
+        seen[target.host] = secrets.sudo_password  # type: ignore[attr-defined]
+        return object()
+
+    monkeypatch.setattr(factory, "open_transport", fake_open)
+    plan = Plan(registry=RegistrySettings(host="reg"),
+                nodes=[NodeSettings(host="n1"), NodeSettings(host="n2")])
+    secrets = Secrets(sudo_password="shared", sudo_passwords={"reg": "r", "n2": "two"})
+    policy = host_key_policy(False)
+    open_registry_transport(plan, secrets, policy)
+    for node in plan.resolved_nodes():
+        open_node_transport(node, secrets, policy)
+    assert seen == {"reg": "r", "n1": "shared", "n2": "two"}

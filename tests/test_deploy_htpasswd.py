@@ -71,3 +71,48 @@ def test_missing_and_broken_credentials_files(tmp_path: Path) -> None:
     with pytest.raises(CredentialsError) as error:
         read_credentials(broken)
     assert "not a regwiz credentials file" in error.value.message
+
+
+def test_reconcile_keeps_an_entry_whose_password_nobody_knows() -> None:
+    from app.htpasswd import reconcile
+
+    remote = (htpasswd_line("regwiz", "old", rounds=4) + "\n").encode()
+    state = reconcile(remote, None, None)
+    assert (state.changed, state.generated, state.password) == (False, False, None)
+    assert state.content == remote and state.username == "regwiz"
+
+
+def test_reconcile_keeps_a_matching_entry_and_rewrites_a_stale_one() -> None:
+    from app.htpasswd import reconcile
+
+    remote = ("alice:$2y$04$handmade\n" + htpasswd_line("regwiz", "pw", rounds=4) + "\n").encode()
+    same = reconcile(remote, Credentials("r:5000", "regwiz", "pw"), None)
+    assert not same.changed and same.content == remote and same.password == "pw"
+    rotated = reconcile(remote, Credentials("r:5000", "regwiz", "pw"), "new")
+    assert rotated.changed and not rotated.generated and rotated.password == "new"
+    text = rotated.content.decode()
+    assert text.startswith("alice:$2y$04$handmade\n")  # users added by hand stay
+    assert password_matches(text, "regwiz", "new") and not password_matches(text, "regwiz", "pw")
+
+
+def test_reconcile_generates_a_password_when_none_is_known() -> None:
+    from app.htpasswd import reconcile
+
+    state = reconcile(None, None, None)
+    assert state.changed and state.generated and state.password
+    assert password_matches(state.content.decode(), "regwiz", state.password)
+    assert state.password not in repr(state)
+
+
+def test_keep_credentials_writes_only_when_kept_and_different(tmp_path: Path) -> None:
+    from app.htpasswd import keep_credentials
+
+    target = tmp_path / "creds.json"
+    wanted = Credentials("r:5000", "regwiz", "pw")
+    keep_credentials(None, wanted, None)
+    assert not target.exists()
+    keep_credentials(target, wanted, None)
+    assert read_credentials(target) == wanted
+    target.write_text("left alone")
+    keep_credentials(target, wanted, wanted)
+    assert target.read_text() == "left alone"

@@ -37,10 +37,12 @@ def test_action_replaces_internal_scripts_in_messages() -> None:
 
 def test_sudo_refusals() -> None:
     needs = sudo_problem("n1", "sudo: a password is required\n", used_password=False)
-    assert needs is not None and needs.kind == "sudo-password"
+    assert needs is not None and needs.category == "sudo-password"
+    assert needs.kind == "sudo-password-missing"
     assert "needs a password" in needs.message
     wrong = sudo_problem("n1", "sudo: 1 incorrect password attempt\n", used_password=True)
     assert wrong is not None and "wrong sudo password" in wrong.message
+    assert wrong.category == "sudo-password" and wrong.kind == "sudo-password-wrong"
     barred = sudo_problem("n1", "bob is not in the sudoers file.", used_password=False)
     assert barred is not None and barred.kind == "permission"
     assert sudo_problem("n1", "ls: cannot access", used_password=True) is None

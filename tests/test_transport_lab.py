@@ -73,7 +73,8 @@ def test_sudo_password_never_reaches_the_command(ops: SSHTransport) -> None:
 def test_missing_sudo_password_is_named(lab: Lab) -> None:
     with open_lab(lab["containerd"]) as transport, pytest.raises(TransportError) as caught:
         transport.run(["id"], sudo=True)
-    assert caught.value.kind == "sudo-password"
+    assert caught.value.category == "sudo-password"
+    assert caught.value.kind == "sudo-password-missing"
     assert "needs a password" in caught.value.message
     assert lab["containerd"].ip in caught.value.message
 
@@ -84,7 +85,8 @@ def test_wrong_sudo_password_is_named(lab: Lab) -> None:
         with pytest.raises(TransportError) as caught:
             transport.run(["id"], sudo=True)
         assert transport.run(["id", "-un"]).stdout == "rwops\n"  # the connection still works
-    assert caught.value.kind == "sudo-password"
+    assert caught.value.category == "sudo-password"
+    assert caught.value.kind == "sudo-password-wrong"
     assert "wrong sudo password" in caught.value.message
     assert "not-the-password" not in str(caught.value)
 
@@ -97,7 +99,7 @@ def test_password_login(lab: Lab) -> None:
         assert transport.run(["id", "-un"]).stdout == "rwops\n"
     with pytest.raises(TransportError) as caught:
         connect(settings, ConnectionSecrets(password="wrong"), HostKeyPolicy(host.known_hosts))
-    assert caught.value.kind == "auth"
+    assert caught.value.category == "auth" and caught.value.kind == "login-refused"
 
 
 def test_write_file_with_sudo_creates_root_owned_0600(ops: SSHTransport, lab: Lab) -> None:

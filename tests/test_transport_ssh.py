@@ -489,11 +489,11 @@ def test_key_with_passphrase(sshd: SshServer, policy: HostKeyPolicy) -> None:  #
     settings = settings_for(sshd, identity_file=str(sshd.passphrase_key))
     with pytest.raises(TransportError) as missing:
         connect(settings, ConnectionSecrets(), policy)
-    assert missing.value.kind == "auth"
+    assert missing.value.category == "auth" and missing.value.kind == "key-passphrase-needed"
     assert "passphrase" in missing.value.message
     with pytest.raises(TransportError) as wrong:
         connect(settings, ConnectionSecrets(key_passphrase="not it"), policy)
-    assert wrong.value.kind == "auth"
+    assert wrong.value.category == "auth" and wrong.value.kind == "identity-file"
     assert "not it" not in str(wrong.value)
     with connect(settings, ConnectionSecrets(key_passphrase=KEY_PASSPHRASE), policy) as ok:
         assert ok.run(["true"]).ok
@@ -525,7 +525,7 @@ def test_unauthorised_key_fails_auth(
     stranger = keygen(tmp_path / "stranger")
     with pytest.raises(TransportError) as caught:
         connect(settings_for(sshd, identity_file=str(stranger)), policy=policy)
-    assert caught.value.kind == "auth"
+    assert caught.value.category == "auth" and caught.value.kind == "login-refused"
     assert f"root@127.0.0.1:{sshd.port}" in caught.value.message
     assert caught.value.hint
 
@@ -533,7 +533,8 @@ def test_unauthorised_key_fails_auth(
 def test_missing_identity_file(sshd: SshServer, policy: HostKeyPolicy) -> None:  # noqa: F811
     with pytest.raises(TransportError) as caught:
         connect(settings_for(sshd, identity_file="/no/such/key"), policy=policy)
-    assert caught.value.kind == "auth" and "/no/such/key" in caught.value.message
+    assert caught.value.category == "auth" and "/no/such/key" in caught.value.message
+    assert caught.value.kind == "identity-file"
 
 
 def test_refused_port_is_unreachable(policy: HostKeyPolicy) -> None:

@@ -13,12 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.commands.verify import (
+from app.commands.common import (
     add_common_arguments,
+    load_credentials,
     load_plan_from_args,
     policy_from_args,
+    registry_connector,
     secrets_from_args,
     user_path,
+)
+from app.commands.output import (
+    EventPrinter,
+    print_onboard_report,
+    print_progress,
+    print_summary,
+    print_verify_progress,
+    print_verify_report,
+    show_new_credentials,
 )
 from app.errors import RegwizError, UsageError
 
@@ -109,9 +120,7 @@ def stage_certs(context: ApplyContext) -> bool:
 
 
 def stage_deploy(context: ApplyContext) -> bool:
-    from app.commands import deploy as deploy_command
-    from app.deploy import Deployment, DeployOptions, local_docker_client
-    from app.steps import Outcome, run_steps
+    from app.deploy import DeployOptions, deploy, local_docker_client
 
     args = context.args
     options = DeployOptions(
@@ -120,29 +129,27 @@ def stage_deploy(context: ApplyContext) -> bool:
         if args.credentials_file else None,
         local_docker=local_docker_client,
     )
-    connect = deploy_command.registry_connector(context.plan, context.secrets, args)
-    with Deployment(context.plan, context.secrets, options, connect=connect) as deployment:
-        results = run_steps(deployment.steps(), on_progress=deploy_command.print_progress)
-        deploy_command.show_new_credentials(deployment)
-        deploy_command.print_summary("deploy", results)
-        context.credentials = deployment.new_credentials
-    return not any(result.outcome is Outcome.FAILED for result in results)
+    connect = registry_connector(context.plan, context.secrets, args)
+    report = deploy(context.plan, context.secrets, options, connect=connect,
+                    on_progress=print_progress)
+    show_new_credentials(report.new_credentials, report.credentials_file)
+    print_summary("deploy", report.results)
+    context.credentials = report.new_credentials
+    return report.ok
 
 
 def stage_onboard(context: ApplyContext) -> bool:
     from app import onboard
-    from app.commands import onboard as onboard_command
 
     report = onboard.onboard_nodes(
         context.plan, context.secrets, parallel=context.args.parallel,
-        host_key_policy=context.policy, on_progress=onboard_command.EventPrinter(enabled=True),
+        host_key_policy=context.policy, on_progress=EventPrinter(enabled=True),
     )
-    onboard_command.print_report(report, onboard.results_path(context.plan))
+    print_onboard_report(report, onboard.results_path(context.plan))
     return report.ok
 
 
 def stage_verify(context: ApplyContext) -> bool:
-    from app.commands.verify import load_credentials, print_progress, print_report
     from app.verify import verify
 
     credentials = context.credentials or load_credentials(
@@ -150,9 +157,10 @@ def stage_verify(context: ApplyContext) -> bool:
     )
     report = verify(
         context.plan, context.secrets, host_key_policy=context.policy,
-        on_progress=print_progress, parallel=context.args.parallel, credentials=credentials,
+        on_progress=print_verify_progress, parallel=context.args.parallel,
+        credentials=credentials,
     )
-    print_report(report)
+    print_verify_report(report)
     return report.ok
 
 

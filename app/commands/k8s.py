@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.verify import load_credentials, load_plan_from_args, user_path
+from app.commands.common import add_plan_argument, load_credentials, load_plan_from_args, user_path
 from app.errors import RegwizError, UsageError
 
 DESCRIPTION = """\
@@ -28,10 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--plan", default=argparse.SUPPRESS, metavar="FILE",
-        help="plan file (default: the wizard's plan in the user config folder)",
-    )
+    add_plan_argument(parser)
     parser.add_argument(
         "--image", default=DEFAULT_IMAGE, metavar="NAME",
         help=f"image path inside the registry, e.g. team/app:1.0 (default {DEFAULT_IMAGE})",

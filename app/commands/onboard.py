@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import threading
-from pathlib import Path
-from typing import TextIO
 
 from app import onboard
-from app.commands.deploy import add_connection_arguments
-from app.commands.verify import load_plan_from_args, secrets_from_args
+from app.commands.common import add_connection_arguments, load_plan_from_args, secrets_from_args
+from app.commands.output import EventPrinter
+from app.commands.output import print_onboard_report as print_report
 from app.errors import UsageError
 from app.nodes_import import (
     NodeEntry,
@@ -38,8 +35,6 @@ secrets come from REGWIZ_SSH_PASSWORD, REGWIZ_SUDO_PASSWORD and REGWIZ_KEY_PASSP
 value for all nodes), or --ask-sudo-password on a terminal.
 exit status: 0 every node set up, 1 a node failed, 2 invalid plan or usage
 """
-
-QUIET_STATES = (onboard.PENDING,)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -140,52 +135,3 @@ def _retry_hosts(plan: Plan) -> list[str]:
             plan.nodes.append(NodeSettings(host=record["host"], ssh_user=record.get("ssh_user"),
                                            ssh_port=record.get("ssh_port")))
     return [record["host"] for record in records]
-
-
-class EventPrinter:
-    """Prints one line per node event; called from worker threads."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.lock = threading.Lock()
-
-    def __call__(self, event: onboard.NodeProgress) -> None:
-        if not self.enabled or event.state in QUIET_STATES:
-            return
-        runtime = event.runtime or "-"
-        line = f"{event.seconds:6.1f}s  {event.host:<20} {event.state:<10} {runtime:<12} "
-        with self.lock:
-            print(line + event.message, flush=True)
-
-
-def print_report(report: onboard.OnboardReport, saved: Path | None,
-                 out: TextIO | None = None) -> None:
-    stream = out or sys.stdout
-
-    def write(text: str = "") -> None:
-        print(text, file=stream)
-
-    if report.dry_run:
-        for result in report.results:
-            write()
-            write(f"== {result.host} ({result.status}"
-                  f"{', ' + ', '.join(result.runtimes) if result.runtimes else ''})")
-            for line in result.dry_run_lines or [result.message]:
-                write(line)
-    write()
-    write(f"{'HOST':<22}{'RESULT':<11}{'RUNTIME':<22}{'FILES':>5}{'TIME':>8}  REASON")
-    for r in report.results:
-        runtime = ",".join(r.runtimes) or "-"
-        write(f"{r.host:<22}{r.status:<11}{runtime:<22}{len(r.changed_files):>5}"
-              f"{r.seconds:>7.1f}s  {r.reason}")
-    for r in report.failed:
-        write(f"\n{r.host}: {r.reason}: {r.message}")
-        if r.hint:
-            write(f"  hint: {r.hint}")
-    counts = ", ".join(f"{n} {state}" for state, n in report.counts().items() if n)
-    write(f"\n{len(report.results)} node(s) in {report.seconds:.1f}s: {counts}")
-    write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")
-    if saved is not None:
-        write(f"results saved to {saved}")
-
-

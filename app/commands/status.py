@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from app.commands.verify import (
+from app.commands.common import (
     add_common_arguments,
     load_credentials,
     load_plan_from_args,

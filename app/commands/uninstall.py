@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands.deploy import (
+from app.commands.common import (
     add_connection_arguments,
     interactive,
-    print_dry_run,
-    print_progress,
-    print_summary,
+    load_plan_from_args,
     registry_connector,
 )
-from app.commands.verify import load_plan_from_args
+from app.commands.output import print_dry_run, print_progress, print_summary
 from app.errors import UsageError
 from app.plan import Secrets
-from app.steps import Outcome, run_steps
+from app.steps import Outcome, dry_run_lines, run_steps
 
 DESCRIPTION = """\
 Remove the registry container and the tls.crt, tls.key and htpasswd files deploy placed in
@@ -60,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                    connect=registry_connector(plan, secrets, args)) as uninstall:
         steps = uninstall.steps()
         if args.dry_run:
-            print_dry_run(steps)
+            print_dry_run(dry_run_lines(steps))
             return 0
         if args.purge:
             confirm_purge(plan.registry.data_dir, plan.registry.host, args.yes)

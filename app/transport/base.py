@@ -14,7 +14,7 @@ import shlex
 import threading
 from dataclasses import dataclass, field
 
-from app.errors import RegwizError
+from app.errors import RegwizError, kind_category
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
 
@@ -22,14 +22,24 @@ DEFAULT_COMMAND_TIMEOUT = 60.0
 class TransportError(RegwizError):
     """A host could not be reached, authenticated, or a command/transfer failed or timed out.
 
-    ``kind`` is a short machine-readable cause used in summaries: "unreachable", "auth",
-    "host-key-unknown", "host-key-changed", "sudo-password", "permission", "disk-full",
-    "timeout", "command", "io".
+    ``kind`` is a short machine-readable cause: "unreachable", "host-key-unknown",
+    "host-key-changed", "sudo-password-missing", "sudo-password-wrong", "key-passphrase-needed",
+    "identity-file", "no-credentials", "login-refused", "permission", "disk-full", "timeout",
+    "command", "io". Decisions (prompt for what, which hint) read ``kind``, never the message.
+    ``category`` groups the specific kinds for summaries ("auth", "sudo-password", ...).
+    ``causes``: the errors met on the way to this one (e.g. keys that could not be loaded
+    before the login was refused).
     """
 
-    def __init__(self, message: str, hint: str | None = None, *, kind: str = "io") -> None:
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "io",
+                 causes: tuple[TransportError, ...] = ()) -> None:
         super().__init__(message, hint)
         self.kind = kind
+        self.causes = causes
+
+    @property
+    def category(self) -> str:
+        return kind_category(self.kind)
 
 
 @dataclass
@@ -180,7 +190,7 @@ def sudo_problem(host: str, stderr: str, used_password: bool) -> TransportError 
         return TransportError(
             f"sudo on {host} needs a password and none was given",
             "enter the sudo password for this host, or allow passwordless sudo (NOPASSWD)",
-            kind="sudo-password",
+            kind="sudo-password-missing",
         )
     if "incorrect password" in lowered or "sorry, try again" in lowered or (
         used_password and "no password was provided" in lowered
@@ -188,7 +198,7 @@ def sudo_problem(host: str, stderr: str, used_password: bool) -> TransportError 
         return TransportError(
             f"sudo on {host} rejected the password: wrong sudo password",
             "check the sudo password for this user on this host",
-            kind="sudo-password",
+            kind="sudo-password-wrong",
         )
     if "is not in the sudoers file" in lowered or "not allowed to execute" in lowered or (
         "may not run sudo" in lowered
@@ -433,13 +443,14 @@ class ExecTransport(Transport):
         if problem is None:
             result = CommandResult(["sudo", "-n", "true"], probe.status, "", probe.stderr)
             raise command_failure(self.name, result)
-        if problem.kind != "sudo-password" or self.sudo_password is None:
+        if problem.kind != "sudo-password-missing" or self.sudo_password is None:
             raise problem
         password = self.sudo_password.encode() + b"\n"
         check = self._exec(["sudo", "-k", "-S", "-p", "", "true"], password, 30)
         if check.status != 0:
             raise sudo_problem(self.name, check.stderr, used_password=True) or TransportError(
-                f"sudo on {self.name} failed: {stderr_tail(check.stderr)}", kind="sudo-password"
+                f"sudo on {self.name} failed: {stderr_tail(check.stderr)}",
+                kind="sudo-password-wrong",
             )
         return "password"
 

@@ -286,31 +286,37 @@ def load_identity(path: str, passphrase: str | None) -> paramiko.PKey:
         return paramiko.PKey.from_path(path, password)  # type: ignore[arg-type]
     except FileNotFoundError as error:
         raise TransportError(
-            f"identity file {path} does not exist", "check the IdentityFile path", kind="auth"
+            f"identity file {path} does not exist", "check the IdentityFile path",
+            kind="identity-file",
         ) from error
     except PermissionError as error:
         raise TransportError(
-            f"identity file {path} is not readable", "check its permissions", kind="auth"
+            f"identity file {path} is not readable", "check its permissions",
+            kind="identity-file",
         ) from error
     except (TypeError, ValueError, paramiko.SSHException) as error:
-        if passphrase is None and ("password" in str(error).lower() or
-                                   "encrypted" in str(error).lower()):
+        # By type, not by wording: without a password, cryptography's loaders (which paramiko
+        # 5 uses) raise TypeError exactly when the key is encrypted; paramiko's own readers
+        # raise PasswordRequiredException.
+        if passphrase is None and isinstance(error, (TypeError,
+                                                     paramiko.PasswordRequiredException)):
             raise TransportError(
                 f"identity file {path} is protected by a passphrase",
                 "enter the key's passphrase, or load the key into ssh-agent (ssh-add)",
-                kind="auth",
+                kind="key-passphrase-needed",
             ) from error
         raise TransportError(
             f"cannot load identity file {path}: wrong passphrase, or not a private key",
             "check the passphrase and that the file is an OpenSSH/PEM private key",
-            kind="auth",
+            kind="identity-file",
         ) from error
 
 
 def authenticate(
     client: paramiko.Transport, target: ResolvedTarget, secrets: ConnectionSecrets
 ) -> None:
-    """Try identity files, agent keys, default keys, then the password; raise kind="auth"."""
+    """Try identity files, agent keys, default keys, then the password; raise a
+    TransportError of category "auth"."""
     tried: list[str] = []
     problems: list[TransportError] = []
     for label, get_key in _candidate_keys(target, secrets, problems):
@@ -340,17 +346,20 @@ def authenticate(
             f"no key or password to log in to {target.user}@{target.hostname}:{target.port}",
             "give an identity file, load your key into ssh-agent (ssh-add), or enter the "
             "password",
-            kind="auth",
+            kind="no-credentials",
         )
     if problems and len(tried) == len(problems):
         raise problems[0]
     detail = "; ".join(p.message for p in problems)
+    # A key that was not tried for want of its passphrase is what to fix first.
+    locked = any(p.kind == "key-passphrase-needed" for p in problems)
     raise TransportError(
         f"{target.user}@{target.hostname}:{target.port} refused the login "
         f"(tried: {', '.join(tried) or 'nothing'}){'; ' + detail if detail else ''}",
         "check the user name, add your public key to the user's ~/.ssh/authorized_keys, "
         "or enter the password",
-        kind="auth",
+        kind="key-passphrase-needed" if locked else "login-refused",
+        causes=tuple(problems),
     )
 
 

@@ -1,0 +1,166 @@
+"""What the step-based and report-based commands print, shared by each command and by
+``regwiz apply`` (which runs them in a row), so no subcommand imports another."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from app.commands.common import interactive
+from app.steps import Outcome, StepResult, format_result, summarize
+
+if TYPE_CHECKING:
+    from app import onboard
+    from app.htpasswd import Credentials
+    from app.verify import NodeVerifyResult, VerifyProgress, VerifyReport
+
+# --- steps (deploy, uninstall) -------------------------------------------------------------
+
+
+def print_progress(result: StepResult) -> None:
+    if not result.outcome.is_final:
+        return
+    print(format_result(result), flush=True)
+    variable = HEADLESS_SECRET_HINTS.get(result.kind)
+    if result.outcome is Outcome.FAILED and not interactive() and variable:
+        print(f"           headless: set {variable} (no prompt without a terminal)")
+
+
+# The error kind of a failed step → the env var that supplies the secret when nobody can be asked.
+HEADLESS_SECRET_HINTS = {
+    "sudo-password-missing": "REGWIZ_SUDO_PASSWORD",
+    "key-passphrase-needed": "REGWIZ_KEY_PASSPHRASE",
+    "no-credentials": "REGWIZ_SSH_PASSWORD or an identity_file in the plan",
+    "login-refused": "REGWIZ_SSH_PASSWORD or an identity_file in the plan",
+}
+
+
+def print_summary(name: str, results: list[StepResult]) -> None:
+    counts = summarize(results)
+    skipped = sum(1 for r in results if r.outcome is Outcome.SKIPPED)
+    line = (f"{name}: {counts['changed']} changed, {counts['unchanged']} unchanged, "
+            f"{counts['failed']} failed")
+    print(line + (f", {skipped} not run" if skipped else ""))
+
+
+def print_dry_run(lines: Iterable[str]) -> None:
+    print("dry run: nothing is connected to or changed")
+    for block in lines:
+        print(block)
+
+
+def show_new_credentials(credentials: Credentials | None, kept: Path | None) -> None:
+    """A password deploy generated, and where it was saved (``kept``), if anywhere."""
+    if credentials is None:
+        return
+    # Shown exactly once, on purpose: this is the only place the new password appears.
+    print(f"registry user {credentials.username!r}, password: {credentials.password}")
+    print(f"  saved to {kept} (mode 0600)" if kept else
+          "  not saved anywhere: note it now, or deploy with --credentials-file next time")
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def print_verify_progress(event: VerifyProgress, out: TextIO | None = None) -> None:
+    """One line per finished stage or node as it happens."""
+    from app.verify import CheckState
+
+    if event.state in (CheckState.PENDING, CheckState.RUNNING):
+        return
+    print(f"{event.state.value:>8}  [{event.target}] {event.message}", file=out or sys.stdout,
+          flush=True)
+
+
+def print_verify_report(report: VerifyReport, out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+    push = report.push_pull
+    print("\nverify summary", file=stream)
+    print(f"  registry  {push.state.value}: {push.message}", file=stream)
+    if push.pushed_digest:
+        print(f"            digest {push.pushed_digest} (from the {push.source})", file=stream)
+    if push.note:
+        print(f"            note: {push.note}", file=stream)
+    if push.hint:
+        print(f"            hint: {push.hint}", file=stream)
+    if push.cleanup:
+        print(f"            test tag: {push.cleanup}", file=stream)
+    for node in report.nodes:
+        print_verify_node(node, stream)
+    passed = sum(1 for node in report.nodes if node.passed)
+    print(f"  nodes: {passed} passed, {len(report.nodes) - passed} not passed", file=stream)
+
+
+def print_verify_node(node: NodeVerifyResult, stream: TextIO) -> None:
+    runtimes = ", ".join(node.runtimes) or "no runtime"
+    print(f"  {node.host}  {node.state.value}  ({runtimes}, {node.seconds:.1f} s)", file=stream)
+    for check in node.checks:
+        mark = "ok  " if check.passed else "FAIL"
+        digest = f" ({check.digest})" if check.digest else ""
+        print(f"    {mark} {check.kind}: {check.detail}{digest}", file=stream)
+        if check.hint:
+            print(f"         hint: {check.hint}", file=stream)
+    if not node.checks and node.message:
+        print(f"    {node.message}", file=stream)
+        if node.hint:
+            print(f"    hint: {node.hint}", file=stream)
+
+
+# --- onboard ---------------------------------------------------------------------------------
+
+
+def quiet_states() -> tuple[str, ...]:
+    """Onboarding states not worth a line (imported late: deploy need not load onboarding)."""
+    from app import onboard
+
+    return (onboard.PENDING,)
+
+
+class EventPrinter:
+    """Prints one line per node event; called from worker threads."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.lock = threading.Lock()
+
+    def __call__(self, event: onboard.NodeProgress) -> None:
+        if not self.enabled or event.state in quiet_states():
+            return
+        runtime = event.runtime or "-"
+        line = f"{event.seconds:6.1f}s  {event.host:<20} {event.state:<10} {runtime:<12} "
+        with self.lock:
+            print(line + event.message, flush=True)
+
+
+def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
+                         out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+
+    def write(text: str = "") -> None:
+        print(text, file=stream)
+
+    if report.dry_run:
+        for result in report.results:
+            write()
+            write(f"== {result.host} ({result.status}"
+                  f"{', ' + ', '.join(result.runtimes) if result.runtimes else ''})")
+            for line in result.dry_run_lines or [result.message]:
+                write(line)
+    write()
+    write(f"{'HOST':<22}{'RESULT':<11}{'RUNTIME':<22}{'FILES':>5}{'TIME':>8}  REASON")
+    for r in report.results:
+        runtime = ",".join(r.runtimes) or "-"
+        write(f"{r.host:<22}{r.status:<11}{runtime:<22}{len(r.changed_files):>5}"
+              f"{r.seconds:>7.1f}s  {r.reason}")
+    for r in report.failed:
+        write(f"\n{r.host}: {r.reason}: {r.message}")
+        if r.hint:
+            write(f"  hint: {r.hint}")
+    counts = ", ".join(f"{n} {state}" for state, n in report.counts().items() if n)
+    write(f"\n{len(report.results)} node(s) in {report.seconds:.1f}s: {counts}")
+    write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")
+    if saved is not None:
+        write(f"results saved to {saved}")

@@ -1,0 +1,132 @@
+"""The registry container: its settings, the labels that make deploy idempotent, and what
+the host's Docker says about it. Pure functions over the plan and Docker's data."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from typing import Any
+
+from app.plan import Plan
+from app.registry_host import LABEL_MANAGED
+
+CONTAINER_CERTS_DIR = "/docker-in-certs"
+CONTAINER_DATA_DIR = "/var/lib/registry"
+LABEL_SETTINGS = "io.regwiz.settings-hash"
+LABEL_CERT = "io.regwiz.cert-fingerprint"
+LABEL_AUTH = "io.regwiz.htpasswd-sha256"
+HTPASSWD_NAME = "htpasswd"
+HTPASSWD_REALM = "regwiz registry"
+
+__all__ = ["LABEL_MANAGED"]  # re-exported: the label is the registry host's to read
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything that defines the registry container; its hash is stored as a label."""
+
+    image: str
+    name: str
+    port: int
+    environment: dict[str, str]
+    volumes: dict[str, dict[str, str]]
+
+    def settings_hash(self) -> str:
+        canonical = json.dumps(
+            {
+                "image": self.image,
+                "name": self.name,
+                "port": self.port,
+                "environment": self.environment,
+                "volumes": self.volumes,
+                "restart": "always",
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def labels(self, cert_fingerprint: str, htpasswd_digest: str) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_SETTINGS: self.settings_hash(),
+            LABEL_CERT: cert_fingerprint,
+            LABEL_AUTH: htpasswd_digest,
+        }
+
+    def details(self) -> list[str]:
+        """The ``docker run`` it amounts to, for the dry run."""
+        lines = [f"docker run -d --restart=always --name {self.name} -p {self.port}:443"]
+        lines += [f"  -v {src}:{v['bind']}:{v['mode']}" for src, v in self.volumes.items()]
+        lines += [f"  -e {key}={value}" for key, value in self.environment.items()]
+        lines.append(f"  {self.image}  (recreated only when settings or certificate changed)")
+        return lines
+
+
+def container_spec(plan: Plan) -> ContainerSpec:
+    registry = plan.registry
+    environment = {
+        "REGISTRY_HTTP_ADDR": "0.0.0.0:443",
+        "REGISTRY_HTTP_TLS_CERTIFICATE": f"{CONTAINER_CERTS_DIR}/tls.crt",
+        "REGISTRY_HTTP_TLS_KEY": f"{CONTAINER_CERTS_DIR}/tls.key",
+        "REGISTRY_STORAGE_DELETE_ENABLED": "true" if registry.delete_enabled else "false",
+        # registry:3 exports traces to localhost:4318 unless told not to; 2.x ignores it.
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    if registry.auth == "htpasswd":
+        environment |= {
+            "REGISTRY_AUTH": "htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_REALM": HTPASSWD_REALM,
+            "REGISTRY_AUTH_HTPASSWD_PATH": f"{CONTAINER_CERTS_DIR}/{HTPASSWD_NAME}",
+        }
+    volumes = {
+        registry.certs_dir: {"bind": CONTAINER_CERTS_DIR, "mode": "ro"},
+        registry.data_dir: {"bind": CONTAINER_DATA_DIR, "mode": "rw"},
+    }
+    return ContainerSpec(registry.image, registry.container_name, registry.port, environment,
+                         volumes)
+
+
+def sha256_fingerprint(cert_pem: bytes) -> str:
+    """SHA-256 of the first certificate's DER, as ``AB:CD:...`` (``certs.fingerprint``, what
+    ``regwiz certs`` shows)."""
+    from cryptography import x509
+
+    from app.certs import fingerprint  # only a deploy that reaches the container needs it
+
+    return fingerprint(x509.load_pem_x509_certificate(cert_pem))
+
+
+def published_ports(container: Any) -> set[int]:
+    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    ports = set()
+    for entries in bindings.values():
+        for entry in entries or []:
+            text = str(entry.get("HostPort") or "")
+            if text.isdigit():
+                ports.add(int(text))
+    return ports
+
+
+def matches(container: Any, labels: dict[str, str], image_id: str) -> bool:
+    """The running container already is what the plan and the files ask for."""
+    current = container.labels or {}
+    same_labels = all(current.get(key) == value for key, value in labels.items())
+    return same_labels and container.attrs.get("Image") == image_id
+
+
+def read_from_container(container: Any, path: str) -> bytes | None:
+    """A file's bytes via the archive API (works in images without a shell)."""
+    import docker.errors
+
+    try:
+        stream, _ = container.get_archive(path)
+    except docker.errors.NotFound:
+        return None
+    archive = io.BytesIO(b"".join(stream))
+    with tarfile.open(fileobj=archive) as tar:
+        member = tar.next()
+        extracted = tar.extractfile(member) if member else None
+        return extracted.read() if extracted else None
