@@ -102,8 +102,6 @@ class RegwizApp(App[int]):
         self.current_step = "welcome"
         # Job outcomes that later screens show again survive screen switches.
         self.session = WizardSession()
-        # What the user typed as sudo password, per host (memory only, like ``secrets``).
-        self.sudo_passwords: dict[str, str] = {}
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -121,18 +119,26 @@ class RegwizApp(App[int]):
             self._secrets = Secrets.from_env()
         return self._secrets
 
-    def remember_sudo_password(self, hosts: Iterable[str], password: str | None) -> None:
+    @property
+    def sudo_passwords(self) -> dict[str, str]:
+        """The sudo passwords typed so far, per host (memory only, like every secret)."""
+        return self.secrets.sudo_passwords
+
+    def remember_sudo_password(self, hosts: Iterable[str], password: str | None, *,
+                               shared: bool = False) -> None:
         """The sudo password the user typed for ``hosts`` (None or empty: none typed).
 
-        Kept per host in ``sudo_passwords``; until ``Secrets`` has per-host passwords, the one
-        shared ``secrets.sudo_password`` is also set, as before (the last one typed wins).
+        Kept per host, so one step never overwrites another host's password. ``shared`` also
+        makes it the fallback for hosts that have none of their own (the Nodes step's field,
+        which is "the same for every node", so nodes added later use it too).
         """
         for host in hosts:
             if password:
-                self.sudo_passwords[host] = password
+                self.secrets.sudo_passwords[host] = password
             else:
-                self.sudo_passwords.pop(host, None)
-        self.secrets.sudo_password = password or None
+                self.secrets.sudo_passwords.pop(host, None)
+        if shared:
+            self.secrets.sudo_password = password or None
 
     def require_plan(self) -> Plan:
         """The plan being edited; a new default plan if none was opened yet."""

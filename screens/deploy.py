@@ -1,14 +1,12 @@
 """Step 5: deploy the registry container, with live step state, a log pane and retry.
 
-app.deploy.Deployment provides the steps; they run in a thread worker through app.steps.run_steps,
-whose progress arrives here as StepProgress messages and whose outcome arrives as one
-DeployFinished (a DeployResultView, kept in the session) or JobFailed. A dry run lists the steps
-without connecting. On a failure the container's log tail is shown.
+app.deploy.deploy runs the steps in a thread worker; their progress arrives here as StepProgress
+messages and the outcome as one DeployFinished (a DeployReport, kept in the session) or JobFailed.
+A dry run lists the steps without connecting. On a failure the container's log tail is shown.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -21,14 +19,14 @@ from textual.widgets import Button, Checkbox, RichLog
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
-from app.steps import Outcome, StepResult, dry_run_lines, format_result, run_steps, summarize
+from app.steps import StepResult, format_result, summarize
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import DeployFinished, JobFailed, StepProgress, StepsPlanned
-from screens.session import DeployResultView
 from screens.widgets.step_table import StepTable
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 if TYPE_CHECKING:
+    from app.deploy import DeployReport
     from app.htpasswd import Credentials
 
 JOB = "deploy"
@@ -106,13 +104,9 @@ class DeployScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group=JOB, name="Deploy")
     def run_deploy(self, dry_run: bool) -> None:
         from app.connections import open_registry_transport
-        from app.deploy import Deployment, DeployOptions, local_docker_client
+        from app.deploy import DeployOptions, deploy, local_docker_client
 
-        # INTEGRATOR: with app.deploy.deploy(...) -> DeployReport, this body becomes one call
-        # (its on_planned/on_progress callbacks post StepsPlanned/StepProgress) whose report is
-        # posted as DeployFinished(report); see screens/session.py DeployResultView.
         worker = get_current_worker()
-        started = time.monotonic()
         plan = self.wizard.require_plan()
         secrets = self.wizard.secrets
         policy = ask_host_key_policy(self.wizard)
@@ -120,34 +114,21 @@ class DeployScreen(WizardScreen):
             credentials_file=credentials_file(self.wizard.plan_path),
             local_docker=local_docker_client,
         )
+        def planned(steps: list[tuple[str, str]]) -> None:
+            self.post_message(StepsPlanned(JOB, steps))
+
+        def progress(result: StepResult) -> None:
+            self.post_message(StepProgress(result, JOB))
+
         try:
-            with Deployment(plan, secrets, options,
-                            connect=lambda: open_registry_transport(plan, secrets, policy)
-                            ) as deployment:
-                steps = deployment.steps()
-                planned = [(s.what, s.where) for s in steps]
-                self.post_message(StepsPlanned(JOB, planned))
-                results: list[StepResult] = []
-                lines: list[str] = []
-                log_tail = ""
-                if dry_run:
-                    lines = list(dry_run_lines(steps))
-                else:
-
-                    def progress(result: StepResult) -> None:
-                        self.post_message(StepProgress(result, JOB))
-
-                    results = run_steps(steps, on_progress=progress,
-                                        should_stop=lambda: worker.is_cancelled)
-                    if any(r.outcome is Outcome.FAILED for r in results):
-                        log_tail = deployment.container_log_tail()
-                report = DeployResultView(
-                    results=results, planned=planned, dry_run=dry_run, dry_run_lines=lines,
-                    container_id=deployment.container_id or "", log_tail=log_tail,
-                    generated_password=deployment.new_credentials is not None,
-                    credentials_file=options.credentials_file,
-                    registry=plan.registry_address, seconds=time.monotonic() - started,
-                )
+            report = deploy(
+                plan, secrets, options,
+                connect=lambda: open_registry_transport(plan, secrets, policy),
+                dry_run=dry_run,
+                on_planned=planned,
+                on_progress=progress,
+                should_stop=lambda: worker.is_cancelled,
+            )
         except RegwizError as error:
             self.post_message(JobFailed(JOB, error.message, error.hint))
             return
@@ -178,7 +159,7 @@ class DeployScreen(WizardScreen):
             self.log_line(f"hint: {message.hint}")
         self.set_running(False)
 
-    def report(self, report: DeployResultView) -> None:
+    def report(self, report: DeployReport) -> None:
         counts = summarize(report.results)
         self.log_line(f"deploy: {counts['changed']} changed, {counts['unchanged']} unchanged, "
                       f"{counts['failed']} failed")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # annotations only: the domain modules load with the job that needs them
+    from app.deploy import DeployReport
     from app.nodes_import import NodeEntry
     from app.onboard import NodeProgress, OnboardReport
     from app.status import StatusReport
     from app.steps import StepResult
     from app.verify import VerifyProgress, VerifyReport
-    from screens.session import DeployResultView
 
 
 # --- any job ------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ class StepProgress(Message):
 class DeployFinished(Message):
     """The deploy job ran (or, for a dry run, listed) its steps."""
 
-    report: DeployResultView
+    report: DeployReport
 
 
 # --- onboarding ---------------------------------------------------------------------------------

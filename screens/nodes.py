@@ -82,8 +82,6 @@ class NodesScreen(WizardScreen):
                         value=self.wizard.secrets.sudo_password or "",
                         help_text="For nodes whose sudo asks for one (the same for every "
                                   "host). Memory only, never saved.")
-        # INTEGRATOR: with Secrets.sudo_password_for (deploy branch) this shows the password
-        # remembered for the nodes (RegwizApp.sudo_passwords), not the shared one.
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes-table", DataTable)
@@ -135,7 +133,8 @@ class NodesScreen(WizardScreen):
 
     def commit(self) -> bool:
         password = self.query_one("#nodes-sudo-password", Input).value
-        self.wizard.remember_sudo_password([node.host for node in self.plan.nodes], password)
+        self.wizard.remember_sudo_password([node.host for node in self.plan.nodes], password,
+                                           shared=True)
         return True
 
     # --- actions ----------------------------------------------------------------------------------

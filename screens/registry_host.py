@@ -76,10 +76,9 @@ class RegistryHostScreen(WizardScreen):
                     yield Label("Sudo", classes="field-label")
                     yield Checkbox("run root commands with sudo", registry.sudo, id="sudo",
                                    compact=True)
-                # INTEGRATOR: with Secrets.sudo_password_for (deploy branch) this shows
-                # secrets.sudo_password_for(registry.host), kept per host.
                 yield FormField("Sudo password", field_id="sudo-password",
-                                value=secrets.sudo_password or "", password=True,
+                                value=secrets.sudo_password_for(registry.host) or "",
+                                password=True,
                                 help_text="Empty for passwordless sudo. Memory only.")
                 yield FormField("Published port", field_id="port", value=str(registry.port),
                                 validators=[validators.port()],

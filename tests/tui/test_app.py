@@ -178,14 +178,17 @@ async def test_quit_while_a_job_waits_asks_and_cancels_cleanly(
 
 def test_sudo_passwords_are_remembered_per_host(make_app: AppFactory) -> None:
     app = make_app()
-    app.remember_sudo_password(["198.18.0.3", "198.18.0.4"], "pw-nodes")
+    app.remember_sudo_password(["198.18.0.3", "198.18.0.4"], "pw-nodes", shared=True)
     app.remember_sudo_password(["198.18.0.2"], "pw-registry")
     assert app.sudo_passwords == {"198.18.0.3": "pw-nodes", "198.18.0.4": "pw-nodes",
                                   "198.18.0.2": "pw-registry"}
-    assert app.secrets.sudo_password == "pw-registry"  # the shared one: the last typed
+    assert app.secrets.sudo_password == "pw-nodes"  # the registry step never overwrites it
+    assert app.secrets.sudo_password_for("198.18.0.2") == "pw-registry"
+    assert app.secrets.sudo_password_for("198.18.0.9") == "pw-nodes"  # a node added later
     app.remember_sudo_password(["198.18.0.2"], "")
     assert app.sudo_passwords == {"198.18.0.3": "pw-nodes", "198.18.0.4": "pw-nodes"}
-    assert app.secrets.sudo_password is None
+    assert app.secrets.sudo_password == "pw-nodes"
+    assert app.secrets.sudo_password_for("198.18.0.2") == "pw-nodes"
 
 
 def test_opening_another_plan_clears_the_session(make_app: AppFactory, plan_path: Path,

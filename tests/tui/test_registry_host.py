@@ -68,7 +68,8 @@ async def test_invalid_fields_block_next_and_passwords_stay_out_of_the_plan(
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.secrets.ssh_password == "s3cret-ssh"
-        assert app.secrets.sudo_password == "s3cret-sudo"
+        assert app.secrets.sudo_password_for("198.18.0.2") == "s3cret-sudo"
+        assert app.secrets.sudo_password is None  # the registry's own, not every host's
         assert app.sudo_passwords == {"198.18.0.2": "s3cret-sudo"}
     text = plan_path.read_text()
     assert "s3cret" not in text
