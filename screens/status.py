@@ -71,6 +71,11 @@ def render_report(report: StatusReport) -> Text:
     text.append("\n").append_text(certificate_line("server cert", report.server_certificate))
     if report.served_matches_local is False:
         text.append("  served cert is not the plan's tls.crt: redeploy", style="bold yellow")
+    if report.server_certificate.out_of_date:
+        text.append(f"\n{'':<13}out of date with the plan (reissue on Review, then deploy):",
+                    style="bold red")
+        for difference in report.server_certificate.plan_differences:
+            text.append(f"\n{'':<15}{difference}", style="red")
     text.append("\n").append_text(certificate_line("CA cert", report.ca_certificate))
     container = report.container
     text.append(f"\n{'container':<13}", style="bold")

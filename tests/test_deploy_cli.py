@@ -100,3 +100,31 @@ def test_headless_secret_failures_name_the_env_var(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert out.count("headless: set") == 2
     assert "REGWIZ_SUDO_PASSWORD" in out and "REGWIZ_SSH_PASSWORD" in out
+
+
+def test_a_certificate_that_differs_from_the_plan_is_never_deployed(
+    plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["certs", "--plan", str(plan)]) == 0
+    plan.write_text(PLAN.replace('["198.18.4.2"]', '["198.18.4.2", "mirror.lab.internal"]'))
+    capsys.readouterr()
+    assert main(["deploy", "--plan", str(plan)]) == 1
+    out = capsys.readouterr().out
+    assert "failed  [local] Check the certificate covers 198.18.4.2" in out
+    assert "differs from the plan: SAN mirror.lab.internal is in the plan but not in the" in out
+    assert "regwiz certs --plan FILE" in out
+    assert "skipped  [198.18.4.2] Connect" in out
+
+
+def test_a_ca_file_holding_a_private_key_is_never_copied(
+    plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["certs", "--plan", str(plan)]) == 0
+    certs = plan.parent / "certs"
+    ca_with_key = (certs / "ca.crt").read_bytes() + (certs / "ca.key").read_bytes()
+    (certs / "ca.crt").write_bytes(ca_with_key)
+    capsys.readouterr()
+    assert main(["deploy", "--plan", str(plan)]) == 1
+    out = capsys.readouterr().out
+    assert "contains a private key; refusing to copy it" in out
+    assert "skipped  [198.18.4.2] Connect" in out

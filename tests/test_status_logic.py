@@ -222,3 +222,35 @@ def test_format_bytes(size: int) -> None:
     text = format_bytes(size)
     assert text.split()[1] in ("B", "KiB", "MiB", "GiB")
 
+
+
+def test_a_served_certificate_older_than_the_plan_is_out_of_date(tmp_path: Path) -> None:
+    import io
+
+    from app.certs import CertFiles, ensure_certificates
+    from app.commands.status import print_status
+    from tests.deploy_helpers import Pki
+
+    plan = new_plan(tmp_path / "plan.toml")
+    plan.certificate.directory = str(tmp_path / "certs")
+    plan.certificate.subject_alt_names = ["127.0.0.1"]
+    plan.registry.address = "127.0.0.1"
+    ensure_certificates(plan)
+    files = CertFiles(plan.cert_dir)
+    pki = Pki(files.ca_crt.read_bytes(), files.ca_key.read_bytes(), files.tls_crt.read_bytes(),
+              files.tls_key.read_bytes())
+    with local_registry(tmp_path, pki) as registry:
+        plan.registry.port = int(registry.base.rsplit(":", 1)[1])
+        assert served_certificate("127.0.0.1", plan.registry.port, plan=plan).plan_differences == []
+        plan.certificate.subject_alt_names.append("mirror.example.internal")
+        served = served_certificate("127.0.0.1", plan.registry.port, plan=plan)
+        assert served.out_of_date
+        assert served.plan_differences == [
+            "SAN mirror.example.internal is in the plan but not in the certificate"
+        ]
+        report = collect_status(plan, Secrets(), host_key_policy=None, include_nodes=False)
+        assert report.server_certificate.out_of_date and not report.healthy
+        printed = io.StringIO()
+        print_status(report, printed)
+        assert "out of date with the plan:" in printed.getvalue()
+        assert "mirror.example.internal is in the plan but not" in printed.getvalue()

@@ -90,6 +90,11 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         if reg.hint:
             line("", f"hint: {reg.hint}")
     line("server cert", _cert_line(report.server_certificate))
+    if report.server_certificate.out_of_date:
+        line("", "out of date with the plan:")
+        for difference in report.server_certificate.plan_differences:
+            line("", f"  {difference}")
+        line("", "  hint: regwiz certs --plan FILE (reissues it), then regwiz deploy --plan FILE")
     if report.served_matches_local is False:
         line("", "the served certificate is not the plan's tls.crt: run regwiz deploy")
     line("CA", _cert_line(report.ca_certificate))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import htpasswd as htp
 from app import registry_api
-from app.certs import certificate_problems
+from app.certs import certificate_problems, on_disk_differences
 from app.deploy.container import (
     CONTAINER_CERTS_DIR,
     HTPASSWD_NAME,
@@ -178,12 +178,25 @@ class Deployment(OnRegistryHost):
                 f"cannot read {error.filename}: {error.strerror}",
                 "create the certificates first: regwiz certs --plan FILE",
             ) from None
+        if b"PRIVATE KEY" in ca_pem:
+            # ca.crt is copied to the registry host and every node: it must never carry a key.
+            raise DeployError(f"{directory / 'ca.crt'} contains a private key; refusing to copy "
+                              "it to the registry host",
+                              "keep ca.crt certificate-only (the key belongs in ca.key)")
         problems = certificate_problems(cert_pem, key_pem, ca_pem, self.plan.registry.address)
         if problems:
             raise DeployError(
                 "; ".join(problems),
                 "fix certificate.subject_alt_names / registry.address, then run "
                 "regwiz certs --renew --plan FILE",
+            )
+        if drift := on_disk_differences(self.plan):
+            # Serving it would ship a certificate the plan no longer describes, as healthy.
+            raise DeployError(
+                f"the server certificate in {directory} differs from the plan: "
+                + "; ".join(drift),
+                "reissue it with regwiz certs --plan FILE (the wizard's Generate), then deploy "
+                "again",
             )
         self._files = _Files(cert_pem, key_pem, ca_pem)
         return Outcome.UNCHANGED
