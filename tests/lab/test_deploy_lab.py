@@ -198,6 +198,40 @@ def test_renewed_certificate_recreates_the_container(
     assert setup.host.exec(["test", "-e", f"{setup.data_dir}/marker"]).returncode == 0
 
 
+def test_a_san_added_to_the_plan_is_never_served_stale(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.plan import save_plan
+
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    plan = load_plan(setup.plan_path)
+    plan.certificate.subject_alt_names.append("mirror.lab.internal")
+    save_plan(plan)
+    capsys.readouterr()
+    # Before: the registry serves the old certificate, and status says so.
+    assert setup.cli("status", "--no-nodes") == 1
+    status = capsys.readouterr().out
+    assert "out of date with the plan:" in status
+    assert "SAN mirror.lab.internal is in the plan but not in the certificate" in status
+    # Deploy refuses to ship the certificate on disk, which no longer matches the plan.
+    assert setup.cli("deploy") == 1
+    refused = capsys.readouterr().out
+    assert "differs from the plan: SAN mirror.lab.internal" in refused
+    assert f"skipped  [{setup.host.ip}] Connect" in refused
+    # Reissued, then deployed: the registry serves the new SAN (read with openssl).
+    assert main(["certs", "--plan", str(setup.plan_path)]) == 0
+    assert setup.cli("deploy") == 0, capsys.readouterr()
+    capsys.readouterr()
+    served = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{setup.host.ip}:{setup.port}", "-showcerts"],
+        input=b"", capture_output=True, timeout=30).stdout
+    text = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"],
+                          input=served, capture_output=True, timeout=30).stdout.decode()
+    assert "DNS:mirror.lab.internal" in text, text
+    setup.cli("status", "--no-nodes")
+    assert "out of date" not in capsys.readouterr().out
+
+
 def test_unknown_host_key_refused_and_nothing_changed(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
