@@ -7,6 +7,11 @@ from dataclasses import dataclass
 HTTPS_PORT = 443
 
 
+def url_host(host: str) -> str:
+    """``host`` as a URL spells it: an IPv6 literal in brackets, anything else as it is."""
+    return f"[{host}]" if ":" in host else host
+
+
 @dataclass(frozen=True)
 class RegistryAddress:
     """Where the registry answers: ``host`` is a DNS name or an IP (IPv6 without brackets)."""
@@ -21,7 +26,7 @@ class RegistryAddress:
     @property
     def url_host(self) -> str:
         """The host as it appears in a URL or an image reference (IPv6 in brackets)."""
-        return f"[{self.host}]" if self.is_ipv6 else self.host
+        return url_host(self.host)
 
     @property
     def reference(self) -> str:

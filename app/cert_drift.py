@@ -60,18 +60,23 @@ def planned_san(name: str) -> TypedSan:
     return TypedSan("dns", name.lower())
 
 
-def certificate_sans(cert: x509.Certificate) -> list[TypedSan]:
+def cert_sans(cert: x509.Certificate) -> list[str]:
+    """DNS names and IP addresses from the SAN extension, in certificate order."""
     try:
         extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
-    sans: list[TypedSan] = []
+    names: list[str] = []
     for general_name in extension.value:
         if isinstance(general_name, x509.DNSName):
-            sans.append(TypedSan("dns", general_name.value.lower()))
+            names.append(general_name.value)
         elif isinstance(general_name, x509.IPAddress):
-            sans.append(TypedSan("ip", str(general_name.value)))
-    return sans
+            names.append(str(general_name.value))
+    return names
+
+
+def certificate_sans(cert: x509.Certificate) -> list[TypedSan]:
+    return [planned_san(name) for name in cert_sans(cert)]
 
 
 def missing_sans(plan: Plan, cert: x509.Certificate) -> list[TypedSan]:

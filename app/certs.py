@@ -38,7 +38,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app import validate
-from app.cert_drift import extra_sans, key_type_of, plan_differences, subject_differences
+from app.cert_drift import (
+    cert_sans,
+    extra_sans,
+    key_type_of,
+    plan_differences,
+    subject_differences,
+)
 from app.errors import RegwizError
 from app.paths import expand_user
 from app.plan import (
@@ -160,21 +166,6 @@ def _day(moment: dt.datetime) -> str:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint as upper-case hex pairs joined by colons ("AB:CD:...")."""
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def cert_sans(cert: x509.Certificate) -> list[str]:
-    """DNS names and IP addresses from the SAN extension, in certificate order."""
-    try:
-        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return []
-    names: list[str] = []
-    for general_name in extension.value:
-        if isinstance(general_name, x509.DNSName):
-            names.append(general_name.value)
-        elif isinstance(general_name, x509.IPAddress):
-            names.append(str(general_name.value))
-    return names
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import RegwizError
+from app.htpasswd import Credentials
 from app.plan import Plan, atomic_write
 
 CREDENTIALS_DIR = "credentials"
@@ -27,21 +27,8 @@ class CredentialFileError(RegwizError):
     pass
 
 
-@dataclass(frozen=True)
-class RegistryCredential:
-    """One account's login for one registry (``registry`` as image references spell it)."""
-
-    registry: str
-    username: str
-    password: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"RegistryCredential({self.registry!r}, {self.username!r}, <hidden>)"
-
-    @property
-    def auth(self) -> str:
-        """base64("NAME:PASSWORD"), the ``auth`` value of Docker's config.json."""
-        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+# One account's login for one registry (``registry`` as image references spell it).
+RegistryCredential = Credentials
 
 
 def credentials_dir(plan: Plan) -> Path:

@@ -10,6 +10,7 @@ Credentials file format (JSON, read by ``read_credentials``)::
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(registry={self.registry!r}, username={self.username!r}, <hidden>)"
+
+    @property
+    def auth(self) -> str:
+        """base64("NAME:PASSWORD"), the ``auth`` value of Docker's config.json."""
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
 
 
 def generate_password(nbytes: int = 18) -> str:

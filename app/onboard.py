@@ -36,7 +36,7 @@ from app.runtimes.base import (
 )
 from app.runtimes.probe import NodeFacts, probe_node
 from app.runtimes.rancher import merge_registries_yaml
-from app.steps import Outcome, Step, StepResult, run_steps
+from app.steps import Outcome, Outcomes, Step, StepResult, run_steps
 from app.transport.base import Transport, TransportError
 from app.transport.hostkeys import HostKeyPolicy
 
@@ -193,7 +193,7 @@ def _step_from_dict(data: dict[str, Any]) -> StepResult:
 
 
 @dataclass
-class OnboardReport:
+class OnboardReport(Outcomes):
     results: list[NodeResult]
     registry: str
     ca_fingerprint: str
@@ -203,14 +203,6 @@ class OnboardReport:
     @property
     def failed(self) -> list[NodeResult]:
         return [r for r in self.results if r.status in (FAILED, CANCELLED)]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in FINAL_STATES}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -24,6 +24,22 @@ class Outcome(str, enum.Enum):
     @property
     def is_final(self) -> bool:
         return self not in (Outcome.PENDING, Outcome.RUNNING)
+
+
+class Outcomes:
+    """``ok`` and ``exit_code`` for a report whose ``failed`` lists what went wrong."""
+
+    @property
+    def failed(self) -> Sequence[object]:
+        raise NotImplementedError
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
 
 
 @dataclass

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.address import url_host
 from app.errors import RegwizError, UsageError
 from app.plan import SECRET_ENV_VARS
 
@@ -45,18 +46,15 @@ class WebGate:
     redeemed: bool = False
 
     @property
-    def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
     def accepted_hosts(self) -> tuple[str, ...]:
-        host = self.authority.rsplit(":", 1)[0]
-        return (self.authority, host) if self.port == 80 else (self.authority,)
+        """The ``Host`` values naming the served address (a browser omits port 80)."""
+        host = url_host(self.host)
+        authority = f"{host}:{self.port}"
+        return (authority, host) if self.port == 80 else (authority,)
 
     @property
     def origin(self) -> str:
-        return f"http://{self.authority}"
+        return f"http://{self.accepted_hosts[0]}"
 
     @property
     def login_url(self) -> str:

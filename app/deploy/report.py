@@ -11,14 +11,14 @@ from app.address import RegistryAddress
 from app.deploy.deployment import Deployment, DeployOptions
 from app.htpasswd import Credentials
 from app.plan import Plan, Secrets
-from app.steps import Outcome, StepResult, dry_run_lines, run_steps, summarize
+from app.steps import Outcome, Outcomes, StepResult, dry_run_lines, run_steps, summarize
 from app.transport.base import Transport
 
 PlannedCallback = Callable[[list[tuple[str, str]]], None]
 
 
 @dataclass
-class DeployReport:
+class DeployReport(Outcomes):
     """The outcome of one deploy (or dry run), for the CLI and the TUI alike."""
 
     results: list[StepResult]  # one per step, in order ([] for a dry run)
@@ -37,14 +37,6 @@ class DeployReport:
     @property
     def failed(self) -> list[StepResult]:
         return [result for result in self.results if result.outcome is Outcome.FAILED]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
 
     def counts(self) -> dict[str, int]:
         """``{"changed": n, "unchanged": n, "failed": n}`` like ``app.steps.summarize``."""
