@@ -33,8 +33,9 @@ from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "onboarding"
 FLUSH_SECONDS = 0.1  # live rows lag at most this much; fast enough to read as live
-COLUMNS = (Column("host", "host", 17), Column("state", "state", 10),
-           Column("runtime", "runtime", 13), Column("changed", "changed", 7),
+# Narrow fixed columns leave the detail room at 80 columns; longer values wrap in their cell.
+COLUMNS = (Column("host", "host", 15), Column("state", "state", 10),
+           Column("runtime", "runtime", 10), Column("changed", "changed", 7),
            Column("time", "time", 6), Column("detail", "detail", None))
 STATE_STYLE = {
     onboard.CHANGED: "bold yellow", onboard.UNCHANGED: "green", onboard.FAILED: "bold red",
@@ -122,16 +123,16 @@ class OnboardingScreen(WizardScreen):
         except RegwizError as error:
             saved = {}
             self.notify(error.message, severity="warning")
+        detected = self.detected_runtimes(saved)
         rows: list[tuple[str, dict[str, Text]]] = []
         for node in plan.resolved_nodes():
             last = saved.get(node.host)
             values = {"host": Text(node.host), "state": state_text("not run"),
-                      "runtime": Text(node.runtime)}
+                      "runtime": Text(detected.get(node.host) or node.runtime)}
             if last:
                 self.node_logs[node.host] = ["(last run)", *result_lines(last)]
                 values.update(
                     state=state_text(str(last.get("status", "?"))),
-                    runtime=Text(", ".join(last.get("runtimes") or []) or node.runtime),
                     changed=Text(str(len(last.get("changed_files") or []))),
                     time=Text(f"{float(last.get('seconds') or 0):.1f}s"),
                     detail=Text(str(last.get("reason") or last.get("message") or "")),
@@ -149,6 +150,14 @@ class OnboardingScreen(WizardScreen):
             else "No nodes in the plan: add them on the Nodes step."
         )
         self.query_one("#onboard-all", Button).disabled = count == 0
+
+    def detected_runtimes(self, saved: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """host -> the runtimes a run detected: this session's last run (dry runs are not
+        saved), else the results file; a session run that detected none keeps the file's."""
+        found = {host: ", ".join(r.get("runtimes") or []) for host, r in saved.items()}
+        if (report := self.wizard.session.onboarding) is not None:
+            found.update({r.host: ", ".join(r.runtimes) for r in report.results if r.runtimes})
+        return {host: runtimes for host, runtimes in found.items() if runtimes}
 
     def on_node_progressed(self, message: NodeProgressed) -> None:
         """Log every event now; keep only the newest per host for the next flush."""

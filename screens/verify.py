@@ -25,8 +25,8 @@ from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "verify"
-COLUMNS = (Column("host", "host", 17), Column("state", "state", 8),
-           Column("check", "check", 30), Column("outcome", "outcome", None))
+COLUMNS = (Column("host", "host", 15), Column("state", "state", 7),
+           Column("check", "check", 24), Column("outcome", "outcome", None))
 STATE_STYLE = {
     CheckState.PASSED: "bold green", CheckState.FAILED: "bold red",
     CheckState.RUNNING: "bold cyan", CheckState.SKIPPED: "dim", CheckState.PENDING: "dim",
@@ -56,6 +56,33 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
         if value:
             text.append(f"\n  {label}{value}")
     return text
+
+
+def checks_text(result: NodeVerifyResult) -> Text:
+    """Each check the node ran, marked passed or failed: the "check" column."""
+    text = Text()
+    for index, check in enumerate(result.checks):
+        text.append(", " if index else "")
+        text.append("✓ " if check.passed else "✗ ", style="green" if check.passed else "red")
+        text.append(check.kind)
+    return text or Text("-", style="dim")
+
+
+def outcome_text(result: NodeVerifyResult) -> str:
+    """What the other columns do not say already: the failing check's error, the digest pulled.
+
+    ``result.message`` repeats the check kinds ("passed: docker pull", "docker pull: x509...")
+    that the check column shows, so it is used only for a node that ran no check (skipped,
+    unreachable).
+    """
+    failing = next((check for check in result.checks if not check.passed), None)
+    if failing is not None:
+        return failing.detail
+    if not result.checks:
+        return result.message
+    # The short digest is enough to compare with the push line; the node log has it whole.
+    digests = sorted({check.digest[:19] for check in result.checks if check.digest})
+    return f"digest {', '.join(digests)}" if digests else "ok"
 
 
 def node_lines(result: NodeVerifyResult) -> list[str]:
@@ -178,11 +205,8 @@ class VerifyScreen(WizardScreen):
         self.query_one("#push-pull", Static).update(push_pull_text(report.push_pull))
         rows = self.query_one(NodeRows)
         for result in report.nodes:
-            checks = ", ".join(check.kind for check in result.checks) or "-"
-            failing = next((c for c in result.checks if not c.passed), None)
-            outcome = result.message or (failing.detail if failing else "ok")
-            rows.update_row(result.host, state=state_text(result.state), check=checks,
-                            outcome=Text(outcome))
+            rows.update_row(result.host, state=state_text(result.state),
+                            check=checks_text(result), outcome=Text(outcome_text(result)))
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)
