@@ -47,10 +47,14 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
         return text
     text.append_text(state_text(result.state))
     text.append(f"  {result.reference} from {result.source}")
-    if result.pushed_digest:
-        text.append(f"\n  pushed {result.pushed_digest}")
-    if result.pulled_digest:
-        text.append(f"\n  pulled {result.pulled_digest}")
+    # A digest is 71 characters: on a line of its own it fits 80 columns instead of wrapping.
+    if result.pushed_digest and result.pushed_digest == result.pulled_digest:
+        text.append(f"\n  pushed and pulled back (the same digest):\n    {result.pushed_digest}")
+    else:
+        if result.pushed_digest:
+            text.append(f"\n  pushed:\n    {result.pushed_digest}")
+        if result.pulled_digest:
+            text.append(f"\n  pulled:\n    {result.pulled_digest}")
     for label, value in (("", result.message), ("hint: ", result.hint or ""),
                          ("note: ", result.note), ("cleanup: ", result.cleanup)):
         if value:
