@@ -79,6 +79,21 @@ def _outcome(value: object) -> Outcome:
         return Outcome.FAILED
 
 
+def cancel_summary(report: onboard.OnboardReport) -> str:
+    """What a cancel stopped: the nodes stopped part-way (before which step) and those never
+    started; "" when nothing was cancelled."""
+    cancelled = [r for r in report.results if r.status == onboard.CANCELLED]
+    stopped = [f"{r.host} stopped before {_first_skipped(r)}" for r in cancelled if r.steps]
+    not_started = [r.host for r in cancelled if not r.steps]
+    parts = stopped + ([f"not started: {', '.join(not_started)}"] if not_started else [])
+    return f"\ncancelled: {'; '.join(parts)}" if parts else ""
+
+
+def _first_skipped(result: onboard.NodeResult) -> str:
+    step = next((s for s in result.steps if s.outcome is Outcome.SKIPPED), None)
+    return step.what if step else "its next step"
+
+
 class OnboardingScreen(WizardScreen):
     STEP = "onboarding"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -217,7 +232,7 @@ class OnboardingScreen(WizardScreen):
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, JOB)
-        self.notify("Cancelling: running steps finish first.")
+        self.notify("Cancelling: running steps finish first; the summary says what stopped.")
 
     def start(self, only: list[str] | None) -> None:
         if self.wizard.busy_workers() or not self.wizard.save_plan():
@@ -235,6 +250,9 @@ class OnboardingScreen(WizardScreen):
         self.run_onboarding(only, self.query_one("#dry-run", Checkbox).value)
 
     def set_running(self, running: bool) -> None:
+        # The rows get the focus both ways: disabling the focused "Onboard all" passed it to
+        # Cancel (Enter stopped the run), and after a run Down+Enter on the button re-ran all.
+        self.query_one(NodeRows).focus()
         self.query_one("#onboard-all", Button).disabled = running
         self.query_one("#retry-failed", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
@@ -276,7 +294,7 @@ class OnboardingScreen(WizardScreen):
         counts = report.counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         summary.update(f"{'dry run: ' if report.dry_run else ''}{text or 'no nodes'} "
-                       f"in {report.seconds:.1f} s")
+                       f"in {report.seconds:.1f} s{cancel_summary(report)}")
         self.query_one("#retry-failed", Button).disabled = not report.failed or report.dry_run
 
     def worker_failed(self, worker: Worker[object]) -> None:

@@ -116,6 +116,7 @@ class VerifyScreen(WizardScreen):
     def __init__(self) -> None:
         super().__init__()
         self.report: VerifyReport | None = None
+        self.cancel_asked = False  # Cancel was pressed during the current run
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="verify-controls"):
@@ -151,9 +152,15 @@ class VerifyScreen(WizardScreen):
         self.run_verify(self.query_one("#from-local", Checkbox).value)
 
     def action_cancel(self) -> None:
-        self.workers.cancel_group(self, JOB)
+        if self.workers.cancel_group(self, JOB):
+            self.cancel_asked = True  # the report then names the nodes not checked
+            self.notify("Cancelling: checks already running finish first.")
 
     def set_running(self, running: bool) -> None:
+        # Disabling the focused Verify button would pass the focus to Cancel: Enter stopped it.
+        self.query_one(NodeRows).focus()
+        if running:
+            self.cancel_asked = False
         self.query_one("#verify", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
         self.query_one("#from-local", Checkbox).disabled = running
@@ -200,9 +207,16 @@ class VerifyScreen(WizardScreen):
             push_pull_text(None, CheckState.FAILED, f"{message.error}{hint}"))
 
     def on_verify_finished(self, message: VerifyFinished) -> None:
+        cancelled = self.cancel_asked
         self.set_running(False)
         self.wizard.session.verify = message.report
         self.show_report(message.report)
+        unchecked = [node.host for node in message.report.nodes if not node.checks]
+        if cancelled and unchecked:
+            status = self.query_one("#push-pull", Static)
+            text = push_pull_text(message.report.push_pull)
+            text.append(f"\ncancelled: not checked: {', '.join(unchecked)}", style="bold")
+            status.update(text)
 
     def show_report(self, report: VerifyReport) -> None:
         self.report = report
