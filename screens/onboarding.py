@@ -110,6 +110,7 @@ class OnboardingScreen(WizardScreen):
         self.pending: dict[str, onboard.NodeProgress] = {}
         self.pending_runtimes: dict[str, str] = {}
         self.flush_timer: Timer | None = None
+        self.open_log: NodeLogModal | None = None  # the node log being shown, which follows
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="onboard-controls"):
@@ -179,8 +180,7 @@ class OnboardingScreen(WizardScreen):
         progress = message.progress
         if progress.host not in self.query_one(NodeRows).by_host:
             return
-        self.node_logs.setdefault(progress.host, []).append(
-            f"{progress.state}: {progress.message}")
+        self.log_line(progress.host, f"{progress.state}: {progress.message}")
         self.pending[progress.host] = progress
         if progress.runtime:
             self.pending_runtimes[progress.host] = progress.runtime
@@ -208,6 +208,14 @@ class OnboardingScreen(WizardScreen):
         if self.flush_timer is not None:
             self.flush_timer.pause()
         self.flush_progress()
+        if self.open_log is not None:
+            self.open_log.run_ended()
+
+    def log_line(self, host: str, line: str) -> None:
+        """Keep ``line`` in the host's log, and show it now if that log is open."""
+        self.node_logs.setdefault(host, []).append(line)
+        if self.open_log is not None and self.open_log.host == host:
+            self.open_log.follow(line)
 
     # --- controls ------------------------------------------------------------------------------
 
@@ -290,7 +298,8 @@ class OnboardingScreen(WizardScreen):
         report = message.report
         self.wizard.session.onboarding = report
         for result in report.results:
-            self.node_logs.setdefault(result.host, []).extend(result_lines(result.to_dict()))
+            for line in result_lines(result.to_dict()):
+                self.log_line(result.host, line)
         counts = report.counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         summary.update(f"{'dry run: ' if report.dry_run else ''}{text or 'no nodes'} "
@@ -302,9 +311,18 @@ class OnboardingScreen(WizardScreen):
         self.set_running(False)
 
     def on_list_view_selected(self, event: NodeRows.Selected) -> None:
-        if isinstance(event.item, NodeRow):
-            host = event.item.host
-            self.app.push_screen(NodeLogModal(host, self.node_logs.get(host, [])))
+        if not isinstance(event.item, NodeRow):
+            return
+        host = event.item.host
+        running = not self.query_one("#cancel-job", Button).disabled
+        modal = NodeLogModal(host, self.node_logs.get(host, []), live=running)
+        self.open_log = modal
+
+        def closed(_: None) -> None:
+            if self.open_log is modal:
+                self.open_log = None
+
+        self.app.push_screen(modal, closed)
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Onboard all nodes", "Install the CA on every node", self.action_onboard_all),

@@ -221,3 +221,55 @@ async def test_detected_runtime_is_kept_after_coming_back_to_the_step(
             await pilot.pause()
             await pilot.pause()
         assert cell(app, "198.18.0.101", "runtime") == "containerd"
+
+
+async def test_the_node_log_opened_during_a_run_follows_the_node(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """Events arrive as NodeProgressed messages to the screen while the log modal is on top;
+    the open log shows each new line of its node (not of others) and the final result."""
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host="198.18.0.101"), NodeSettings(host="198.18.0.102")]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    app = make_app("onboarding")
+    app.open_plan(plan_path)
+
+    def event(host: str, state: str, message: str) -> NodeProgressed:
+        return NodeProgressed(NodeProgress(host, state, "docker", message, (), 0.5))
+
+    def shown(modal: NodeLogModal) -> str:
+        return "\n".join(line.text for line in modal.query_one(RichLog).lines)
+
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, OnboardingScreen)
+        screen.set_running(True)  # as a started run does (the flush timer stays paused)
+        screen.post_message(event("198.18.0.101", "connecting", "connecting as root"))
+        await pilot.pause()
+        await pilot.press("enter")  # the focused rows: the first node's log
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeLogModal) and modal.host == "198.18.0.101"
+        assert "connecting as root" in shown(modal)
+        screen.post_message(event("198.18.0.101", "running", "write ca.crt"))
+        screen.post_message(event("198.18.0.102", "running", "other node's step"))
+        await pilot.pause()
+        await pilot.pause()
+        assert "running: write ca.crt" in shown(modal)
+        assert "other node's step" not in shown(modal)
+        assert "live" in str(modal.query_one("#node-log-title").render())
+        result = onboard.NodeResult("198.18.0.101", "root", 22, onboard.CHANGED,
+                                    changed_files=["/etc/docker/certs.d/x/ca.crt"])
+        screen.post_message(OnboardFinished(onboard.OnboardReport(
+            [result], "127.0.0.1:443", "AB", dry_run=False, seconds=1.0)))
+        await pilot.pause()
+        await pilot.pause()
+        assert "wrote /etc/docker/certs.d/x/ca.crt" in shown(modal)
+        assert "live" not in str(modal.query_one("#node-log-title").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        screen.post_message(event("198.18.0.101", "running", "after close"))
+        await pilot.pause()
+        assert screen.open_log is None and app.screen is screen
