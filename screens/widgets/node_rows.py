@@ -69,6 +69,9 @@ class NodeRow(ListItem):
         self.query_one(Static).update(row, layout=lines is None or lines != self.lines)
         self.lines = lines or 0
 
+    def on_resize(self) -> None:
+        self.lines = 0  # wrapped at another width now: the next update measures afresh
+
     def count_lines(self, row: RenderableType) -> int | None:
         """How many lines ``row`` takes at this row's width (None before the first layout)."""
         width = self.query_one(Static).content_region.width
