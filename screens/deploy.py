@@ -95,7 +95,7 @@ class DeployScreen(WizardScreen):
 
     def set_running(self, running: bool) -> None:
         # Disabling the focused Deploy button would pass the focus to Cancel: Enter stopped it.
-        self.query_one(StepTable).focus()
+        self.set_focus(self.query_one(StepTable))  # also under a modal (see onboarding)
         if running:
             self.cancel_asked = False
         deploy = self.query_one("#deploy", Button)

@@ -260,7 +260,8 @@ class OnboardingScreen(WizardScreen):
     def set_running(self, running: bool) -> None:
         # The rows get the focus both ways: disabling the focused "Onboard all" passed it to
         # Cancel (Enter stopped the run), and after a run Down+Enter on the button re-ran all.
-        self.query_one(NodeRows).focus()
+        # set_focus, not focus(): it also works under a modal (a node log open as the run ends).
+        self.set_focus(self.query_one(NodeRows))
         self.query_one("#onboard-all", Button).disabled = running
         self.query_one("#retry-failed", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running

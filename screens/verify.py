@@ -158,7 +158,7 @@ class VerifyScreen(WizardScreen):
 
     def set_running(self, running: bool) -> None:
         # Disabling the focused Verify button would pass the focus to Cancel: Enter stopped it.
-        self.query_one(NodeRows).focus()
+        self.set_focus(self.query_one(NodeRows))  # also under a modal (see onboarding)
         if running:
             self.cancel_asked = False
         self.query_one("#verify", Button).disabled = running

@@ -129,6 +129,13 @@ async def test_after_a_run_the_focus_is_on_the_rows_and_cancel_never_has_it(
         await pilot.pause()
         assert isinstance(app.screen, NodeLogModal) and app.screen.host == "127.0.0.3"
         assert len([w for w in app.workers if w.name == "Onboarding"]) == runs
+        # A run that ends while a node log is open leaves the focus on the rows too.
+        screen.set_focus(screen.query_one("#onboard-all", Button))
+        screen.set_running(True)
+        screen.set_running(False)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and isinstance(app.focused, NodeRows)
 
 
 async def test_a_cancel_says_which_nodes_were_stopped_and_which_not_started(
