@@ -197,8 +197,13 @@ class VerifyScreen(WizardScreen):
             self.query_one("#push-pull", Static).update(
                 push_pull_text(None, event.state, event.message))
             return
-        self.query_one(NodeRows).update_row(event.target, state=state_text(event.state),
-                                            outcome=Text(event.message))
+        rows = self.query_one(NodeRows)
+        if event.state is CheckState.PASSED:
+            # "passed: docker pull" would say "passed" twice: the kinds go to the check column.
+            rows.update_row(event.target, state=state_text(event.state), outcome="",
+                            check=event.message.removeprefix(f"{event.state.value}: "))
+            return
+        rows.update_row(event.target, state=state_text(event.state), outcome=Text(event.message))
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.set_running(False)

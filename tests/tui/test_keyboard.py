@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.containers import VerticalScroll
 from textual.widgets import Button, Input, Static
 
@@ -104,8 +105,9 @@ def unreachable_plan(plan_path: Path, hosts: tuple[str, ...]) -> Path:
 
 
 async def test_after_a_run_the_focus_is_on_the_rows_and_cancel_never_has_it(
-    make_app: AppFactory, plan_path: Path
+    make_app: AppFactory, plan_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(tmp_path / "known_hosts"))  # never the user's
     unreachable_plan(plan_path, ("127.0.0.2", "127.0.0.3"))
     app = make_app("onboarding")
     app.open_plan(plan_path)

@@ -115,3 +115,25 @@ async def test_verify_columns_say_each_thing_once_and_wrap_at_80(
         shown = " ".join(" ".join(shown_lines(rows, "localhost")).split())
         assert "verify candidate authority certificate" in shown  # wrapped, not cut off
         assert shown.count("docker pull") == 1
+
+
+async def test_a_node_that_passed_during_the_run_says_passed_once(
+    make_app: AppFactory, down_plan: Path
+) -> None:
+    from app.verify import CheckState, VerifyProgress
+    from screens.messages import VerifyProgressed
+
+    app = make_app("verify")
+    app.open_plan(down_plan)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, VerifyScreen)
+        screen.post_message(VerifyProgressed(VerifyProgress("localhost", CheckState.RUNNING,
+                                                            "docker pull")))
+        screen.post_message(VerifyProgressed(VerifyProgress("localhost", CheckState.PASSED,
+                                                            "passed: docker pull")))
+        await pilot.pause()
+        rows = screen.query_one("#verify-table", NodeRows)
+        assert rows.cell("localhost", "state") == "passed"
+        assert rows.cell("localhost", "check") == "docker pull"
+        assert "passed" not in rows.cell("localhost", "outcome")
