@@ -179,11 +179,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+# RFC 4514 names only CN, C, O... by default; the e-mail would show as its bare OID.
+SUBJECT_ATTRIBUTE_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
+
+
 def describe(cert: x509.Certificate) -> CertInfo:
     not_after = cert.not_valid_after_utc
     return CertInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
+        subject=cert.subject.rfc4514_string(SUBJECT_ATTRIBUTE_NAMES),
+        issuer=cert.issuer.rfc4514_string(SUBJECT_ATTRIBUTE_NAMES),
         sans=cert_sans(cert),
         not_before=cert.not_valid_before_utc,
         not_after=not_after,

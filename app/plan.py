@@ -689,7 +689,9 @@ def render_plan(plan: Plan, existing_text: str | None = None) -> str:
     data = plan_to_dict(plan)
     if existing_text is None:
         document = tomlkit.document()
-        document.add(tomlkit.comment("regwiz plan: see assets/plan-example.toml for every key"))
+        # Points to what a pip install has (no checkout, so no assets/ folder to open).
+        document.add(tomlkit.comment(
+            "regwiz plan: run `regwiz plan example` to see every key, commented"))
     else:
         document = tomlkit.parse(existing_text)
     _merge_table(document, data["certificate"], "certificate")

@@ -207,6 +207,8 @@ def check_san(value: object) -> str | None:
     assert isinstance(value, str)
     if value == "":
         return "must not be empty: give an IP address or a DNS name"
+    if (problem := _url_problem(value)) is not None:
+        return problem
     if value.startswith("[") and value.endswith("]"):
         return f"write IPv6 addresses without brackets, e.g. {value[1:-1]}"
     is_ip, problem = _ip_problem(value)
@@ -216,6 +218,30 @@ def check_san(value: object) -> str | None:
     if problem is not None:
         return f"expected an IP address or a DNS name, got {_shown(value)}: {problem}"
     return None
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _url_problem(value: str) -> str | None:
+    """A SAN pasted as a URL or host:port (people copy image references): say what to drop."""
+    dropped: list[str] = []
+    rest = value
+    if scheme := _SCHEME.match(rest):
+        rest, dropped = rest[scheme.end():], ["scheme"]
+    host, slash, _ = rest.partition("/")
+    if host.startswith("[") and "]:" in host:
+        host, port = host[1:].split("]:", 1)
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    else:
+        port = ""
+    dropped += ["port"] if port else []
+    dropped += ["path"] if slash else []
+    if not dropped or not host:
+        return None
+    what = " and ".join([", ".join(dropped[:-1]), dropped[-1]] if len(dropped) > 1 else dropped)
+    return f"drop the {what}: a SAN is a bare DNS name or IP address, e.g. {_shown(host)}"
 
 
 def is_ip_address(value: str) -> bool:

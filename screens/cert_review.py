@@ -77,12 +77,12 @@ class CertReviewScreen(WizardScreen):
         return CertFiles(self.wizard.require_plan().cert_dir)
 
     def show_planned(self) -> None:
-        from app.certs import subject_name
+        from app.certs import SUBJECT_ATTRIBUTE_NAMES, subject_name
 
         plan = self.wizard.require_plan()
         cert = plan.certificate
         lines = [
-            f"subject:   {subject_name(cert).rfc4514_string()}",
+            f"subject:   {subject_name(cert).rfc4514_string(SUBJECT_ATTRIBUTE_NAMES)}",
             f"SANs:      {', '.join(plan.all_sans())}",
             f"key:       {cert.key_type}",
             f"validity:  CA {cert.ca_validity_days} days, server {cert.cert_validity_days} days",

@@ -52,6 +52,8 @@ class DeployScreen(WizardScreen):
         Binding("escape", "cancel", "Cancel job", show=False),
     ]
 
+    cancel_asked = False  # Cancel was pressed during the current run
+
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="deploy-controls"):
             yield Button("Deploy", id="deploy", variant="primary", compact=True)
@@ -85,10 +87,15 @@ class DeployScreen(WizardScreen):
         self.run_deploy(dry_run)
 
     def action_cancel(self) -> None:
-        self.workers.cancel_group(self, JOB)
+        if self.workers.cancel_group(self, JOB):
+            self.cancel_asked = True  # the report then says which steps did not run
         self.log_line("cancelling: the running step finishes first")
 
     def set_running(self, running: bool) -> None:
+        # Disabling the focused Deploy button would pass the focus to Cancel: Enter stopped it.
+        self.set_focus(self.query_one(StepTable))  # also under a modal (see onboarding)
+        if running:
+            self.cancel_asked = False
         deploy = self.query_one("#deploy", Button)
         deploy.disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
@@ -163,6 +170,10 @@ class DeployScreen(WizardScreen):
         counts = summarize(report.results)
         self.log_line(f"deploy: {counts['changed']} changed, {counts['unchanged']} unchanged, "
                       f"{counts['failed']} failed")
+        skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
+        if self.cancel_asked and skipped:
+            self.log_line(f"cancelled: stopped before {skipped[0].what!r}; "
+                          f"{len(skipped)} step(s) not run")
         if report.log_tail:
             self.log_line("--- container log (last lines) ---")
             self.log_line(report.log_tail)

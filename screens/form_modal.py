@@ -1,5 +1,7 @@
 """Base of the modals that edit a form: OK dismisses with ``result()``, Cancel/Escape with None.
 
+Enter in any of the form's text fields is OK too, so a dialog can be filled from the keyboard.
+
 ``result()`` returns None while the form is invalid (showing why), which keeps the modal open.
 """
 
@@ -9,7 +11,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
-from textual.widgets import Button
+from textual.widgets import Button, Input
 
 from screens.widgets.form_field import FormField
 
@@ -44,6 +46,10 @@ class FormModal(ModalScreen["T | None"], Generic[T]):
             self.dismiss(None)
         else:
             self.submit()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

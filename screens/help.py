@@ -20,7 +20,7 @@ GLOBAL_KEYS = """
 |---|---|
 | ctrl+n / ctrl+b | next / back step (the plan is saved on every move) |
 | ctrl+p | command palette: every step and action |
-| ? or F1 | this help |
+| F1 (? outside fields) | this help |
 | ctrl+t | light / dark theme |
 | tab / shift+tab | next / previous field |
 | ctrl+q | quit (asks first while a job runs) |

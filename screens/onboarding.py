@@ -33,8 +33,9 @@ from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "onboarding"
 FLUSH_SECONDS = 0.1  # live rows lag at most this much; fast enough to read as live
-COLUMNS = (Column("host", "host", 17), Column("state", "state", 10),
-           Column("runtime", "runtime", 13), Column("changed", "changed", 7),
+# Narrow fixed columns leave the detail room at 80 columns; longer values wrap in their cell.
+COLUMNS = (Column("host", "host", 15), Column("state", "state", 10),
+           Column("runtime", "runtime", 10), Column("changed", "changed", 7),
            Column("time", "time", 6), Column("detail", "detail", None))
 STATE_STYLE = {
     onboard.CHANGED: "bold yellow", onboard.UNCHANGED: "green", onboard.FAILED: "bold red",
@@ -78,6 +79,21 @@ def _outcome(value: object) -> Outcome:
         return Outcome.FAILED
 
 
+def cancel_summary(report: onboard.OnboardReport) -> str:
+    """What a cancel stopped: the nodes stopped part-way (before which step) and those never
+    started; "" when nothing was cancelled."""
+    cancelled = [r for r in report.results if r.status == onboard.CANCELLED]
+    stopped = [f"{r.host} stopped before {_first_skipped(r)}" for r in cancelled if r.steps]
+    not_started = [r.host for r in cancelled if not r.steps]
+    parts = stopped + ([f"not started: {', '.join(not_started)}"] if not_started else [])
+    return f"\ncancelled: {'; '.join(parts)}" if parts else ""
+
+
+def _first_skipped(result: onboard.NodeResult) -> str:
+    step = next((s for s in result.steps if s.outcome is Outcome.SKIPPED), None)
+    return step.what if step else "its next step"
+
+
 class OnboardingScreen(WizardScreen):
     STEP = "onboarding"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -94,6 +110,7 @@ class OnboardingScreen(WizardScreen):
         self.pending: dict[str, onboard.NodeProgress] = {}
         self.pending_runtimes: dict[str, str] = {}
         self.flush_timer: Timer | None = None
+        self.open_log: NodeLogModal | None = None  # the node log being shown, which follows
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="onboard-controls"):
@@ -122,16 +139,16 @@ class OnboardingScreen(WizardScreen):
         except RegwizError as error:
             saved = {}
             self.notify(error.message, severity="warning")
+        detected = self.detected_runtimes(saved)
         rows: list[tuple[str, dict[str, Text]]] = []
         for node in plan.resolved_nodes():
             last = saved.get(node.host)
             values = {"host": Text(node.host), "state": state_text("not run"),
-                      "runtime": Text(node.runtime)}
+                      "runtime": Text(detected.get(node.host) or node.runtime)}
             if last:
                 self.node_logs[node.host] = ["(last run)", *result_lines(last)]
                 values.update(
                     state=state_text(str(last.get("status", "?"))),
-                    runtime=Text(", ".join(last.get("runtimes") or []) or node.runtime),
                     changed=Text(str(len(last.get("changed_files") or []))),
                     time=Text(f"{float(last.get('seconds') or 0):.1f}s"),
                     detail=Text(str(last.get("reason") or last.get("message") or "")),
@@ -150,13 +167,20 @@ class OnboardingScreen(WizardScreen):
         )
         self.query_one("#onboard-all", Button).disabled = count == 0
 
+    def detected_runtimes(self, saved: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """host -> the runtimes a run detected: this session's last run (dry runs are not
+        saved), else the results file; a session run that detected none keeps the file's."""
+        found = {host: ", ".join(r.get("runtimes") or []) for host, r in saved.items()}
+        if (report := self.wizard.session.onboarding) is not None:
+            found.update({r.host: ", ".join(r.runtimes) for r in report.results if r.runtimes})
+        return {host: runtimes for host, runtimes in found.items() if runtimes}
+
     def on_node_progressed(self, message: NodeProgressed) -> None:
         """Log every event now; keep only the newest per host for the next flush."""
         progress = message.progress
         if progress.host not in self.query_one(NodeRows).by_host:
             return
-        self.node_logs.setdefault(progress.host, []).append(
-            f"{progress.state}: {progress.message}")
+        self.log_line(progress.host, f"{progress.state}: {progress.message}")
         self.pending[progress.host] = progress
         if progress.runtime:
             self.pending_runtimes[progress.host] = progress.runtime
@@ -184,6 +208,14 @@ class OnboardingScreen(WizardScreen):
         if self.flush_timer is not None:
             self.flush_timer.pause()
         self.flush_progress()
+        if self.open_log is not None:
+            self.open_log.run_ended()
+
+    def log_line(self, host: str, line: str) -> None:
+        """Keep ``line`` in the host's log, and show it now if that log is open."""
+        self.node_logs.setdefault(host, []).append(line)
+        if self.open_log is not None and self.open_log.host == host:
+            self.open_log.follow(line)
 
     # --- controls ------------------------------------------------------------------------------
 
@@ -208,7 +240,7 @@ class OnboardingScreen(WizardScreen):
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, JOB)
-        self.notify("Cancelling: running steps finish first.")
+        self.notify("Cancelling: running steps finish first; the summary says what stopped.")
 
     def start(self, only: list[str] | None) -> None:
         if self.wizard.busy_workers() or not self.wizard.save_plan():
@@ -226,6 +258,10 @@ class OnboardingScreen(WizardScreen):
         self.run_onboarding(only, self.query_one("#dry-run", Checkbox).value)
 
     def set_running(self, running: bool) -> None:
+        # The rows get the focus both ways: disabling the focused "Onboard all" passed it to
+        # Cancel (Enter stopped the run), and after a run Down+Enter on the button re-ran all.
+        # set_focus, not focus(): it also works under a modal (a node log open as the run ends).
+        self.set_focus(self.query_one(NodeRows))
         self.query_one("#onboard-all", Button).disabled = running
         self.query_one("#retry-failed", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
@@ -263,11 +299,12 @@ class OnboardingScreen(WizardScreen):
         report = message.report
         self.wizard.session.onboarding = report
         for result in report.results:
-            self.node_logs.setdefault(result.host, []).extend(result_lines(result.to_dict()))
+            for line in result_lines(result.to_dict()):
+                self.log_line(result.host, line)
         counts = report.counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         summary.update(f"{'dry run: ' if report.dry_run else ''}{text or 'no nodes'} "
-                       f"in {report.seconds:.1f} s")
+                       f"in {report.seconds:.1f} s{cancel_summary(report)}")
         self.query_one("#retry-failed", Button).disabled = not report.failed or report.dry_run
 
     def worker_failed(self, worker: Worker[object]) -> None:
@@ -275,9 +312,18 @@ class OnboardingScreen(WizardScreen):
         self.set_running(False)
 
     def on_list_view_selected(self, event: NodeRows.Selected) -> None:
-        if isinstance(event.item, NodeRow):
-            host = event.item.host
-            self.app.push_screen(NodeLogModal(host, self.node_logs.get(host, [])))
+        if not isinstance(event.item, NodeRow):
+            return
+        host = event.item.host
+        running = not self.query_one("#cancel-job", Button).disabled
+        modal = NodeLogModal(host, self.node_logs.get(host, []), live=running)
+        self.open_log = modal
+
+        def closed(_: None) -> None:
+            if self.open_log is modal:
+                self.open_log = None
+
+        self.app.push_screen(modal, closed)
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Onboard all nodes", "Install the CA on every node", self.action_onboard_all),

@@ -45,7 +45,3 @@ class TextPromptModal(FormModal[str]):
 
     def result(self) -> str | None:
         return self.text("prompt") if self.form_is_valid() else None
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.submit()

@@ -25,8 +25,8 @@ from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 JOB = "verify"
-COLUMNS = (Column("host", "host", 17), Column("state", "state", 8),
-           Column("check", "check", 30), Column("outcome", "outcome", None))
+COLUMNS = (Column("host", "host", 15), Column("state", "state", 7),
+           Column("check", "check", 24), Column("outcome", "outcome", None))
 STATE_STYLE = {
     CheckState.PASSED: "bold green", CheckState.FAILED: "bold red",
     CheckState.RUNNING: "bold cyan", CheckState.SKIPPED: "dim", CheckState.PENDING: "dim",
@@ -47,15 +47,46 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
         return text
     text.append_text(state_text(result.state))
     text.append(f"  {result.reference} from {result.source}")
-    if result.pushed_digest:
-        text.append(f"\n  pushed {result.pushed_digest}")
-    if result.pulled_digest:
-        text.append(f"\n  pulled {result.pulled_digest}")
+    # A digest is 71 characters: on a line of its own it fits 80 columns instead of wrapping.
+    if result.pushed_digest and result.pushed_digest == result.pulled_digest:
+        text.append(f"\n  pushed and pulled back (the same digest):\n    {result.pushed_digest}")
+    else:
+        if result.pushed_digest:
+            text.append(f"\n  pushed:\n    {result.pushed_digest}")
+        if result.pulled_digest:
+            text.append(f"\n  pulled:\n    {result.pulled_digest}")
     for label, value in (("", result.message), ("hint: ", result.hint or ""),
                          ("note: ", result.note), ("cleanup: ", result.cleanup)):
         if value:
             text.append(f"\n  {label}{value}")
     return text
+
+
+def checks_text(result: NodeVerifyResult) -> Text:
+    """Each check the node ran, marked passed or failed: the "check" column."""
+    text = Text()
+    for index, check in enumerate(result.checks):
+        text.append(", " if index else "")
+        text.append("✓ " if check.passed else "✗ ", style="green" if check.passed else "red")
+        text.append(check.kind)
+    return text or Text("-", style="dim")
+
+
+def outcome_text(result: NodeVerifyResult) -> str:
+    """What the other columns do not say already: the failing check's error, the digest pulled.
+
+    ``result.message`` repeats the check kinds ("passed: docker pull", "docker pull: x509...")
+    that the check column shows, so it is used only for a node that ran no check (skipped,
+    unreachable).
+    """
+    failing = next((check for check in result.checks if not check.passed), None)
+    if failing is not None:
+        return failing.detail
+    if not result.checks:
+        return result.message
+    # The short digest is enough to compare with the push line; the node log has it whole.
+    digests = sorted({check.digest[:19] for check in result.checks if check.digest})
+    return f"digest {', '.join(digests)}" if digests else "ok"
 
 
 def node_lines(result: NodeVerifyResult) -> list[str]:
@@ -85,6 +116,7 @@ class VerifyScreen(WizardScreen):
     def __init__(self) -> None:
         super().__init__()
         self.report: VerifyReport | None = None
+        self.cancel_asked = False  # Cancel was pressed during the current run
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="verify-controls"):
@@ -120,9 +152,15 @@ class VerifyScreen(WizardScreen):
         self.run_verify(self.query_one("#from-local", Checkbox).value)
 
     def action_cancel(self) -> None:
-        self.workers.cancel_group(self, JOB)
+        if self.workers.cancel_group(self, JOB):
+            self.cancel_asked = True  # the report then names the nodes not checked
+            self.notify("Cancelling: checks already running finish first.")
 
     def set_running(self, running: bool) -> None:
+        # Disabling the focused Verify button would pass the focus to Cancel: Enter stopped it.
+        self.set_focus(self.query_one(NodeRows))  # also under a modal (see onboarding)
+        if running:
+            self.cancel_asked = False
         self.query_one("#verify", Button).disabled = running
         self.query_one("#cancel-job", Button).disabled = not running
         self.query_one("#from-local", Checkbox).disabled = running
@@ -159,8 +197,13 @@ class VerifyScreen(WizardScreen):
             self.query_one("#push-pull", Static).update(
                 push_pull_text(None, event.state, event.message))
             return
-        self.query_one(NodeRows).update_row(event.target, state=state_text(event.state),
-                                            outcome=Text(event.message))
+        rows = self.query_one(NodeRows)
+        if event.state is CheckState.PASSED:
+            # "passed: docker pull" would say "passed" twice: the kinds go to the check column.
+            rows.update_row(event.target, state=state_text(event.state), outcome="",
+                            check=event.message.removeprefix(f"{event.state.value}: "))
+            return
+        rows.update_row(event.target, state=state_text(event.state), outcome=Text(event.message))
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.set_running(False)
@@ -169,20 +212,24 @@ class VerifyScreen(WizardScreen):
             push_pull_text(None, CheckState.FAILED, f"{message.error}{hint}"))
 
     def on_verify_finished(self, message: VerifyFinished) -> None:
+        cancelled = self.cancel_asked
         self.set_running(False)
         self.wizard.session.verify = message.report
         self.show_report(message.report)
+        unchecked = [node.host for node in message.report.nodes if not node.checks]
+        if cancelled and unchecked:
+            status = self.query_one("#push-pull", Static)
+            text = push_pull_text(message.report.push_pull)
+            text.append(f"\ncancelled: not checked: {', '.join(unchecked)}", style="bold")
+            status.update(text)
 
     def show_report(self, report: VerifyReport) -> None:
         self.report = report
         self.query_one("#push-pull", Static).update(push_pull_text(report.push_pull))
         rows = self.query_one(NodeRows)
         for result in report.nodes:
-            checks = ", ".join(check.kind for check in result.checks) or "-"
-            failing = next((c for c in result.checks if not c.passed), None)
-            outcome = result.message or (failing.detail if failing else "ok")
-            rows.update_row(result.host, state=state_text(result.state), check=checks,
-                            outcome=Text(outcome))
+            rows.update_row(result.host, state=state_text(result.state),
+                            check=checks_text(result), outcome=Text(outcome_text(result)))
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)

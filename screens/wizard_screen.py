@@ -32,6 +32,12 @@ class WizardScreen(Screen[None]):
     SHOW_BACK: ClassVar[bool] = True
     SHOW_NEXT: ClassVar[bool] = True
 
+    # On entry the step's first control has the focus, so typing or Enter acts at once. The
+    # default ("*") picked the form's scroll container, which takes no input.
+    AUTO_FOCUS: ClassVar[str | None] = ", ".join(
+        f"#body {kind}" for kind in ("Input", "Select", "Checkbox", "RadioSet", "Button",
+                                     "ListView", "DataTable", "OptionList"))
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+b", "back", "Back", priority=True),
         Binding("ctrl+n", "next", "Next", priority=True),

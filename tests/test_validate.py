@@ -192,6 +192,9 @@ def test_san_accepts(value: str) -> None:
         ("198.18.0.256", "all-digit"),
         ("010.0.0.1", "all-digit"),
         ("a b", "letters, digits"),
+        ("https://reg.example:5000", "drop the scheme and port"),
+        ("https://[fd00::2]:5000/v2/", "drop the scheme, port and path"),
+        ("reg.example:5000", "drop the port"),
     ],
 )
 def test_san_rejects(value: str, expected: str) -> None:

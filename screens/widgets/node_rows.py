@@ -3,12 +3,16 @@
 A DataTable re-renders every visible cell whenever one cell changes; with tens of nodes
 reporting several times a second that stalled the event loop for 100-200 ms under load. Here an
 update re-renders only the row that changed. Enter or a click on a row posts ListView.Selected.
+Cells wrap inside their column (an error message is read, not cut off at 80 columns); a row
+asks for a layout pass only when its number of lines changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import RenderableType
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import ListItem, ListView, Static
@@ -21,21 +25,21 @@ class Column:
     width: int | None  # None: the rest of the line
 
 
-def render_line(columns: tuple[Column, ...], values: dict[str, Text]) -> Text:
-    line = Text(no_wrap=True, overflow="ellipsis")
+def render_row(columns: tuple[Column, ...], values: dict[str, Text]) -> RenderableType:
+    """One row as a grid: fixed columns, the last one takes the rest; long text wraps."""
+    grid = Table.grid(padding=(0, 1, 0, 0), expand=True)
     for column in columns:
-        cell = values.get(column.key, Text("")).copy()
-        if column.width is not None:
-            cell.truncate(column.width, overflow="ellipsis", pad=True)
-            cell.append(" ")
-        line.append_text(cell)
-    return line
+        if column.width is None:
+            grid.add_column(ratio=1, overflow="fold")
+        else:
+            grid.add_column(width=column.width, overflow="fold")
+    grid.add_row(*(values.get(column.key, Text("")) for column in columns))
+    return grid
 
 
 class NodeRow(ListItem):
-    # One line whatever the text (render_line never wraps), so an update needs no layout pass.
     DEFAULT_CSS = """
-    NodeRow > .node-row-text { height: 1; }
+    NodeRow > .node-row-text { height: auto; }
     """
 
     def __init__(self, host: str, columns: tuple[Column, ...], values: dict[str, Text]) -> None:
@@ -43,9 +47,10 @@ class NodeRow(ListItem):
         self.host = host
         self.columns = columns
         self.values = dict(values)
+        self.lines = 0  # lines the row had when last drawn (0: not measured yet)
 
     def compose(self) -> ComposeResult:
-        yield Static(render_line(self.columns, self.values), classes="node-row-text")
+        yield Static(render_row(self.columns, self.values), classes="node-row-text")
 
     def set_values(self, **values: Text | str) -> None:
         changed = False
@@ -55,8 +60,25 @@ class NodeRow(ListItem):
                 self.values[key] = text
                 changed = True
         if changed and self.is_mounted:
-            # layout=False: the row keeps its size; a layout pass re-arranges the whole screen.
-            self.query_one(Static).update(render_line(self.columns, self.values), layout=False)
+            self.redraw()
+
+    def redraw(self) -> None:
+        row = render_row(self.columns, self.values)
+        lines = self.count_lines(row)
+        # layout=False while the height stays: a layout pass re-arranges the whole screen.
+        self.query_one(Static).update(row, layout=lines is None or lines != self.lines)
+        self.lines = lines or 0
+
+    def on_resize(self) -> None:
+        self.lines = 0  # wrapped at another width now: the next update measures afresh
+
+    def count_lines(self, row: RenderableType) -> int | None:
+        """How many lines ``row`` takes at this row's width (None before the first layout)."""
+        width = self.query_one(Static).content_region.width
+        if width <= 0:
+            return None
+        console = self.app.console
+        return len(console.render_lines(row, console.options.update_width(width), pad=False))
 
 
 class NodeRows(ListView):
@@ -69,8 +91,8 @@ class NodeRows(ListView):
         self.columns = columns
         self.by_host: dict[str, NodeRow] = {}
 
-    def header(self) -> Text:
-        return render_line(self.columns, {c.key: Text(c.label, style="bold") for c in self.columns})
+    def header(self) -> RenderableType:
+        return render_row(self.columns, {c.key: Text(c.label, style="bold") for c in self.columns})
 
     def set_rows(self, rows: list[tuple[str, dict[str, Text]]]) -> None:
         self.clear()

@@ -121,3 +121,16 @@ async def test_valid_input_advances_and_saves_the_plan(
     assert saved.certificate.country == "KR"
     assert saved.registry.address == "198.18.0.2"
     assert "198.18.0.2" in saved.all_sans()
+
+
+async def test_a_san_typed_as_a_url_says_drop_the_scheme_and_port(make_app: AppFactory) -> None:
+    app = make_app("certificate")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, CertRequestScreen)
+        screen.query_one("#san-input", Input).focus()
+        await pilot.press(*"https://reg.example:5000", "enter")
+        await pilot.pause()
+        message = str(screen.query_one("#san-message", Static).render())
+        assert "drop the scheme and port" in message and "reg.example" in message
+        assert "https://reg.example:5000" not in screen.query_one(SanList).sans

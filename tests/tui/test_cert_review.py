@@ -169,3 +169,16 @@ async def test_a_certificate_that_differs_from_the_plan_blocks_next_until_reissu
         assert not app.screen.query_one("#next", Button).disabled
         served = inspect_certificate(CertFiles(plan_path.parent / "certs").tls_crt)
         assert "mirror.example.internal" in served.sans and "O=New Corp" in served.subject
+
+
+async def test_subjects_name_the_email_attribute(make_app: AppFactory, plan_path: Path) -> None:
+    plan = new_plan(plan_path)
+    plan.certificate.email = "ops@example.com"
+    save_with_certificates(plan)
+    app = make_app("review")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)):
+        for selector in ("#planned", "#on-disk"):
+            shown = text_of(app, selector)
+            assert "emailAddress=ops@example.com" in shown, shown
+            assert "1.2.840.113549.1.9.1" not in shown

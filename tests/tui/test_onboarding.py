@@ -8,14 +8,14 @@ import socket
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Checkbox, ProgressBar, RichLog
+from textual.widgets import Button, Checkbox, ProgressBar, RichLog, Static
 
 from app import onboard
 from app.onboard import NodeProgress
 from app.plan import NodeSettings, new_plan, save_plan
 from screens.app import RegwizApp
 from screens.host_key_unknown import HostKeyUnknownModal
-from screens.messages import NodeProgressed
+from screens.messages import NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
 from screens.widgets.node_rows import NodeRows
@@ -167,3 +167,109 @@ async def test_progress_is_coalesced_per_host_and_keeps_an_earlier_runtime(
         assert app.screen.query_one(ProgressBar).progress == 1
         assert screen.node_logs["198.18.0.101"] == [
             "detecting: found docker", "running: writing ca.crt"]
+
+
+async def test_a_long_detail_wraps_in_its_column_at_80_columns(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host="198.18.0.101")]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    app = make_app("onboarding")
+    app.open_plan(plan_path)
+    message = ("unreachable: 198.18.0.101:22 did not answer within 10 s; check the address, "
+               "the SSH port and any firewall between this machine and the node")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, OnboardingScreen)
+        screen.on_node_progressed(NodeProgressed(
+            NodeProgress("198.18.0.101", onboard.FAILED, "", message, (), 10.2)))
+        screen.flush_progress()
+        await pilot.pause()
+        row = screen.query_one(NodeRows).by_host["198.18.0.101"]
+        static = row.query_one(Static)
+        lines = [strip.text.rstrip() for strip in static.render_lines(static.region.reset_offset)]
+        assert len(lines) > 1 and all(len(line) <= 80 for line in lines)
+        assert "firewall between this machine and the node" in " ".join(
+            " ".join(lines).split())
+        assert lines[0].startswith("198.18.0.101")  # later lines are the detail's continuation
+
+
+async def test_detected_runtime_is_kept_after_coming_back_to_the_step(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """A dry run (not saved to the results file) detected containerd on an "auto" node: after
+    Verify and back, the runtime column still says containerd, not the plan's "auto"."""
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host="198.18.0.101", runtime="auto")]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    app = make_app("onboarding")
+    app.open_plan(plan_path)
+    result = onboard.NodeResult("198.18.0.101", "root", 22, onboard.PLANNED,
+                                runtimes=["containerd"])
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert cell(app, "198.18.0.101", "runtime") == "auto"
+        app.screen.post_message(OnboardFinished(onboard.OnboardReport(
+            [result], "127.0.0.1:443", "AB", dry_run=True, seconds=1.0)))
+        await pilot.pause()
+        for step in ("verify", "onboarding"):
+            assert app.goto(step)
+            await pilot.pause()
+            await pilot.pause()
+        assert cell(app, "198.18.0.101", "runtime") == "containerd"
+
+
+async def test_the_node_log_opened_during_a_run_follows_the_node(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """Events arrive as NodeProgressed messages to the screen while the log modal is on top;
+    the open log shows each new line of its node (not of others) and the final result."""
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host="198.18.0.101"), NodeSettings(host="198.18.0.102")]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    app = make_app("onboarding")
+    app.open_plan(plan_path)
+
+    def event(host: str, state: str, message: str) -> NodeProgressed:
+        return NodeProgressed(NodeProgress(host, state, "docker", message, (), 0.5))
+
+    def shown(modal: NodeLogModal) -> str:
+        return "\n".join(line.text for line in modal.query_one(RichLog).lines)
+
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, OnboardingScreen)
+        screen.set_running(True)  # as a started run does (the flush timer stays paused)
+        screen.post_message(event("198.18.0.101", "connecting", "connecting as root"))
+        await pilot.pause()
+        await pilot.press("enter")  # the focused rows: the first node's log
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeLogModal) and modal.host == "198.18.0.101"
+        assert "connecting as root" in shown(modal)
+        screen.post_message(event("198.18.0.101", "running", "write ca.crt"))
+        screen.post_message(event("198.18.0.102", "running", "other node's step"))
+        await pilot.pause()
+        await pilot.pause()
+        assert "running: write ca.crt" in shown(modal)
+        assert "other node's step" not in shown(modal)
+        assert "live" in str(modal.query_one("#node-log-title").render())
+        result = onboard.NodeResult("198.18.0.101", "root", 22, onboard.CHANGED,
+                                    changed_files=["/etc/docker/certs.d/x/ca.crt"])
+        screen.post_message(OnboardFinished(onboard.OnboardReport(
+            [result], "127.0.0.1:443", "AB", dry_run=False, seconds=1.0)))
+        await pilot.pause()
+        await pilot.pause()
+        assert "wrote /etc/docker/certs.d/x/ca.crt" in shown(modal)
+        assert "live" not in str(modal.query_one("#node-log-title").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        screen.post_message(event("198.18.0.101", "running", "after close"))
+        await pilot.pause()
+        assert screen.open_log is None and app.screen is screen

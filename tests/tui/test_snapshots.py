@@ -8,6 +8,7 @@ Update with: pytest tests/tui/test_snapshots.py --snapshot-update
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from app.plan import NodeSettings, Secrets, new_plan, save_plan
+from app.onboard import results_path
+from app.plan import NodeSettings, Plan, Secrets, new_plan, save_plan
 from app.status import (
     CatalogStatus,
     CertificateStatus,
@@ -29,6 +31,7 @@ from app.status import (
     StatusReport,
     TrustState,
 )
+from app.verify import CheckState, NodeCheck, NodeVerifyResult, PushPullResult, VerifyReport
 from screens.app import RegwizApp
 from screens.error_modal import ErrorModal
 from screens.host_key_changed import HostKeyChangedModal
@@ -41,6 +44,7 @@ from tests.tui.conftest import settle
 SNAP_DIR = Path("/tmp/regwiz-tui-snapshots")
 WIDE = (100, 32)
 SMALL = (80, 24)
+LARGE = (120, 36)
 Snap = Callable[..., bool]
 
 
@@ -67,14 +71,47 @@ def snap_plan(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         NodeSettings(host="127.0.0.4", ssh_port=1, os_trust_store=True),
     ]
     save_plan(plan, plan.path)
+    write_onboard_results(plan)
     yield SNAP_DIR / "plan.toml"
     shutil.rmtree(SNAP_DIR, ignore_errors=True)
+
+
+def write_onboard_results(plan: Plan) -> None:
+    """A saved onboarding run (fixed values) so the Onboard step shows filled rows."""
+    nodes = [
+        {"host": "127.0.0.2", "status": "changed", "runtimes": ["docker", "containerd"],
+         "changed_files": ["/etc/docker/certs.d/127.0.0.1:1/ca.crt"], "seconds": 4.2,
+         "message": "installed the registry CA for docker and containerd, restarted nothing"},
+        {"host": "127.0.0.3", "status": "failed", "reason": "unreachable", "seconds": 10.0,
+         "message": "127.0.0.3:1 refused the connection: is sshd running and is the port right?"},
+    ]
+    results_path(plan).write_text(json.dumps({"nodes": nodes}))
+
+
+def sample_verify_report() -> VerifyReport:
+    """A finished verify run (fixed values): one node passed, one failed, one skipped."""
+    reference = "127.0.0.1:1/regwiz/selftest:snapshot"
+    return VerifyReport(
+        PushPullResult(reference, "local docker", CheckState.PASSED,
+                       pushed_digest="sha256:" + "ab" * 32, pulled_digest="sha256:" + "ab" * 32),
+        [NodeVerifyResult("127.0.0.2", CheckState.PASSED, ["docker"], [NodeCheck(
+            "docker pull", f"docker pull {reference}", True, f"pulled {reference}",
+            digest="sha256:" + "ab" * 32)], message="passed: docker pull"),
+         NodeVerifyResult("127.0.0.3", CheckState.FAILED, ["containerd"], [NodeCheck(
+             "containerd pull (ctr --hosts-dir)", "ctr images pull", False,
+             "x509: certificate signed by unknown authority: the node does not trust the CA")],
+             message="containerd pull (ctr --hosts-dir): x509: certificate signed by unknown "
+                     "authority: the node does not trust the CA"),
+         NodeVerifyResult("127.0.0.4", CheckState.SKIPPED,
+                          message="127.0.0.4:1 refused the connection")])
 
 
 def make(start: str, plan_path: Path) -> RegwizApp:
     app = RegwizApp(plan_path, data_dir=SNAP_DIR / "data", secrets=Secrets(), start=start)
     if start != "welcome":
         app.open_plan(plan_path)
+    if start == "verify":
+        app.session.verify = sample_verify_report()  # the rows of a finished run
     return app
 
 
@@ -97,7 +134,10 @@ async def steady(pilot: Pilot[Any]) -> None:
         ("deploy", WIDE),
         ("nodes", WIDE),
         ("onboarding", SMALL),
+        ("onboarding", LARGE),
+        ("verify", SMALL),
         ("verify", WIDE),
+        ("verify", LARGE),
     ],
     ids=lambda value: value if isinstance(value, str) else f"{value[0]}x{value[1]}",
 )
@@ -186,7 +226,8 @@ def test_modals(snap_compare: Snap, snap_plan: Path, modal: str) -> None:
         elif modal == "import-cert":
             app.push_screen(ImportCertModal())
         else:
-            await pilot.press("question_mark")
+            await pilot.press("f1")  # "?" would be typed into the focused Host field
+
         await steady(pilot)
 
     assert snap_compare(make("registry", snap_plan), terminal_size=WIDE, run_before=run_before)

@@ -80,3 +80,60 @@ def test_day_colours_and_sizes() -> None:
     assert days_style(None) == "bold red"
     assert human_bytes(512) == "512 B"
     assert human_bytes(3 * 1024 * 1024) == "3.0 MiB"
+
+
+def shown_lines(rows: NodeRows, host: str) -> list[str]:
+    """The text a row shows on screen, line by line (wrapped cells included)."""
+    static = rows.by_host[host].query_one(Static)
+    return [strip.text.rstrip() for strip in static.render_lines(static.region.reset_offset)]
+
+
+async def test_verify_columns_say_each_thing_once_and_wrap_at_80(
+    make_app: AppFactory, down_plan: Path
+) -> None:
+    from app.verify import CheckState, NodeCheck, NodeVerifyResult, PushPullResult, VerifyReport
+    from screens.messages import VerifyFinished
+
+    x509 = ("x509: certificate signed by unknown authority (possibly because of crypto/rsa: "
+            "verification error while trying to verify candidate authority certificate)")
+    failed = NodeVerifyResult("localhost", CheckState.FAILED, ["docker"], [
+        NodeCheck("docker pull", "docker pull 127.0.0.1:1/regwiz/selftest:x", False, x509)],
+        message=f"docker pull: {x509}")
+    app = make_app("verify")
+    app.open_plan(down_plan)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, VerifyScreen)
+        screen.post_message(VerifyFinished(VerifyReport(
+            PushPullResult("127.0.0.1:1/regwiz/selftest:x", "local docker", CheckState.PASSED),
+            [failed])))
+        await pilot.pause()
+        await pilot.pause()
+        rows = screen.query_one("#verify-table", NodeRows)
+        assert rows.cell("localhost", "check") == "✗ docker pull"
+        assert rows.cell("localhost", "outcome") == x509  # not "docker pull: ..." again
+        shown = " ".join(" ".join(shown_lines(rows, "localhost")).split())
+        assert "verify candidate authority certificate" in shown  # wrapped, not cut off
+        assert shown.count("docker pull") == 1
+
+
+async def test_a_node_that_passed_during_the_run_says_passed_once(
+    make_app: AppFactory, down_plan: Path
+) -> None:
+    from app.verify import CheckState, VerifyProgress
+    from screens.messages import VerifyProgressed
+
+    app = make_app("verify")
+    app.open_plan(down_plan)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, VerifyScreen)
+        screen.post_message(VerifyProgressed(VerifyProgress("localhost", CheckState.RUNNING,
+                                                            "docker pull")))
+        screen.post_message(VerifyProgressed(VerifyProgress("localhost", CheckState.PASSED,
+                                                            "passed: docker pull")))
+        await pilot.pause()
+        rows = screen.query_one("#verify-table", NodeRows)
+        assert rows.cell("localhost", "state") == "passed"
+        assert rows.cell("localhost", "check") == "docker pull"
+        assert "passed" not in rows.cell("localhost", "outcome")
