@@ -19,7 +19,7 @@ from textual.widgets import Button, Checkbox, RichLog
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
-from app.steps import StepResult, format_result, summarize
+from app.steps import Outcome, StepResult, format_result, summarize
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import DeployFinished, JobFailed, StepProgress, StepsPlanned
 from screens.widgets.step_table import StepTable

@@ -219,15 +219,11 @@ class NodesScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group="nodes-import", name="kubectl get nodes")
     def query_kubectl(self, entry: NodeEntry) -> None:
-        from app.connections import open_node_transport
-        from app.nodes_import import nodes_from_kubectl
+        from app.nodes_import import nodes_via_kubectl
 
-        probe_plan = dataclasses.replace(self.plan, nodes=[entry.settings()])
-        node = probe_plan.resolved_nodes()[0]
         policy = ask_host_key_policy(self.wizard)
         try:
-            with open_node_transport(node, self.wizard.secrets, policy) as transport:
-                addresses = nodes_from_kubectl(transport, sudo=node.sudo)
+            addresses = nodes_via_kubectl(self.plan, entry, self.wizard.secrets, policy)
         except RegwizError as error:
             self.app.call_from_thread(self.wizard.show_error,
                                       f"kubectl on {entry.host} failed", error)

@@ -11,7 +11,7 @@ so one node's update never re-renders the others. The report arrives as OnboardF
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -24,7 +24,7 @@ from textual.worker import Worker, get_current_worker
 
 from app import onboard
 from app.errors import RegwizError
-from app.steps import Outcome, StepResult, format_result
+from app.steps import Outcome, format_result
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobFailed, NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
@@ -47,36 +47,21 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, "bold cyan"))
 
 
-# INTEGRATOR: once app.onboard has NodeResult.from_dict (runtimes branch), load_results gives
-# typed NodeResults: result_lines and _outcome below then read NodeResult fields (or go), and
-# fill_rows / action_retry_failed read attributes instead of dict keys. Do not parse here.
-def result_lines(result: dict[str, Any]) -> list[str]:
-    """A saved or fresh NodeResult (as a dict) as log lines for the node log modal."""
-    lines = [f"status: {result.get('status', '?')}"
-             + (f" ({result['reason']})" if result.get("reason") else "")]
-    if result.get("os_family") or result.get("runtimes"):
-        lines.append(f"os: {result.get('os_family') or '?'}, "
-                     f"runtimes: {', '.join(result.get('runtimes') or []) or 'none'}")
-    for step in result.get("steps") or []:
-        if isinstance(step, dict):
-            lines.append(format_result(StepResult(
-                step.get("what", ""), step.get("where", ""), _outcome(step.get("outcome")),
-                step.get("message", ""), step.get("hint"), float(step.get("seconds") or 0))))
-    lines += [f"would: {line}" for line in result.get("dry_run_lines") or []]
-    lines += [f"wrote {path}" for path in result.get("changed_files") or []]
-    lines += [f"restarted {name}" for name in result.get("restarted") or []]
-    if result.get("message"):
-        lines.append(str(result["message"]))
-    if result.get("hint"):
-        lines.append(f"hint: {result['hint']}")
+def result_lines(result: onboard.NodeResult) -> list[str]:
+    """A saved or fresh node result as log lines for the node log modal."""
+    lines = [f"status: {result.status}" + (f" ({result.reason})" if result.reason else "")]
+    if result.os_family or result.runtimes:
+        lines.append(f"os: {result.os_family or '?'}, "
+                     f"runtimes: {', '.join(result.runtimes) or 'none'}")
+    lines += [format_result(step) for step in result.steps]
+    lines += [f"would: {line}" for line in result.dry_run_lines]
+    lines += [f"wrote {path}" for path in result.changed_files]
+    lines += [f"restarted {name}" for name in result.restarted]
+    if result.message:
+        lines.append(result.message)
+    if result.hint:
+        lines.append(f"hint: {result.hint}")
     return lines
-
-
-def _outcome(value: object) -> Outcome:
-    try:
-        return Outcome(str(value))
-    except ValueError:
-        return Outcome.FAILED
 
 
 def cancel_summary(report: onboard.OnboardReport) -> str:
@@ -135,7 +120,7 @@ class OnboardingScreen(WizardScreen):
         """One row per plan node, showing the last saved result when there is one."""
         plan = self.wizard.require_plan()
         try:
-            saved = onboard.load_results(plan)  # raw dicts: see INTEGRATOR above result_lines
+            saved = onboard.load_node_results(plan)
         except RegwizError as error:
             saved = {}
             self.notify(error.message, severity="warning")
@@ -148,15 +133,15 @@ class OnboardingScreen(WizardScreen):
             if last:
                 self.node_logs[node.host] = ["(last run)", *result_lines(last)]
                 values.update(
-                    state=state_text(str(last.get("status", "?"))),
-                    changed=Text(str(len(last.get("changed_files") or []))),
-                    time=Text(f"{float(last.get('seconds') or 0):.1f}s"),
-                    detail=Text(str(last.get("reason") or last.get("message") or "")),
+                    state=state_text(str(last.status)),
+                    changed=Text(str(len(last.changed_files))),
+                    time=Text(f"{last.seconds:.1f}s"),
+                    detail=Text(last.reason or last.message),
                 )
             rows.append((node.host, values))
         self.query_one(NodeRows).set_rows(rows)
         self.query_one("#retry-failed", Button).disabled = not any(
-            r.get("status") in (onboard.FAILED, onboard.CANCELLED) for r in saved.values()
+            r.status in (onboard.FAILED, onboard.CANCELLED) for r in saved.values()
         )
         count = len(plan.nodes)
         # A determinate bar from the start: an indeterminate one animates (and never settles).
@@ -167,10 +152,10 @@ class OnboardingScreen(WizardScreen):
         )
         self.query_one("#onboard-all", Button).disabled = count == 0
 
-    def detected_runtimes(self, saved: dict[str, dict[str, Any]]) -> dict[str, str]:
+    def detected_runtimes(self, saved: dict[str, onboard.NodeResult]) -> dict[str, str]:
         """host -> the runtimes a run detected: this session's last run (dry runs are not
         saved), else the results file; a session run that detected none keeps the file's."""
-        found = {host: ", ".join(r.get("runtimes") or []) for host, r in saved.items()}
+        found = {host: ", ".join(r.runtimes) for host, r in saved.items()}
         if (report := self.wizard.session.onboarding) is not None:
             found.update({r.host: ", ".join(r.runtimes) for r in report.results if r.runtimes})
         return {host: runtimes for host, runtimes in found.items() if runtimes}
@@ -229,7 +214,9 @@ class OnboardingScreen(WizardScreen):
 
     def action_retry_failed(self) -> None:
         try:
-            failed = [r["host"] for r in onboard.failed_hosts(self.wizard.require_plan())]
+            saved = onboard.load_node_results(self.wizard.require_plan())
+            failed = [host for host, r in saved.items()
+                      if r.status in (onboard.FAILED, onboard.CANCELLED)]
         except RegwizError as error:
             self.wizard.show_error("Cannot read the last results", error)
             return
@@ -299,7 +286,7 @@ class OnboardingScreen(WizardScreen):
         report = message.report
         self.wizard.session.onboarding = report
         for result in report.results:
-            for line in result_lines(result.to_dict()):
+            for line in result_lines(result):
                 self.log_line(result.host, line)
         counts = report.counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)

@@ -167,9 +167,9 @@ async def test_a_cancel_says_which_nodes_were_stopped_and_which_not_started(
 
 async def test_a_cancelled_deploy_says_where_it_stopped(make_app: AppFactory,
                                                         plan_path: Path) -> None:
+    from app.deploy import DeployReport
     from screens.deploy import DeployScreen
     from screens.messages import DeployFinished
-    from screens.session import DeployResultView
     from screens.widgets.step_table import StepTable
 
     plan = new_plan(plan_path)
@@ -188,7 +188,7 @@ async def test_a_cancelled_deploy_says_where_it_stopped(make_app: AppFactory,
         await pilot.pause()
         assert isinstance(app.focused, StepTable)  # not Cancel
         screen.cancel_asked = True  # as Cancel does while the worker runs
-        screen.post_message(DeployFinished(DeployResultView(
+        screen.post_message(DeployFinished(DeployReport(
             results, [(r.what, r.where) for r in results], False, [], "", "", False, None,
             app.plan.registry_address, 1.0)))  # type: ignore[union-attr]
         await pilot.pause()

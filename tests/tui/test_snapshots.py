@@ -49,7 +49,18 @@ Snap = Callable[..., bool]
 
 
 @pytest.fixture
-def snap_plan(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def snap_lock() -> Iterator[None]:
+    """One snapshot test at a time on this machine: SNAP_DIR is a fixed path (the pictures show
+    it), so two test runs side by side would delete each other's plan mid-test."""
+    import fcntl
+
+    with open(f"{SNAP_DIR}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def snap_plan(monkeypatch: pytest.MonkeyPatch, snap_lock: None) -> Iterator[Path]:
     shutil.rmtree(SNAP_DIR, ignore_errors=True)
     SNAP_DIR.mkdir(parents=True)
     monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(SNAP_DIR / "known_hosts"))
@@ -79,10 +90,12 @@ def snap_plan(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def write_onboard_results(plan: Plan) -> None:
     """A saved onboarding run (fixed values) so the Onboard step shows filled rows."""
     nodes = [
-        {"host": "127.0.0.2", "status": "changed", "runtimes": ["docker", "containerd"],
+        {"host": "127.0.0.2", "ssh_user": "root", "ssh_port": 1, "status": "changed",
+         "runtimes": ["docker", "containerd"],
          "changed_files": ["/etc/docker/certs.d/127.0.0.1:1/ca.crt"], "seconds": 4.2,
          "message": "installed the registry CA for docker and containerd, restarted nothing"},
-        {"host": "127.0.0.3", "status": "failed", "reason": "unreachable", "seconds": 10.0,
+        {"host": "127.0.0.3", "ssh_user": "root", "ssh_port": 1, "status": "failed",
+         "reason": "unreachable", "seconds": 10.0,
          "message": "127.0.0.3:1 refused the connection: is sshd running and is the port right?"},
     ]
     results_path(plan).write_text(json.dumps({"nodes": nodes}))
