@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical, VerticalScroll
-from textual.widgets import Checkbox, Input, Label, Select
+from textual.containers import Grid, VerticalScroll
+from textual.widgets import Checkbox, Input, Select
 
 from app.plan import Plan, validate_plan
 from app.validate import KEY_TYPES, check_san, warnings_for_san
 from screens import validators
 from screens.widgets.form_field import FormField
+from screens.widgets.labeled_control import LabeledControl
 from screens.widgets.san_list import SanList
 from screens.wizard_screen import PaletteAction, WizardScreen
 
@@ -80,19 +81,13 @@ class CertRequestScreen(WizardScreen):
                     )
             yield SanList(list(cert.subject_alt_names), id="sans")
             with Grid(classes="form-grid"):
-                with Vertical(classes="form-field"):
-                    yield Label("Key type", classes="field-label")
-                    yield Select(
-                        [(KEY_TYPE_HELP.get(kt, kt), kt) for kt in KEY_TYPES],
-                        value=cert.key_type if cert.key_type in KEY_TYPES else KEY_TYPES[0],
-                        allow_blank=False,
-                        id="key-type",
-                        compact=True,
-                    )
-                with Vertical(classes="form-field"):
-                    yield Label("Name constraints", classes="field-label")
-                    yield Checkbox("limit the CA to these SANs", cert.name_constraints,
-                                   id="name-constraints", compact=True)
+                yield LabeledControl("Key type", Select(
+                    [(KEY_TYPE_HELP.get(kt, kt), kt) for kt in KEY_TYPES],
+                    value=cert.key_type if cert.key_type in KEY_TYPES else KEY_TYPES[0],
+                    allow_blank=False, id="key-type", compact=True))
+                yield LabeledControl("Name constraints", Checkbox(
+                    "limit the CA to these SANs", cert.name_constraints, id="name-constraints",
+                    compact=True))
                 yield FormField(
                     "CA validity (days)",
                     field_id="ca-days",

@@ -18,7 +18,6 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, RichLog
 from textual.worker import Worker, get_current_worker
 
-from app.errors import RegwizError
 from app.steps import Outcome, StepResult, format_result, summarize
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import DeployFinished, JobFailed, StepProgress, StepsPlanned
@@ -127,19 +126,12 @@ class DeployScreen(WizardScreen):
         def progress(result: StepResult) -> None:
             self.post_message(StepProgress(result, JOB))
 
-        try:
-            report = deploy(
-                plan, secrets, options,
-                connect=lambda: open_registry_transport(plan, secrets, policy),
-                dry_run=dry_run,
-                on_planned=planned,
-                on_progress=progress,
-                should_stop=lambda: worker.is_cancelled,
-            )
-        except RegwizError as error:
-            self.post_message(JobFailed(JOB, error.message, error.hint))
-            return
-        self.post_message(DeployFinished(report))
+        self.report_job(JOB, lambda: deploy(
+            plan, secrets, options,
+            connect=lambda: open_registry_transport(plan, secrets, policy),
+            dry_run=dry_run, on_planned=planned, on_progress=progress,
+            should_stop=lambda: worker.is_cancelled,
+        ), DeployFinished)
 
     def on_steps_planned(self, message: StepsPlanned) -> None:
         self.query_one(StepTable).show_steps(message.steps)

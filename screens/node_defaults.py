@@ -14,6 +14,7 @@ from app.validate import RUNTIMES
 from screens import validators
 from screens.form_modal import FormModal
 from screens.widgets.form_field import FormField
+from screens.widgets.labeled_control import LabeledControl
 
 
 class NodeDefaultsModal(FormModal[NodeDefaults]):
@@ -36,18 +37,14 @@ class NodeDefaultsModal(FormModal[NodeDefaults]):
                                 value=defaults.identity_file or "",
                                 validators=[validators.key_file()],
                                 help_text="Empty: ssh-agent / ~/.ssh/config.")
-                with Vertical(classes="form-field"):
-                    yield Label("Runtime", classes="field-label")
-                    yield Select([(r, r) for r in RUNTIMES], value=defaults.runtime,
-                                 allow_blank=False, id="default-runtime", compact=True)
-                with Vertical(classes="form-field"):
-                    yield Label("Sudo", classes="field-label")
-                    yield Checkbox("run root commands with sudo", defaults.sudo,
-                                   id="default-sudo", compact=True)
-                with Vertical(classes="form-field"):
-                    yield Label("OS trust store", classes="field-label")
-                    yield Checkbox("also trust the CA system-wide", defaults.os_trust_store,
-                                   id="default-os-store", compact=True)
+                yield LabeledControl("Runtime", Select(
+                    [(r, r) for r in RUNTIMES], value=defaults.runtime, allow_blank=False,
+                    id="default-runtime", compact=True))
+                yield LabeledControl("Sudo", Checkbox(
+                    "run root commands with sudo", defaults.sudo, id="default-sudo", compact=True))
+                yield LabeledControl("OS trust store", Checkbox(
+                    "also trust the CA system-wide", defaults.os_trust_store,
+                    id="default-os-store", compact=True))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Save", id="save", variant="primary")

@@ -16,6 +16,7 @@ from app.validate import RUNTIMES
 from screens import validators
 from screens.form_modal import FormModal
 from screens.widgets.form_field import FormField
+from screens.widgets.labeled_control import LabeledControl
 
 DEFAULT = "default"
 
@@ -65,21 +66,16 @@ class NodeEditModal(FormModal[NodeSettings]):
                                 value=node.identity_file or "",
                                 validators=[validators.key_file()],
                                 help_text="Empty: default key / agent.")
-                with Vertical(classes="form-field"):
-                    yield Label("Runtime", classes="field-label")
-                    yield Select([(f"{DEFAULT} ({defaults.runtime})", DEFAULT)]
-                                 + [(r, r) for r in RUNTIMES],
-                                 value=node.runtime or DEFAULT, allow_blank=False,
-                                 id="node-runtime", compact=True)
-                with Vertical(classes="form-field"):
-                    yield Label("Sudo", classes="field-label")
-                    yield Select(_tri_options(defaults.sudo), value=_tri(node.sudo),
-                                 allow_blank=False, id="node-sudo", compact=True)
-                with Vertical(classes="form-field"):
-                    yield Label("OS trust store", classes="field-label")
-                    yield Select(_tri_options(defaults.os_trust_store),
-                                 value=_tri(node.os_trust_store), allow_blank=False,
-                                 id="node-os-store", compact=True)
+                yield LabeledControl("Runtime", Select(
+                    [(f"{DEFAULT} ({defaults.runtime})", DEFAULT)] + [(r, r) for r in RUNTIMES],
+                    value=node.runtime or DEFAULT, allow_blank=False, id="node-runtime",
+                    compact=True))
+                yield LabeledControl("Sudo", Select(
+                    _tri_options(defaults.sudo), value=_tri(node.sudo), allow_blank=False,
+                    id="node-sudo", compact=True))
+                yield LabeledControl("OS trust store", Select(
+                    _tri_options(defaults.os_trust_store), value=_tri(node.os_trust_store),
+                    allow_blank=False, id="node-os-store", compact=True))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Save", id="save", variant="primary")

@@ -262,16 +262,10 @@ class OnboardingScreen(WizardScreen):
         def progress(event: onboard.NodeProgress) -> None:
             self.post_message(NodeProgressed(event))
 
-        try:
-            report = onboard.onboard_nodes(
-                self.wizard.require_plan(), self.wizard.secrets, only=only, dry_run=dry_run,
-                host_key_policy=policy, on_progress=progress,
-                should_stop=lambda: worker.is_cancelled,
-            )
-        except RegwizError as error:
-            self.post_message(JobFailed(JOB, error.message, error.hint))
-            return
-        self.post_message(OnboardFinished(report))
+        self.report_job(JOB, lambda: onboard.onboard_nodes(
+            self.wizard.require_plan(), self.wizard.secrets, only=only, dry_run=dry_run,
+            host_key_policy=policy, on_progress=progress, should_stop=lambda: worker.is_cancelled,
+        ), OnboardFinished)
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.stop_flushing()

@@ -15,7 +15,6 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Static
 from textual.worker import Worker, get_current_worker
 
-from app.errors import RegwizError
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
@@ -178,18 +177,11 @@ class VerifyScreen(WizardScreen):
         def progress(event: VerifyProgress) -> None:
             self.post_message(VerifyProgressed(event))
 
-        try:
-            credentials = saved_credentials(self.wizard.plan_path)
-            report = verify.verify(
-                plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
-                credentials=credentials,
-                on_progress=progress,
-                should_stop=lambda: worker.is_cancelled,
-            )
-        except RegwizError as error:
-            self.post_message(JobFailed(JOB, error.message, error.hint))
-            return
-        self.post_message(VerifyFinished(report))
+        self.report_job(JOB, lambda: verify.verify(
+            plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
+            credentials=saved_credentials(self.wizard.plan_path), on_progress=progress,
+            should_stop=lambda: worker.is_cancelled,
+        ), VerifyFinished)
 
     def on_verify_progressed(self, message: VerifyProgressed) -> None:
         event = message.progress

@@ -8,15 +8,18 @@ actions in the command palette. Worker failures on any step end in an error moda
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header
 from textual.worker import Worker, WorkerState
 
+from app.errors import RegwizError
+from screens.messages import JobFailed
 from screens.palette import PaletteAction
 from screens.widgets.form_field import FormField
 from screens.widgets.nav_bar import NavBar
@@ -24,6 +27,9 @@ from screens.widgets.step_indicator import StepIndicator
 
 if TYPE_CHECKING:
     from screens.app import RegwizApp
+
+
+Result = TypeVar("Result")
 
 
 class WizardScreen(Screen[None]):
@@ -146,6 +152,17 @@ class WizardScreen(Screen[None]):
         if action is not None:
             event.stop()
             action()
+
+    def report_job(self, job: str, run: Callable[[], Result],
+                   finished: Callable[[Result], Message]) -> None:
+        """From a job's worker: run it and post ``finished(result)``, or ``JobFailed`` when it
+        stops with a RegwizError (a bug still crashes the worker and is shown as one)."""
+        try:
+            result = run()
+        except RegwizError as error:
+            self.post_message(JobFailed(job, error.message, error.hint))
+            return
+        self.post_message(finished(result))
 
     def worker_failed(self, worker: Worker[object]) -> None:
         """Hook: undo busy state after a worker crashed (the error modal is shown anyway)."""
