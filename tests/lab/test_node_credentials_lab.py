@@ -31,7 +31,7 @@ from app.plan import Plan, Secrets, load_plan
 from app.runtimes.base import credential_fingerprint
 from app.selftest_image import build_selftest_image
 from app.status import CredentialState, StatusReport, collect_status
-from app.verify import verify
+from app.verify import VerifyReport, verify
 from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
 from tests.lab.plans import core_plan_text
 from tests.lab.trust import reset_node_trust
@@ -228,11 +228,15 @@ def test_docker_node_pulls_with_the_installed_credential(setup: Setup, tmp_path:
         anonymous.stderr.lower())
 
 
+def _verify(setup: Setup) -> VerifyReport:
+    return verify(setup.plan, setup.secrets(),
+                  host_key_policy=host_key_policy(False, known_hosts=setup.known_hosts),
+                  credentials=Credentials(setup.registry, "regwiz", setup.operator_password))
+
+
 def test_verify_proves_the_installed_credential_and_the_anonymous_refusal(
         setup: Setup) -> None:
-    report = verify(setup.plan, setup.secrets(),
-                    host_key_policy=host_key_policy(False, known_hosts=setup.known_hosts),
-                    credentials=Credentials(setup.registry, "regwiz", setup.operator_password))
+    report = _verify(setup)
     assert report.ok, report.to_dict()
     kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
     for name in NODES:
@@ -253,6 +257,13 @@ def test_rotation_updates_every_node_and_status_shows_stale_until_then(setup: Se
     assert {n.host: n.credential_state for n in status.nodes or []} == {
         setup.ip(n): CredentialState.STALE for n in NODES}
     assert not status.healthy
+    # verify uses what the nodes have installed, not the file here: the old login is refused
+    stale = _verify(setup)
+    assert not stale.ok and stale.push_pull.passed
+    for node in stale.nodes:
+        refused = [c for c in node.checks if c.kind.startswith("kubelet credential")]
+        assert refused and not refused[0].passed, node
+        assert "HTTP 401" in refused[0].detail and "regwiz onboard" in (refused[0].hint or "")
     plain = setup.lab["plain"]
     plain.stop_sshd()
     try:
