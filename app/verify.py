@@ -325,7 +325,10 @@ def _installed_credential(plan: Plan) -> NodeCredential | None:
     """The pull credential onboarding installs on nodes (None: none is, or it was revoked)."""
     from app.node_credentials import pull_credential
 
-    wanted = pull_credential(plan)
+    try:
+        wanted = pull_credential(plan)
+    except RegwizError:  # a broken credentials/cluster.json: onboarding reports it
+        return None
     return None if wanted is None or wanted.remove else wanted
 
 
