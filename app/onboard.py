@@ -24,15 +24,23 @@ from typing import Any
 
 from app.address import RegistryAddress
 from app.errors import RegwizError, UsageError
+from app.node_credentials import pull_credential
 from app.plan import Plan, ResolvedNode, Secrets
 from app.runtimes import registry as runtimes
 from app.runtimes.base import (
     CommandAction,
+    CredentialAction,
     FileAction,
     NodeAction,
+    NodeCredential,
     NodeSetupError,
     RegistriesYamlAction,
     RuntimeAdapter,
+)
+from app.runtimes.credentials import (
+    FORMAT_REGISTRIES_YAML,
+    merge_docker_config,
+    merge_registries_auth,
 )
 from app.runtimes.probe import NodeFacts, probe_node
 from app.runtimes.rancher import merge_registries_yaml
@@ -133,6 +141,9 @@ class NodeResult:
     dry_run_lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
     finished_at: str = ""
+    # The pull credential this run left on the node: its fingerprint, "removed", or "" (not
+    # managed, or not known because the run failed). Never the credential itself.
+    credential: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -161,6 +172,7 @@ class NodeResult:
                 dry_run_lines=_texts(data, "dry_run_lines"),
                 seconds=float(data.get("seconds") or 0.0),
                 finished_at=_text(data, "finished_at", ""),
+                credential=_text(data, "credential", ""),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a saved node result: {error!r}") from None
@@ -260,8 +272,13 @@ def load_ca_certificate(plan: Plan) -> CaCertificate:
 
 
 def plan_node_actions(facts: NodeFacts, *, address: RegistryAddress, ca_pem: bytes,
-                      os_trust_store: bool) -> list[NodeAction]:
-    """Every write and command one node needs, in order; raises NodeSetupError when impossible."""
+                      os_trust_store: bool,
+                      credential: NodeCredential | None = None) -> list[NodeAction]:
+    """Every write and command one node needs, in order; raises NodeSetupError when impossible.
+
+    With ``credential``, the pull credential is installed (or removed) too: in each runtime's
+    own files before that runtime's restarts, then in the kubelet's config.json (every node).
+    """
     if not facts.runtimes and not os_trust_store:
         found = ", ".join(facts.detected) or "none"
         choices = "/".join(f'"{name}"' for name in runtimes.plan_runtimes())
@@ -273,9 +290,17 @@ def plan_node_actions(facts: NodeFacts, *, address: RegistryAddress, ca_pem: byt
         )
     actions: list[NodeAction] = []
     for adapter, name in _configured(facts.runtimes):
-        actions += adapter.trust_actions(name, facts, address, ca_pem)
+        trust = adapter.trust_actions(name, facts, address, ca_pem)
+        if credential is not None:
+            first_command = next((i for i, a in enumerate(trust) if isinstance(a, CommandAction)),
+                                 len(trust))
+            trust[first_command:first_command] = adapter.credential_actions(
+                name, facts, address, credential)
+        actions += trust
     for store, name in runtimes.stores_in_use(os_trust_store):
         actions += store.trust_actions(name, facts, address, ca_pem)
+    if credential is not None:
+        actions += runtimes.node_wide_credential_actions(credential)
     return actions
 
 
@@ -334,6 +359,11 @@ def _step_for(run: _NodeRun, action: NodeAction) -> Step:
     if isinstance(action, RegistriesYamlAction):
         return Step(action.what, where, action.why, lambda: _merge_yaml(run, action),
                     [f"merge into {action.path} (mode 600)"])
+    if isinstance(action, CredentialAction):
+        verb = "remove regwiz's entry for" if action.credential.remove else "set the entry for"
+        return Step(action.what, where, action.why, lambda: _merge_credential(run, action),
+                    [f"{verb} {action.credential.registry} in {action.path} "
+                     f"(mode {action.mode:o}; other entries kept; content not shown)"])
     only_if = ", ".join(action.triggers)
     return Step(action.what, where, action.why, lambda: _command(run, action),
                 [f"run {' '.join(action.argv)} (only if {only_if} changed)"])
@@ -373,6 +403,29 @@ def _merged_yaml(current: bytes | None, action: RegistriesYamlAction) -> str | N
     """
     text = current.decode("utf-8", errors="replace") if current is not None else None
     return merge_registries_yaml(text, action.address, action.ca_path)
+
+
+def _merge_credential(run: _NodeRun, action: CredentialAction) -> Outcome:
+    """Merge the pull credential into the node's file; no backup (it would keep an old
+    secret around), no rewrite when the parsed content already matches."""
+    t, sudo = run.transport, run.node.sudo
+    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    merged = _merged_credential(current, action)
+    if merged is None:
+        return Outcome.UNCHANGED
+    t.write_file(action.path, merged, mode=action.mode, sudo=sudo,
+                 timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    run.changed_files.append(action.path)
+    return Outcome.CHANGED
+
+
+def _merged_credential(current: bytes | None, action: CredentialAction) -> bytes | None:
+    """The file with the credential merged in (or taken out); None when nothing changes."""
+    if action.location.format == FORMAT_REGISTRIES_YAML:
+        text = current.decode("utf-8", errors="replace") if current is not None else None
+        merged = merge_registries_auth(text, action.credential)
+        return merged.encode("utf-8") if merged is not None else None
+    return merge_docker_config(current, action.credential, action.path)
 
 
 def _backup(run: _NodeRun, path: str, current: bytes | None) -> None:
@@ -431,6 +484,8 @@ def _would_change(run: _NodeRun, action: NodeAction, would_change: set[str]) -> 
     current = t.read_file(action.path, sudo=sudo, timeout=timeout)
     if isinstance(action, FileAction):
         changes = current != action.content
+    elif isinstance(action, CredentialAction):
+        changes = _merged_credential(current, action) is not None
     else:
         changes = _merged_yaml(current, action) is not None
     if changes:
@@ -450,6 +505,7 @@ class _Job:
 
     address: RegistryAddress
     ca: CaCertificate
+    credential: NodeCredential | None
     connect: Connector
     dry_run: bool
     timeout: float
@@ -514,7 +570,8 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
         result.runtimes, result.os_family = list(facts.runtimes), facts.os_family
         reporter.runtime = ",".join(facts.runtimes) or ("none" if node.os_trust_store else "")
         actions = plan_node_actions(facts, address=job.address, ca_pem=job.ca.pem,
-                                    os_trust_store=node.os_trust_store)
+                                    os_trust_store=node.os_trust_store,
+                                    credential=job.credential)
         run = _NodeRun(transport, node, deadline)
         if job.dry_run:
             result.dry_run_lines = preview_actions(run, actions)
@@ -548,6 +605,8 @@ def _run_steps(job: _Job, run: _NodeRun, steps: list[Step], result: NodeResult,
         return
     _collect(result, run)
     result.status = CHANGED if run.changed_files or run.restarted else UNCHANGED
+    if job.credential is not None:
+        result.credential = job.credential.fingerprint or "removed"
 
 
 def _keeping_error(step: Step, errors: list[RegwizError]) -> Step:
@@ -615,12 +674,17 @@ def onboard_nodes(
     timeout: float = DEFAULT_NODE_TIMEOUT,
     connect: Connector | None = None,
     save: bool = True,
+    credential_revoked: bool = False,
 ) -> OnboardReport:
     """Onboard the plan's nodes (or ``only`` those hosts) in parallel; never raises per node.
 
     ``on_progress`` is called from worker threads (the TUI must hop to its event loop).
     ``should_stop`` is polled before each node and between steps. Results are saved next to the
     plan (``results_path``) unless ``dry_run`` or ``save=False``.
+
+    The pull account's credential (``credentials/cluster.json``, app.node_credentials) is
+    installed on every node too, or removed when the account is revoked
+    (``credential_revoked``, or the file gone).
     """
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
@@ -628,6 +692,7 @@ def onboard_nodes(
     job = _Job(
         address=plan.registry_address,
         ca=load_ca_certificate(plan),
+        credential=pull_credential(plan, revoked=credential_revoked),
         connect=connect or default_connector(secrets, host_key_policy),
         dry_run=dry_run,
         timeout=timeout,
@@ -643,6 +708,26 @@ def onboard_nodes(
     if save and not dry_run:
         save_results(plan, report)
     return report
+
+
+def update_node_credentials(
+    plan: Plan,
+    secrets: Secrets,
+    *,
+    host_key_policy: HostKeyPolicy,
+    revoked: bool = False,
+    on_progress: ProgressHandler | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    timeout: float = DEFAULT_NODE_TIMEOUT,
+) -> OnboardReport:
+    """Bring every node's pull credential up to date after ``regwiz accounts rotate|revoke
+    cluster``: an onboarding run of all nodes (the CA steps report unchanged), results saved.
+
+    Nodes that fail (e.g. down) are in ``report.failed``; ``regwiz status`` shows them stale
+    until a later ``regwiz onboard`` reaches them.
+    """
+    return onboard_nodes(plan, secrets, host_key_policy=host_key_policy, on_progress=on_progress,
+                         parallel=parallel, timeout=timeout, credential_revoked=revoked)
 
 
 def _run_pool(job: _Job, nodes: list[ResolvedNode], parallel: int) -> list[NodeResult]:

@@ -21,6 +21,8 @@ from app.jsonable import plain
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
+    from app.runtimes.base import CredentialLocation, NodeCredential
+    from app.runtimes.probe import NodeFacts
     from app.transport.base import Transport
 
 DEFAULT_PARALLEL = 16
@@ -103,6 +105,31 @@ class NodeCAFile:
     detail: str = ""
 
 
+class CredentialState(str, enum.Enum):
+    CURRENT = "current"  # the node's file holds the pull account's current credential
+    STALE = "stale"  # it holds another (older) credential for the registry
+    MISSING = "missing"  # it holds none
+    LEFT = "left"  # the account is revoked but regwiz's entry is still there
+    REMOVED = "removed"  # revoked and gone, as it should be
+    ERROR = "error"  # the file could not be read
+
+
+# The states that need a `regwiz onboard` to put right.
+CREDENTIAL_PROBLEMS = (CredentialState.STALE, CredentialState.MISSING, CredentialState.LEFT,
+                       CredentialState.ERROR)
+
+
+@dataclass
+class NodeCredentialFile:
+    """One file of a node holding the pull credential; ``fingerprint`` only, never the secret."""
+
+    reader: str  # "kubelet", or who else reads it (e.g. "docker pull as root")
+    path: str
+    state: CredentialState
+    fingerprint: str | None = None
+    detail: str = ""
+
+
 @dataclass
 class NodeTrustStatus:
     host: str
@@ -111,6 +138,13 @@ class NodeTrustStatus:
     files: list[NodeCAFile] = field(default_factory=list)
     message: str = ""
     hint: str | None = None
+    # The pull credential (only when the plan's nodes get one: htpasswd + credentials/).
+    credential_state: CredentialState | None = None
+    credential_files: list[NodeCredentialFile] = field(default_factory=list)
+
+    @property
+    def credential_stale(self) -> bool:
+        return self.credential_state in CREDENTIAL_PROBLEMS
 
 
 @dataclass
@@ -129,7 +163,9 @@ class StatusReport:
 
     @property
     def stale_nodes(self) -> list[NodeTrustStatus]:
-        return [n for n in self.nodes or [] if n.state is not TrustState.MATCH]
+        """Nodes not trusting the current CA, or not holding the current pull credential."""
+        return [n for n in self.nodes or []
+                if n.state is not TrustState.MATCH or n.credential_stale]
 
     @property
     def healthy(self) -> bool:
@@ -170,6 +206,7 @@ def collect_status(
     ca_path = files.ca_crt
     auth = registry_auth(plan, secrets, credentials)
     nodes = plan.resolved_nodes() if include_nodes else []
+    wanted = _wanted_credential(plan) if include_nodes else None
     with ThreadPoolExecutor(max_workers=max(2, min(parallel, len(nodes) + 4))) as pool:
         health = pool.submit(registry_health, plan, ca_path)
         served = pool.submit(served_certificate, plan.registry.address, plan.registry.port,
@@ -179,7 +216,7 @@ def collect_status(
         ca_status = certificate_status_from_file(ca_path, "ca.crt")
         node_futures = [
             pool.submit(node_trust_status, plan, secrets, host_key_policy, node,
-                        ca_status.fingerprint)
+                        ca_status.fingerprint, wanted)
             for node in nodes
         ]
         container, disk = host.result()
@@ -389,12 +426,24 @@ def format_bytes(count: int) -> str:
 # --- nodes -------------------------------------------------------------------------------------
 
 
+def _wanted_credential(plan: Plan) -> NodeCredential | None:
+    """The pull credential nodes should hold (None: not managed; a broken file reads as not
+    managed here, and onboarding reports it)."""
+    from app.node_credentials import pull_credential
+
+    try:
+        return pull_credential(plan)
+    except RegwizError:
+        return None
+
+
 def node_trust_status(
     plan: Plan,
     secrets: Secrets,
     policy: Any,
     node: ResolvedNode,
     ca_fingerprint: str | None,
+    credential: NodeCredential | None = None,
 ) -> NodeTrustStatus:
     from app.connections import open_node_transport
     from app.runtimes import registry as runtimes
@@ -413,6 +462,8 @@ def node_trust_status(
                 NodeCAFile(runtime, problem.path, TrustState.MISSING, detail=problem.summary)
                 for runtime, problem in runtimes.trust_problems(facts)
             ]
+            if credential is not None:
+                _check_credentials(transport, node, facts, credential, status)
     except RegwizError as error:
         status.state, status.message, status.hint = TrustState.ERROR, error.message, error.hint
         return status
@@ -421,6 +472,67 @@ def node_trust_status(
         return status
     summarize_node(status)
     return status
+
+
+def _check_credentials(transport: Transport, node: ResolvedNode, facts: NodeFacts,
+                       credential: NodeCredential, status: NodeTrustStatus) -> None:
+    """Read every file of the node that should hold (or no longer hold) the pull credential."""
+    from app.runtimes import registry as runtimes
+
+    for location in runtimes.credential_locations(facts):
+        try:
+            raw = transport.read_file(location.path, sudo=node.sudo)
+        except RegwizError as error:
+            status.credential_files.append(NodeCredentialFile(
+                location.reader, location.path, CredentialState.ERROR, detail=error.message))
+            continue
+        status.credential_files.append(judge_credential_file(location, raw, credential))
+    status.credential_state = summarize_credentials(status.credential_files)
+
+
+def judge_credential_file(location: CredentialLocation, raw: bytes | None,
+                          credential: NodeCredential) -> NodeCredentialFile:
+    """Does the file hold the pull account's current credential (by fingerprint)?"""
+    from app.runtimes.base import credential_fingerprint
+    from app.runtimes.credentials import installed_auth
+
+    auth = installed_auth(location, raw, credential.registry)
+    found = credential_fingerprint(auth) if auth else None
+    file = NodeCredentialFile(location.reader, location.path, CredentialState.MISSING, found)
+    if credential.remove:
+        ours = auth is not None and _auth_user(auth) == credential.username
+        file.state = CredentialState.LEFT if ours else CredentialState.REMOVED
+        file.detail = ("the revoked account's entry is still there" if ours
+                       else "no entry of the revoked account")
+    elif found is None:
+        file.detail = "no credential for the registry" if raw is not None else "no file"
+    elif found == credential.fingerprint:
+        file.state, file.detail = CredentialState.CURRENT, f"current credential ({found})"
+    else:
+        file.state = CredentialState.STALE
+        file.detail = f"another credential ({found}; current {credential.fingerprint})"
+    return file
+
+
+def _auth_user(auth: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(auth).decode("utf-8").partition(":")[0]
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def summarize_credentials(files: list[NodeCredentialFile]) -> CredentialState:
+    """The node's worst credential state (CURRENT or REMOVED when every file is right)."""
+    for state in (CredentialState.ERROR, CredentialState.STALE, CredentialState.LEFT,
+                  CredentialState.MISSING):
+        if any(f.state is state for f in files):
+            return state
+    if files and all(f.state is CredentialState.REMOVED for f in files):
+        return CredentialState.REMOVED
+    return CredentialState.CURRENT
 
 
 def judge_ca_file(

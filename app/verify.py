@@ -30,7 +30,7 @@ from app.transport.base import display_command
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
-    from app.runtimes.base import TrustProblem
+    from app.runtimes.base import NodeCredential, TrustProblem
     from app.runtimes.probe import NodeFacts
     from app.transport.base import Transport
 
@@ -309,7 +309,7 @@ def verify(
             _finish(result, CheckState.SKIPPED, why, notify)
         return report
     job = _NodeJob(plan, secrets, host_key_policy, image, push_pull.pushed_digest, auth, notify,
-                   stop)
+                   stop, _installed_credential(plan))
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(nodes) or 1))) as pool:
         futures = [
             pool.submit(_verify_node_safely, job, node, result)
@@ -319,6 +319,17 @@ def verify(
             future.result()
     push_pull.cleanup = _delete_test_tag(plan, auth, image)
     return report
+
+
+def _installed_credential(plan: Plan) -> NodeCredential | None:
+    """The pull credential onboarding installs on nodes (None: none is, or it was revoked)."""
+    from app.node_credentials import pull_credential
+
+    try:
+        wanted = pull_credential(plan)
+    except RegwizError:  # a broken credentials/cluster.json: onboarding reports it
+        return None
+    return None if wanted is None or wanted.remove else wanted
 
 
 def _finish(
@@ -587,6 +598,7 @@ class _NodeJob:
     auth: tuple[str, str] | None
     notify: ProgressCallback
     stop: Callable[[], bool]
+    node_credential: NodeCredential | None = None  # what onboarding installed on the nodes
 
 
 def _verify_node_safely(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
@@ -619,6 +631,9 @@ def _verify_node(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) ->
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, "detecting runtimes"))
         facts = _probe(transport, node)
         result.runtimes = list(facts.runtimes)
+        if job.node_credential is not None:
+            result.checks += _credential_checks(job, node, facts, transport)
+            return
         if job.auth is not None:
             result.checks += _login_checks(job, node, facts, transport)
         else:
@@ -671,6 +686,49 @@ def _login_checks(
             raise RegwizError("cancelled")
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"{runtime}: HTTPS with login"))
         checks.append(run_login_check(transport, job, (runtime, ca_path)))
+    return checks
+
+
+def _credential_checks(
+    job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport
+) -> list[NodeCheck]:
+    """With the pull credential installed on the nodes: prove the node's INSTALLED credential
+    pulls, and that the registry refuses anonymous access.
+
+    - each runtime that itself reads its installed file pulls with it (the adapter's
+      ``credential_pull_check``, e.g. docker pull as root, k3s crictl pull);
+    - the kubelet's file: root on the node reads the credential from it and fetches the test
+      image's manifest over TLS trusting each runtime's CA file (or the OS store); the login
+      reaches curl through a here-document, never a command line;
+    - ``GET /v2/`` without credentials must answer 401.
+    """
+    from app.runtimes import registry as runtimes
+
+    checks = [trust_problem_check(problem) for _, problem in runtimes.trust_problems(facts)]
+    wanted = runtimes.helper_programs(facts.runtimes)
+    have = frozenset(_helpers_present(transport, wanted) if wanted else ())
+    kinds_done: set[str] = set()
+    for adapter, name in runtimes.in_use(facts.runtimes):
+        if job.stop():
+            raise RegwizError("cancelled")
+        spec = adapter.credential_pull_check(name, facts, job.image.reference, sudo=node.sudo,
+                                             helpers=have, image_id=job.image.image_id)
+        if spec is not None and spec.kind not in kinds_done:
+            kinds_done.add(spec.kind)
+            job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
+            checks.append(run_pull_check(transport, spec, job.image, job.plan,
+                                         job.expected_digest))
+    targets: list[tuple[str, str] | None] = list(
+        runtimes.ca_locations(facts, job.plan.registry_address, False))
+    if node.os_trust_store or not targets:
+        targets.append(None)
+    for target in targets:
+        if job.stop():
+            raise RegwizError("cancelled")
+        job.notify(VerifyProgress(node.host, CheckState.RUNNING, "kubelet credential"))
+        checks.append(run_kubelet_credential_check(transport, job, node, target))
+    first = targets[0]
+    checks.append(run_anonymous_check(transport, job.plan, first[1] if first else None))
     return checks
 
 
@@ -828,3 +886,103 @@ def run_login_check(
         f"{ca_path or 'the OS store'} (pods need an imagePullSecret: see regwiz k8s)",
         None, digest,
     )
+
+
+# --- the pull credential installed on the node -------------------------------------------------
+
+# Reads the Docker-format config ($1) as root, takes the "auth" value of the registry (matched by
+# the sed pattern $2), and HEADs the manifest URL ($3) with it, trusting $4 (or the OS store).
+# The login goes to curl in a here-document (its config on stdin): never in any argv.
+KUBELET_CHECK_SCRIPT = r"""f=$1; pattern=$2; url=$3; ca=$4; accept=$5
+if [ ! -r "$f" ]; then echo "$f: no such file (no credential installed)" >&2; exit 3; fi
+b64='\([A-Za-z0-9+/=]*\)'
+auth=$(tr -d ' \t\r\n' < "$f" | sed -n "s|.*\"$pattern\":{[^}]*\"auth\":\"$b64\".*|\1|p")
+if [ -z "$auth" ]; then echo "$f holds no credential for the registry" >&2; exit 4; fi
+set -- -sS --max-time 20 -I -K - -H "Accept: $accept"
+if [ -n "$ca" ]; then set -- "$@" --cacert "$ca"; fi
+exec curl "$@" "$url" <<REGWIZ_END
+header = "Authorization: Basic $auth"
+REGWIZ_END
+"""
+_NO_FILE_STATUS, _NO_ENTRY_STATUS = 3, 4
+
+
+def sed_literal(text: str) -> str:
+    """``text`` as a literal in a sed basic regular expression delimited by ``|``."""
+    return "".join("\\" + c if c in "\\.[]*^$|" else c for c in text)
+
+
+def kubelet_check_argv(config: str, registry: str, url: str, ca_path: str | None) -> list[str]:
+    from app.registry_api import MANIFEST_MEDIA_TYPES
+
+    return ["sh", "-c", KUBELET_CHECK_SCRIPT, "sh", config, sed_literal(registry), url,
+            ca_path or "", MANIFEST_MEDIA_TYPES]
+
+
+def run_kubelet_credential_check(
+    transport: Transport, job: _NodeJob, node: ResolvedNode, runtime_ca: tuple[str, str] | None
+) -> NodeCheck:
+    """Root on the node reads the kubelet's installed credential and fetches the test image's
+    manifest with it (the kubelet hands the same login to any CRI runtime)."""
+    from app.runtimes.credentials import KUBELET_CONFIG
+
+    plan, image = job.plan, job.image
+    url = f"{plan.registry_address.api_url}{SELFTEST_REPOSITORY}/manifests/{image.tag}"
+    ca_path = runtime_ca[1] if runtime_ca else None
+    trusting = f"{runtime_ca[0]}'s CA" if runtime_ca else "the OS trust store"
+    kind = f"kubelet credential ({KUBELET_CONFIG}) over TLS trusting {trusting}"
+    argv = kubelet_check_argv(KUBELET_CONFIG, plan.registry_reference, url, ca_path)
+    answer = transport.run(argv, sudo=node.sudo, timeout=60.0, check=False)
+    shown = f"sh -c <read the login from {KUBELET_CONFIG} as root; curl -I {url}>"
+    if answer.exit_status in (_NO_FILE_STATUS, _NO_ENTRY_STATUS):
+        return NodeCheck(kind, shown, False, key_error_line(answer.stderr),
+                         "run regwiz onboard to install the pull credential")
+    if answer.exit_status == 127:
+        return NodeCheck(kind, shown, False, "curl is not installed on the node",
+                         "install curl: regwiz checks the kubelet's credential with it")
+    if answer.exit_status != 0:
+        detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
+                                            plan.registry_reference)
+        return NodeCheck(kind, shown, False, detail, hint)
+    status, digest = parse_head_response(answer.stdout)
+    if status == 401:
+        return NodeCheck(kind, shown, False,
+                         "the registry refused the node's installed credential (HTTP 401)",
+                         "it is not the current one: run regwiz onboard")
+    if status != 200:
+        return NodeCheck(kind, shown, False, f"the manifest request answered HTTP {status}")
+    if job.expected_digest and digest != job.expected_digest:
+        return NodeCheck(kind, shown, False,
+                         f"manifest digest {digest} differs from the pushed {job.expected_digest}",
+                         None, digest)
+    return NodeCheck(kind, shown, True,
+                     f"fetched the manifest of {image.reference} with the installed credential",
+                     None, digest)
+
+
+def anonymous_check_argv(url: str, ca_path: str | None) -> list[str]:
+    argv = ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}"]
+    if ca_path:
+        argv += ["--cacert", ca_path]
+    return [*argv, url]
+
+
+def run_anonymous_check(transport: Transport, plan: Plan, ca_path: str | None) -> NodeCheck:
+    """``GET /v2/`` from the node with no credentials must be refused (HTTP 401)."""
+    kind = "anonymous access refused"
+    argv = anonymous_check_argv(plan.registry_address.api_url, ca_path)
+    answer = transport.run(argv, timeout=60.0, check=False)
+    shown = display_command(argv)
+    if answer.exit_status == 127:
+        return NodeCheck(kind, shown, False, "curl is not installed on the node",
+                         "install curl: regwiz checks the registry's refusal with it")
+    if answer.exit_status != 0:
+        detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
+                                            plan.registry_reference)
+        return NodeCheck(kind, shown, False, detail, hint)
+    status = answer.stdout.strip()[-3:]
+    if status == "401":
+        return NodeCheck(kind, shown, True, "GET /v2/ without credentials answered HTTP 401")
+    return NodeCheck(kind, shown, False,
+                     f"GET /v2/ without credentials answered HTTP {status or '?'}: anyone who "
+                     "can reach the registry can pull", "deploy the registry with auth")

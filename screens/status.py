@@ -189,6 +189,8 @@ class StatusScreen(WizardScreen):
         for node in report.nodes or []:
             detail = node.message or "; ".join(
                 f"{f.runtime}: {f.path} {f.state.value}" for f in node.files)
+            if node.credential_state is not None:
+                detail += f"; pull credential {node.credential_state.value}"
             table.add_row(node.host, Text(node.state.value, style=TRUST_STYLE[node.state]),
                           ", ".join(node.runtimes) or "-", Text(detail), key=node.host)
         healthy = "healthy" if report.healthy else "NOT healthy"

@@ -11,9 +11,12 @@ import pytest
 
 from app import onboard, status, validate, verify
 from app.address import RegistryAddress
+from app.credential_files import RegistryCredential, credential_path, write_credential
+from app.node_credentials import PULL_ACCOUNT, pull_credential
 from app.plan import Plan, ResolvedNode, Secrets
 from app.runtimes import registry
 from app.runtimes.base import FileAction, NodeAction, NodeCheckSpec, RuntimeAdapter
+from app.runtimes.credentials import FORMAT_DOCKER_CONFIG, CredentialLocation
 from app.runtimes.probe import NodeFacts, probe_node
 from app.selftest_image import build_selftest_image
 from tests.test_onboard_fakes import FakeFleet, FakeNode, plan_with_ca
@@ -147,3 +150,34 @@ def test_verify_pulls_with_it(toy: ToyAdapter, tmp_path: Path,
     assert [(c.kind, c.passed) for c in result.checks] == [("toyrt pull", True)]
     assert pulls == [["toyrt", "pull", image.reference]]
 
+
+
+class ToyWithCredentials(ToyAdapter):
+    """The toy runtime, also reading the pull credential from a Docker-format file of its own."""
+
+    def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:
+        return [CredentialLocation("/etc/toyrt/auth.json", FORMAT_DOCKER_CONFIG, "toyrt")]
+
+
+def test_its_credential_file_goes_through_onboard_and_status(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    adapter = ToyWithCredentials()
+    registry.register(adapter)
+    try:
+        node = toy_node()
+        plan = plan_with_ca(tmp_path, [node.name])
+        plan.registry.auth = "htpasswd"
+        write_credential(credential_path(plan, PULL_ACCOUNT),
+                         RegistryCredential(plan.registry_reference, PULL_ACCOUNT, "pw"))
+        report = onboard.onboard_nodes(plan, Secrets(), host_key_policy=None,  # type: ignore[arg-type]
+                                       connect=FakeFleet({node.name: node}), save=False)
+        assert "/etc/toyrt/auth.json" in report.results[0].changed_files
+        connect_to(monkeypatch, node)
+        wanted = pull_credential(plan)
+        checked = status.node_trust_status(plan, Secrets(), None, resolved(node.name), None,
+                                           wanted)
+        assert {(f.reader, f.state) for f in checked.credential_files} == {
+            ("toyrt", status.CredentialState.CURRENT),
+            ("kubelet", status.CredentialState.CURRENT)}
+    finally:
+        registry.unregister(adapter)

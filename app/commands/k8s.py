@@ -10,12 +10,16 @@ from pathlib import Path
 
 from app.commands.common import add_plan_argument, load_credentials, load_plan_from_args, user_path
 from app.errors import RegwizError, UsageError
+from app.plan import Plan
 
 DESCRIPTION = """\
 Print Kubernetes YAML that pulls an image from the plan's registry: a Pod using
 <address>:<port>/<image> and, when the registry uses htpasswd auth, a Secret of type
-kubernetes.io/dockerconfigjson built from the credentials file regwiz deploy wrote (never from
-the plan). Apply with: regwiz k8s --plan FILE | kubectl apply -f -
+kubernetes.io/dockerconfigjson built from a pull account's credential file
+(credentials/ACCOUNT.json next to the plan, --account, default cluster) or from
+--credentials-file (never from the plan). Nodes onboarded by regwiz already hold the cluster
+account's credential in the kubelet's config.json, so pods need no imagePullSecret; the Secret
+is for namespaces that want their own. Apply with: regwiz k8s --plan FILE | kubectl apply -f -
 """
 
 
@@ -39,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the 0600 credentials file from regwiz deploy (needed in htpasswd mode)",
     )
     parser.add_argument(
+        "--account", default=None, metavar="NAME",
+        help="the account whose credentials/NAME.json the Secret carries (default cluster, "
+             "the pull-only account)",
+    )
+    parser.add_argument(
         "--secret-name", default=DEFAULT_SECRET_NAME, metavar="NAME",
         help=f"name of the imagePullSecret (default {DEFAULT_SECRET_NAME})",
     )
@@ -57,15 +66,9 @@ def run(args: argparse.Namespace) -> int:
     reference = image_reference(plan.registry_reference, args.image)
     secret = None
     if plan.registry.auth == "htpasswd":
-        if not args.credentials_file:
-            raise UsageError(
-                "the registry uses htpasswd auth: an imagePullSecret needs its credentials",
-                "pass --credentials-file FILE (the file regwiz deploy wrote)",
-            )
-        credentials = load_credentials(plan, args.credentials_file)
-        assert credentials is not None
+        username, password = _account_login(plan, args)
         secret = pull_secret_manifest(
-            plan.registry_reference, credentials.username, credentials.password,
+            plan.registry_reference, username, password,
             name=args.secret_name, namespace=args.namespace,
         )
     pod = pod_manifest(reference, name=args.pod_name, pull_secret=args.secret_name if secret
@@ -77,6 +80,29 @@ def run(args: argparse.Namespace) -> int:
         secret = None
     sys.stdout.write(pod if secret is None else f"{secret}---\n{pod}")
     return 0
+
+
+def _account_login(plan: Plan, args: argparse.Namespace) -> tuple[str, str]:
+    """(user, password) for the Secret: --credentials-file when given (and no --account), else
+    the account's credential file next to the plan."""
+    from app.credential_files import credential_path, read_credential
+    from app.node_credentials import PULL_ACCOUNT
+
+    if args.credentials_file and args.account is None:
+        credentials = load_credentials(plan, args.credentials_file)
+        assert credentials is not None
+        return credentials.username, credentials.password
+    account = args.account or PULL_ACCOUNT
+    path = credential_path(plan, account)
+    credential = read_credential(path, plan.registry_reference)
+    if credential is None:
+        raise UsageError(
+            "the registry uses htpasswd auth: an imagePullSecret needs an account's credential, "
+            f"and {path} does not exist or holds none for {plan.registry_reference}",
+            "create the account (regwiz accounts add NAME --role pull), or pass "
+            "--credentials-file FILE (the file regwiz deploy wrote)",
+        )
+    return credential.username, credential.password
 
 
 def write_private(path: Path, text: str) -> None:

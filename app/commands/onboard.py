@@ -27,6 +27,9 @@ where the node's container runtime reads it: Docker (/etc/docker/certs.d), conta
 (/etc/containers/certs.d), k3s/RKE2 (registries.yaml, merged), and the OS trust store when
 os_trust_store = true. Runtimes are detected per node unless the plan names one. Nodes run in
 parallel; a node already set up reports "unchanged" and nothing there is rewritten or restarted.
+With htpasswd auth and credentials/cluster.json next to the plan, the pull credential is merged
+into /var/lib/kubelet/config.json on every node (and root's ~/.docker/config.json on Docker
+nodes, registries.yaml on k3s/RKE2), or removed again once that account is revoked.
 """
 
 EPILOG = """\

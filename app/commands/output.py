@@ -162,5 +162,15 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
     counts = ", ".join(f"{n} {state}" for state, n in report.counts().items() if n)
     write(f"\n{len(report.results)} node(s) in {report.seconds:.1f}s: {counts}")
     write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")
+    done = [r for r in report.results if r.credential]
+    if done:
+        from app.node_credentials import PULL_ACCOUNT
+
+        what = "removed (account revoked)" if done[0].credential == "removed" else (
+            f"{done[0].credential} installed")
+        rest = len(report.results) - len(done)
+        write(f"pull credential ({PULL_ACCOUNT}): {what} on {len(done)} node(s)"
+              + (f"; {rest} not reached keep their old one until regwiz onboard reaches them"
+                 if rest and not report.dry_run else ""))
     if saved is not None:
         write(f"results saved to {saved}")

@@ -17,13 +17,15 @@ from app.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from app.status import CertificateStatus, StatusReport
+    from app.status import CertificateStatus, NodeTrustStatus, StatusReport
 
 DESCRIPTION = """\
 Show the registry's state: reachable and TLS valid (checked against the plan's CA only), response
 time, days left on the served certificate and on the CA, repositories and tags, the container's
 state and restart count, disk used by the data directory, and for every node whether the CA file
-its runtime reads is the plan's current CA (a stale or missing one means: run regwiz onboard).
+its runtime reads is the plan's current CA (a stale or missing one means: run regwiz onboard),
+and, when the registry uses htpasswd and credentials/cluster.json exists, whether the node holds
+the current pull credential (compared by fingerprint; the secret is never shown).
 """
 
 EPILOG = """\
@@ -120,7 +122,22 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
                 line("", f"  {ca_file.state.value}: {ca_file.path} ({ca_file.detail})")
         if node.hint and node.state.value != "match":
             line("", f"  hint: {node.hint}")
+        print_node_credential(node, line)
     line("overall", "healthy" if report.healthy else "needs attention")
+
+
+def print_node_credential(node: NodeTrustStatus, line: Callable[[str, str], None]) -> None:
+    """The node's pull credential: its state, and each file that is not right (fingerprints
+    only, never the credential)."""
+    if node.credential_state is None:
+        return
+    right = {"current", "removed"}
+    line("", f"  pull credential: {node.credential_state.value}")
+    for file in node.credential_files:
+        if file.state.value not in right:
+            line("", f"    {file.state.value}: {file.path} ({file.detail})")
+    if node.credential_state.value not in right:
+        line("", "    hint: run regwiz onboard to bring the node's credential up to date")
 
 
 def print_catalog(report: StatusReport, line: Callable[[str, str], None]) -> None:

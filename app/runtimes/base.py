@@ -9,8 +9,10 @@ and how to pull an image the way it does (verify). The consumers only loop over 
 from __future__ import annotations
 
 import abc
+import base64
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.errors import RegwizError
@@ -27,6 +29,53 @@ class NodeSetupError(RegwizError):
     def __init__(self, message: str, hint: str | None = None, *, kind: str = "config") -> None:
         super().__init__(message, hint)
         self.kind = kind
+
+
+# --------------------------------------------------------------------------- pull credentials
+# (the merging and reading of the files that hold them: app.runtimes.credentials)
+
+
+def credential_fingerprint(auth: str) -> str:
+    """``sha256:<16 hex>`` of an ``auth`` value: comparable, never reversible to the secret."""
+    return "sha256:" + hashlib.sha256(auth.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class NodeCredential:
+    """What a node should hold for ``registry``: the pull account's login, or nothing.
+
+    ``remove`` asks for the entries regwiz wrote (user ``username``) to be taken out (a revoked
+    account); then ``auth`` is empty.
+    """
+
+    registry: str
+    username: str
+    auth: str = field(default="", repr=False)
+    remove: bool = False
+
+    def __repr__(self) -> str:
+        what = "remove" if self.remove else "install"
+        return f"NodeCredential({self.registry!r}, {self.username!r}, {what})"
+
+    @property
+    def password(self) -> str:
+        if not self.auth:
+            return ""
+        return base64.b64decode(self.auth).decode("utf-8").partition(":")[2]
+
+    @property
+    def fingerprint(self) -> str:
+        return credential_fingerprint(self.auth) if self.auth else ""
+
+
+@dataclass(frozen=True)
+class CredentialLocation:
+    """Where a node keeps the pull credential: a path and its format (app.runtimes.credentials)."""
+
+    path: str
+    format: str
+    reader: str  # who reads it, e.g. "kubelet" or a runtime name
+
 
 
 # --------------------------------------------------------------------------- onboarding actions
@@ -66,7 +115,25 @@ class RegistriesYamlAction:
     why: str
 
 
-NodeAction = FileAction | CommandAction | RegistriesYamlAction
+@dataclass(frozen=True)
+class CredentialAction:
+    """The pull credential merged into a file that holds credentials (``location.format``),
+    when the step runs: our registry's entry set, or removed when ``credential.remove``. The
+    credential is in memory only: steps show the path, never the content."""
+
+    location: CredentialLocation
+    credential: NodeCredential = field(repr=False)
+    runtime: str
+    what: str
+    why: str
+    mode: int = 0o600
+
+    @property
+    def path(self) -> str:
+        return self.location.path
+
+
+NodeAction = FileAction | CommandAction | RegistriesYamlAction | CredentialAction
 
 
 def ca_file_action(path: str, runtime: str, ca_pem: bytes, reader: str) -> FileAction:
@@ -152,6 +219,35 @@ class RuntimeAdapter(abc.ABC):
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         """How ``name`` pulls ``reference`` (None when there is no pull check for it)."""
+        return None
+
+    # --- the registry's pull credential (docs/runtimes.md, "Pull credentials") ---------------
+
+    def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:
+        """Files of ``name``'s own that hold the pull credential (default: none; the kubelet's
+        config.json is written on every node whatever its runtime)."""
+        return []
+
+    def credential_actions(self, name: str, facts: NodeFacts, address: RegistryAddress,
+                           credential: NodeCredential) -> list[NodeAction]:
+        """The merges that install (or remove) the pull credential where ``name`` reads it.
+
+        Run before the adapter's restarts, which trigger on these files too.
+        """
+        return [
+            CredentialAction(location, credential, name,
+                             f"{'remove' if credential.remove else 'install'} the pull "
+                             f"credential for {location.reader}",
+                             f"{location.reader} reads registry credentials from this file; "
+                             "other entries are kept")
+            for location in self.credential_locations(name, facts)
+        ]
+
+    def credential_pull_check(self, name: str, facts: NodeFacts, reference: str, *,
+                              sudo: bool, helpers: frozenset[str],
+                              image_id: str | None) -> NodeCheckSpec | None:
+        """A pull by ``name`` itself that reads the installed credential (None: the runtime gets
+        it from the kubelet, so verify proves the kubelet's file instead)."""
         return None
 
 

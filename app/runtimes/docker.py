@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.runtimes.base import CaFileAdapter, NodeCheckSpec
+from app.runtimes.credentials import FORMAT_DOCKER_CONFIG, ROOT_DOCKER_CONFIG, CredentialLocation
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
@@ -61,3 +62,16 @@ class DockerAdapter(CaFileAdapter):
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         return pull_spec(reference, sudo=sudo)
+
+    def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:
+        # The docker CLI sends the login from the calling user's config; root's is the one
+        # `docker pull` (as root or with sudo, which sets HOME=/root) reads.
+        return [CredentialLocation(ROOT_DOCKER_CONFIG, FORMAT_DOCKER_CONFIG,
+                                   "docker pull as root")]
+
+    def credential_pull_check(self, name: str, facts: NodeFacts, reference: str, *,
+                              sudo: bool, helpers: frozenset[str],
+                              image_id: str | None) -> NodeCheckSpec | None:
+        spec = pull_spec(reference, sudo=sudo)
+        return NodeCheckSpec("docker pull with root's ~/.docker/config.json", spec.pull,
+                             spec.sudo, spec.digest, spec.cleanup, spec.parse_digest)

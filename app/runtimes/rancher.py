@@ -16,6 +16,7 @@ from app.runtimes.base import (
     RuntimeAdapter,
     ca_file_action,
 )
+from app.runtimes.credentials import FORMAT_REGISTRIES_YAML, CredentialLocation
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
@@ -179,3 +180,16 @@ class RancherAdapter(RuntimeAdapter):
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         return pull_spec(name, reference, sudo=sudo)
+
+    def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:
+        # configs."REG".auth in the same registries.yaml as the CA: the restart in
+        # trust_actions triggers on it, so a changed credential reaches the embedded containerd.
+        return [CredentialLocation(rancher_registries_path(name), FORMAT_REGISTRIES_YAML,
+                                   f"{name} (registries.yaml configs.auth)")]
+
+    def credential_pull_check(self, name: str, facts: NodeFacts, reference: str, *,
+                              sudo: bool, helpers: frozenset[str],
+                              image_id: str | None) -> NodeCheckSpec | None:
+        spec = pull_spec(name, reference, sudo=sudo)
+        return NodeCheckSpec(spec.kind.replace("(registries.yaml)", "(registries.yaml auth)"),
+                             spec.pull, spec.sudo, spec.digest, spec.cleanup, spec.parse_digest)

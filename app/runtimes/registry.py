@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from app.runtimes.base import RuntimeAdapter, TrustProblem
+from app.runtimes.base import CredentialAction, NodeAction, RuntimeAdapter, TrustProblem
 from app.runtimes.containerd import ContainerdAdapter
+from app.runtimes.credentials import (
+    FORMAT_DOCKER_CONFIG,
+    KUBELET_CONFIG,
+    CredentialLocation,
+    NodeCredential,
+)
 from app.runtimes.crio import CrioAdapter
 from app.runtimes.docker import DockerAdapter
 from app.runtimes.os_store import OsStoreAdapter
@@ -115,3 +121,31 @@ def helper_programs(runtimes: Iterable[str]) -> tuple[str, ...]:
     """Programs verify should look for on a node using these runtimes."""
     wanted = [program for adapter, _ in in_use(runtimes) for program in adapter.helper_programs]
     return tuple(dict.fromkeys(wanted))
+
+
+# --------------------------------------------------------------------------- pull credentials
+
+#: Written on every node, whatever its runtime (a node-wide step, not an adapter): the kubelet
+#: reads Docker-format credentials from its root dir and passes the matching one to any CRI
+#: runtime on every pull, so pods need no imagePullSecret.
+KUBELET_LOCATION = CredentialLocation(KUBELET_CONFIG, FORMAT_DOCKER_CONFIG, "kubelet")
+
+
+def node_wide_credential_actions(credential: NodeCredential) -> list[NodeAction]:
+    verb = "remove" if credential.remove else "install"
+    return [CredentialAction(
+        KUBELET_LOCATION, credential, "kubelet",
+        f"{verb} the pull credential for the kubelet",
+        "the kubelet hands this login to the container runtime on every pull (no "
+        "imagePullSecret needed); other registries' entries are kept",
+    )]
+
+
+def credential_locations(facts: NodeFacts) -> list[CredentialLocation]:
+    """Every file of this node that holds the pull credential: the kubelet's, then each
+    runtime's own; each path once."""
+    unique: dict[str, CredentialLocation] = {KUBELET_LOCATION.path: KUBELET_LOCATION}
+    for adapter, name in in_use(facts.runtimes):
+        for location in adapter.credential_locations(name, facts):
+            unique.setdefault(location.path, location)
+    return list(unique.values())

@@ -116,3 +116,86 @@ def test_full_apply_with_passwords_leaks_no_secret(
     # the one place the registry password is kept on purpose: a 0600 file the user chose
     assert credentials.stat().st_mode & 0o777 == 0o600
     assert _leaks(credentials.read_text(), needles) == ["registry password"]  # needles work
+
+
+class _PsScanner:
+    """Samples every process's argument list (``ps -eww -o args``) on lab hosts while a run
+    goes on: a secret on any command line would show up here."""
+
+    def __init__(self, lab: Lab, hosts: tuple[str, ...]) -> None:
+        import threading
+
+        self.lab, self.hosts = lab, hosts
+        self.samples: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> _PsScanner:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for name in self.hosts:
+                done = self.lab[name].exec(["ps", "-eww", "-o", "args="], check=False)
+                self.samples.append(done.stdout.decode(errors="replace"))
+            self._stop.wait(0.05)
+
+
+def test_node_credentials_leak_nowhere_nor_on_any_command_line(
+    apply_env: dict[str, object], lab: Lab, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With credentials/cluster.json next to the plan, apply installs the pull credential on
+    every node and verify proves it there: no password or credential content in any output,
+    log, results file, dry run, or process argument list on the hosts meanwhile."""
+    from app.credential_files import RegistryCredential, credential_path, write_credential
+
+    monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", OPS_PASSWORD)
+    monkeypatch.setenv("REGWIZ_REGISTRY_PASSWORD", str(apply_env["registry_password"]))
+    monkeypatch.setenv("REGWIZ_CA_KEY_PASSPHRASE", str(apply_env["ca_passphrase"]))
+    caplog.set_level(logging.DEBUG)
+    plan, known_hosts = str(apply_env["plan"]), str(apply_env["known_hosts"])
+    reference = f"{lab['registry'].ip}:{apply_env['port']}"
+    # today's registry has one htpasswd user: the pull credential is that login
+    cluster = credential_path(load_plan(Path(plan)), "cluster")
+    write_credential(cluster, RegistryCredential(reference, DEFAULT_USERNAME,
+                                                 str(apply_env["registry_password"])))
+    connection = ["--plan", plan, "--known-hosts", known_hosts]
+    try:
+        with _PsScanner(lab, ("docker", "containerd", "registry")) as scanner:
+            code = main(["apply", *connection,
+                         "--credentials-file", str(apply_env["credentials"])])
+            captured = capsys.readouterr()
+            assert code == 0, captured.out + captured.err
+            assert main(["onboard", *connection, "--dry-run"]) == 0
+            assert main(["verify", *connection, "--credentials-file",
+                         str(apply_env["credentials"])]) == 0
+            assert main(["status", *connection, "--json"]) in (0, 1)
+            later = capsys.readouterr()
+        needles = _needles(apply_env, lab)
+        needles["credential file content"] = cluster.read_text().strip()
+        for node in ("docker", "containerd"):  # the credential really is on the nodes
+            installed = lab[node].host_path("/var/lib/kubelet/config.json").read_text()
+            assert "basic auth header" in _leaks(installed, needles), node
+        log_text = "\n".join(
+            f"{record.name} {record.getMessage()} {record.args!r}" for record in caplog.records)
+        places = {"stdout": captured.out + later.out, "stderr": captured.err + later.err,
+                  "logs": log_text, "ps on the hosts": "\n".join(scanner.samples)}
+        folder = Path(plan).parent
+        for path in folder.rglob("*"):
+            if (path.is_file() and path.parent.name not in ("certs", "credentials")
+                    and path != apply_env["credentials"]):
+                places[str(path.relative_to(folder))] = path.read_text(errors="replace")
+        assert len(scanner.samples) > 10, "ps was hardly sampled: the check would be empty"
+        assert "/var/lib/kubelet/config.json" in places["stdout"]  # the dry run names paths
+        found = {place: _leaks(text, needles) for place, text in places.items()}
+        assert {place: labels for place, labels in found.items() if labels} == {}
+    finally:
+        for node in ("docker", "containerd"):
+            lab[node].exec(["rm", "-f", "/var/lib/kubelet/config.json"], check=False)
+        lab["docker"].exec(["rm", "-f", "/root/.docker/config.json"], check=False)

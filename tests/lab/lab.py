@@ -66,6 +66,8 @@ PRIVATE_DIRS: tuple[str, ...] = (
     "/etc/sudoers.d",
     "/usr/local/sbin",
     "/registry-image",
+    "/var/lib/kubelet",  # the kubelet's config.json (node credentials)
+    "/root/.docker",  # root's Docker client config (node credentials on Docker nodes)
 )
 # Of those, the ones that start as a copy of the machine's real directory.
 COPIED_DIRS = frozenset(
