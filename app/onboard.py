@@ -144,6 +144,7 @@ class NodeResult:
     # The pull credential this run left on the node: its fingerprint, "removed", or "" (not
     # managed, or not known because the run failed). Never the credential itself.
     credential: str = ""
+    notes: list[str] = field(default_factory=list)  # what the run decided on its own
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -170,6 +171,7 @@ class NodeResult:
                 restarted=_texts(data, "restarted"),
                 steps=[_step_from_dict(step) for step in data.get("steps") or []],
                 dry_run_lines=_texts(data, "dry_run_lines"),
+                notes=_texts(data, "notes"),
                 seconds=float(data.get("seconds") or 0.0),
                 finished_at=_text(data, "finished_at", ""),
                 credential=_text(data, "credential", ""),
@@ -568,10 +570,13 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
         facts = probe_node(transport, sudo=node.sudo, runtime=node.runtime,
                               timeout=deadline.timeout(COMMAND_TIMEOUT))
         result.runtimes, result.os_family = list(facts.runtimes), facts.os_family
-        reporter.runtime = ",".join(facts.runtimes) or ("none" if node.os_trust_store else "")
+        os_store = runtimes.trusts_system_store(node.runtime, node.os_trust_store, facts)
+        if os_store and not node.os_trust_store:
+            result.notes.append("no container runtime found: the CA goes into the OS trust "
+                                "store (runtime = \"auto\")")
+        reporter.runtime = ",".join(facts.runtimes) or ("none" if os_store else "")
         actions = plan_node_actions(facts, address=job.address, ca_pem=job.ca.pem,
-                                    os_trust_store=node.os_trust_store,
-                                    credential=job.credential)
+                                    os_trust_store=os_store, credential=job.credential)
         run = _NodeRun(transport, node, deadline)
         if job.dry_run:
             result.dry_run_lines = preview_actions(run, actions)
@@ -653,9 +658,10 @@ def _final_message(result: NodeResult) -> str:
         pending = [line for line in result.dry_run_lines if not line.endswith("already in place")]
         return f"dry run: {len(pending)} step(s) would change something"
     if result.status == UNCHANGED:
-        return "already set up"
+        return "already set up" + "".join(f"; {note}" for note in result.notes)
     restarted = f"; restarted {', '.join(result.restarted)}" if result.restarted else ""
-    return f"{len(result.changed_files)} file(s) written{restarted}"
+    notes = "".join(f"; {note}" for note in result.notes)
+    return f"{len(result.changed_files)} file(s) written{restarted}{notes}"
 
 
 # --------------------------------------------------------------------------- many nodes

@@ -454,8 +454,8 @@ def node_trust_status(
         with open_node_transport(node, secrets, policy) as transport:
             facts = probe_node(transport, sudo=node.sudo, runtime=node.runtime)
             status.runtimes = list(facts.runtimes)
-            for runtime, path in runtimes.ca_locations(facts, plan.registry_address,
-                                                       node.os_trust_store):
+            os_store = runtimes.trusts_system_store(node.runtime, node.os_trust_store, facts)
+            for runtime, path in runtimes.ca_locations(facts, plan.registry_address, os_store):
                 raw = transport.read_file(path, sudo=node.sudo)
                 status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
             status.files += [

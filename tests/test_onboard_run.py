@@ -43,10 +43,13 @@ def test_one_failing_node_never_stops_the_others(tmp_path: Path) -> None:
         "a": ("changed", ""), "c": ("changed", ""),
         "down": ("failed", "unreachable"),
         "broken": ("failed", "internal error"),
-        "nothing": ("failed", "unknown runtime"),
+        # runtime = "auto" found no running runtime (docker.io installed, not running): the CA
+        # goes into the OS trust store instead of failing the node (an explicit runtime = "none"
+        # still fails: test_auto_with_no_runtime_falls_back_to_the_os_trust_store).
+        "nothing": ("changed", ""),
     }
     assert [r.host for r in report.results] == hosts  # plan order, whatever finished first
-    assert report.exit_code == 1 and len(report.failed) == 3
+    assert report.exit_code == 1 and len(report.failed) == 2
     failed = {r.host: r for r in report.failed}
     assert failed["down"].hint and "connection refused" in failed["down"].message
     assert "KeyError" in failed["broken"].message
@@ -217,3 +220,20 @@ def test_node_states_read_and_print_as_their_values() -> None:
     state = onboard.NodeState.FAILED
     assert state == "failed" and str(state) == "failed" and f"{state:<8}|" == "failed  |"
     assert json.dumps({"status": state}) == '{"status": "failed"}'
+
+
+def test_auto_with_no_runtime_falls_back_to_the_os_trust_store(tmp_path: Path) -> None:
+    debian = "---os-release---\nID=debian\n"
+    plan = plan_with_ca(tmp_path, ["plain", "explicit-none"])
+    plan.nodes[1].runtime = "none"  # asked for nothing, and no OS store: still an error
+    fleet = FakeFleet({"plain": FakeNode("plain", debian),
+                       "explicit-none": FakeNode("explicit-none", debian)})
+    report, _ = run(plan, fleet)
+    plain, none = report.results
+    assert plain.status == "changed", plain.message
+    assert plain.changed_files == [
+        "/usr/local/share/ca-certificates/regwiz-198.18.9.2_8443.crt"]
+    assert plain.notes == ['no container runtime found: the CA goes into the OS trust store '
+                           '(runtime = "auto")']
+    assert (none.status, none.reason) == ("failed", "unknown runtime")
+    assert onboard.NodeResult.from_dict(plain.to_dict()).notes == plain.notes

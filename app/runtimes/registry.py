@@ -93,6 +93,12 @@ def in_use(runtimes: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
     return pairs
 
 
+def trusts_system_store(wanted_runtime: str, os_trust_store: bool, facts: NodeFacts) -> bool:
+    """Whether the node's CA goes into the OS trust store: asked for, or ``runtime = "auto"``
+    found no runtime (a plain host still gets curl/openssl trust instead of a failure)."""
+    return os_trust_store or (wanted_runtime == "auto" and not facts.runtimes)
+
+
 def stores_in_use(os_trust_store: bool) -> list[tuple[RuntimeAdapter, str]]:
     return [(a, a.names[0]) for a in system_stores()] if os_trust_store else []
 

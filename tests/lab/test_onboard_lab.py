@@ -385,3 +385,28 @@ def test_cri_o_podman_path_is_what_skopeo_reads(setup: Setup, tmp_path: Path) ->
     after = node.exec(inspect, check=False, timeout=60)
     node.exec(["rm", "-rf", reg_dir])
     assert after.returncode == 0, after.stderr.decode()
+
+
+def test_a_node_without_any_runtime_trusts_through_the_os_store_with_auto(setup: Setup) -> None:
+    from app.connections import open_node_transport
+    from app.verify import run_os_store_check
+
+    plain = setup.lab["plain"]
+    node = next(n for n in setup.plan.nodes if n.host == plain.ip)
+    node.os_trust_store, node.runtime = False, "auto"  # not asked for: chosen because none ran
+    reset_node_trust(setup.lab, setup.registry)
+    try:
+        report = _onboard(setup, only=[plain.ip])
+        (result,) = report.results
+        assert result.status == "changed", result.message
+        assert result.runtimes == [] and result.changed_files == [setup.ca_anchor]
+        assert any("OS trust store" in note for note in result.notes)
+        assert plain.host_path(setup.ca_anchor).read_bytes() == setup.ca_pem
+        # What verify checks on a node without a runtime: a TLS handshake trusting only the
+        # node's OS store.
+        resolved = next(n for n in setup.plan.resolved_nodes() if n.host == plain.ip)
+        with open_node_transport(resolved, Secrets(), _policy(setup.lab)) as transport:
+            check = run_os_store_check(transport, setup.plan)
+        assert check.passed, check.detail
+    finally:
+        node.os_trust_store, node.runtime = True, None
