@@ -43,6 +43,16 @@ KIND_CATEGORIES: dict[str, str] = {
 }
 
 
+# The kinds that mean "a secret is missing or wrong": what to ask for, so a caller that can ask
+# (the wizard) asks and tries again instead of only reporting the failure.
+SECRET_KINDS: dict[str, str] = {
+    "sudo-password-missing": "sudo password",
+    "sudo-password-wrong": "sudo password",
+    "no-credentials": "SSH password",
+    "key-passphrase-needed": "SSH key passphrase",
+}
+
+
 def kind_category(kind: str) -> str:
     """The broad kind ("auth", "sudo-password", ...) of a specific one; others are their own."""
     return KIND_CATEGORIES.get(kind, kind)

@@ -145,6 +145,7 @@ class NodeResult:
     # managed, or not known because the run failed). Never the credential itself.
     credential: str = ""
     notes: list[str] = field(default_factory=list)  # what the run decided on its own
+    kind: str = ""  # the error kind of a failure (app.errors), for callers that decide on it
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -172,6 +173,7 @@ class NodeResult:
                 steps=[_step_from_dict(step) for step in data.get("steps") or []],
                 dry_run_lines=_texts(data, "dry_run_lines"),
                 notes=_texts(data, "notes"),
+                kind=_text(data, "kind", ""),
                 seconds=float(data.get("seconds") or 0.0),
                 finished_at=_text(data, "finished_at", ""),
                 credential=_text(data, "credential", ""),
@@ -638,7 +640,7 @@ def _skip_rest(result: NodeResult, steps: list[Step]) -> None:
 def _fail(result: NodeResult, kind: str, message: str, hint: str | None) -> None:
     from app.errors import kind_category
 
-    result.status = FAILED
+    result.status, result.kind = FAILED, kind
     # The two sudo kinds keep their own words; other specific kinds (e.g. "login-refused")
     # read as their category ("auth failed") in the summary.
     sudo = {"sudo-password-missing": "sudo password missing",

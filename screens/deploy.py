@@ -21,6 +21,7 @@ from textual.worker import Worker, get_current_worker
 from app.steps import Outcome, StepResult, format_result, summarize
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import DeployFinished, JobFailed, StepProgress, StepsPlanned
+from screens.secret_flow import ask_missing_secrets, secret_needs
 from screens.widgets.step_table import StepTable
 from screens.wizard_screen import PaletteAction, WizardScreen
 
@@ -151,6 +152,11 @@ class DeployScreen(WizardScreen):
             self.wizard.session.deploy = report
             self.report(report)
         self.set_running(False)
+        host = self.wizard.require_plan().registry.host
+        needs = secret_needs([(host, step.kind) for step in report.failed])
+        if needs:
+            ask_missing_secrets(self.wizard, needs, "deploy the registry there",
+                                lambda hosts: self.action_deploy() if hosts else None)
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.log_line(f"failed: {message.error}")

@@ -28,6 +28,7 @@ from app.steps import Outcome, format_result
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobFailed, NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
+from screens.secret_flow import ask_missing_secrets, secret_needs
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
 from screens.wizard_screen import PaletteAction, WizardScreen
 
@@ -287,6 +288,15 @@ class OnboardingScreen(WizardScreen):
         summary.update(f"{'dry run: ' if report.dry_run else ''}{text or 'no nodes'} "
                        f"in {report.seconds:.1f} s{cancel_summary(report)}")
         self.query_one("#retry-failed", Button).disabled = not report.failed or report.dry_run
+        needs = secret_needs([(r.host, r.kind) for r in report.failed])
+        if needs and not report.dry_run:
+            ask_missing_secrets(self.wizard, needs, "install the registry CA on it",
+                                self.retry_with_secrets)
+
+    def retry_with_secrets(self, hosts: list[str]) -> None:
+        """Onboard again the nodes that just got the secret they lacked."""
+        if hosts:
+            self.start(hosts)
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.stop_flushing()

@@ -398,3 +398,42 @@ async def rerun_onboarding_with_one_new_node(lab: Lab, plan_path: Path, data_dir
     ca = (load_plan(plan_path).cert_dir / "ca.crt").read_bytes()
     placed = new_node.host_path(f"/etc/docker/certs.d/{registry}/ca.crt")
     assert placed.read_bytes() == ca
+
+
+async def test_a_missing_sudo_password_is_asked_for_then_the_node_is_onboarded(
+    lab: Lab, lab_plan: Path
+) -> None:
+    """No sudo password given: the containerd node (its user's sudo asks for one) fails, a modal
+    naming that host asks for it, and the node is onboarded again with it."""
+    from app.certs import ensure_certificates
+    from screens.secret_prompt import SecretPromptModal
+
+    ensure_certificates(load_plan(lab_plan))
+    app = RegwizApp(lab_plan, data_dir=lab_plan.parent / "data", secrets=Secrets(),
+                    start="onboarding")
+    app.open_plan(lab_plan)
+    containerd = lab["containerd"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await click(pilot, "#onboard-all")
+
+        async def modal_or_pause() -> None:
+            await pilot.pause(0.1)
+
+        await wait_until_async(lambda: isinstance(app.screen, SecretPromptModal),
+                               modal_or_pause, "the sudo password question", JOB_TIMEOUT_S)
+        modal = app.screen
+        assert isinstance(modal, SecretPromptModal)
+        assert modal.host == containerd.ip and modal.what == "sudo password"
+        rows = app.screen_stack[-2].query_one("#onboard-table", NodeRows)
+        assert rows.cell(containerd.ip, "state") == "failed"
+        await type_into(pilot, "#secret", containerd.password or "")
+        await pilot.press("enter")
+        await pilot.pause()
+        await wait_until_async(lambda: workers_finished(app)
+                               and cells(app, "#onboard-table", "state")[containerd.ip]
+                               == "changed", modal_or_pause, "the node onboarded again",
+                               JOB_TIMEOUT_S)
+        assert app.secrets.sudo_password_for(containerd.ip) == containerd.password
+        assert app.secrets.sudo_password is None  # asked for that host only
+        states = cells(app, "#onboard-table", "state")
+        assert set(states.values()) == {"changed"}, cells(app, "#onboard-table", "detail")
