@@ -47,6 +47,11 @@ class SelftestImage:
     archive: bytes  # the docker-archive tar for ``images.load``
 
 
+# The one tag every run pushes to when the registry cannot delete: each run replaces it
+# instead of leaving a new tag behind (runs on one registry are then one at a time).
+REUSED_SELFTEST_TAG = "check"
+
+
 def new_selftest_tag() -> str:
     """A random tag, so concurrent or repeated runs never see each other's images."""
     return f"check-{secrets.token_hex(6)}"

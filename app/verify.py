@@ -24,7 +24,13 @@ from app.address import RegistryAddress
 from app.errors import RegwizError
 from app.jsonable import plain
 from app.runtimes.base import NodeCheckSpec
-from app.selftest_image import SELFTEST_REPOSITORY, SelftestImage, build_selftest_image
+from app.selftest_image import (
+    REUSED_SELFTEST_TAG,
+    SELFTEST_REPOSITORY,
+    SelftestImage,
+    build_selftest_image,
+    new_selftest_tag,
+)
 from app.transport.base import display_command
 
 if TYPE_CHECKING:
@@ -434,7 +440,8 @@ def _round_trip(
     client = registry_docker_client(transport, plan.registry.sudo and not from_local)
     try:
         arch = str(client.version().get("Arch") or "amd64")
-        image = build_selftest_image(plan.registry_reference, architecture=arch)
+        image = build_selftest_image(plan.registry_reference, architecture=arch,
+                                     tag=selftest_tag(plan))
         result.reference = image.reference
         auth_config = {"username": auth[0], "password": auth[1]} if auth else None
         try:
@@ -564,12 +571,19 @@ def _compare_digests(result: PushPullResult) -> None:
         )
 
 
+def selftest_tag(plan: Plan) -> str:
+    """A tag of its own per run where verify deletes it afterwards; else the one reused tag, so
+    a registry without deletes does not collect a new self-test tag on every run."""
+    return new_selftest_tag() if plan.registry.delete_enabled else REUSED_SELFTEST_TAG
+
+
 def _delete_test_tag(plan: Plan, auth: tuple[str, str] | None, image: SelftestImage) -> str:
     from app import registry_api
 
     where = f"{SELFTEST_REPOSITORY}:{image.tag}"
     if not plan.registry.delete_enabled:
-        return f"{where} stays in the registry (registry.delete_enabled is false)"
+        return (f"{where} stays in the registry, replaced by the next run "
+                "(registry.delete_enabled is false)")
     base = registry_api.base_url(plan.registry.address, plan.registry.port)
     ca_path, basic = _ca_path(plan), registry_api.BasicAuth(*auth) if auth else None
     try:

@@ -106,6 +106,15 @@ def test_verify_pulls_on_every_node_and_cleans_up(setup: Setup) -> None:
     # deploy made the registry host's Docker trust the CA: the push used verified TLS
     assert push.note == "", push.note
     assert "stays in the registry" in push.cleanup  # delete is disabled in this plan
+    # ... so every run reuses one tag instead of leaving a new one behind.
+    again = setup.verify()
+    assert again.ok and again.push_pull.reference == push.reference
+    assert push.reference.endswith("/regwiz/selftest:check")
+    from app import registry_api
+
+    listed = registry_api.tags(f"https://{setup.registry}", setup.plan.cert_dir / "ca.crt",
+                               "regwiz/selftest")
+    assert listed == ["check"], listed
     kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
     assert kinds[setup.ip("docker")] == ["docker pull"]
     assert kinds[setup.ip("containerd")][0].startswith("containerd pull")
