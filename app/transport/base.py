@@ -125,8 +125,11 @@ class Transport(abc.ABC):
     ) -> bool:
         """Write atomically (temp file in the same dir, install owner/mode, rename).
 
-        Returns False and touches nothing when the file already has this content, owner and
-        mode; True when it was written. Parent directories are created (0755).
+        ``owner``/``group``/``mode`` are for a new file. An existing file keeps its owner and
+        group and its mode narrowed by ``mode``; a symlink stays a symlink (its target is
+        written); nothing is ever made group- or other-writable (see INSTALL_SCRIPT).
+        Returns False and touches nothing when the file already has this content and mode;
+        True when it was written. Parent directories are created (0755).
         """
 
     @abc.abstractmethod
@@ -258,10 +261,30 @@ FILE_STATE_SCRIPT = (
 # (a dropped connection ends stdin early, so a short file is caught here), sets owner and mode,
 # then renames it into place: readers see the old or the new file, never a partial one, and the
 # temp file is removed on any failure or signal. Nothing is ever staged elsewhere (e.g. /tmp).
+#
+# A host must never be left worse than it was found (issue 12):
+# - a symlink stays a symlink: the file it points at (readlink -f) is the one replaced, so the
+#   link's own 777 never lands on a regular file;
+# - an existing file keeps its owner and group, and its mode, only ever narrowed by the mode
+#   asked for (a private file stays private; a file regwiz wants private becomes so);
+# - no file regwiz writes is ever group- or other-writable (``& 0755``).
+# ``effective_mode`` mirrors this rule for the "already current?" check.
 INSTALL_SCRIPT = """set -e
-dst=$1; mode=$2; owner=$3; want=$4
+path=$1; mode=$2; owner=$3; want=$4
+dst=$path
+if [ -L "$path" ]; then
+  dst=$(readlink -f -- "$path") || { echo "cannot resolve the symlink $path" >&2; exit 1; }
+fi
 dir=$(dirname -- "$dst")
-if [ -d "$dst" ]; then echo "$dst is a directory" >&2; exit 1; fi
+if [ -d "$dst" ]; then echo "$path is a directory" >&2; exit 1; fi
+if [ -e "$dst" ]; then
+  set -- $(stat -L -c '%u %g %a' -- "$dst")
+  mode=$(printf '%o' $(( 0$3 & 0$mode & 0755 )))
+  keep="$1:$2"
+else
+  keep=""
+  mode=$(printf '%o' $(( 0$mode & 0755 )))
+fi
 umask 022
 mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.regwiz-tmp.XXXXXXXX")
@@ -270,14 +293,28 @@ trap 'exit 1' HUP INT TERM PIPE
 cat > "$tmp"
 got=$(sha256sum < "$tmp")
 if [ "${got%% *}" != "$want" ]; then
-  echo "the transfer of $dst was cut short (connection lost?); nothing was changed" >&2
+  echo "the transfer of $path was cut short (connection lost?); nothing was changed" >&2
   exit 1
 fi
-if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+if [ -n "$owner" ]; then
+  chown -- "$owner" "$tmp"  # also for an existing file: a bad owner is an error either way
+  if [ -n "$keep" ]; then chown -- "$keep" "$tmp"; fi
+fi
 chmod -- "$mode" "$tmp"
 mv -f -- "$tmp" "$dst"
 trap - EXIT
 """
+
+# Permission bits a written file may have at most: never group- or other-writable, no
+# set-id or sticky bits.
+MAX_FILE_MODE = 0o755
+
+
+def effective_mode(existing: int | None, requested: int) -> int:
+    """The mode INSTALL_SCRIPT gives a file: an existing file's mode narrowed by ``requested``,
+    a new file ``requested``; never beyond MAX_FILE_MODE."""
+    base = requested if existing is None else existing & requested
+    return base & MAX_FILE_MODE
 
 
 def owner_spec(owner: str, group: str) -> str:
@@ -288,7 +325,11 @@ def owner_spec(owner: str, group: str) -> str:
 
 
 def file_is_current(state: str, content: bytes, mode: int, owner: str, group: str) -> bool:
-    """Whether FILE_STATE_SCRIPT output shows the same content, owner, group and mode."""
+    """Whether FILE_STATE_SCRIPT output shows the content and mode INSTALL_SCRIPT would leave.
+
+    An existing file keeps its owner (see INSTALL_SCRIPT), so only its content and mode count;
+    ``owner``/``group`` are what a new file would get.
+    """
     lines = state.strip().splitlines()
     if len(lines) < 2:
         return False
@@ -296,12 +337,8 @@ def file_is_current(state: str, content: bytes, mode: int, owner: str, group: st
     digest = lines[1].split()[0] if lines[1].split() else ""
     if len(fields) != 5 or digest != hashlib.sha256(content).hexdigest():
         return False
-    user_name, group_name, uid, gid, octal = fields
-    if owner and owner not in (user_name, uid):
-        return False
-    if group and group not in (group_name, gid):
-        return False
-    return int(octal, 8) == mode
+    current = int(fields[4], 8)
+    return effective_mode(current, mode) == current
 
 
 # ---------------------------------------------------------------------------------------------
