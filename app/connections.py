@@ -40,13 +40,17 @@ def node_connection(node: ResolvedNode) -> ConnectionSettings:
     return _settings(node)
 
 
-def connection_secrets(secrets: Secrets, host: str | None = None) -> ConnectionSecrets:
-    """The subset of the operator's secrets a connection to ``host`` may use (its own sudo
-    password when it has one, else the shared one)."""
+def connection_secrets(secrets: Secrets, host: str | None = None,
+                       sudo_password_env: str | None = None) -> ConnectionSecrets:
+    """The subset of the operator's secrets a connection to ``host`` may use: its own sudo
+    password when it has one, else the one of the variable its plan entry names
+    (``sudo_password_env``), else the shared one."""
+    sudo_password = secrets.sudo_password if host is None else \
+        secrets.sudo_password_for(host, sudo_password_env)
     return ConnectionSecrets(
         password=secrets.ssh_password,
         key_passphrase=secrets.key_passphrase,
-        sudo_password=secrets.sudo_password if host is None else secrets.sudo_password_for(host),
+        sudo_password=sudo_password,
     )
 
 
@@ -77,11 +81,13 @@ def open_registry_transport(plan: Plan, secrets: Secrets, policy: HostKeyPolicy)
     from app.transport.factory import open_transport
 
     target = registry_connection(plan)
-    return open_transport(target, connection_secrets(secrets, target.host), policy)
+    chosen = connection_secrets(secrets, target.host, plan.registry.sudo_password_env)
+    return open_transport(target, chosen, policy)
 
 
 def open_node_transport(node: ResolvedNode, secrets: Secrets, policy: HostKeyPolicy) -> Transport:
     from app.transport.factory import open_transport
 
     target = node_connection(node)
-    return open_transport(target, connection_secrets(secrets, target.host), policy)
+    chosen = connection_secrets(secrets, target.host, node.sudo_password_env)
+    return open_transport(target, chosen, policy)

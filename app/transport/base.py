@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from app.errors import RegwizError, kind_category
+from app.transport.sudo import C_LOCALE, NOPASSWD_PREFIX, SudoGate
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
 
@@ -368,9 +369,9 @@ class ExecTransport(Transport):
     """run/read_file/write_file and sudo handling on top of one primitive, ``_exec``.
 
     Every command runs under coreutils ``timeout`` (inside sudo, so it can kill root
-    processes). sudo is ``sudo -n`` when passwordless, else ``sudo -k -S -p ''`` with the
-    password as the only stdin line (``-k`` makes sudo always read it, so it can never leak
-    into the command); command input follows the password line on the same stream.
+    processes). sudo is ``sudo -n`` when passwordless, else a ``SudoGate`` handshake: the
+    password only after sudo's own prompt, the command's input only once it runs (see
+    ``app.transport.sudo``). sudo always runs under ``LC_ALL=C``.
     """
 
     name: str
@@ -383,9 +384,13 @@ class ExecTransport(Transport):
         self._sudo_mode: str | None = None  # "root", "nopasswd" or "password"
 
     @abc.abstractmethod
-    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> ExecResult:
+    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float,
+              gate: SudoGate | None = None) -> ExecResult:
         """Run argv, feeding stdin; return when it ends; raise TransportError("timeout") when
-        it outlives ``timeout``, or another TransportError when the host is lost."""
+        it outlives ``timeout``, or another TransportError when the host is lost.
+
+        With a ``gate``, stderr is shown to it as it arrives and stdin holds only what it
+        allows: its answers to sudo, then ``stdin`` once the command runs."""
 
     @property
     @abc.abstractmethod
@@ -430,9 +435,11 @@ class ExecTransport(Transport):
             raise TransportError("empty command", kind="command")
         check_sendable(argv, self.name)
         wrapped = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(math.ceil(timeout)), *argv]
-        prefix, preamble = self.sudo_prefix(sudo)
+        full, gate = self.sudo_command(wrapped, sudo)
         limit = timeout + CLIENT_GRACE_SECONDS
-        done = self._exec(prefix + wrapped, preamble + (stdin or b""), limit)
+        done = self._exec(full, stdin, limit, gate)
+        if gate is not None:
+            done.stderr = gate.clean(done.stderr)
         if done.status == 124:  # coreutils timeout: the command hit its deadline and was killed
             raise TransportError(
                 f"{action or '`' + display_command(argv) + '`'} on {self.name} did not finish "
@@ -473,7 +480,7 @@ class ExecTransport(Transport):
                 "enable sudo for this host or connect as root",
                 kind="permission",
             )
-        probe = self._exec(["sudo", "-n", "true"], None, 30)
+        probe = self._exec([*C_LOCALE, "sudo", "-n", "true"], None, 30)
         if probe.status == 0:
             return "nopasswd"
         problem = sudo_problem(self.name, probe.stderr, used_password=False)
@@ -482,27 +489,29 @@ class ExecTransport(Transport):
             raise command_failure(self.name, result)
         if problem.kind != "sudo-password-missing" or self.sudo_password is None:
             raise problem
-        password = self.sudo_password.encode() + b"\n"
-        check = self._exec(["sudo", "-k", "-S", "-p", "", "true"], password, 30)
+        gate = SudoGate(self.sudo_password)
+        check = self._exec(gate.argv(["true"]), None, 30, gate)
+        stderr = gate.clean(check.stderr)
         if check.status != 0:
-            raise sudo_problem(self.name, check.stderr, used_password=True) or TransportError(
-                f"sudo on {self.name} failed: {stderr_tail(check.stderr)}",
+            raise sudo_problem(self.name, stderr, used_password=True) or TransportError(
+                f"sudo on {self.name} failed: {stderr_tail(stderr)}",
                 kind="sudo-password-wrong",
             )
         return "password"
 
-    def sudo_prefix(self, sudo: bool) -> tuple[list[str], bytes]:
-        """The argv prefix and stdin preamble that run a command as root when ``sudo``.
+    def sudo_command(self, argv: list[str], sudo: bool) -> tuple[list[str], SudoGate | None]:
+        """``argv`` as run (as root when ``sudo``), and the gate its stdin must go through.
 
-        ``sudo -k -S`` always reads exactly one line (the password) from stdin, one byte at a
-        time; the rest of the stream is the command's own input, so nothing is staged on disk.
+        With a password the gate sends it only after sudo's prompt, and the command's input
+        only once the command runs, on the same stream: nothing is staged on disk.
         """
         mode = self.sudo_mode() if sudo else "none"
         if mode == "nopasswd":
-            return ["sudo", "-n", "--"], b""
+            return [*NOPASSWD_PREFIX, *argv], None
         if mode == "password":
-            return ["sudo", "-k", "-S", "-p", "", "--"], (self.sudo_password or "").encode() + b"\n"
-        return [], b""
+            gate = SudoGate(self.sudo_password)
+            return gate.argv(argv), gate
+        return list(argv), None
 
     # ----------------------------------------------------------------- files
 
