@@ -14,7 +14,7 @@ from pathlib import Path
 from app.paths import expand_user
 from app.plan import Plan, RegistrySettings, ResolvedNode, Secrets
 from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport
-from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
+from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy, OtherTypeConfirmCallback
 
 #: Overrides ~/.ssh/known_hosts for every regwiz command (tests and CI use their own file).
 KNOWN_HOSTS_ENV = "REGWIZ_KNOWN_HOSTS"
@@ -64,15 +64,18 @@ def host_key_policy(
     accept_new: bool,
     confirm: ConfirmCallback | None = None,
     known_hosts: str | Path | None = None,
+    confirm_other_type: OtherTypeConfirmCallback | None = None,
 ) -> HostKeyPolicy:
     """The host-key rule for one run.
 
     Headless (no ``confirm``): unknown keys are refused unless ``accept_new``
-    (``--accept-new-host-keys``). The TUI passes ``confirm(host, key_type, fingerprint)``.
-    A changed key is refused whatever is passed here.
+    (``--accept-new-host-keys``). The TUI passes ``confirm(host, key_type, fingerprint)``
+    and ``confirm_other_type`` (a key of a new type for a known host: only ever accepted
+    through that warning). A changed key is refused whatever is passed here.
     """
     return HostKeyPolicy(
-        known_hosts=known_hosts_path(known_hosts), accept_new=accept_new, confirm=confirm
+        known_hosts=known_hosts_path(known_hosts), accept_new=accept_new, confirm=confirm,
+        confirm_other_type=confirm_other_type,
     )
 
 
