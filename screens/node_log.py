@@ -9,6 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Button, Label, RichLog
 
+from app.terminal_text import plain_text
 from screens.closable_modal import ClosableModal
 
 
@@ -30,4 +31,4 @@ class NodeLogModal(ClosableModal):
         # ClosableModal.on_mount focuses Close: Textual calls it after this one.
         log = self.query_one(RichLog)
         for line in self.lines or ["nothing recorded for this node yet"]:
-            log.write(line)
+            log.write(plain_text(line))  # remote output: text, not terminal control

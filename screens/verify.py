@@ -16,6 +16,7 @@ from textual.widgets import Button, Checkbox, Static
 from textual.worker import Worker, get_current_worker
 
 from app.errors import RegwizError
+from app.terminal_text import plain_text
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
@@ -43,7 +44,7 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
     if result is None:
         text.append_text(state_text(state))
         if message:
-            text.append(f"  {message}")
+            text.append(plain_text(f"  {message}"))
         return text
     text.append_text(state_text(result.state))
     text.append(f"  {result.reference} from {result.source}")
@@ -54,7 +55,7 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
     for label, value in (("", result.message), ("hint: ", result.hint or ""),
                          ("note: ", result.note), ("cleanup: ", result.cleanup)):
         if value:
-            text.append(f"\n  {label}{value}")
+            text.append(plain_text(f"\n  {label}{value}"))  # remote output is data
     return text
 
 
@@ -72,7 +73,7 @@ def node_lines(result: NodeVerifyResult) -> list[str]:
         lines.append(result.message)
     if result.hint:
         lines.append(f"hint: {result.hint}")
-    return lines
+    return [plain_text(line) for line in lines]
 
 
 class VerifyScreen(WizardScreen):
@@ -160,7 +161,7 @@ class VerifyScreen(WizardScreen):
                 push_pull_text(None, event.state, event.message))
             return
         self.query_one(NodeRows).update_row(event.target, state=state_text(event.state),
-                                            outcome=Text(event.message))
+                                            outcome=Text(plain_text(event.message)))
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.set_running(False)
@@ -182,7 +183,7 @@ class VerifyScreen(WizardScreen):
             failing = next((c for c in result.checks if not c.passed), None)
             outcome = result.message or (failing.detail if failing else "ok")
             rows.update_row(result.host, state=state_text(result.state), check=checks,
-                            outcome=Text(outcome))
+                            outcome=Text(plain_text(outcome)))
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)

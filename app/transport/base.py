@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from app.errors import RegwizError, kind_category
+from app.terminal_text import plain_text
 from app.transport.sudo import C_LOCALE, NOPASSWD_PREFIX, SudoGate
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
@@ -181,7 +182,8 @@ def display_command(argv: list[str]) -> str:
 
 
 def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
-    kept = [line for line in stderr.strip().splitlines() if line.strip()]
+    """The last lines of a host's stderr for a message: text only, no terminal control."""
+    kept = [line for line in plain_text(stderr).strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
 
 
