@@ -57,13 +57,25 @@ def print_dry_run(lines: Iterable[str]) -> None:
 
 
 def show_new_credentials(credentials: Credentials | None, kept: Path | None) -> None:
-    """A password deploy generated, and where it was saved (``kept``), if anywhere."""
+    """A password deploy generated, and where it was saved (``kept``), if anywhere.
+
+    Shown only on a terminal: stdout that is a file or pipe (CI logs, ``| tee``) would keep
+    the password wherever that output ends up."""
     if credentials is None:
         return
-    # Shown exactly once, on purpose: this is the only place the new password appears.
-    echo(f"registry user {credentials.username!r}, password: {credentials.password}")
-    echo(f"  saved to {kept} (mode 0600)" if kept else
-          "  not saved anywhere: note it now, or deploy with --credentials-file next time")
+    if sys.stdout.isatty():
+        # Shown exactly once, on purpose: this is the only place the new password appears.
+        echo(f"registry user {credentials.username!r}, password: {credentials.password}")
+    else:
+        echo(f"registry user {credentials.username!r}: a password was generated; not shown "
+             "because stdout is not a terminal")
+    if kept:
+        echo(f"  saved to {kept} (mode 0600)")
+    elif sys.stdout.isatty():
+        echo("  not saved anywhere: note it now, or deploy with --credentials-file next time")
+    else:
+        echo("  not saved anywhere: deploy with --credentials-file (or set "
+             "REGWIZ_REGISTRY_PASSWORD) to keep the registry's password")
 
 
 # --- verify ----------------------------------------------------------------------------------
