@@ -281,7 +281,8 @@ fi
 dir=$(dirname -- "$dst")
 if [ -d "$dst" ]; then echo "$path is a directory" >&2; exit 1; fi
 if [ -e "$dst" ]; then
-  set -- $(stat -L -c '%u %g %a' -- "$dst")
+  st=$(stat -L -c '%u %g %a' -- "$dst")  # on its own line: set -e stops on a failed stat
+  set -- $st
   mode=$(printf '%o' $(( 0$3 & 0$mode & 0755 )))
   keep="$1:$2"
 else
