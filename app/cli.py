@@ -45,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_error(text: str) -> None:
-    """Print to stderr; messages may quote hostile input (lone surrogates): never crash."""
-    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-    print(text.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
+    """Print to stderr; messages may quote hostile input (lone surrogates: never crash) and
+    remote output (terminal control sequences: removed, see app.terminal_text)."""
+    from app.terminal_text import echo
+
+    echo(text, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from app.paths import expand_user
 from app.plan import Plan, RegistrySettings, ResolvedNode, Secrets
 from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport
-from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
+from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy, OtherTypeConfirmCallback
 
 #: Overrides ~/.ssh/known_hosts for every regwiz command (tests and CI use their own file).
 KNOWN_HOSTS_ENV = "REGWIZ_KNOWN_HOSTS"
@@ -40,13 +40,17 @@ def node_connection(node: ResolvedNode) -> ConnectionSettings:
     return _settings(node)
 
 
-def connection_secrets(secrets: Secrets, host: str | None = None) -> ConnectionSecrets:
-    """The subset of the operator's secrets a connection to ``host`` may use (its own sudo
-    password when it has one, else the shared one)."""
+def connection_secrets(secrets: Secrets, host: str | None = None,
+                       sudo_password_env: str | None = None) -> ConnectionSecrets:
+    """The subset of the operator's secrets a connection to ``host`` may use: its own sudo
+    password when it has one, else the one of the variable its plan entry names
+    (``sudo_password_env``), else the shared one."""
+    sudo_password = secrets.sudo_password if host is None else \
+        secrets.sudo_password_for(host, sudo_password_env)
     return ConnectionSecrets(
         password=secrets.ssh_password,
         key_passphrase=secrets.key_passphrase,
-        sudo_password=secrets.sudo_password if host is None else secrets.sudo_password_for(host),
+        sudo_password=sudo_password,
     )
 
 
@@ -60,15 +64,18 @@ def host_key_policy(
     accept_new: bool,
     confirm: ConfirmCallback | None = None,
     known_hosts: str | Path | None = None,
+    confirm_other_type: OtherTypeConfirmCallback | None = None,
 ) -> HostKeyPolicy:
     """The host-key rule for one run.
 
     Headless (no ``confirm``): unknown keys are refused unless ``accept_new``
-    (``--accept-new-host-keys``). The TUI passes ``confirm(host, key_type, fingerprint)``.
-    A changed key is refused whatever is passed here.
+    (``--accept-new-host-keys``). The TUI passes ``confirm(host, key_type, fingerprint)``
+    and ``confirm_other_type`` (a key of a new type for a known host: only ever accepted
+    through that warning). A changed key is refused whatever is passed here.
     """
     return HostKeyPolicy(
-        known_hosts=known_hosts_path(known_hosts), accept_new=accept_new, confirm=confirm
+        known_hosts=known_hosts_path(known_hosts), accept_new=accept_new, confirm=confirm,
+        confirm_other_type=confirm_other_type,
     )
 
 
@@ -77,11 +84,13 @@ def open_registry_transport(plan: Plan, secrets: Secrets, policy: HostKeyPolicy)
     from app.transport.factory import open_transport
 
     target = registry_connection(plan)
-    return open_transport(target, connection_secrets(secrets, target.host), policy)
+    chosen = connection_secrets(secrets, target.host, plan.registry.sudo_password_env)
+    return open_transport(target, chosen, policy)
 
 
 def open_node_transport(node: ResolvedNode, secrets: Secrets, policy: HostKeyPolicy) -> Transport:
     from app.transport.factory import open_transport
 
     target = node_connection(node)
-    return open_transport(target, connection_secrets(secrets, target.host), policy)
+    chosen = connection_secrets(secrets, target.host, node.sudo_password_env)
+    return open_transport(target, chosen, policy)

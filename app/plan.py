@@ -77,6 +77,8 @@ class RegistrySettings:
     certs_dir: str = "/etc/docker/certs"
     auth: str = "none"
     delete_enabled: bool = False
+    #: the environment variable holding this host's sudo password (a name, never the secret)
+    sudo_password_env: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -91,6 +93,7 @@ class NodeDefaults:
     runtime: str = "auto"
     os_trust_store: bool = False
     identity_file: str | None = None
+    sudo_password_env: str | None = None
 
 
 @dataclass
@@ -104,6 +107,7 @@ class NodeSettings:
     runtime: str | None = None
     os_trust_store: bool | None = None
     identity_file: str | None = None
+    sudo_password_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class ResolvedNode:
     runtime: str
     os_trust_store: bool
     identity_file: str | None
+    sudo_password_env: str | None = None
 
 
 @dataclass
@@ -179,6 +184,7 @@ class Plan:
                 runtime=pick(node.runtime, defaults.runtime),
                 os_trust_store=pick(node.os_trust_store, defaults.os_trust_store),
                 identity_file=pick(node.identity_file, defaults.identity_file),
+                sudo_password_env=pick(node.sudo_password_env, defaults.sudo_password_env),
             )
             for node in self.nodes
         ]
@@ -218,9 +224,10 @@ def _current_user() -> str:
 
 # --------------------------------------------------------------------------- secrets
 
+SHARED_SUDO_PASSWORD_ENV = "REGWIZ_SUDO_PASSWORD"  # noqa: S105 - a variable name
 SECRET_ENV_VARS: dict[str, str] = {
     "ssh_password": "REGWIZ_SSH_PASSWORD",
-    "sudo_password": "REGWIZ_SUDO_PASSWORD",
+    "sudo_password": SHARED_SUDO_PASSWORD_ENV,
     "key_passphrase": "REGWIZ_KEY_PASSPHRASE",
     "ca_key_passphrase": "REGWIZ_CA_KEY_PASSPHRASE",
     "registry_password": "REGWIZ_REGISTRY_PASSWORD",
@@ -238,18 +245,29 @@ class Secrets:
     registry_password: str | None = field(default=None, repr=False)
     #: sudo passwords of single hosts (host -> password), ahead of the shared ``sudo_password``
     sudo_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    #: the values of REGWIZ_SUDO_PASSWORD_<NAME> variables, which the plan's
+    #: ``sudo_password_env`` keys name (variable name -> password)
+    named_sudo_passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def sudo_password_for(self, host: str) -> str | None:
-        """The sudo password to use on ``host``: its own, else the shared one (the value of
-        REGWIZ_SUDO_PASSWORD / --ask-sudo-password)."""
-        return self.sudo_passwords.get(host) or self.sudo_password
+    def sudo_password_for(self, host: str, env_name: str | None = None) -> str | None:
+        """The sudo password to use on ``host``: its own, else the variable the plan names for
+        it (``env_name``; then never the shared one, so a host given its own secret never
+        receives the others'), else the shared one (REGWIZ_SUDO_PASSWORD /
+        --ask-sudo-password)."""
+        if host in self.sudo_passwords:
+            return self.sudo_passwords[host] or None
+        if env_name and env_name != SHARED_SUDO_PASSWORD_ENV:
+            return self.named_sudo_passwords.get(env_name) or None
+        return self.sudo_password
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {name: env.get(var) or None
                                   for name, var in SECRET_ENV_VARS.items()}
-        return cls(**values)
+        named = {var: value for var, value in env.items()
+                 if var.startswith(SHARED_SUDO_PASSWORD_ENV + "_") and value}
+        return cls(**values, named_sudo_passwords=named)
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -430,6 +448,7 @@ def _read_registry(problems: list[str], table: object) -> RegistrySettings:
             "certs_dir": r.text("certs_dir", validate.check_remote_path),
             "auth": r.text("auth", validate.check_auth),
             "delete_enabled": r.boolean("delete_enabled"),
+            "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
         },
     )
     r.report_unknown()
@@ -451,6 +470,7 @@ def _read_node_fields(r: _Reader) -> dict[str, Any]:
         "runtime": r.text("runtime", validate.check_runtime),
         "os_trust_store": r.boolean("os_trust_store"),
         "identity_file": r.text("identity_file", validate.check_local_path),
+        "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
     }
 
 

@@ -299,6 +299,23 @@ def check_host(value: object) -> str | None:
     return None
 
 
+_SUDO_PASSWORD_ENV = re.compile(r"REGWIZ_SUDO_PASSWORD(_[A-Z0-9_]+)?")
+
+
+def check_sudo_password_env(value: object) -> str | None:
+    """The name of the variable holding a host's sudo password. Only REGWIZ_SUDO_PASSWORD and
+    REGWIZ_SUDO_PASSWORD_<NAME>: a plan must not be able to send any other secret of the
+    operator's environment (a cloud key, a token) to a host as its sudo password."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    if not _SUDO_PASSWORD_ENV.fullmatch(value):
+        # the value is not shown: it may be a password written here by mistake
+        return ("expected the name of an environment variable REGWIZ_SUDO_PASSWORD_<NAME> "
+                "(A-Z, 0-9, _) that holds the password, never the password itself")
+    return None
+
+
 def check_user(value: object) -> str | None:
     """POSIX user name: letters, digits, '_', '.', '-', not starting with a digit, '-' or '.'."""
     if (problem := _not_text(value)) is not None:

@@ -19,6 +19,7 @@ from textual.widgets import Button, Checkbox, RichLog
 from textual.worker import Worker, get_current_worker
 
 from app.steps import Outcome, StepResult, format_result, summarize
+from app.terminal_text import plain_text
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import DeployFinished, JobFailed, StepProgress, StepsPlanned
 from screens.secret_flow import ask_missing_secrets, secret_needs
@@ -104,7 +105,7 @@ class DeployScreen(WizardScreen):
             deploy.label = "Retry"
 
     def log_line(self, text: str) -> None:
-        self.query_one(RichLog).write(text)
+        self.query_one(RichLog).write(plain_text(text))  # container logs are data
 
     # --- the job --------------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""The TUI's answer to app.transport.hostkeys' ``confirm(host, key_type, fingerprint)`` callback.
+"""The TUI's answer to app.transport.hostkeys' ``confirm(host, key_type, fingerprint)`` callback
+and to ``confirm_other_type`` (a new key type for a known host: the same modal, with a warning
+listing the known keys).
 
 The callback runs on a worker thread (inside the SSH connect) and blocks until the user answers
 the modal; a cancelled worker or a closing app counts as "reject".
@@ -13,7 +15,11 @@ from textual.worker import get_current_worker
 from screens.host_key_unknown import HostKeyUnknownModal
 
 if TYPE_CHECKING:
-    from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy
+    from app.transport.hostkeys import (
+        ConfirmCallback,
+        HostKeyPolicy,
+        OtherTypeConfirmCallback,
+    )
     from screens.app import RegwizApp
 
 
@@ -24,7 +30,8 @@ def ask_host_key_policy(app: RegwizApp) -> HostKeyPolicy:
     """
     from app.connections import host_key_policy
 
-    return host_key_policy(accept_new=False, confirm=host_key_confirmer(app))
+    return host_key_policy(accept_new=False, confirm=host_key_confirmer(app),
+                           confirm_other_type=other_type_confirmer(app))
 
 
 def host_key_confirmer(app: RegwizApp) -> ConfirmCallback:
@@ -34,6 +41,20 @@ def host_key_confirmer(app: RegwizApp) -> ConfirmCallback:
     def confirm(host: str, key_type: str, fingerprint: str) -> bool:
         answer = app.ask_from_thread(
             HostKeyUnknownModal(host, key_type, fingerprint),
+            should_stop=lambda: worker.is_cancelled,
+        )
+        return bool(answer)
+
+    return confirm
+
+
+def other_type_confirmer(app: RegwizApp) -> OtherTypeConfirmCallback:
+    """A confirm_other_type callback: the unknown-key modal with the known keys as a warning."""
+    worker = get_current_worker()
+
+    def confirm(host: str, key_type: str, fingerprint: str, known: tuple[str, ...]) -> bool:
+        answer = app.ask_from_thread(
+            HostKeyUnknownModal(host, key_type, fingerprint, known),
             should_stop=lambda: worker.is_cancelled,
         )
         return bool(answer)

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Button, Label, RichLog
 
+from app.terminal_text import plain_text
 from screens.closable_modal import ClosableModal
 
 EMPTY = "nothing recorded for this node yet"
@@ -41,13 +42,13 @@ class NodeLogModal(ClosableModal):
         # ClosableModal.on_mount focuses Close: Textual calls it after this one.
         log = self.query_one(RichLog)
         for line in self.lines or [EMPTY]:
-            log.write(line)
+            log.write(plain_text(line))  # remote output: text, not terminal control
 
     def follow(self, line: str) -> None:
         """A new line of the run this log was opened during (called on the UI thread)."""
         self.lines.append(line)
         if self.is_mounted:
-            self.query_one(RichLog).write(line)
+            self.query_one(RichLog).write(plain_text(line))
 
     def run_ended(self) -> None:
         """The run is over: the log stops saying it is live."""

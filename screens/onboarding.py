@@ -25,6 +25,7 @@ from textual.worker import Worker, get_current_worker
 from app import onboard
 from app.errors import RegwizError
 from app.steps import Outcome, format_result
+from app.terminal_text import plain_text
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import JobFailed, NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
@@ -166,7 +167,7 @@ class OnboardingScreen(WizardScreen):
         progress = message.progress
         if progress.host not in self.query_one(NodeRows).by_host:
             return
-        self.log_line(progress.host, f"{progress.state}: {progress.message}")
+        self.log_line(progress.host, plain_text(f"{progress.state}: {progress.message}"))
         self.pending[progress.host] = progress
         if progress.runtime:
             self.pending_runtimes[progress.host] = progress.runtime
@@ -183,7 +184,7 @@ class OnboardingScreen(WizardScreen):
         for host, progress in pending.items():
             values: dict[str, Text | str] = {
                 "state": state_text(progress.state), "changed": str(len(progress.changed_files)),
-                "time": f"{progress.seconds:.1f}s", "detail": Text(progress.message)}
+                "time": f"{progress.seconds:.1f}s", "detail": Text(plain_text(progress.message))}
             if host in runtimes:
                 values["runtime"] = runtimes[host]
             rows.update_row(host, **values)

@@ -15,6 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Static
 from textual.worker import Worker, get_current_worker
 
+from app.terminal_text import plain_text
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
@@ -42,7 +43,7 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
     if result is None:
         text.append_text(state_text(state))
         if message:
-            text.append(f"  {message}")
+            text.append(plain_text(f"  {message}"))
         return text
     text.append_text(state_text(result.state))
     text.append(f"  {result.reference} from {result.source}")
@@ -57,7 +58,7 @@ def push_pull_text(result: PushPullResult | None, state: CheckState = CheckState
     for label, value in (("", result.message), ("hint: ", result.hint or ""),
                          ("note: ", result.note), ("cleanup: ", result.cleanup)):
         if value:
-            text.append(f"\n  {label}{value}")
+            text.append(plain_text(f"\n  {label}{value}"))  # remote output is data
     return text
 
 
@@ -102,7 +103,7 @@ def node_lines(result: NodeVerifyResult) -> list[str]:
         lines.append(result.message)
     if result.hint:
         lines.append(f"hint: {result.hint}")
-    return lines
+    return [plain_text(line) for line in lines]
 
 
 class VerifyScreen(WizardScreen):
@@ -193,9 +194,10 @@ class VerifyScreen(WizardScreen):
         if event.state is CheckState.PASSED:
             # "passed: docker pull" would say "passed" twice: the kinds go to the check column.
             rows.update_row(event.target, state=state_text(event.state), outcome="",
-                            check=event.message.removeprefix(f"{event.state.value}: "))
+                            check=plain_text(event.message.removeprefix(f"{event.state.value}: ")))
             return
-        rows.update_row(event.target, state=state_text(event.state), outcome=Text(event.message))
+        rows.update_row(event.target, state=state_text(event.state),
+                        outcome=Text(plain_text(event.message)))
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.set_running(False)
@@ -221,7 +223,8 @@ class VerifyScreen(WizardScreen):
         rows = self.query_one(NodeRows)
         for result in report.nodes:
             rows.update_row(result.host, state=state_text(result.state),
-                            check=checks_text(result), outcome=Text(outcome_text(result)))
+                            check=checks_text(result),
+                            outcome=Text(plain_text(outcome_text(result))))
 
     def worker_failed(self, worker: Worker[object]) -> None:
         self.set_running(False)

@@ -199,3 +199,23 @@ def test_certificate_check_never_raises_on_garbage(blob: bytes, address: str) ->
 )
 def test_container_state_in_words(attrs: dict[str, object], expected: str) -> None:
     assert describe_container_state(attrs) == expected
+
+
+def test_generated_password_shown_only_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12 item 8: a generated registry password is never printed to a file or pipe."""
+    import sys
+    from pathlib import Path
+
+    from app.commands.output import show_new_credentials
+    from app.htpasswd import Credentials
+
+    made = Credentials(registry="r:1", username="regwiz", password="S3cret-generated")
+    show_new_credentials(made, Path("/x/creds"))
+    assert "S3cret-generated" not in capsys.readouterr().out  # capsys: not a terminal
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    show_new_credentials(made, None)
+    assert "S3cret-generated" in capsys.readouterr().out
+    spec = container_spec(Plan(registry=RegistrySettings()))
+    assert spec.environment["REGISTRY_HTTP_TLS_MINIMUMTLS"] == "tls1.2"

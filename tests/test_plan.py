@@ -476,3 +476,42 @@ def test_unusable_plan_paths(tmp_path: Path) -> None:
     huge.write_bytes(b"#" * (2 << 20))
     with pytest.raises(PlanError, match="larger than 1 MiB"):
         load_plan(huge)
+
+
+def test_sudo_password_env_names_a_variable_per_host() -> None:
+    """Issue 12: the plan names which secret a host uses, never the secret itself."""
+    from app.plan import Secrets, parse_plan
+
+    plan = parse_plan(
+        '[certificate]\ncommon_name = "r"\n'
+        '[registry]\nhost = "10.0.0.1"\naddress = "10.0.0.1"\n'
+        'sudo_password_env = "REGWIZ_SUDO_PASSWORD_REGISTRY"\n'
+        '[nodes.defaults]\nsudo_password_env = "REGWIZ_SUDO_PASSWORD_NODES"\n'
+        '[[nodes.hosts]]\nhost = "10.0.0.2"\n'
+        '[[nodes.hosts]]\nhost = "10.0.0.3"\nsudo_password_env = "REGWIZ_SUDO_PASSWORD"\n')
+    assert plan.registry.sudo_password_env == "REGWIZ_SUDO_PASSWORD_REGISTRY"
+    first, second = plan.resolved_nodes()
+    assert (first.sudo_password_env, second.sudo_password_env) == (
+        "REGWIZ_SUDO_PASSWORD_NODES", "REGWIZ_SUDO_PASSWORD")
+    secrets = Secrets.from_env({"REGWIZ_SUDO_PASSWORD": "shared",
+                                "REGWIZ_SUDO_PASSWORD_NODES": "nodes", "OTHER": "x"})
+    assert secrets.sudo_password_for("10.0.0.2", first.sudo_password_env) == "nodes"
+    assert secrets.sudo_password_for("10.0.0.3", second.sudo_password_env) == "shared"
+    # a named variable that is not set never falls back to the shared password
+    assert secrets.sudo_password_for("10.0.0.1", plan.registry.sudo_password_env) is None
+    assert secrets.sudo_password_for("10.0.0.9") == "shared"
+    assert "nodes" not in repr(secrets)
+
+
+def test_sudo_password_env_refuses_other_variables_and_secrets() -> None:
+    from app.plan import PlanError, parse_plan
+
+    for bad in ("AWS_SECRET_ACCESS_KEY", "hunter2-my-password", "REGWIZ_SUDO_PASSWORD_x"):
+        try:
+            parse_plan('[certificate]\ncommon_name = "r"\n[registry]\nhost = "h"\n'
+                       f'address = "h"\n[nodes.defaults]\nsudo_password_env = "{bad}"\n')
+        except PlanError as error:
+            text = str(error)
+            assert "nodes.defaults.sudo_password_env" in text and bad not in text
+        else:
+            raise AssertionError(f"{bad} was accepted")

@@ -53,9 +53,13 @@ def test_file_state_comparison() -> None:
     state = f"root root 0 0 600\n{digest}  /etc/x\n"
     assert file_is_current(state, b"hello", 0o600, "root", "root")
     assert file_is_current(state, b"hello", 0o600, "0", "")  # uid, group not enforced
-    assert not file_is_current(state, b"hello", 0o644, "root", "root")
+    # issue 12: an existing file keeps its owner and its mode, only ever narrowed
+    assert file_is_current(state, b"hello", 0o644, "root", "root")
     assert not file_is_current(state, b"other", 0o600, "root", "root")
-    assert not file_is_current(state, b"hello", 0o600, "nobody", "root")
+    assert file_is_current(state, b"hello", 0o600, "nobody", "root")
+    loose = f"root root 0 0 666\n{digest}  /etc/x\n"
+    assert not file_is_current(loose, b"hello", 0o644, "root", "root")
+    assert file_is_current(f"root root 0 0 640\n{digest}  /etc/x\n", b"hello", 0o777, "", "")
     assert not file_is_current("absent\n", b"hello", 0o600, "root", "root")
 
 

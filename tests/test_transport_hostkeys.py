@@ -14,6 +14,7 @@ from app.transport.base import TransportError
 from app.transport.hostkeys import (
     CHANGED,
     KNOWN,
+    OTHER_TYPE,
     REVOKED,
     UNKNOWN,
     HostKeyPolicy,
@@ -53,8 +54,11 @@ def test_verdicts(tmp_path: Path) -> None:
     changed = judge(entries, "10.0.0.1", key_type, other)
     assert changed.status == CHANGED
     assert changed.known_fingerprints == (fingerprint_of_blob(blob),)
-    # A key of another type for a known host is new, not changed (as OpenSSH treats it).
-    assert judge(entries, "10.0.0.1", rsa_type, rsa_blob).status == UNKNOWN
+    # issue 12: a key of another type for a known host is not a plain unknown key (OpenSSH
+    # warns "keys of a different type are already known"): the known keys are named
+    other_type = judge(entries, "10.0.0.1", rsa_type, rsa_blob)
+    assert other_type.status == OTHER_TYPE
+    assert other_type.known_fingerprints == (f"{key_type} {fingerprint_of_blob(blob)}",)
 
 
 def test_hashed_wildcard_negated_and_revoked(tmp_path: Path) -> None:
@@ -111,3 +115,29 @@ def test_unreadable_known_hosts_is_reported(tmp_path: Path) -> None:
     with pytest.raises(TransportError) as caught:
         HostKeyPolicy(directory).verify("h", 22, key_type, blob)
     assert str(directory) in caught.value.message
+
+
+def test_a_new_key_type_for_a_known_host_is_refused_even_with_accept_new(tmp_path: Path) -> None:
+    """Issue 12 item 6: never accepted automatically; only a confirm that saw the known keys."""
+    key_type, blob = public_key(tmp_path, "a")
+    rsa_type, rsa_blob = public_key(tmp_path, "c", "rsa")
+    path = tmp_path / "known_hosts"
+    path.write_text(line("10.0.0.1", key_type, blob))
+    before = path.read_text()
+    with pytest.raises(TransportError) as caught:
+        HostKeyPolicy(path, accept_new=True, confirm=lambda *a: True).verify(
+            "10.0.0.1", 22, rsa_type, rsa_blob)
+    assert caught.value.kind == "host-key-changed"
+    assert fingerprint_of_blob(blob) in caught.value.message
+    assert path.read_text() == before
+    asked: list[tuple[str, ...]] = []
+
+    def confirm_other(host: str, kt: str, fp: str, known: tuple[str, ...]) -> bool:
+        asked.append(known)
+        return True
+
+    HostKeyPolicy(path, confirm_other_type=confirm_other).verify(
+        "10.0.0.1", 22, rsa_type, rsa_blob)
+    assert asked == [(f"{key_type} {fingerprint_of_blob(blob)}",)]
+    assert judge(parse_known_hosts(path.read_text()), "10.0.0.1", rsa_type,
+                 rsa_blob).status == KNOWN

@@ -206,7 +206,9 @@ def test_write_file_changed_then_unchanged(ssh: SSHTransport, tmp_path: Path) ->
     inode = target.stat().st_ino
     assert ssh.write_file(str(target), b"one\n", mode=0o600) is False
     assert target.stat().st_ino == inode  # untouched
-    assert ssh.write_file(str(target), b"one\n", mode=0o644) is True  # mode differs
+    # issue 12: an existing file keeps its mode; a looser one asked for never widens it
+    assert ssh.write_file(str(target), b"one\n", mode=0o644) is False
+    assert oct(target.stat().st_mode & 0o7777) == "0o600"
     with target.open("rb") as old_file:
         assert ssh.write_file(str(target), b"two\n", mode=0o644) is True
         # replaced by rename, not rewritten in place: the old file still holds the old bytes
@@ -220,8 +222,40 @@ def test_write_file_changes_owner(ssh: SSHTransport, tmp_path: Path) -> None:
     assert ssh.write_file(str(target), b"x", owner="nobody", group="nogroup", mode=0o640)
     assert target.owner() == "nobody" and target.group() == "nogroup"
     assert ssh.write_file(str(target), b"x", owner="nobody", group="nogroup", mode=0o640) is False
-    assert ssh.write_file(str(target), b"x", mode=0o640) is True  # back to root:root
-    assert target.owner() == "root"
+    # issue 12: an edited file keeps its owner (the default root:root is for new files)
+    assert ssh.write_file(str(target), b"y", mode=0o640) is True
+    assert target.owner() == "nobody" and target.group() == "nogroup"
+
+
+def test_write_file_through_a_symlink_keeps_link_owner_and_mode(
+    ssh: SSHTransport, tmp_path: Path
+) -> None:
+    real = tmp_path / "real" / "config.toml"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    real.chmod(0o600)
+    os.chown(real, 65534, 65534)
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    assert ssh.write_file(str(link), b"new", mode=0o777) is True  # e.g. a link's stat -c %a
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_bytes() == b"new"
+    assert (oct(real.stat().st_mode & 0o7777), real.stat().st_uid) == ("0o600", 65534)
+    assert ssh.write_file(str(link), b"new", mode=0o777) is False
+    assert sorted(p.name for p in real.parent.iterdir()) == ["config.toml"]
+
+
+def test_write_file_never_makes_a_file_group_or_world_writable(
+    ssh: SSHTransport, tmp_path: Path
+) -> None:
+    loose = tmp_path / "loose"
+    loose.write_bytes(b"x")
+    loose.chmod(0o666)
+    assert ssh.write_file(str(loose), b"x", mode=0o644) is True  # mode narrowed
+    assert oct(loose.stat().st_mode & 0o7777) == "0o644"
+    new = tmp_path / "new"
+    assert ssh.write_file(str(new), b"x", mode=0o777) is True
+    assert oct(new.stat().st_mode & 0o7777) == "0o755"
 
 
 def test_failed_write_leaves_old_file_and_no_temp(ssh: SSHTransport, tmp_path: Path) -> None:

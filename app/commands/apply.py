@@ -32,6 +32,7 @@ from app.commands.output import (
     show_new_credentials,
 )
 from app.errors import RegwizError, UsageError
+from app.terminal_text import echo
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         except UsageError:
             raise
         except RegwizError as error:
-            print(f"regwiz: {error}", file=sys.stderr)
+            echo(f"regwiz: {error}", file=sys.stderr)  # may quote remote output
             passed = False
         if not passed:
             later = ", ".join(list(STAGES)[number:]) or "none"

@@ -140,13 +140,16 @@ def registry_connector(plan: Plan, secrets: Secrets, args: argparse.Namespace
     def connect() -> Transport:
         transport = _open_asking(plan, secrets, policy)
         host = plan.registry.host
-        if plan.registry.sudo and not secrets.sudo_password_for(host) and interactive() \
+        own = plan.registry.sudo_password_env
+        if plan.registry.sudo and not secrets.sudo_password_for(host, own) and interactive() \
                 and _sudo_wants_password(transport):
             password = getpass.getpass(f"sudo password on {host}: ")
             secrets.sudo_passwords[host] = password
             # No shared value was given (else nobody is asked): as before, ``regwiz apply``'s
-            # later stages offer the typed one to the nodes too.
-            secrets.sudo_password = password
+            # later stages offer the typed one to the nodes too, unless the plan gives the
+            # registry a secret of its own (sudo_password_env): then it stays the registry's.
+            if not own:
+                secrets.sudo_password = password
             transport.close()
             transport = open_registry_transport(plan, secrets, policy)
         return transport

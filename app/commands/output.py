@@ -1,5 +1,8 @@
 """What the step-based and report-based commands print, shared by each command and by
-``regwiz apply`` (which runs them in a row), so no subcommand imports another."""
+``regwiz apply`` (which runs them in a row), so no subcommand imports another.
+
+Everything goes through ``echo``: messages quote remote stderr and container logs, which are
+data, never terminal control (see app.terminal_text)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from app.commands.common import interactive
 from app.steps import Outcome, StepResult, format_result, summarize
+from app.terminal_text import echo
 
 if TYPE_CHECKING:
     from app import onboard
@@ -23,10 +27,10 @@ if TYPE_CHECKING:
 def print_progress(result: StepResult) -> None:
     if not result.outcome.is_final:
         return
-    print(format_result(result), flush=True)
+    echo(format_result(result), flush=True)
     variable = HEADLESS_SECRET_HINTS.get(result.kind)
     if result.outcome is Outcome.FAILED and not interactive() and variable:
-        print(f"           headless: set {variable} (no prompt without a terminal)")
+        echo(f"           headless: set {variable} (no prompt without a terminal)")
 
 
 # The error kind of a failed step → the env var that supplies the secret when nobody can be asked.
@@ -43,23 +47,35 @@ def print_summary(name: str, results: list[StepResult]) -> None:
     skipped = sum(1 for r in results if r.outcome is Outcome.SKIPPED)
     line = (f"{name}: {counts['changed']} changed, {counts['unchanged']} unchanged, "
             f"{counts['failed']} failed")
-    print(line + (f", {skipped} not run" if skipped else ""))
+    echo(line + (f", {skipped} not run" if skipped else ""))
 
 
 def print_dry_run(lines: Iterable[str]) -> None:
-    print("dry run: nothing is connected to or changed")
+    echo("dry run: nothing is connected to or changed")
     for block in lines:
-        print(block)
+        echo(block)
 
 
 def show_new_credentials(credentials: Credentials | None, kept: Path | None) -> None:
-    """A password deploy generated, and where it was saved (``kept``), if anywhere."""
+    """A password deploy generated, and where it was saved (``kept``), if anywhere.
+
+    Shown only on a terminal: stdout that is a file or pipe (CI logs, ``| tee``) would keep
+    the password wherever that output ends up."""
     if credentials is None:
         return
-    # Shown exactly once, on purpose: this is the only place the new password appears.
-    print(f"registry user {credentials.username!r}, password: {credentials.password}")
-    print(f"  saved to {kept} (mode 0600)" if kept else
-          "  not saved anywhere: note it now, or deploy with --credentials-file next time")
+    if sys.stdout.isatty():
+        # Shown exactly once, on purpose: this is the only place the new password appears.
+        echo(f"registry user {credentials.username!r}, password: {credentials.password}")
+    else:
+        echo(f"registry user {credentials.username!r}: a password was generated; not shown "
+             "because stdout is not a terminal")
+    if kept:
+        echo(f"  saved to {kept} (mode 0600)")
+    elif sys.stdout.isatty():
+        echo("  not saved anywhere: note it now, or deploy with --credentials-file next time")
+    else:
+        echo("  not saved anywhere: deploy with --credentials-file (or set "
+             "REGWIZ_REGISTRY_PASSWORD) to keep the registry's password")
 
 
 # --- verify ----------------------------------------------------------------------------------
@@ -71,42 +87,42 @@ def print_verify_progress(event: VerifyProgress, out: TextIO | None = None) -> N
 
     if event.state in (CheckState.PENDING, CheckState.RUNNING):
         return
-    print(f"{event.state.value:>8}  [{event.target}] {event.message}", file=out or sys.stdout,
+    echo(f"{event.state.value:>8}  [{event.target}] {event.message}", file=out or sys.stdout,
           flush=True)
 
 
 def print_verify_report(report: VerifyReport, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
     push = report.push_pull
-    print("\nverify summary", file=stream)
-    print(f"  registry  {push.state.value}: {push.message}", file=stream)
+    echo("\nverify summary", file=stream)
+    echo(f"  registry  {push.state.value}: {push.message}", file=stream)
     if push.pushed_digest:
-        print(f"            digest {push.pushed_digest} (from the {push.source})", file=stream)
+        echo(f"            digest {push.pushed_digest} (from the {push.source})", file=stream)
     if push.note:
-        print(f"            note: {push.note}", file=stream)
+        echo(f"            note: {push.note}", file=stream)
     if push.hint:
-        print(f"            hint: {push.hint}", file=stream)
+        echo(f"            hint: {push.hint}", file=stream)
     if push.cleanup:
-        print(f"            test tag: {push.cleanup}", file=stream)
+        echo(f"            test tag: {push.cleanup}", file=stream)
     for node in report.nodes:
         print_verify_node(node, stream)
     passed = sum(1 for node in report.nodes if node.passed)
-    print(f"  nodes: {passed} passed, {len(report.nodes) - passed} not passed", file=stream)
+    echo(f"  nodes: {passed} passed, {len(report.nodes) - passed} not passed", file=stream)
 
 
 def print_verify_node(node: NodeVerifyResult, stream: TextIO) -> None:
     runtimes = ", ".join(node.runtimes) or "no runtime"
-    print(f"  {node.host}  {node.state.value}  ({runtimes}, {node.seconds:.1f} s)", file=stream)
+    echo(f"  {node.host}  {node.state.value}  ({runtimes}, {node.seconds:.1f} s)", file=stream)
     for check in node.checks:
         mark = "ok  " if check.passed else "FAIL"
         digest = f" ({check.digest})" if check.digest else ""
-        print(f"    {mark} {check.kind}: {check.detail}{digest}", file=stream)
+        echo(f"    {mark} {check.kind}: {check.detail}{digest}", file=stream)
         if check.hint:
-            print(f"         hint: {check.hint}", file=stream)
+            echo(f"         hint: {check.hint}", file=stream)
     if not node.checks and node.message:
-        print(f"    {node.message}", file=stream)
+        echo(f"    {node.message}", file=stream)
         if node.hint:
-            print(f"    hint: {node.hint}", file=stream)
+            echo(f"    hint: {node.hint}", file=stream)
 
 
 # --- onboard ---------------------------------------------------------------------------------
@@ -132,7 +148,7 @@ class EventPrinter:
         runtime = event.runtime or "-"
         line = f"{event.seconds:6.1f}s  {event.host:<20} {event.state:<10} {runtime:<12} "
         with self.lock:
-            print(line + event.message, flush=True)
+            echo(line + event.message, flush=True)
 
 
 def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
@@ -140,7 +156,7 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
     stream = out or sys.stdout
 
     def write(text: str = "") -> None:
-        print(text, file=stream)
+        echo(text, file=stream)
 
     if report.dry_run:
         for result in report.results:

@@ -15,6 +15,7 @@ from app.commands.common import (
     policy_from_args,
     secrets_from_args,
 )
+from app.terminal_text import echo
 
 if TYPE_CHECKING:
     from app.status import CertificateStatus, NodeTrustStatus, StatusReport
@@ -81,7 +82,7 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
 
     def line(label: str, text: str) -> None:
-        print(f"{label:<14}{text}", file=stream)
+        echo(f"{label:<14}{text}", file=stream)  # catalog names, remote errors: data only
 
     reg = report.registry
     if reg.reachable:

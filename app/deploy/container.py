@@ -65,12 +65,18 @@ class ContainerSpec:
         return lines
 
 
+MINIMUM_TLS = "tls1.2"
+
+
 def container_spec(plan: Plan) -> ContainerSpec:
     registry = plan.registry
     environment = {
         "REGISTRY_HTTP_ADDR": "0.0.0.0:443",
         "REGISTRY_HTTP_TLS_CERTIFICATE": f"{CONTAINER_CERTS_DIR}/tls.crt",
         "REGISTRY_HTTP_TLS_KEY": f"{CONTAINER_CERTS_DIR}/tls.key",
+        # Distribution 2.x still accepts TLS 1.0 and 1.1 by default; every client that pulls
+        # (Docker, containerd, CRI-O, Go) speaks 1.2, so nothing older is offered (issue 12).
+        "REGISTRY_HTTP_TLS_MINIMUMTLS": MINIMUM_TLS,
         "REGISTRY_STORAGE_DELETE_ENABLED": "true" if registry.delete_enabled else "false",
         # registry:3 exports traces to localhost:4318 unless told not to; 2.x ignores it.
         "OTEL_TRACES_EXPORTER": "none",

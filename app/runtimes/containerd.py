@@ -41,7 +41,7 @@ _CRI_REGISTRY_PLUGIN = {
 
 # Extra facts the probe script prints for containerd.
 _PROBE_LINES = f"""c={CONTAINERD_CONFIG}
-[ -e "$c" ] && echo "containerd.config_mode=$(stat -c %a "$c")"
+[ -e "$c" ] && echo "containerd.config_mode=$(stat -L -c %a "$c")"
 command -v containerd >/dev/null 2>&1 &&
   echo "containerd.version=$(containerd --version 2>/dev/null)"
 """

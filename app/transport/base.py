@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 
 from app.errors import RegwizError, kind_category
+from app.terminal_text import plain_text
+from app.transport.sudo import C_LOCALE, NOPASSWD_PREFIX, SudoGate
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
 
@@ -125,8 +127,11 @@ class Transport(abc.ABC):
     ) -> bool:
         """Write atomically (temp file in the same dir, install owner/mode, rename).
 
-        Returns False and touches nothing when the file already has this content, owner and
-        mode; True when it was written. Parent directories are created (0755).
+        ``owner``/``group``/``mode`` are for a new file. An existing file keeps its owner and
+        group and its mode narrowed by ``mode``; a symlink stays a symlink (its target is
+        written); nothing is ever made group- or other-writable (see INSTALL_SCRIPT).
+        Returns False and touches nothing when the file already has this content and mode;
+        True when it was written. Parent directories are created (0755).
         """
 
     @abc.abstractmethod
@@ -177,7 +182,8 @@ def display_command(argv: list[str]) -> str:
 
 
 def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
-    kept = [line for line in stderr.strip().splitlines() if line.strip()]
+    """The last lines of a host's stderr for a message: text only, no terminal control."""
+    kept = [line for line in plain_text(stderr).strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
 
 
@@ -258,10 +264,31 @@ FILE_STATE_SCRIPT = (
 # (a dropped connection ends stdin early, so a short file is caught here), sets owner and mode,
 # then renames it into place: readers see the old or the new file, never a partial one, and the
 # temp file is removed on any failure or signal. Nothing is ever staged elsewhere (e.g. /tmp).
+#
+# A host must never be left worse than it was found (issue 12):
+# - a symlink stays a symlink: the file it points at (readlink -f) is the one replaced, so the
+#   link's own 777 never lands on a regular file;
+# - an existing file keeps its owner and group, and its mode, only ever narrowed by the mode
+#   asked for (a private file stays private; a file regwiz wants private becomes so);
+# - no file regwiz writes is ever group- or other-writable (``& 0755``).
+# ``effective_mode`` mirrors this rule for the "already current?" check.
 INSTALL_SCRIPT = """set -e
-dst=$1; mode=$2; owner=$3; want=$4
+path=$1; mode=$2; owner=$3; want=$4
+dst=$path
+if [ -L "$path" ]; then
+  dst=$(readlink -f -- "$path") || { echo "cannot resolve the symlink $path" >&2; exit 1; }
+fi
 dir=$(dirname -- "$dst")
-if [ -d "$dst" ]; then echo "$dst is a directory" >&2; exit 1; fi
+if [ -d "$dst" ]; then echo "$path is a directory" >&2; exit 1; fi
+if [ -e "$dst" ]; then
+  st=$(stat -L -c '%u %g %a' -- "$dst")  # on its own line: set -e stops on a failed stat
+  set -- $st
+  mode=$(printf '%o' $(( 0$3 & 0$mode & 0755 )))
+  keep="$1:$2"
+else
+  keep=""
+  mode=$(printf '%o' $(( 0$mode & 0755 )))
+fi
 umask 022
 mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.regwiz-tmp.XXXXXXXX")
@@ -270,14 +297,28 @@ trap 'exit 1' HUP INT TERM PIPE
 cat > "$tmp"
 got=$(sha256sum < "$tmp")
 if [ "${got%% *}" != "$want" ]; then
-  echo "the transfer of $dst was cut short (connection lost?); nothing was changed" >&2
+  echo "the transfer of $path was cut short (connection lost?); nothing was changed" >&2
   exit 1
 fi
-if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+if [ -n "$owner" ]; then
+  chown -- "$owner" "$tmp"  # also for an existing file: a bad owner is an error either way
+  if [ -n "$keep" ]; then chown -- "$keep" "$tmp"; fi
+fi
 chmod -- "$mode" "$tmp"
 mv -f -- "$tmp" "$dst"
 trap - EXIT
 """
+
+# Permission bits a written file may have at most: never group- or other-writable, no
+# set-id or sticky bits.
+MAX_FILE_MODE = 0o755
+
+
+def effective_mode(existing: int | None, requested: int) -> int:
+    """The mode INSTALL_SCRIPT gives a file: an existing file's mode narrowed by ``requested``,
+    a new file ``requested``; never beyond MAX_FILE_MODE."""
+    base = requested if existing is None else existing & requested
+    return base & MAX_FILE_MODE
 
 
 def owner_spec(owner: str, group: str) -> str:
@@ -288,7 +329,11 @@ def owner_spec(owner: str, group: str) -> str:
 
 
 def file_is_current(state: str, content: bytes, mode: int, owner: str, group: str) -> bool:
-    """Whether FILE_STATE_SCRIPT output shows the same content, owner, group and mode."""
+    """Whether FILE_STATE_SCRIPT output shows the content and mode INSTALL_SCRIPT would leave.
+
+    An existing file keeps its owner (see INSTALL_SCRIPT), so only its content and mode count;
+    ``owner``/``group`` are what a new file would get.
+    """
     lines = state.strip().splitlines()
     if len(lines) < 2:
         return False
@@ -296,12 +341,8 @@ def file_is_current(state: str, content: bytes, mode: int, owner: str, group: st
     digest = lines[1].split()[0] if lines[1].split() else ""
     if len(fields) != 5 or digest != hashlib.sha256(content).hexdigest():
         return False
-    user_name, group_name, uid, gid, octal = fields
-    if owner and owner not in (user_name, uid):
-        return False
-    if group and group not in (group_name, gid):
-        return False
-    return int(octal, 8) == mode
+    current = int(fields[4], 8)
+    return effective_mode(current, mode) == current
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,9 +372,9 @@ class ExecTransport(Transport):
     """run/read_file/write_file and sudo handling on top of one primitive, ``_exec``.
 
     Every command runs under coreutils ``timeout`` (inside sudo, so it can kill root
-    processes). sudo is ``sudo -n`` when passwordless, else ``sudo -k -S -p ''`` with the
-    password as the only stdin line (``-k`` makes sudo always read it, so it can never leak
-    into the command); command input follows the password line on the same stream.
+    processes). sudo is ``sudo -n`` when passwordless, else a ``SudoGate`` handshake: the
+    password only after sudo's own prompt, the command's input only once it runs (see
+    ``app.transport.sudo``). sudo always runs under ``LC_ALL=C``.
     """
 
     name: str
@@ -346,9 +387,13 @@ class ExecTransport(Transport):
         self._sudo_mode: str | None = None  # "root", "nopasswd" or "password"
 
     @abc.abstractmethod
-    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> ExecResult:
+    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float,
+              gate: SudoGate | None = None) -> ExecResult:
         """Run argv, feeding stdin; return when it ends; raise TransportError("timeout") when
-        it outlives ``timeout``, or another TransportError when the host is lost."""
+        it outlives ``timeout``, or another TransportError when the host is lost.
+
+        With a ``gate``, stderr is shown to it as it arrives and stdin holds only what it
+        allows: its answers to sudo, then ``stdin`` once the command runs."""
 
     @property
     @abc.abstractmethod
@@ -393,9 +438,11 @@ class ExecTransport(Transport):
             raise TransportError("empty command", kind="command")
         check_sendable(argv, self.name)
         wrapped = ["timeout", "-k", str(KILL_AFTER_SECONDS), str(math.ceil(timeout)), *argv]
-        prefix, preamble = self.sudo_prefix(sudo)
+        full, gate = self.sudo_command(wrapped, sudo)
         limit = timeout + CLIENT_GRACE_SECONDS
-        done = self._exec(prefix + wrapped, preamble + (stdin or b""), limit)
+        done = self._exec(full, stdin, limit, gate)
+        if gate is not None:
+            done.stderr = gate.clean(done.stderr)
         if done.status == 124:  # coreutils timeout: the command hit its deadline and was killed
             raise TransportError(
                 f"{action or '`' + display_command(argv) + '`'} on {self.name} did not finish "
@@ -436,7 +483,7 @@ class ExecTransport(Transport):
                 "enable sudo for this host or connect as root",
                 kind="permission",
             )
-        probe = self._exec(["sudo", "-n", "true"], None, 30)
+        probe = self._exec([*C_LOCALE, "sudo", "-n", "true"], None, 30)
         if probe.status == 0:
             return "nopasswd"
         problem = sudo_problem(self.name, probe.stderr, used_password=False)
@@ -445,27 +492,29 @@ class ExecTransport(Transport):
             raise command_failure(self.name, result)
         if problem.kind != "sudo-password-missing" or self.sudo_password is None:
             raise problem
-        password = self.sudo_password.encode() + b"\n"
-        check = self._exec(["sudo", "-k", "-S", "-p", "", "true"], password, 30)
+        gate = SudoGate(self.sudo_password)
+        check = self._exec(gate.argv(["true"]), None, 30, gate)
+        stderr = gate.clean(check.stderr)
         if check.status != 0:
-            raise sudo_problem(self.name, check.stderr, used_password=True) or TransportError(
-                f"sudo on {self.name} failed: {stderr_tail(check.stderr)}",
+            raise sudo_problem(self.name, stderr, used_password=True) or TransportError(
+                f"sudo on {self.name} failed: {stderr_tail(stderr)}",
                 kind="sudo-password-wrong",
             )
         return "password"
 
-    def sudo_prefix(self, sudo: bool) -> tuple[list[str], bytes]:
-        """The argv prefix and stdin preamble that run a command as root when ``sudo``.
+    def sudo_command(self, argv: list[str], sudo: bool) -> tuple[list[str], SudoGate | None]:
+        """``argv`` as run (as root when ``sudo``), and the gate its stdin must go through.
 
-        ``sudo -k -S`` always reads exactly one line (the password) from stdin, one byte at a
-        time; the rest of the stream is the command's own input, so nothing is staged on disk.
+        With a password the gate sends it only after sudo's prompt, and the command's input
+        only once the command runs, on the same stream: nothing is staged on disk.
         """
         mode = self.sudo_mode() if sudo else "none"
         if mode == "nopasswd":
-            return ["sudo", "-n", "--"], b""
+            return [*NOPASSWD_PREFIX, *argv], None
         if mode == "password":
-            return ["sudo", "-k", "-S", "-p", "", "--"], (self.sudo_password or "").encode() + b"\n"
-        return [], b""
+            gate = SudoGate(self.sudo_password)
+            return gate.argv(argv), gate
+        return list(argv), None
 
     # ----------------------------------------------------------------- files
 

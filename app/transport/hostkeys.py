@@ -1,8 +1,12 @@
 """Host-key checking like OpenSSH's, against the user's known_hosts file.
 
 A key the file lists for the host is accepted. A key of the same type that differs from the
-listed one is always refused (``host-key-changed``, both fingerprints named). An unknown key is
-decided by the policy: refused by default, saved when ``accept_new`` (like
+listed one is always refused (``host-key-changed``, both fingerprints named). A key of a type
+the file does not list for a host it lists other keys for is OpenSSH's "keys of different type
+are already known" case: it may be an attacker who cannot present the known key, so it is
+refused even under ``accept_new`` (``host-key-changed``, the known fingerprints named) and only
+``confirm_other_type`` (the TUI's warning modal) can accept it. A key of a host the file does
+not list at all is decided by the policy: refused by default, saved when ``accept_new`` (like
 ``StrictHostKeyChecking=accept-new``), or asked through ``confirm`` (the TUI answers it from a
 modal). Nothing here ever accepts a key silently.
 
@@ -28,10 +32,14 @@ from app.transport.base import TransportError
 
 #: confirm(host, key_type, fingerprint) -> True to trust the key. Called from a worker thread.
 ConfirmCallback = Callable[[str, str, str], bool]
+#: confirm_other_type(host, key_type, fingerprint, known) -> True to trust a key of a new type;
+#: ``known``: the host's keys already in known_hosts, as "TYPE SHA256:...".
+OtherTypeConfirmCallback = Callable[[str, str, str, tuple[str, ...]], bool]
 
 KNOWN = "known"
 UNKNOWN = "unknown"
 CHANGED = "changed"
+OTHER_TYPE = "other-type"  # the host is known, but only by keys of other types
 REVOKED = "revoked"
 
 # Serialises appends to known_hosts and confirm prompts across concurrent connections.
@@ -126,7 +134,8 @@ def _parse_line(raw: str, number: int) -> KnownHostEntry | None:
 
 @dataclass(frozen=True)
 class HostKeyVerdict:
-    status: str  # KNOWN, UNKNOWN, CHANGED or REVOKED
+    status: str  # KNOWN, UNKNOWN, CHANGED, OTHER_TYPE or REVOKED
+    # CHANGED: fingerprints of the same type; OTHER_TYPE: every known key as "TYPE SHA256:..."
     known_fingerprints: tuple[str, ...] = ()
     known_types: tuple[str, ...] = ()
 
@@ -144,6 +153,10 @@ def judge(entries: list[KnownHostEntry], name: str, key_type: str, blob: bytes) 
     if same_type:
         fingerprints = tuple(fingerprint_of_blob(e.blob) for e in same_type)
         return HostKeyVerdict(CHANGED, fingerprints, known_types)
+    if plain:
+        known = tuple(dict.fromkeys(
+            f"{key_family(e.key_type)} {fingerprint_of_blob(e.blob)}" for e in plain))
+        return HostKeyVerdict(OTHER_TYPE, known, known_types)
     return HostKeyVerdict(UNKNOWN, known_types=known_types)
 
 
@@ -154,11 +167,14 @@ class HostKeyPolicy:
     ``known_hosts``: the file to check and extend (default ``~/.ssh/known_hosts``).
     ``accept_new``: save unknown keys without asking (headless ``--accept-new-host-keys``).
     ``confirm``: asked about unknown keys when ``accept_new`` is off; blocks until answered.
+    ``confirm_other_type``: asked, with the known fingerprints, about a key of a type not yet
+    known for a known host; without it such a key is refused (also under ``accept_new``).
     """
 
     known_hosts: Path | None = None
     accept_new: bool = False
     confirm: ConfirmCallback | None = None
+    confirm_other_type: OtherTypeConfirmCallback | None = None
     _prompt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -202,7 +218,25 @@ class HostKeyPolicy:
         if verdict.status == CHANGED:
             raise changed_key_error(label, key_type, verdict.known_fingerprints, fingerprint,
                                     self.path)
+        if verdict.status == OTHER_TYPE:
+            self._decide_other_type(host, port, key_type, blob, verdict.known_fingerprints)
+            return
         self._decide_unknown(host, port, key_type, blob, fingerprint)
+
+    def _decide_other_type(self, host: str, port: int, key_type: str, blob: bytes,
+                           known: tuple[str, ...]) -> None:
+        """Like OpenSSH's warning: the host is known by other keys. Only an explicit yes to a
+        prompt showing those keys accepts this one; never ``accept_new``."""
+        label = host_pattern(host, port)
+        fingerprint = fingerprint_of_blob(blob)
+        with self._prompt_lock:
+            if self.verdict(host, port, key_type, blob).status == KNOWN:
+                return
+            if self.confirm_other_type is None or not self.confirm_other_type(
+                    label, key_type, fingerprint, known):
+                raise other_type_error(label, key_type, fingerprint, known, self.path,
+                                       asked=self.confirm_other_type is not None)
+            self.remember(host, port, key_type, blob)
 
     def _decide_unknown(
         self, host: str, port: int, key_type: str, blob: bytes, fingerprint: str
@@ -252,6 +286,22 @@ class HostKeyPolicy:
                     "check that the known_hosts file and its directory are writable",
                     kind="host-key-unknown",
                 ) from error
+
+
+def other_type_error(label: str, key_type: str, presented: str, known: tuple[str, ...],
+                     path: Path, *, asked: bool = False) -> TransportError:
+    what = "was not accepted" if asked else "is refused"
+    return TransportError(
+        f"{label} presents a {key_type} host key ({presented}), a type known_hosts does not "
+        f"list for it, while it lists {', '.join(known)} for this host: the key {what} "
+        "(never accepted automatically, also not with --accept-new-host-keys)",
+        "this can be an attack by someone who cannot present the known key; check the new "
+        "key on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then accept it in the "
+        f"wizard or add it to {path} yourself",
+        # refused by rule it is as grave as a changed key; declined by the user, it is like
+        # any key the user did not accept
+        kind="host-key-unknown" if asked else "host-key-changed",
+    )
 
 
 def changed_key_error(

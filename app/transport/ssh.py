@@ -7,9 +7,9 @@ identity files, the ssh-agent, the default ~/.ssh/id_* keys and finally the pass
 
 Every remote command runs under coreutils ``timeout`` so a hung command is killed on the host,
 and the client also stops waiting shortly after. stdout and stderr are drained together, so any
-amount of output is safe. sudo runs as ``sudo -n`` when passwordless, else ``sudo -k -S -p ''``
-with the password as the first line of stdin (never on a command line); command input follows
-it on the same stream (see ``ExecTransport``).
+amount of output is safe. sudo runs as ``sudo -n`` when passwordless, else by its prompt: the
+password (never on a command line) goes to stdin only once sudo asks for it, the command's input
+only once the command runs (see ``app.transport.sudo``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ from app.transport.base import (
     TransportError,
     as_text,
     display_command,
+    sudo_problem,
 )
 from app.transport.hostkeys import HostKeyPolicy
+from app.transport.sudo import SudoGate
 
 # sshd may send the exit status before the last output. After it, keep reading until EOF, but
 # give up once the channel has been silent this long (a background child may hold stdout open
@@ -46,6 +48,8 @@ CHUNK = 65536
 MAX_JUMP_HOPS = 8
 FROM_CONFIG = "\0from-config"  # jump_spec meaning "as ~/.ssh/config says"
 DEFAULT_IDENTITY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+# How long a long-running command (docker dial-stdio) may take to get past sudo.
+STREAM_SUDO_SECONDS = 30.0
 
 
 @dataclass
@@ -483,11 +487,13 @@ class SSHTransport(ExecTransport):
                 kind="unreachable",
             ) from error
 
-    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> ExecResult:
+    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float,
+              gate: SudoGate | None = None) -> ExecResult:
         channel = self._open_channel(timeout)
         try:
             channel.exec_command(shlex.join(argv))
-            status, out, err = _pump(channel, stdin or b"", time.monotonic() + timeout)
+            feed = _StdinFeed(stdin or b"", gate)
+            status, out, err = _pump(channel, feed, time.monotonic() + timeout)
         except _ChannelTimeout as error:
             raise TransportError(
                 f"`{display_command(argv)}` on {self.name} did not finish within {timeout:g}s "
@@ -522,13 +528,14 @@ class SSHTransport(ExecTransport):
 
     def open_stream(self, argv: list[str], *, sudo: bool = False) -> paramiko.Channel:
         """Start a long-running command (no timeout wrapper) and return its channel as a
-        byte stream. With a sudo password, that is sent as the first line."""
-        prefix, preamble = self.sudo_prefix(sudo)
+        byte stream. With a sudo password, the sudo handshake is finished first: the stream
+        carries nothing but the command's own bytes."""
+        full, gate = self.sudo_command(argv, sudo)
         channel = self._open_channel(30)
         try:
-            channel.exec_command(shlex.join(prefix + argv))
-            if preamble:
-                channel.sendall(preamble)
+            channel.exec_command(shlex.join(full))
+            if gate is not None:
+                self._sudo_handshake(channel, gate, argv)
         except (paramiko.SSHException, OSError, EOFError) as error:
             channel.close()
             raise TransportError(
@@ -536,6 +543,32 @@ class SSHTransport(ExecTransport):
                 kind="unreachable",
             ) from error
         return channel
+
+    def _sudo_handshake(self, channel: paramiko.Channel, gate: SudoGate,
+                        argv: list[str]) -> None:
+        """Answer sudo's prompt and wait until the command runs (at most STREAM_SUDO_SECONDS);
+        raise a TransportError (closing the channel) when it does not."""
+        seen: list[bytes] = []
+        deadline = time.monotonic() + STREAM_SUDO_SECONDS
+        while not gate.done and time.monotonic() < deadline and not channel.exit_status_ready():
+            while channel.recv_stderr_ready():
+                seen.append(channel.recv_stderr(CHUNK))
+                answer = gate.feed(seen[-1])
+                if answer:
+                    channel.sendall(answer)
+            select.select([channel], [], [], 0.05)
+        while channel.recv_stderr_ready():  # sudo's last words, for the error below
+            seen.append(channel.recv_stderr(CHUNK))
+        err = seen
+        if gate.started:
+            return
+        stderr = gate.clean(as_text(b"".join(err)))
+        channel.close()
+        raise sudo_problem(self.name, stderr, used_password=True) or TransportError(
+            f"sudo did not start `{display_command(argv)}` on {self.name}"
+            f"{': ' + stderr.strip() if stderr.strip() else ''}",
+            kind="command",
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -548,27 +581,54 @@ class _ChannelTimeout(Exception):
     pass
 
 
-def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int, bytes, bytes]:
+class _StdinFeed:
+    """What a command's stdin gets, and when: everything at once, or, behind a SudoGate,
+    only the gate's answers to sudo and then, once the command runs, its input. stdin is
+    closed once all of it is sent (and the gate is done)."""
+
+    def __init__(self, stdin: bytes, gate: SudoGate | None) -> None:
+        self.gate = gate
+        self.held = stdin if gate is not None else b""
+        self.pending = memoryview(stdin if gate is None else b"")
+        self.closed = False
+        self.fed = 0  # stderr chunks already shown to the gate
+
+    def send(self, channel: paramiko.Channel) -> None:
+        if self.pending and channel.send_ready():
+            try:
+                sent = channel.send(bytes(self.pending[:CHUNK]))
+            except OSError:  # the command exited without reading all its input
+                sent = len(self.pending)
+            self.pending = self.pending[sent:]
+        if not self.pending and not self.closed and (self.gate is None or self.gate.done):
+            channel.shutdown_write()
+            self.closed = True
+
+    def on_stderr(self, channel: paramiko.Channel, err: list[bytes]) -> None:
+        if self.gate is None or self.gate.done or self.fed == len(err):
+            return
+        answer = self.gate.feed(b"".join(err[self.fed:]))
+        self.fed = len(err)
+        if self.gate.started:
+            answer, self.held = self.held, b""
+        self.pending = memoryview(bytes(self.pending) + answer)
+        self.send(channel)
+
+
+def _pump(channel: paramiko.Channel, feed: _StdinFeed,
+          deadline: float) -> tuple[int, bytes, bytes]:
     """Feed stdin and drain stdout/stderr together until the command ends or the deadline."""
     out: list[bytes] = []
     err: list[bytes] = []
-    pending = memoryview(stdin)
-    if not pending:
-        channel.shutdown_write()
+    feed.send(channel)
     quiet_since: float | None = None  # set once the exit status is in; reset by any output
     while True:
         now = time.monotonic()
         if now > deadline:
             raise _ChannelTimeout()
-        if pending and channel.send_ready():
-            try:
-                sent = channel.send(bytes(pending[:CHUNK]))
-            except OSError:  # the command exited without reading all its input
-                sent = len(pending)
-            pending = pending[sent:]
-            if not pending:
-                channel.shutdown_write()
+        feed.send(channel)
         received = _drain(channel, out, err)
+        feed.on_stderr(channel, err)
         if _finished(channel):
             break
         if channel.exit_status_ready():
@@ -580,7 +640,7 @@ def _pump(channel: paramiko.Channel, stdin: bytes, deadline: float) -> tuple[int
         if channel.eof_received:
             time.sleep(0.01)  # the fileno stays readable after EOF; don't spin
         else:
-            select.select([channel], [], [], 0.02 if pending else 0.2)
+            select.select([channel], [], [], 0.02 if feed.pending else 0.2)
     return channel.recv_exit_status(), b"".join(out), b"".join(err)
 
 

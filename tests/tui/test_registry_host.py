@@ -141,3 +141,35 @@ async def test_changed_host_key_cannot_be_accepted(
         await pilot.click("#close")
         await pilot.pause()
         assert "CHANGED" in result_text(app)
+
+
+async def test_new_host_key_type_asks_with_the_known_keys_as_a_warning(
+    make_app: AppFactory, sshd: SshServer, known_hosts: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    """Issue 12 item 6: known_hosts has only another key type for the host."""
+    import base64
+
+    from app.transport.hostkeys import fingerprint_of_blob
+    from tests.sshd import keygen
+
+    other = keygen(tmp_path / "other_rsa_host_key", "rsa")
+    fields = other.with_suffix(".pub").read_text().split()
+    known_hosts.write_text(f"[127.0.0.1]:{sshd.port} {fields[0]} {fields[1]}\n")
+    known = f"ssh-rsa {fingerprint_of_blob(base64.b64decode(fields[1]))}"
+    app = make_app("registry")
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        fill_target(screen, sshd)
+        screen.query_one("#sudo", Checkbox).value = False
+        await pilot.pause()
+        screen.query_one("#test-connection", Button).press()
+        await wait_for_modal(app, pilot, HostKeyUnknownModal)
+        modal = app.screen
+        assert isinstance(modal, HostKeyUnknownModal)
+        warning = str(modal.query_one("#known-keys", Static).render())
+        assert known in warning and "different type" in warning
+        await pilot.click("#reject")
+        await settle(app, pilot)
+        assert "not accepted" in result_text(app)
+    assert sshd.host_public_key.split()[1] not in known_hosts.read_text()
