@@ -171,6 +171,7 @@ class AccountStore:
         """First deploy with auth: migrate ``legacy`` and create ``operator`` and ``cluster``.
         Returns the accounts created now (empty when they all existed)."""
         created: list[Account] = []
+        first = not self.path.exists()  # a revoked operator or cluster stays revoked
         existing = {a.name for a in self.load()}
         if legacy is not None:
             old = htp.read_credentials(legacy)
@@ -180,7 +181,7 @@ class AccountStore:
                     created.append(self.add(name, "push", password=old.password,
                                             origin=f"migrated from {legacy.name}"))
                     existing.add(name)
-        for name, role in DEFAULT_ACCOUNTS:
+        for name, role in DEFAULT_ACCOUNTS if first else ():
             if name not in existing:
                 password = None
                 if name == "operator":  # the single password of earlier versions
