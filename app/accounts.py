@@ -167,7 +167,8 @@ class AccountStore:
         self.credential_file(name).unlink(missing_ok=True)
         return account
 
-    def ensure_defaults(self, legacy: Path | None = None) -> list[Account]:
+    def ensure_defaults(self, legacy: Path | None = None,
+                        operator_password: str | None = None) -> list[Account]:
         """First deploy with auth: migrate ``legacy`` and create ``operator`` and ``cluster``.
         Returns the accounts created now (empty when they all existed)."""
         created: list[Account] = []
@@ -185,7 +186,8 @@ class AccountStore:
             if name not in existing:
                 password = None
                 if name == "operator":  # the single password of earlier versions
-                    password = self.environ.get("REGWIZ_REGISTRY_PASSWORD") or None
+                    password = (operator_password
+                                or self.environ.get("REGWIZ_REGISTRY_PASSWORD") or None)
                 created.append(self.add(name, role, password=password))
         return created
 
@@ -210,3 +212,11 @@ class AccountStore:
             else:
                 lines.append(htp.htpasswd_line(account.name, credential.password, rounds=rounds))
         return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def nodes_after_pull_change(plan: Plan, name: str) -> str:
+    """After a pull account was rotated or revoked: what the user must do about the nodes,
+    which still hold its old credential. The CLI and the TUI both call this, once."""
+    # INTEGRATOR: update the nodes' pull credential here
+    return (f"the nodes still hold {name}'s old credential: run regwiz onboard --plan "
+            f"{plan.path or 'FILE'} to update them")

@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"account {account.name} revoked; {store.credential_file(args.name)} deleted")
     code = sync_registry_host(plan, args)
     if account.role == "pull" and args.action in ("rotate", "revoke"):
-        # INTEGRATOR: update the nodes' pull credential here
-        print(f"the nodes still hold {account.name}'s old credential: run "
-              f"regwiz onboard --plan {plan.path or 'FILE'} to update them")
+        from app.accounts import nodes_after_pull_change
+
+        print(nodes_after_pull_change(plan, account.name))
     return code
 
 

@@ -112,9 +112,18 @@ def user_path(text: str, option: str) -> Path:
 
 
 def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
-    """The htpasswd credentials from ``--credentials-file`` (only read in htpasswd mode)."""
-    if plan.registry.auth != "htpasswd" or not path:
+    """The htpasswd credentials from ``--credentials-file``, else the ``operator`` account's
+    (only read in htpasswd mode)."""
+    if plan.registry.auth != "htpasswd":
         return None
+    if not path:
+        from app.accounts import AccountStore
+        from app.htpasswd import Credentials
+
+        operator = AccountStore(plan).credential("operator")
+        if operator is None:
+            return None
+        return Credentials(operator.registry, operator.username, operator.password)
     from app.htpasswd import read_credentials
 
     credentials = read_credentials(user_path(path, "--credentials-file"))

@@ -93,10 +93,16 @@ def container_spec(plan: Plan) -> ContainerSpec:
                          volumes, bind_address=registry.bind_address)
 
 
+REGISTRY_INTERNAL_PORT = 5000  # behind the front, on the private network only
+
+
+def network_name(plan: Plan) -> str:
+    """The private Docker network of the registry and its front."""
+    return f"regwiz-{plan.registry.container_name}"
+
+
 def _behind_front_spec(plan: Plan) -> ContainerSpec:
     """auth = "htpasswd": plain HTTP on the private network; the front does TLS and auth."""
-    from app.deploy.front import REGISTRY_INTERNAL_PORT, network_name
-
     registry = plan.registry
     environment = {
         "REGISTRY_HTTP_ADDR": f"0.0.0.0:{REGISTRY_INTERNAL_PORT}",

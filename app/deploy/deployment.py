@@ -327,7 +327,8 @@ class Deployment(OnRegistryHost):
 
     def _write_accounts(self) -> Outcome:
         store = self._store()
-        created = store.ensure_defaults(self.options.credentials_file)
+        created = store.ensure_defaults(self.options.credentials_file,
+                                        self.secrets.registry_password)
         self.created_accounts = [account.name for account in created]
         sudo = self.plan.registry.sudo
         path = self.host.remote_path(HTPASSWD_NAME)

@@ -12,22 +12,23 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from app.deploy.container import (
+    LABEL_CERT,
+    LABEL_SETTINGS,
+    REGISTRY_INTERNAL_PORT,
+    network_name,
+)
 from app.plan import Plan
 from app.registry_host import LABEL_MANAGED
 
 FRONT_CONFIG_NAME = "nginx.conf"
 FRONT_MOUNT = "/etc/regwiz"
-REGISTRY_INTERNAL_PORT = 5000
 LABEL_FRONT_CONFIG = "io.regwiz.front-config-sha256"
 LABEL_UPSTREAM = "io.regwiz.registry-container"
 
 
 def uses_front(plan: Plan) -> bool:
     return plan.registry.auth == "htpasswd"
-
-
-def network_name(plan: Plan) -> str:
-    return f"regwiz-{plan.registry.container_name}"
 
 
 def front_name(plan: Plan) -> str:
@@ -62,8 +63,6 @@ class FrontSpec:
 
     def labels(self, cert_fingerprint: str, config_digest: str, upstream_id: str
                ) -> dict[str, str]:
-        from app.deploy.container import LABEL_CERT, LABEL_SETTINGS
-
         return {LABEL_MANAGED: "true", LABEL_SETTINGS: self.settings_hash(),
                 LABEL_CERT: cert_fingerprint, LABEL_FRONT_CONFIG: config_digest,
                 LABEL_UPSTREAM: upstream_id}
@@ -88,3 +87,6 @@ def front_spec(plan: Plan) -> FrontSpec:
     }
     return FrontSpec(registry.front_image, front_name(plan), network_name(plan),
                      registry.bind_address, registry.port, volumes)
+
+
+__all__ = ["REGISTRY_INTERNAL_PORT", "network_name"]  # re-exported: the front's network
