@@ -174,7 +174,7 @@ class AccountStore:
         created: list[Account] = []
         first = not self.path.exists()  # a revoked operator or cluster stays revoked
         existing = {a.name for a in self.load()}
-        if legacy is not None:
+        if legacy is not None and first:
             old = htp.read_credentials(legacy)
             if old is not None and old.username not in existing:
                 name = old.username.lower()

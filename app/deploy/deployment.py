@@ -8,6 +8,7 @@ stops the run before anything on the host changes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
@@ -330,6 +331,7 @@ class Deployment(OnRegistryHost):
         created = store.ensure_defaults(self.options.credentials_file,
                                         self.secrets.registry_password)
         self.created_accounts = [account.name for account in created]
+        self._keep_legacy_file(store)
         sudo = self.plan.registry.sudo
         path = self.host.remote_path(HTPASSWD_NAME)
         content = store.htpasswd_content(self.transport.read_file(path, sudo=sudo))
@@ -339,6 +341,18 @@ class Deployment(OnRegistryHost):
         config = self.transport.write_file(self.host.remote_path(FRONT_CONFIG_NAME),
                                            self._front_config, mode=0o644, sudo=sudo)
         return Outcome.CHANGED if wrote or config or created else Outcome.UNCHANGED
+
+    def _keep_legacy_file(self, store: Any) -> None:
+        """``--credentials-file`` (the TUI's registry-credentials.json) that does not exist yet:
+        the operator's login is written there too (0600, the old format), for the commands
+        and tools that still read that file."""
+        legacy = self.options.credentials_file
+        if legacy is None or legacy.exists():
+            return
+        operator = store.credential("operator")
+        if operator is not None:
+            htp.write_credentials(legacy, htp.Credentials(operator.registry, operator.username,
+                                                          operator.password))
 
     def _ensure_network(self) -> Outcome:
         import docker.errors
@@ -382,10 +396,7 @@ class Deployment(OnRegistryHost):
             return Outcome.CHANGED
         if existing is not None:
             existing.remove(force=True)
-        front = self.docker.containers.run(
-            spec.image, name=spec.name, detach=True, restart_policy={"Name": "always"},
-            volumes=spec.volumes, network=spec.network,
-            ports={"443/tcp": (spec.bind_address, spec.port)}, labels=labels)
+        front = self._run_front(spec, labels)
         expected = {f"{FRONT_MOUNT}/{HTPASSWD_NAME}": self._htpasswd.content,
                     f"{FRONT_MOUNT}/tls.crt": self._files.cert_pem,
                     "/etc/nginx/nginx.conf": self._front_config}
@@ -397,6 +408,26 @@ class Deployment(OnRegistryHost):
                     "Docker may run in another filesystem view (rootless, snap, Docker "
                     "Desktop): choose a registry.certs_dir the daemon can bind-mount")
         return Outcome.CHANGED
+
+    def _run_front(self, spec: Any, labels: dict[str, str]) -> Any:
+        import docker.errors
+
+        try:
+            return self.docker.containers.run(
+                spec.image, name=spec.name, detach=True, restart_policy={"Name": "always"},
+                volumes=spec.volumes, network=spec.network,
+                ports={"443/tcp": (spec.bind_address, spec.port)}, labels=labels)
+        except docker.errors.APIError as error:
+            detail = _short_text(error.explanation or str(error))
+            if "mount" not in detail and "directory" not in detail:
+                raise
+            with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+                self.docker.containers.get(spec.name).remove(force=True)
+            raise DeployError(
+                f"the front container does not see {self.plan.registry.certs_dir}/"
+                f"{FRONT_CONFIG_NAME} (Docker: {detail})",
+                "Docker may run in another filesystem view (rootless, snap, Docker Desktop): "
+                "choose a registry.certs_dir the daemon can bind-mount") from None
 
     def _upload_certificates(self) -> Outcome:
         sudo = self.plan.registry.sudo
