@@ -134,7 +134,9 @@ class RegistryHostScreen(WizardScreen):
         from app.plan import auth_warning
 
         warning = auth_warning(self.candidate())
-        self.query_one("#auth-warning", Static).update(f"⚠ {warning}" if warning else "")
+        notice = self.query_one("#auth-warning", Static)
+        notice.update(f"⚠ {warning}" if warning else "")
+        notice.display = warning is not None
         local = self.field("host").value == "local"
         for field_id in ("ssh-user", "ssh-port"):
             self.field(field_id).disabled = local

@@ -138,7 +138,9 @@ class StatusScreen(WizardScreen):
 
         plan = self.wizard.plan
         notes = [] if plan is None else [n for n in (auth_warning(plan), ca_key_note(plan)) if n]
-        self.query_one("#status-notes", Static).update("\n".join(f"⚠ {n}" for n in notes))
+        shown = self.query_one("#status-notes", Static)
+        shown.update("\n".join(f"⚠ {n}" for n in notes))
+        shown.display = bool(notes)
         self.query_one("#accounts", Button).display = (
             plan is not None and plan.registry.auth == "htpasswd")
 
