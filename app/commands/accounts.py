@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from app.commands.common import add_connection_arguments, load_plan_from_args, registry_connector
 from app.commands.output import print_progress, print_summary
 from app.errors import UsageError
 from app.plan import Plan, Secrets
+
+if TYPE_CHECKING:
+    from app.accounts import AccountStore
 
 DESCRIPTION = """\
 Manage the registry's accounts (registry.auth = "htpasswd", the default). Roles: push (push,
@@ -87,10 +91,7 @@ def sync_registry_host(plan: Plan, args: argparse.Namespace) -> int:
     return 0 if all(r.outcome.value != "failed" for r in results) else 1
 
 
-def _list(store: object) -> int:
-    from app.accounts import AccountStore
-
-    assert isinstance(store, AccountStore)
+def _list(store: AccountStore) -> int:
     accounts = store.load()
     if not accounts:
         print("no accounts yet: the first regwiz deploy creates operator (push) and cluster (pull)")
@@ -102,11 +103,9 @@ def _list(store: object) -> int:
     return 0
 
 
-def _show_password(store: object, name: str) -> int:
-    from app.accounts import AccountStore
+def _show_password(store: AccountStore, name: str) -> int:
     from app.commands.common import interactive
 
-    assert isinstance(store, AccountStore)
     if not (interactive() and sys.stdout.isatty()):
         raise UsageError("accounts show-password prints only to a terminal",
                          f"use the file itself: {store.credential_file(name)}")

@@ -88,5 +88,3 @@ def front_spec(plan: Plan) -> FrontSpec:
     return FrontSpec(registry.front_image, front_name(plan), network_name(plan),
                      registry.bind_address, registry.port, volumes)
 
-
-__all__ = ["REGISTRY_INTERNAL_PORT", "network_name"]  # re-exported: the front's network
