@@ -75,10 +75,15 @@ class RegistrySettings:
     container_name: str = "registry"
     data_dir: str = "/registry-image"
     certs_dir: str = "/etc/docker/certs"
-    auth: str = "none"
+    #: "htpasswd" (the default: accounts with roles, enforced by the front) or "none"
+    auth: str = "htpasswd"
     delete_enabled: bool = False
     #: the environment variable holding this host's sudo password (a name, never the secret)
     sudo_password_env: str | None = None
+    #: the one host address the port is published on ("0.0.0.0": every IPv4 address)
+    bind_address: str = "0.0.0.0"  # noqa: S104 - the documented default: every address
+    #: the TLS-terminating front (nginx) that enforces the account roles (auth = "htpasswd")
+    front_image: str = "nginx:stable"
 
     @property
     def is_local(self) -> bool:
@@ -208,6 +213,8 @@ def new_plan(path: Path | None = None) -> Plan:
     """A plan with sensible defaults: registry on this machine, SSH as the current user."""
     user = _current_user()
     return Plan(
+        # new plans: a leaked CA key cannot sign for other names
+        certificate=CertificateSettings(name_constraints=True),
         registry=RegistrySettings(ssh_user=user),
         node_defaults=NodeDefaults(ssh_user=user),
         path=path,
@@ -449,6 +456,8 @@ def _read_registry(problems: list[str], table: object) -> RegistrySettings:
             "auth": r.text("auth", validate.check_auth),
             "delete_enabled": r.boolean("delete_enabled"),
             "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
+            "bind_address": r.text("bind_address", validate.check_bind_address),
+            "front_image": r.text("front_image", validate.check_image),
         },
     )
     r.report_unknown()
@@ -637,6 +646,18 @@ def _cross_field_problems(plan: Plan) -> list[str]:
         problems.append(
             f"registry.address: {registry.address} is not covered by the certificate's SANs"
         )
+    if not cert.name_constraints:
+        trusting = (["nodes.defaults.os_trust_store"] if plan.node_defaults.os_trust_store
+                    else [])
+        trusting += [f"nodes.hosts[{index}].os_trust_store"
+                     for index, node in enumerate(plan.nodes) if node.os_trust_store]
+        problems += [
+            f"{key}: true needs certificate.name_constraints = true (a CA in the OS trust "
+            "store without name constraints could vouch for any site on that host); set "
+            "name_constraints = true and run regwiz certs --renew, or trust the registry "
+            "only in the container runtime (os_trust_store = false)"
+            for key in trusting
+        ]
     seen: dict[str, int] = {}
     for index, node in enumerate(plan.nodes):
         key = node.host.lower()
@@ -660,6 +681,24 @@ def plan_warnings(plan: Plan) -> list[str]:
             "certificate.common_name is not a host name or IP, so it is not added to the SANs"
         )
     return warnings
+
+
+ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - publishing on every address is the default
+NO_AUTH_WARNING = (
+    'registry.auth = "none": anyone who can reach {where} can push and overwrite the images '
+    'every node pulls; remove the line (or set auth = "htpasswd") to require accounts'
+)
+
+
+def auth_warning(plan: Plan) -> str | None:
+    """The plain warning for a registry without authentication, else None."""
+    if plan.registry.auth != "none":
+        return None
+    registry = plan.registry
+    where = f"port {registry.port} of {registry.host}"
+    if registry.bind_address != ALL_ADDRESSES:
+        where = f"{registry.bind_address}:{registry.port}"
+    return NO_AUTH_WARNING.format(where=where)
 
 
 def sans_cover(sans: list[str], name: str) -> bool:

@@ -237,6 +237,20 @@ def collect_status(
         )
 
 
+def ca_key_note(plan: Plan) -> str | None:
+    """A note when the plan's CA key lies unencrypted on this disk (None: encrypted or absent)."""
+    path = plan.cert_dir / "ca.key"
+    try:
+        head = path.read_bytes()[:200]
+    except OSError:
+        return None
+    if b"ENCRYPTED" in head:
+        return None
+    return (f"{path} is not encrypted: whoever reads it can sign certificates your nodes trust "
+            "(encrypt it: openssl pkey -in ca.key -aes256 -out ca.key.new, then move it over "
+            "ca.key and give REGWIZ_CA_KEY_PASSPHRASE; or keep it offline)")
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 

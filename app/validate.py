@@ -402,6 +402,14 @@ def check_auth(value: object) -> str | None:
     return check_choice(value, AUTH_MODES)
 
 
+def check_bind_address(value: object) -> str | None:
+    """The host address a port is published on: an IPv4/IPv6 address (0.0.0.0: all)."""
+    if isinstance(value, str) and is_ip_address(value):
+        return None
+    return ("expected an IP address of the registry host (0.0.0.0: every address), got "
+            f"{_shown(value)}")
+
+
 def check_container_name(value: object) -> str | None:
     """Docker container name: [A-Za-z0-9][A-Za-z0-9_.-]*."""
     if (problem := _not_text(value)) is not None:

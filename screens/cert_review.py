@@ -54,9 +54,11 @@ class CertReviewScreen(WizardScreen):
             yield Static("On disk", classes="section-title")
             yield Static("", id="on-disk", classes="summary", markup=False)
             yield FormField(
-                "CA key passphrase (optional)", field_id="ca-passphrase", password=True,
+                "CA key passphrase (recommended)", field_id="ca-passphrase", password=True,
                 value=self.wizard.secrets.ca_key_passphrase or "",
-                help_text="Encrypts ca.key when set; needed again to renew. Memory only.",
+                help_text="Encrypts ca.key; needed again to renew. Memory only. You may leave "
+                          "it empty: ca.key is then stored unencrypted, and anyone who can read "
+                          "it can sign certificates your nodes trust.",
             )
 
     def show_result(self, text: str) -> None:

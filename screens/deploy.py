@@ -179,6 +179,10 @@ class DeployScreen(WizardScreen):
         if report.generated_password:
             self.log_line(f"a registry password was generated and saved to "
                           f"{report.credentials_file} (mode 0600)")
+        if report.created_accounts:
+            self.log_line(f"accounts created: {', '.join(report.created_accounts)}; each login "
+                          "is credentials/NAME.json next to the plan (0600; passwords are never "
+                          "shown; manage them on the Status step: Accounts…)")
         if not counts["failed"] and report.container_id:
             self.log_line(f"registry ready: {report.registry.api_url}"
                           f" (container {report.container_id[:12]})")

@@ -102,6 +102,14 @@ class StatusReady(Message):
     status: StatusReport
 
 
+@dataclass
+class AccountsChanged(Message):
+    """Progress or outcome of an accounts change (screens/accounts.py); never a password."""
+
+    text: str
+    done: bool
+
+
 # --- registry host, certificates, nodes ---------------------------------------------------------
 
 

@@ -99,9 +99,13 @@ class RegistryHostScreen(WizardScreen):
                     yield Label("Registry authentication", classes="field-label")
                     yield Select([(mode, mode) for mode in AUTH_MODES], value=registry.auth,
                                  allow_blank=False, id="auth-mode", compact=True)
-                yield FormField("Registry password", field_id="registry-password",
+                yield Static("", id="auth-warning", markup=False)
+                yield FormField("Operator password", field_id="registry-password",
                                 value=secrets.registry_password or "", password=True,
-                                help_text="For htpasswd auth. Memory only.")
+                                help_text="Optional: the first deploy creates the accounts "
+                                          "operator (push) and cluster (pull) with generated "
+                                          "passwords, kept in credentials/NAME.json next to the "
+                                          "plan. Memory only.")
             with Horizontal(classes="button-row"):
                 yield Button("Test connection", id="test-connection", variant="primary",
                              compact=True)
@@ -127,6 +131,12 @@ class RegistryHostScreen(WizardScreen):
         self.field("registry-password").display = (
             self.query_one("#auth-mode", Select).value == "htpasswd"
         )
+        from app.plan import auth_warning
+
+        warning = auth_warning(self.candidate())
+        notice = self.query_one("#auth-warning", Static)
+        notice.update(f"⚠ {warning}" if warning else "")
+        notice.display = warning is not None
         local = self.field("host").value == "local"
         for field_id in ("ssh-user", "ssh-port"):
             self.field(field_id).disabled = local

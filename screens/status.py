@@ -19,6 +19,8 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
 from app.errors import RegwizError
+from app.htpasswd import Credentials
+from app.plan import Plan
 from app.status import CertificateStatus, StatusReport, TrustState, format_bytes
 from screens import validators
 from screens.deploy import saved_credentials
@@ -122,12 +124,34 @@ class StatusScreen(WizardScreen):
                         validators=[validators.Checked(_check_interval)])
             yield Label("s", classes="switch-label")
             yield Checkbox("check nodes", True, id="include-nodes", compact=True)
+            yield Button("Accounts…", id="accounts", compact=True)
         with Vertical(id="status-panel"):
+            yield Static("", id="status-notes", markup=False)
             yield Static("collecting…", id="status-text", classes="summary")
             yield DataTable(id="trust-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="status-state", markup=False)
 
+    def show_notes(self) -> None:
+        """The plan's warnings that need no connection: no auth, an unencrypted CA key."""
+        from app.plan import auth_warning
+        from app.status import ca_key_note
+
+        plan = self.wizard.plan
+        notes = [] if plan is None else [n for n in (auth_warning(plan), ca_key_note(plan)) if n]
+        shown = self.query_one("#status-notes", Static)
+        shown.update("\n".join(f"⚠ {n}" for n in notes))
+        shown.display = bool(notes)
+        self.query_one("#accounts", Button).display = (
+            plan is not None and plan.registry.auth == "htpasswd")
+
+    def action_accounts(self) -> None:
+        from screens.accounts import AccountsModal
+
+        plan = self.wizard.require_plan()
+        self.app.push_screen(AccountsModal(plan, self.wizard.secrets, self.wizard))
+
     def on_mount(self) -> None:
+        self.show_notes()
         table = self.query_one("#trust-table", DataTable)
         for key, label in (("host", "node"), ("trust", "CA trust"), ("runtimes", "runtimes"),
                            ("detail", "detail")):
@@ -152,7 +176,7 @@ class StatusScreen(WizardScreen):
                 state.update("")
 
     def button_actions(self) -> dict[str, Callable[[], object]]:
-        return {"refresh": self.action_refresh_now}
+        return {"refresh": self.action_refresh_now, "accounts": self.action_accounts}
 
     def action_refresh_now(self) -> None:
         if any(w.group == JOB and not w.is_finished for w in self.workers):
@@ -166,7 +190,8 @@ class StatusScreen(WizardScreen):
 
         policy = ask_host_key_policy(self.wizard)
         try:
-            credentials = saved_credentials(self.wizard.plan_path)
+            credentials = saved_credentials(self.wizard.plan_path) or operator_credentials(
+                self.wizard.require_plan())
             report = collect_status(self.wizard.require_plan(), self.wizard.secrets,
                                     host_key_policy=policy, include_nodes=include_nodes,
                                     credentials=credentials)
@@ -200,6 +225,19 @@ class StatusScreen(WizardScreen):
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Refresh status", "Collect the status now", self.action_refresh_now)]
+
+
+def operator_credentials(plan: Plan) -> Credentials | None:
+    """The operator account's login (for the catalog), if deploy created it."""
+    from app.accounts import AccountStore
+    from app.htpasswd import Credentials
+
+    try:
+        operator = AccountStore(plan).credential("operator")
+    except RegwizError:
+        return None
+    return None if operator is None else Credentials(operator.registry, operator.username,
+                                                     operator.password)
 
 
 def _check_interval(value: str) -> str | None:

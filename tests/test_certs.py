@@ -38,6 +38,7 @@ def make_plan(tmp_path: Path, key_type: str = "ecdsa-p256", **cert: object) -> P
     plan.certificate.subject_alt_names = list(SANS)
     plan.certificate.key_type = key_type
     plan.registry.address = "198.18.0.2"
+    plan.certificate.name_constraints = False  # new plans have them (issue 11); tests opt in
     for name, value in cert.items():
         setattr(plan.certificate, name, value)
     return plan

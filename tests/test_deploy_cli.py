@@ -39,9 +39,14 @@ def test_dry_run_lists_every_step_and_connects_to_nothing(
     assert out.startswith("dry run: nothing is connected to or changed")
     for expected in ("Check the certificate covers 198.18.4.2", "Connect (host key checked)",
                      "Check port 8443 is free", "Make image registry:2 available",
-                     "Upload tls.crt and tls.key", "Set up htpasswd credentials",
-                     "docker run -d --restart=always --name registry -p 8443:443",
-                     "-e REGISTRY_AUTH=htpasswd", "Health check https://198.18.4.2:8443/v2/"):
+                     "Upload tls.crt and tls.key",
+                     # issue 11: with auth the registry sits behind its nginx front
+                     "Make front image nginx:stable available",
+                     "Write the accounts' htpasswd and the front's config",
+                     "docker network create regwiz-registry",
+                     "docker run -d --restart=always --name registry --network regwiz-registry",
+                     "Run front registry-front on 0.0.0.0:8443",
+                     "-p 0.0.0.0:8443:443", "Health check https://198.18.4.2:8443/v2/"):
         assert expected in out, expected
     assert "why:" in out
 

@@ -26,8 +26,9 @@ from tests.deploy_helpers import make_pki
 
 
 def plan_with(**changes: object) -> Plan:
-    registry = dataclasses.replace(RegistrySettings(host="198.18.4.2", address="198.18.4.2"),
-                                   **changes)
+    # auth = "none": the registry alone, publishing its port (the default before issue 11)
+    registry = dataclasses.replace(RegistrySettings(host="198.18.4.2", address="198.18.4.2",
+                                                    auth="none"), **changes)
     return Plan(registry=registry)
 
 
@@ -48,10 +49,26 @@ def test_spec_matches_the_seed_command() -> None:
 
 
 def test_htpasswd_and_delete_settings() -> None:
-    env = container_spec(plan_with(auth="htpasswd", delete_enabled=True)).environment
-    assert env["REGISTRY_AUTH"] == "htpasswd"
-    assert env["REGISTRY_AUTH_HTPASSWD_PATH"] == "/docker-in-certs/htpasswd"
+    # issue 11: with auth the registry sits behind its nginx front, which does TLS and auth
+    spec = container_spec(plan_with(auth="htpasswd", delete_enabled=True))
+    env = spec.environment
+    assert "REGISTRY_AUTH" not in env and env["REGISTRY_HTTP_ADDR"] == "0.0.0.0:5000"
     assert env["REGISTRY_STORAGE_DELETE_ENABLED"] == "true"
+    assert spec.port is None and spec.network == "regwiz-registry"
+    assert "/etc/docker/certs" not in spec.volumes
+
+
+def test_front_config_lists_push_accounts_only() -> None:
+    from app.deploy.front import front_spec, render_front_config
+
+    plan = plan_with(auth="htpasswd", bind_address="198.18.4.2")
+    text = render_front_config(plan, ["operator", "ci"]).decode()
+    assert '"operator" 1;' in text and '"ci" 1;' in text and "cluster" not in text
+    assert "server registry:5000;" in text and "auth_basic_user_file /etc/regwiz/htpasswd;" in text
+    assert "client_max_body_size 0;" in text and "proxy_read_timeout 900;" in text
+    spec = front_spec(plan)
+    assert (spec.bind_address, spec.port, spec.network) == ("198.18.4.2", 8443,
+                                                            "regwiz-registry")
 
 
 def test_hash_is_stable_and_follows_every_container_setting() -> None:

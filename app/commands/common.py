@@ -92,10 +92,12 @@ def policy_from_args(args: argparse.Namespace) -> HostKeyPolicy:
 def load_plan_from_args(args: argparse.Namespace, *, show_warnings: bool = True) -> Plan:
     """The plan named by ``--plan`` (or the default one); its suspicious-but-valid settings
     (see ``plan_warnings``) go to stderr when ``show_warnings``."""
-    from app.plan import default_plan_path, load_plan, plan_warnings
+    from app.plan import auth_warning, default_plan_path, load_plan, plan_warnings
 
     given = getattr(args, "plan", None)
     plan = load_plan(user_path(given, "--plan") if given else default_plan_path())
+    if (no_auth := auth_warning(plan)) is not None:  # always, once per command
+        print(f"regwiz: warning: {no_auth}", file=sys.stderr)
     if show_warnings:
         for warning in plan_warnings(plan):
             print(f"regwiz: warning: {warning}", file=sys.stderr)
@@ -110,9 +112,18 @@ def user_path(text: str, option: str) -> Path:
 
 
 def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
-    """The htpasswd credentials from ``--credentials-file`` (only read in htpasswd mode)."""
-    if plan.registry.auth != "htpasswd" or not path:
+    """The htpasswd credentials from ``--credentials-file``, else the ``operator`` account's
+    (only read in htpasswd mode)."""
+    if plan.registry.auth != "htpasswd":
         return None
+    if not path:
+        from app.accounts import AccountStore
+        from app.htpasswd import Credentials
+
+        operator = AccountStore(plan).credential("operator")
+        if operator is None:
+            return None
+        return Credentials(operator.registry, operator.username, operator.password)
     from app.htpasswd import read_credentials
 
     credentials = read_credentials(user_path(path, "--credentials-file"))

@@ -19,8 +19,10 @@ nothing unless the plan or the certificate changed; the data directory is never 
 """
 
 EPILOG = """\
-secrets come from REGWIZ_SSH_PASSWORD, REGWIZ_SUDO_PASSWORD, REGWIZ_KEY_PASSPHRASE and
-REGWIZ_REGISTRY_PASSWORD, or from a prompt when run in a terminal.
+secrets come from REGWIZ_SSH_PASSWORD, REGWIZ_SUDO_PASSWORD and REGWIZ_KEY_PASSPHRASE, or
+from a prompt when run in a terminal. With auth = "htpasswd" (the default) the first deploy
+creates the accounts operator (push) and cluster (pull): passwords generated, or from
+REGWIZ_ACCOUNT_<NAME>_PASSWORD, kept only in credentials/NAME.json next to the plan.
 exit status: 0 deployed, 1 a step failed, 2 invalid plan or usage
 """
 
@@ -37,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--image-tar", metavar="FILE",
                         help="image archive (docker save) to load when the host lacks the image")
     parser.add_argument("--credentials-file", metavar="FILE",
-                        help="htpasswd mode: 0600 file that keeps the registry user and password")
+                        help="the single registry-credentials.json of earlier versions: its "
+                             "user becomes a push account (kept working), beside operator and "
+                             "cluster")
     parser.add_argument("--health-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for the registry to answer (default 30)")
     parser.set_defaults(func=run)
@@ -67,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
         print_dry_run(report.dry_run_lines)
         return 0
     show_new_credentials(report.new_credentials, report.credentials_file)
+    if report.created_accounts:
+        from app.credential_files import credentials_dir
+
+        folder = credentials_dir(plan)
+        print(f"accounts created: {', '.join(report.created_accounts)}; each credential is "
+              f"{folder}/NAME.json (0600, Docker config.json: docker --config, skopeo "
+              "--authfile); passwords are never shown (regwiz accounts list)")
     print_summary("deploy", report.results)
     if not report.ok:
         return 1

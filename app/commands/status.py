@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print_status(report)
+        from app.status import ca_key_note
+
+        if (note := ca_key_note(plan)) is not None:
+            print(f"{'note':<14}{note}")
     return 0 if report.healthy else 1
 
 

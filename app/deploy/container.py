@@ -10,7 +10,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from app.plan import Plan
+from app.plan import ALL_ADDRESSES, Plan
 from app.registry_host import LABEL_MANAGED
 
 CONTAINER_CERTS_DIR = "/docker-in-certs"
@@ -30,22 +30,26 @@ class ContainerSpec:
 
     image: str
     name: str
-    port: int
+    port: int | None  # None: no published port (behind the front, on its private network)
     environment: dict[str, str]
     volumes: dict[str, dict[str, str]]
+    bind_address: str = ALL_ADDRESSES
+    network: str | None = None
 
     def settings_hash(self) -> str:
-        canonical = json.dumps(
-            {
-                "image": self.image,
-                "name": self.name,
-                "port": self.port,
-                "environment": self.environment,
-                "volumes": self.volumes,
-                "restart": "always",
-            },
-            sort_keys=True,
-        )
+        settings: dict[str, object] = {
+            "image": self.image,
+            "name": self.name,
+            "port": self.port,
+            "environment": self.environment,
+            "volumes": self.volumes,
+            "restart": "always",
+        }
+        if self.bind_address != ALL_ADDRESSES:
+            settings["bind"] = self.bind_address
+        if self.network is not None:
+            settings["network"] = self.network
+        canonical = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def labels(self, cert_fingerprint: str, htpasswd_digest: str) -> dict[str, str]:
@@ -58,7 +62,11 @@ class ContainerSpec:
 
     def details(self) -> list[str]:
         """The ``docker run`` it amounts to, for the dry run."""
-        lines = [f"docker run -d --restart=always --name {self.name} -p {self.port}:443"]
+        publish = (f"-p {self.port}:443" if self.bind_address == ALL_ADDRESSES
+                   else f"-p {self.bind_address}:{self.port}:443")
+        if self.port is None:
+            publish = f"--network {self.network} (no published port: only the front reaches it)"
+        lines = [f"docker run -d --restart=always --name {self.name} {publish}"]
         lines += [f"  -v {src}:{v['bind']}:{v['mode']}" for src, v in self.volumes.items()]
         lines += [f"  -e {key}={value}" for key, value in self.environment.items()]
         lines.append(f"  {self.image}  (recreated only when settings or certificate changed)")
@@ -70,6 +78,8 @@ MINIMUM_TLS = "tls1.2"
 
 def container_spec(plan: Plan) -> ContainerSpec:
     registry = plan.registry
+    if registry.auth == "htpasswd":
+        return _behind_front_spec(plan)
     environment = {
         "REGISTRY_HTTP_ADDR": "0.0.0.0:443",
         "REGISTRY_HTTP_TLS_CERTIFICATE": f"{CONTAINER_CERTS_DIR}/tls.crt",
@@ -81,18 +91,33 @@ def container_spec(plan: Plan) -> ContainerSpec:
         # registry:3 exports traces to localhost:4318 unless told not to; 2.x ignores it.
         "OTEL_TRACES_EXPORTER": "none",
     }
-    if registry.auth == "htpasswd":
-        environment |= {
-            "REGISTRY_AUTH": "htpasswd",
-            "REGISTRY_AUTH_HTPASSWD_REALM": HTPASSWD_REALM,
-            "REGISTRY_AUTH_HTPASSWD_PATH": f"{CONTAINER_CERTS_DIR}/{HTPASSWD_NAME}",
-        }
     volumes = {
         registry.certs_dir: {"bind": CONTAINER_CERTS_DIR, "mode": "ro"},
         registry.data_dir: {"bind": CONTAINER_DATA_DIR, "mode": "rw"},
     }
     return ContainerSpec(registry.image, registry.container_name, registry.port, environment,
-                         volumes)
+                         volumes, bind_address=registry.bind_address)
+
+
+REGISTRY_INTERNAL_PORT = 5000  # behind the front, on the private network only
+
+
+def network_name(plan: Plan) -> str:
+    """The private Docker network of the registry and its front."""
+    return f"regwiz-{plan.registry.container_name}"
+
+
+def _behind_front_spec(plan: Plan) -> ContainerSpec:
+    """auth = "htpasswd": plain HTTP on the private network; the front does TLS and auth."""
+    registry = plan.registry
+    environment = {
+        "REGISTRY_HTTP_ADDR": f"0.0.0.0:{REGISTRY_INTERNAL_PORT}",
+        "REGISTRY_STORAGE_DELETE_ENABLED": "true" if registry.delete_enabled else "false",
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    volumes = {registry.data_dir: {"bind": CONTAINER_DATA_DIR, "mode": "rw"}}
+    return ContainerSpec(registry.image, registry.container_name, None, environment, volumes,
+                         network=network_name(plan))
 
 
 def sha256_fingerprint(cert_pem: bytes) -> str:
@@ -103,6 +128,18 @@ def sha256_fingerprint(cert_pem: bytes) -> str:
     from app.certs import fingerprint  # only a deploy that reaches the container needs it
 
     return fingerprint(x509.load_pem_x509_certificate(cert_pem))
+
+
+def published_bindings(container: Any) -> set[tuple[str, int]]:
+    """(host IP, host port) of every published port ("" host IP: every address)."""
+    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    found = set()
+    for entries in bindings.values():
+        for entry in entries or []:
+            text = str(entry.get("HostPort") or "")
+            if text.isdigit():
+                found.add((str(entry.get("HostIp") or ""), int(text)))
+    return found
 
 
 def published_ports(container: Any) -> set[int]:

@@ -8,6 +8,7 @@ stops the run before anything on the host changes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
@@ -28,10 +29,17 @@ from app.deploy.container import (
     read_from_container,
     sha256_fingerprint,
 )
+from app.deploy.front import (
+    FRONT_CONFIG_NAME,
+    FRONT_MOUNT,
+    front_spec,
+    render_front_config,
+    uses_front,
+)
 from app.deploy.probes import parse_df_available_kib, parse_listening_ports, parse_proc_net_tcp
 from app.errors import DeployError, RegwizError
 from app.image_source import ImageSource, describe_sources, local_docker_client, short_error
-from app.plan import Plan, Secrets
+from app.plan import ALL_ADDRESSES, Plan, Secrets
 from app.registry_host import LABEL_MANAGED, OnRegistryHost, RegistryHost
 from app.steps import Outcome, Step
 from app.transport.base import Transport, TransportError
@@ -92,6 +100,9 @@ class Deployment(OnRegistryHost):
         self.new_credentials: htp.Credentials | None = None
         self._files = _Files()
         self._htpasswd = htp.HtpasswdState(b"", htp.DEFAULT_USERNAME, None)
+        self._front_config = b""
+        #: accounts created by this run (names only; their passwords are in their files)
+        self.created_accounts: list[str] = []
 
     # -- public ---------------------------------------------------------------------------
 
@@ -119,6 +130,10 @@ class Deployment(OnRegistryHost):
             Step(f"Make image {registry.image} available", self.where,
                  "the container needs its image; air-gapped hosts get it copied",
                  self._ensure_image, describe_sources(self.options.image_tar)),
+            *([Step(f"Make front image {registry.front_image} available", self.where,
+                    "the front enforces the accounts' roles; air-gapped hosts get it copied",
+                    self._ensure_front_image, describe_sources(self.options.image_tar))]
+              if uses_front(self.plan) else []),
             Step(f"Upload tls.crt and tls.key to {registry.certs_dir}", self.where,
                  "the registry serves this certificate; the CA key stays on this machine",
                  self._upload_certificates,
@@ -131,19 +146,62 @@ class Deployment(OnRegistryHost):
                  "pushed images survive container re-creation", self._ensure_data_dir,
                  [f"mkdir -p {registry.data_dir} (existing content is never touched)"]),
         ]
-        if registry.auth == "htpasswd":
-            steps.append(Step(
-                "Set up htpasswd credentials", self.where,
-                "the registry accepts only users in this bcrypt file", self._ensure_htpasswd,
-                [f"{registry.certs_dir}/{HTPASSWD_NAME} (0600 root)",
-                 f"credentials file: {self.options.credentials_file or 'not kept (shown once)'}"]))
+        if uses_front(self.plan):
+            front = front_spec(self.plan)
+            steps += self.account_steps()
+            steps += [
+                Step(f"Create private network {front.network}", self.where,
+                     "the registry is reachable only from its front", self._ensure_network,
+                     [f"docker network create {front.network}"]),
+                Step(f"Run container {registry.container_name}", self.where,
+                     "the registry itself (no published port), restarted by Docker after "
+                     "reboots", self._ensure_container, container_spec(self.plan).details()),
+                Step(f"Run front {front.name} on {front.bind_address}:{front.port}", self.where,
+                     "TLS, basic auth and the push/pull roles, in front of the registry",
+                     self._ensure_front, front.details()),
+            ]
+        else:
+            steps.append(
+                Step(f"Run container {registry.container_name}", self.where,
+                     "the registry itself, restarted by Docker after reboots",
+                     self._ensure_container, container_spec(self.plan).details()))
         steps += [
-            Step(f"Run container {registry.container_name}", self.where,
-                 "the registry itself, restarted by Docker after reboots", self._ensure_container,
-                 container_spec(self.plan).details()),
             Step(f"Health check {self.plan.registry_address.api_url}", "local",
                  "proves TLS with our CA and the registry API answer", self._health_check,
                  [f"up to {self.options.health_timeout:g} s, trusting only {files}/ca.crt"]),
+        ]
+        return [guarded(step) for step in steps]
+
+    def account_steps(self) -> list[Step]:
+        """Write the accounts' htpasswd and the front's config (unguarded; see steps())."""
+        registry = self.plan.registry
+        store = self._store()
+        return [Step(
+            "Write the accounts' htpasswd and the front's config", self.where,
+            "the front accepts only these accounts, and lets only push accounts change images",
+            self._write_accounts,
+            [f"{registry.certs_dir}/{HTPASSWD_NAME} (0600 root, bcrypt)",
+             f"{registry.certs_dir}/{FRONT_CONFIG_NAME} (0644)",
+             f"accounts: {store.path} (first deploy: operator (push), cluster (pull))"])]
+
+    def sync_steps(self) -> list[Step]:
+        """After an accounts change: the host's htpasswd, and the front when its config
+        changed (a new or revoked push account). A rotated password needs no restart: nginx
+        reads the htpasswd file on every request."""
+        registry = self.plan.registry
+        front = front_spec(self.plan)
+        steps = [
+            Step("Read the certificate", "local", "the front's labels carry its fingerprint",
+                 self._check_certificate),
+            Step("Connect (host key checked)", self.where, "every later step runs over this link",
+                 unchanged(self.host.open),
+                 [f"ssh {registry.ssh_user}@{registry.host} -p {registry.ssh_port}"]),
+            Step("Reach Docker", self.where, "the front is a Docker container",
+                 unchanged(self.host.open_docker)),
+            *self.account_steps(),
+            Step(f"Update front {front.name}", self.where,
+                 "it must know the push accounts (a new config means a new container)",
+                 self._ensure_front, front.details()),
         ]
         return [guarded(step) for step in steps]
 
@@ -204,8 +262,12 @@ class Deployment(OnRegistryHost):
     def _check_port(self) -> Outcome:
         port = self.plan.registry.port
         ours = self.host.find_container()
+        front = self._find_front()
+        if front is not None and port in published_ports(front):
+            ours = front  # the front publishes it (or did, before auth = "none")
+        mine = {c.id for c in (self.host.find_container(), front) if c is not None}
         for container in self.docker.containers.list():
-            if port in published_ports(container) and (ours is None or container.id != ours.id):
+            if port in published_ports(container) and container.id not in mine:
                 raise DeployError(
                     f"port {port} on {self.where} is published by container {container.name}",
                     "stop that container or choose another registry.port in the plan",
@@ -253,6 +315,120 @@ class Deployment(OnRegistryHost):
                              local_docker=self.options.local_docker)
         return source.ensure(self.plan.registry.image)
 
+    def _ensure_front_image(self) -> Outcome:
+        source = ImageSource(self.docker, self.where, image_tar=self.options.image_tar,
+                             allow_pull=self.options.allow_pull,
+                             local_docker=self.options.local_docker)
+        return source.ensure(self.plan.registry.front_image)
+
+    def _store(self) -> Any:
+        from app.accounts import AccountStore
+
+        return AccountStore(self.plan)
+
+    def _write_accounts(self) -> Outcome:
+        store = self._store()
+        created = store.ensure_defaults(self.options.credentials_file,
+                                        self.secrets.registry_password)
+        self.created_accounts = [account.name for account in created]
+        self._keep_legacy_file(store)
+        sudo = self.plan.registry.sudo
+        path = self.host.remote_path(HTPASSWD_NAME)
+        content = store.htpasswd_content(self.transport.read_file(path, sudo=sudo))
+        wrote = self.transport.write_file(path, content, mode=0o600, sudo=sudo)
+        self._htpasswd = htp.HtpasswdState(content, "operator", None)
+        self._front_config = render_front_config(self.plan, store.push_accounts())
+        config = self.transport.write_file(self.host.remote_path(FRONT_CONFIG_NAME),
+                                           self._front_config, mode=0o644, sudo=sudo)
+        return Outcome.CHANGED if wrote or config or created else Outcome.UNCHANGED
+
+    def _keep_legacy_file(self, store: Any) -> None:
+        """``--credentials-file`` (the TUI's registry-credentials.json) that does not exist yet:
+        the operator's login is written there too (0600, the old format), for the commands
+        and tools that still read that file."""
+        legacy = self.options.credentials_file
+        if legacy is None or legacy.exists():
+            return
+        operator = store.credential("operator")
+        if operator is not None:
+            htp.write_credentials(legacy, htp.Credentials(operator.registry, operator.username,
+                                                          operator.password))
+
+    def _ensure_network(self) -> Outcome:
+        import docker.errors
+
+        name = front_spec(self.plan).network
+        try:
+            self.docker.networks.get(name)
+            return Outcome.UNCHANGED
+        except docker.errors.NotFound:
+            pass
+        self.docker.networks.create(name, driver="bridge", labels={LABEL_MANAGED: "true"})
+        return Outcome.CHANGED
+
+    def _find_front(self) -> Any | None:
+        import docker.errors
+
+        try:
+            return self.docker.containers.get(front_spec(self.plan).name)
+        except docker.errors.NotFound:
+            return None
+
+    def _ensure_front(self) -> Outcome:
+        spec = front_spec(self.plan)
+        registry = self.host.find_container()
+        if registry is None:
+            raise DeployError(f"the registry container {self.plan.registry.container_name} is "
+                              f"missing on {self.where}", "run regwiz deploy --plan FILE")
+        labels = spec.labels(sha256_fingerprint(self._files.cert_pem),
+                             hashlib.sha256(self._front_config).hexdigest(), registry.id)
+        image_id = self.docker.images.get(spec.image).id
+        existing = self._find_front()
+        if existing is not None and existing.labels.get(LABEL_MANAGED) != "true":
+            raise DeployError(
+                f"a container named {spec.name} exists on {self.where} that regwiz did not create",
+                f"remove it (docker rm -f {spec.name}) or set registry.container_name to "
+                "another name")
+        if existing is not None and matches(existing, labels, image_id):
+            if existing.status == "running":
+                return Outcome.UNCHANGED
+            existing.start()
+            return Outcome.CHANGED
+        if existing is not None:
+            existing.remove(force=True)
+        front = self._run_front(spec, labels)
+        expected = {f"{FRONT_MOUNT}/{HTPASSWD_NAME}": self._htpasswd.content,
+                    f"{FRONT_MOUNT}/tls.crt": self._files.cert_pem,
+                    "/etc/nginx/nginx.conf": self._front_config}
+        for inside, content in expected.items():
+            if read_from_container(front, inside) != content:
+                raise DeployError(
+                    f"the front container does not see {self.plan.registry.certs_dir} at "
+                    f"{inside}",
+                    "Docker may run in another filesystem view (rootless, snap, Docker "
+                    "Desktop): choose a registry.certs_dir the daemon can bind-mount")
+        return Outcome.CHANGED
+
+    def _run_front(self, spec: Any, labels: dict[str, str]) -> Any:
+        import docker.errors
+
+        try:
+            return self.docker.containers.run(
+                spec.image, name=spec.name, detach=True, restart_policy={"Name": "always"},
+                volumes=spec.volumes, network=spec.network,
+                ports={"443/tcp": (spec.bind_address, spec.port)}, labels=labels)
+        except docker.errors.APIError as error:
+            detail = _short_text(error.explanation or str(error))
+            if "mount" not in detail and "directory" not in detail:
+                raise
+            with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+                self.docker.containers.get(spec.name).remove(force=True)
+            raise DeployError(
+                f"the front container does not see {self.plan.registry.certs_dir}/"
+                f"{FRONT_CONFIG_NAME} (Docker: {detail})",
+                "Docker may run in another filesystem view (rootless, snap, Docker Desktop): "
+                "choose a registry.certs_dir the daemon can bind-mount") from None
+
     def _upload_certificates(self) -> Outcome:
         sudo = self.plan.registry.sudo
         crt = self.transport.write_file(self.host.remote_path("tls.crt"), self._files.cert_pem,
@@ -273,30 +449,14 @@ class Deployment(OnRegistryHost):
         self.transport.run(["mkdir", "-p", "--", data_dir], sudo=self.plan.registry.sudo)
         return Outcome.CHANGED
 
-    def _ensure_htpasswd(self) -> Outcome:
-        path = self.host.remote_path(HTPASSWD_NAME)
-        sudo = self.plan.registry.sudo
-        kept = self.options.credentials_file
-        saved = htp.read_credentials(kept) if kept else None
-        state = htp.reconcile(self.transport.read_file(path, sudo=sudo), saved,
-                              self.secrets.registry_password)
-        if state.changed:
-            self.transport.write_file(path, state.content, mode=0o600, sudo=sudo)
-        if state.password is not None:
-            credentials = htp.Credentials(self.plan.registry_reference, state.username,
-                                          state.password)
-            htp.keep_credentials(kept, credentials, saved)
-            if state.generated:
-                self.new_credentials = credentials
-        self._htpasswd = state
-        return Outcome.CHANGED if state.changed else Outcome.UNCHANGED
-
     def _ensure_container(self) -> Outcome:
         spec = container_spec(self.plan)
         labels = spec.labels(
             sha256_fingerprint(self._files.cert_pem),
             hashlib.sha256(self._htpasswd.content).hexdigest(),
         )
+        if uses_front(self.plan):  # TLS and htpasswd are the front's: they restart nothing here
+            labels = spec.labels("behind-front", "behind-front")
         image_id = self.docker.images.get(spec.image).id
         existing = self.host.find_container()
         if existing is not None and existing.labels.get(LABEL_MANAGED) != "true":
@@ -314,6 +474,16 @@ class Deployment(OnRegistryHost):
             return Outcome.CHANGED
         if existing is not None:
             existing.remove(force=True)  # the data volume is a host dir: nothing is lost
+        if not uses_front(self.plan):
+            old_front = self._find_front()  # auth = "none" now: the old front must go
+            if old_front is not None and old_front.labels.get(LABEL_MANAGED) == "true":
+                old_front.remove(force=True)
+        publish: dict[str, Any] = {}
+        if spec.port is not None:
+            publish["ports"] = {"443/tcp": spec.port if spec.bind_address == ALL_ADDRESSES
+                                else (spec.bind_address, spec.port)}
+        if spec.network is not None:
+            publish["network"] = spec.network
         container = self.docker.containers.run(
             spec.image,
             name=spec.name,
@@ -321,8 +491,8 @@ class Deployment(OnRegistryHost):
             restart_policy={"Name": "always"},
             environment=spec.environment,
             volumes=spec.volumes,
-            ports={"443/tcp": spec.port},
             labels=labels,
+            **publish,
         )
         self.container_id = container.id
         self._verify_mounts(container)
@@ -330,10 +500,9 @@ class Deployment(OnRegistryHost):
 
     def _verify_mounts(self, container: Any) -> None:
         """The registry invents a random user when htpasswd is missing: check what it sees."""
-        expected = {}
-        if self.plan.registry.auth == "htpasswd":  # first: its absence is the silent failure
-            expected[HTPASSWD_NAME] = self._htpasswd.content
-        expected["tls.crt"] = self._files.cert_pem
+        if uses_front(self.plan):
+            return  # no mounted files but the data dir; the front checks its own
+        expected = {"tls.crt": self._files.cert_pem}
         for name, content in expected.items():
             seen = read_from_container(container, f"{CONTAINER_CERTS_DIR}/{name}")
             if seen != content:
@@ -374,13 +543,20 @@ class Deployment(OnRegistryHost):
         return "\n    ".join(lines)
 
     def _check_login(self, base: str, ca: Path) -> None:
-        user, password = self._htpasswd.username, self._htpasswd.password
-        if password is None:
+        """Through the front: anonymous is refused, the operator account gets in."""
+        anonymous = registry_api.ping(base, ca)
+        if anonymous.status != 401:
+            raise DeployError(f"the front let an anonymous request through (HTTP "
+                              f"{anonymous.status})", "check the front's nginx.conf")
+        credential = self._store().credential("operator")
+        if credential is None:
             return
-        answer = registry_api.ping(base, ca, auth=registry_api.BasicAuth(user, password))
+        answer = registry_api.ping(
+            base, ca, auth=registry_api.BasicAuth(credential.username, credential.password))
         if answer.status != 200:
             raise DeployError(
-                f"the registry refused the credentials for {user} (HTTP {answer.status})",
+                f"the registry refused the credentials for {credential.username} "
+                f"(HTTP {answer.status})",
                 "check the htpasswd mount; deploy again to rewrite it",
             )
 

@@ -33,6 +33,8 @@ class DeployReport(Outcomes):
     seconds: float
     #: the generated credentials, to be shown exactly once (None unless generated_password)
     new_credentials: Credentials | None = field(default=None, repr=False)
+    #: accounts created by this deploy (names; their credentials are credentials/NAME.json)
+    created_accounts: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[StepResult]:
@@ -76,6 +78,7 @@ def deploy(
             report.log_tail = deployment.container_log_tail() if report.failed else ""
             report.container_id = deployment.container_id or ""
             report.new_credentials = deployment.new_credentials
+            report.created_accounts = list(deployment.created_accounts)
             report.generated_password = deployment.new_credentials is not None
     report.seconds = time.monotonic() - started
     return report

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 from app.deploy.container import HTPASSWD_NAME
 from app.deploy.deployment import guarded, unchanged
+from app.deploy.front import FRONT_CONFIG_NAME, front_name, network_name
 from app.deploy.probes import unsafe_purge_reason
 from app.errors import DeployError
 from app.plan import Plan
-from app.registry_host import OnRegistryHost, RegistryHost
+from app.registry_host import LABEL_MANAGED, OnRegistryHost, RegistryHost
 from app.steps import Outcome, Step
 from app.transport.base import Transport
 
@@ -39,9 +40,15 @@ class Uninstall(OnRegistryHost):
                  unchanged(self.host.open)),
             Step("Reach Docker", self.where, "the container is removed through Docker",
                  unchanged(self.host.open_docker)),
+            Step(f"Remove front {front_name(self.plan)}", self.where,
+                 "stops serving the registry's port", self._remove_front,
+                 [f"docker rm -f {front_name(self.plan)} (only if regwiz created it)"]),
             Step(f"Remove container {registry.container_name}", self.where,
                  "stops serving the registry", self._remove_container,
                  [f"docker rm -f {registry.container_name} (only if regwiz created it)"]),
+            Step(f"Remove network {network_name(self.plan)}", self.where,
+                 "the private network of the registry and its front", self._remove_network,
+                 [f"docker network rm {network_name(self.plan)} (only if regwiz created it)"]),
             Step(f"Remove certificates from {registry.certs_dir}", self.where,
                  "the TLS key should not stay on a host that no longer serves it",
                  self._remove_files,
@@ -55,8 +62,33 @@ class Uninstall(OnRegistryHost):
 
     def _placed_files(self) -> list[str]:
         """What deploy put on the host: certificate, key, htpasswd, the CA for its Docker."""
-        names = ("tls.crt", "tls.key", HTPASSWD_NAME)
+        names = ("tls.crt", "tls.key", HTPASSWD_NAME, FRONT_CONFIG_NAME)
         return [*map(self.host.remote_path, names), self.host.docker_ca_path()]
+
+    def _remove_front(self) -> Outcome:
+        import docker.errors
+
+        try:
+            front = self.host.docker.containers.get(front_name(self.plan))
+        except docker.errors.NotFound:
+            return Outcome.UNCHANGED
+        if front.labels.get(LABEL_MANAGED) != "true":
+            raise DeployError(f"container {front.name} on {self.where} was not created by "
+                              "regwiz: left alone", "remove it yourself with docker rm -f")
+        front.remove(force=True)
+        return Outcome.CHANGED
+
+    def _remove_network(self) -> Outcome:
+        import docker.errors
+
+        try:
+            network = self.host.docker.networks.get(network_name(self.plan))
+        except docker.errors.NotFound:
+            return Outcome.UNCHANGED
+        if (network.attrs.get("Labels") or {}).get(LABEL_MANAGED) != "true":
+            return Outcome.UNCHANGED
+        network.remove()
+        return Outcome.CHANGED
 
     def _remove_container(self) -> Outcome:
         return Outcome.CHANGED if self.host.remove_container() else Outcome.UNCHANGED

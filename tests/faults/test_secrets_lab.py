@@ -7,9 +7,11 @@ paramiko and docker), the plan file, or any results file next to it."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets as random_secrets
 import shutil
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.htpasswd import DEFAULT_USERNAME
 from app.plan import load_plan
-from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
+from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab, LabHost
 from tests.lab.plans import core_plan_text
 
 
@@ -59,9 +60,21 @@ def _needles(env: dict[str, object], lab: Lab) -> dict[str, str]:
     needles = {
         "sudo password": OPS_PASSWORD,
         "registry password": password,
-        "basic auth header": base64.b64encode(f"{DEFAULT_USERNAME}:{password}".encode()).decode(),
+        "basic auth header": base64.b64encode(f"operator:{password}".encode()).decode(),
         "CA key passphrase": str(env["ca_passphrase"]),
     }
+    # issue 11: every account's credential (the file's auth value and the password in it) and
+    # every bcrypt hash on the registry host
+    folder = Path(str(env["plan"])).parent / "credentials"
+    for account in ("operator", "cluster"):
+        data = json.loads((folder / f"{account}.json").read_text())
+        auth = next(iter(data["auths"].values()))["auth"]
+        needles[f"{account} credential"] = auth
+        needles[f"{account} password"] = base64.b64decode(auth).decode().partition(":")[2]
+    htpasswd = lab["registry"].exec(
+        ["cat", f"/etc/docker/{env['name']}-certs/htpasswd"]).stdout.decode()
+    for line in htpasswd.splitlines():
+        needles[f"bcrypt hash of {line.partition(':')[0]}"] = line.partition(":")[2]
     keys = {"tls.key": plan.cert_dir / "tls.key", "ca.key": plan.cert_dir / "ca.key",
             "lab SSH key": lab.key_path}
     for label, path in keys.items():
@@ -88,8 +101,9 @@ def test_full_apply_with_passwords_leaks_no_secret(
     caplog.set_level(logging.DEBUG)
     plan, known_hosts = str(apply_env["plan"]), str(apply_env["known_hosts"])
 
-    code = main(["apply", "--plan", plan, "--known-hosts", known_hosts,
-                 "--credentials-file", str(credentials)])
+    with PsWatcher([lab["registry"], lab["docker"], lab["containerd"]]) as watcher:
+        code = main(["apply", "--plan", plan, "--known-hosts", known_hosts,
+                     "--credentials-file", str(credentials)])
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
     assert main(["status", "--plan", plan, "--known-hosts", known_hosts, "--json"]) in (0, 1)
@@ -105,32 +119,43 @@ def test_full_apply_with_passwords_leaks_no_secret(
         "stdout": captured.out + status.out,
         "stderr": captured.err + status.err,
         "logs": log_text,
+        "process argument lists (ps on the hosts during apply)": "\n".join(watcher.seen),
     }
+    assert watcher.seen, "ps saw nothing: the check would be empty"
     folder = Path(plan).parent
     for path in folder.rglob("*"):
-        if path.is_file() and path.parent.name != "certs" and path != credentials:
+        if path.is_file() and path.parent.name not in ("certs", "credentials") \
+                and path != credentials:
             places[str(path.relative_to(folder))] = path.read_text(errors="replace")
     assert any(name.endswith("results.json") for name in places), sorted(places)
     found = {place: _leaks(text, needles) for place, text in places.items()}
     assert {place: labels for place, labels in found.items() if labels} == {}
     # the one place the registry password is kept on purpose: a 0600 file the user chose
     assert credentials.stat().st_mode & 0o777 == 0o600
-    assert _leaks(credentials.read_text(), needles) == ["registry password"]  # needles work
+    # needles work; the operator's password is REGWIZ_REGISTRY_PASSWORD (issue 11)
+    assert set(_leaks(credentials.read_text(), needles)) == {"registry password",
+                                                             "operator password"}
 
 
-class _PsScanner:
-    """Samples every process's argument list (``ps -eww -o args``) on lab hosts while a run
-    goes on: a secret on any command line would show up here."""
+class PsWatcher:
+    """Collects every process's argument list on lab hosts while a command runs (``ps``)."""
 
-    def __init__(self, lab: Lab, hosts: tuple[str, ...]) -> None:
-        import threading
-
-        self.lab, self.hosts = lab, hosts
-        self.samples: list[str] = []
+    def __init__(self, hosts: list[LabHost]) -> None:
+        self.hosts = hosts
+        self.seen: set[str] = set()
+        self.samples = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __enter__(self) -> _PsScanner:
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for host in self.hosts:
+                found = host.exec(["ps", "-eww", "-o", "args"], check=False)  # untruncated
+                self.seen.update(found.stdout.decode(errors="replace").splitlines())
+                self.samples += 1
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PsWatcher:
         self._thread.start()
         return self
 
@@ -138,36 +163,25 @@ class _PsScanner:
         self._stop.set()
         self._thread.join(timeout=30)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            for name in self.hosts:
-                done = self.lab[name].exec(["ps", "-eww", "-o", "args="], check=False)
-                self.samples.append(done.stdout.decode(errors="replace"))
-            self._stop.wait(0.05)
-
 
 def test_node_credentials_leak_nowhere_nor_on_any_command_line(
     apply_env: dict[str, object], lab: Lab, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With credentials/cluster.json next to the plan, apply installs the pull credential on
-    every node and verify proves it there: no password or credential content in any output,
-    log, results file, dry run, or process argument list on the hosts meanwhile."""
-    from app.credential_files import RegistryCredential, credential_path, write_credential
+    """apply creates the accounts (credentials/cluster.json next to the plan), installs the pull
+    credential on every node and verify proves it there: no password or credential content in
+    any output, log, results file, dry run, or process argument list on the hosts meanwhile."""
+    from app.credential_files import credential_path
 
     monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", OPS_PASSWORD)
     monkeypatch.setenv("REGWIZ_REGISTRY_PASSWORD", str(apply_env["registry_password"]))
     monkeypatch.setenv("REGWIZ_CA_KEY_PASSPHRASE", str(apply_env["ca_passphrase"]))
     caplog.set_level(logging.DEBUG)
     plan, known_hosts = str(apply_env["plan"]), str(apply_env["known_hosts"])
-    reference = f"{lab['registry'].ip}:{apply_env['port']}"
-    # today's registry has one htpasswd user: the pull credential is that login
-    cluster = credential_path(load_plan(Path(plan)), "cluster")
-    write_credential(cluster, RegistryCredential(reference, DEFAULT_USERNAME,
-                                                 str(apply_env["registry_password"])))
+    cluster = credential_path(load_plan(Path(plan)), "cluster")  # written by apply's deploy
     connection = ["--plan", plan, "--known-hosts", known_hosts]
     try:
-        with _PsScanner(lab, ("docker", "containerd", "registry")) as scanner:
+        with PsWatcher([lab["docker"], lab["containerd"], lab["registry"]]) as scanner:
             code = main(["apply", *connection,
                          "--credentials-file", str(apply_env["credentials"])])
             captured = capsys.readouterr()
@@ -185,13 +199,13 @@ def test_node_credentials_leak_nowhere_nor_on_any_command_line(
         log_text = "\n".join(
             f"{record.name} {record.getMessage()} {record.args!r}" for record in caplog.records)
         places = {"stdout": captured.out + later.out, "stderr": captured.err + later.err,
-                  "logs": log_text, "ps on the hosts": "\n".join(scanner.samples)}
+                  "logs": log_text, "ps on the hosts": "\n".join(scanner.seen)}
         folder = Path(plan).parent
         for path in folder.rglob("*"):
             if (path.is_file() and path.parent.name not in ("certs", "credentials")
                     and path != apply_env["credentials"]):
                 places[str(path.relative_to(folder))] = path.read_text(errors="replace")
-        assert len(scanner.samples) > 10, "ps was hardly sampled: the check would be empty"
+        assert scanner.samples > 10, "ps was hardly sampled: the check would be empty"
         assert "/var/lib/kubelet/config.json" in places["stdout"]  # the dry run names paths
         found = {place: _leaks(text, needles) for place, text in places.items()}
         assert {place: labels for place, labels in found.items() if labels} == {}

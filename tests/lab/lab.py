@@ -51,6 +51,7 @@ OPS_PASSWORD = "rwops-password"  # noqa: S105 - a documented lab-only password
 
 REGISTRY_IMAGE = "registry:2"
 BUSYBOX_IMAGE = "regwiz-lab/busybox:latest"
+FRONT_IMAGE = "nginx:stable"  # the registry's front (auth = "htpasswd"), from Debian's nginx
 
 # Directories every lab host gets its own copy of (bind-mounted in its mount namespace).
 PRIVATE_DIRS: tuple[str, ...] = (
@@ -360,6 +361,44 @@ def _ldd_paths(binary: Path) -> list[str]:
     return sorted(set(paths))
 
 
+NGINX_DEFAULT_CONF = """\
+# the lab's nginx:stable: regwiz mounts its own /etc/nginx/nginx.conf over this one
+pid /tmp/nginx.pid;
+error_log stderr;
+events {}
+http {
+    access_log /dev/stdout;
+    client_body_temp_path /tmp/client_body;
+    proxy_temp_path /tmp/proxy;
+    server { listen 80; location / { return 200 "lab nginx\\n"; } }
+}
+"""
+
+
+def build_nginx_layer() -> bytes:
+    """nginx:stable made from Debian's nginx package like the official image: the binary and
+    the libraries ldd lists, a default /etc/nginx/nginx.conf, users and groups (root, nobody,
+    nginx, www-data), and the dirs nginx writes to."""
+    binary = Path("/usr/sbin/nginx")
+    if not binary.exists():
+        raise LabError("/usr/sbin/nginx is missing: apt-get install nginx (never start it)")
+    files: dict[str, tuple[bytes, int]] = {"usr/sbin/nginx": (binary.read_bytes(), 0o755)}
+    for lib in _ldd_paths(binary):
+        files[lib.lstrip("/")] = (Path(lib).resolve().read_bytes(), 0o755)
+    files["etc/nginx/nginx.conf"] = (NGINX_DEFAULT_CONF.encode(), 0o644)
+    files["etc/passwd"] = (b"root:x:0:0:root:/root:/bin/sh\n"
+                           b"www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+                           b"nginx:x:101:101:nginx:/nonexistent:/usr/sbin/nologin\n"
+                           b"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0o644)
+    files["etc/group"] = (b"root:x:0:\nwww-data:x:33:\nnginx:x:101:\nnogroup:x:65534:\n"
+                          b"nobody:x:65533:\n", 0o644)
+    dirs = _parent_dirs(list(files))
+    dirs.update({"tmp": 0o1777, "run": 0o755, "var": 0o755, "var/log": 0o755,
+                 "var/log/nginx": 0o755, "var/lib": 0o755, "var/lib/nginx": 0o755,
+                 "usr/share/nginx": 0o755, "usr/share/nginx/html": 0o755, "root": 0o700})
+    return _rootfs_tar(files, dirs, {})
+
+
 def build_busybox_layer() -> bytes:
     binary = Path("/usr/bin/busybox")
     if not binary.exists():
@@ -384,6 +423,16 @@ def cached_image_archives() -> dict[str, Path]:
                 "ExposedPorts": {"5000/tcp": {}},
             },
             Path("/usr/bin/docker-registry"),
+        ),
+        FRONT_IMAGE: (
+            build_nginx_layer,
+            {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": ["nginx", "-g", "daemon off;"],
+                "ExposedPorts": {"80/tcp": {}},
+                "StopSignal": "SIGQUIT",
+            },
+            Path("/usr/sbin/nginx"),
         ),
         BUSYBOX_IMAGE: (
             build_busybox_layer,

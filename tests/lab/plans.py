@@ -39,7 +39,9 @@ def core_plan_text(lab: Lab, nodes: Sequence[str], *, certificate: Mapping[str, 
     ``registry`` are the test's own settings."""
     host, key = lab["registry"], str(lab.key_path)
     tables = [
-        _toml_table("[certificate]", {**certificate, "subject_alt_names": [host.ip]}),
+        # the "plain" node trusts the CA in its OS store: that needs name constraints (issue 11)
+        _toml_table("[certificate]", {"name_constraints": True, **certificate,
+                                      "subject_alt_names": [host.ip]}),
         _toml_table("[registry]", {"host": host.ip, "ssh_user": host.ssh_user,
                                    "identity_file": key, "address": host.ip, **registry}),
         _toml_table("[nodes.defaults]", {"ssh_user": DEPLOY_USER, "identity_file": key}),

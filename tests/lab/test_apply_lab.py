@@ -34,7 +34,10 @@ def write_plan(lab: Lab, path: Path) -> Path:
         certificate={"common_name": "registry.lab.internal", "country": "KR",
                      "organization": "regwiz lab", "directory": "certs"},
         registry={"sudo": True, "port": PORT, "container_name": CONTAINER, "data_dir": DATA_DIR,
-                  "certs_dir": CERTS_DIR, "delete_enabled": True}))
+                  "certs_dir": CERTS_DIR, "delete_enabled": True,
+                  # the default was "none" before issue 11; this test reads verify's checks
+                  # without a login (the default front with accounts: test_private_lab)
+                  "auth": "none"}))
     return path
 
 

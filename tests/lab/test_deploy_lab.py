@@ -343,14 +343,16 @@ def test_port_taken_by_another_process_fails_before_any_change(
 def test_htpasswd_mode_needs_the_saved_credentials(
     setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # issue 11: passwords are never shown; the accounts' files keep them, and the legacy
+    # --credentials-file (when it does not exist yet) gets the operator's login
     setup.rewrite(auth="htpasswd")
     creds = tmp_path / "creds" / "registry.json"
     assert setup.cli("deploy", "--credentials-file", str(creds)) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     saved = json.loads(creds.read_text())
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
-    # issue 12: shown once only on a terminal; captured stdout is not one, so never here
-    assert out.count(saved["password"]) == 0 and "not shown" in out
+    assert saved["username"] == "operator"
+    assert out.count(saved["password"]) == 0  # never shown (issue 11; it was shown once)
     assert get_v2(setup.address, setup.ca_pem) == 401
     assert get_v2(setup.address, setup.ca_pem, (saved["username"], "wrong")) == 401
     assert get_v2(setup.address, setup.ca_pem, (saved["username"], saved["password"])) == 200
@@ -363,27 +365,31 @@ def test_htpasswd_mode_needs_the_saved_credentials(
     assert saved["password"] not in again
 
 
-def test_htpasswd_password_rotation_keeps_users_added_by_hand(
+def test_legacy_credentials_file_is_migrated_and_hand_made_users_dropped(
     setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """issue 11 replaced "rotation keeps users added by hand": the single credentials file of
+    earlier versions becomes a push account (its clients keep working); htpasswd lines that
+    are no account are dropped (the front knows no role for them); rotate takes effect at once."""
     from app.htpasswd import htpasswd_line
 
     setup.rewrite(auth="htpasswd")
     creds = tmp_path / "registry.json"
+    creds.write_text(json.dumps({"registry": setup.address, "username": "regwiz",
+                                 "password": "legacy-password"}))
     assert setup.cli("deploy", "--credentials-file", str(creds)) == 0, capsys.readouterr()
-    first_id = setup.container()["Id"]  # type: ignore[index]
+    assert get_v2(setup.address, setup.ca_pem, ("regwiz", "legacy-password")) == 200
+    accounts = json.loads((tmp_path / "credentials" / "accounts.json").read_text())["accounts"]
+    assert {(a["name"], a["role"]) for a in accounts} == {
+        ("regwiz", "push"), ("operator", "push"), ("cluster", "pull")}
     path = setup.host.host_path(f"{setup.certs_dir}/htpasswd")
     path.write_text(path.read_text() + htpasswd_line("alice", "alice-pass", rounds=4) + "\n")
-    monkeypatch.setenv("REGWIZ_REGISTRY_PASSWORD", "rotated-password")
-    assert setup.cli("deploy", "--credentials-file", str(creds)) == 0, capsys.readouterr()
+    assert get_v2(setup.address, setup.ca_pem, ("alice", "alice-pass")) == 200  # read per request
+    assert setup.cli("accounts", "rotate", "regwiz") == 0, capsys.readouterr()
     out = capsys.readouterr().out
-    assert "rotated-password" not in out  # chosen by the operator: never echoed
-    assert f"changed  [{setup.host.ip}] Run container {setup.name}" in out  # re-reads the file
-    assert setup.container()["Id"] != first_id  # type: ignore[index]
-    assert json.loads(creds.read_text())["password"] == "rotated-password"
-    assert get_v2(setup.address, setup.ca_pem, ("regwiz", "rotated-password")) == 200
-    assert get_v2(setup.address, setup.ca_pem, ("alice", "alice-pass")) == 200
+    assert f"unchanged  [{setup.host.ip}] Update front" in out  # a password needs no restart
+    assert get_v2(setup.address, setup.ca_pem, ("regwiz", "legacy-password")) == 401
+    assert get_v2(setup.address, setup.ca_pem, ("alice", "alice-pass")) == 401
 
 
 def test_uninstall_keeps_data_unless_purged(
@@ -548,7 +554,8 @@ def test_htpasswd_mount_that_docker_cannot_see_is_caught(
     try:
         assert setup.cli("deploy", "--health-timeout", "5") == 1
         out = capsys.readouterr().out
-        assert f"the container does not see {invisible}/htpasswd" in out
+        # issue 11: with auth the front mounts the folder (its nginx.conf, htpasswd, TLS files)
+        assert f"the front container does not see {invisible}/nginx.conf" in out
         assert "bind-mount" in out
     finally:
         setup.cli("uninstall", "--purge", "--yes")  # also this machine's copy of data_dir

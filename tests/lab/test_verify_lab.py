@@ -62,7 +62,8 @@ def verify_plan_text(lab: Lab) -> str:
         certificate={"common_name": "registry.lab.internal", "directory": "certs"},
         registry={"port": PORT, "container_name": CONTAINER,
                   "data_dir": "/registry-image/verify-lab",
-                  "certs_dir": "/etc/docker/verify-lab-certs"})
+                  "certs_dir": "/etc/docker/verify-lab-certs",
+                  "auth": "none"})  # the default before issue 11; the auth test sets htpasswd
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +262,7 @@ def test_htpasswd_registry_checks_each_runtime_ca_with_login(
     port = PORT + 100
     text = verify_plan_text(lab).replace(f"port = {PORT}", f"port = {port}")
     text = text.replace(f'"{CONTAINER}"', '"verify-lab-auth"').replace("verify-lab", "verify-auth")
-    text = text.replace("[nodes.defaults]", 'auth = "htpasswd"\n\n[nodes.defaults]')
+    text = text.replace('auth = "none"', 'auth = "htpasswd"')
     plan_path = tmp_path / "plan.toml"
     plan_path.write_text(text)
     credentials = tmp_path / "registry-credentials.json"
