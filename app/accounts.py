@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from app import htpasswd as htp
 from app.credential_files import (
@@ -36,7 +37,7 @@ from app.credential_files import (
     write_credential,
 )
 from app.errors import RegwizError, UsageError
-from app.plan import Plan, atomic_write
+from app.plan import Plan, Secrets, atomic_write
 
 ROLES: tuple[str, ...] = ("push", "pull")
 DEFAULT_ACCOUNTS: tuple[tuple[str, str], ...] = (("operator", "push"), ("cluster", "pull"))
@@ -214,9 +215,22 @@ class AccountStore:
         return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def nodes_after_pull_change(plan: Plan, name: str) -> str:
-    """After a pull account was rotated or revoked: what the user must do about the nodes,
-    which still hold its old credential. The CLI and the TUI both call this, once."""
-    # INTEGRATOR: update the nodes' pull credential here
-    return (f"the nodes still hold {name}'s old credential: run regwiz onboard --plan "
-            f"{plan.path or 'FILE'} to update them")
+def nodes_after_pull_change(plan: Plan, name: str, secrets: Secrets, host_key_policy: Any, *,
+                            revoked: bool) -> tuple[str, bool]:
+    """After a pull account was rotated or revoked, bring the nodes' copy of it up to date (the
+    nodes hold the cluster's pull account only): one line saying how that went, and whether
+    every node was reached. The CLI and the TUI both call this, once."""
+    from app.node_credentials import PULL_ACCOUNT
+    from app.onboard import update_node_credentials
+
+    if name != PULL_ACCOUNT or not plan.nodes:
+        return "", True
+    report = update_node_credentials(plan, secrets, host_key_policy=host_key_policy,
+                                     revoked=revoked)
+    done = ", ".join(f"{n} {state}" for state, n in report.counts().items() if n)
+    if not report.failed:
+        return f"nodes updated ({done})", True
+    hosts = ", ".join(result.host for result in report.failed)
+    return (f"nodes updated ({done}); not reached: {hosts}: they keep the old credential "
+            f"(regwiz status shows them stale) until regwiz onboard --plan "
+            f"{plan.path or 'FILE'} reaches them"), False

@@ -133,7 +133,12 @@ class AccountsModal(ModalScreen[None]):
         if account.role == "pull" and action in ("rotate", "revoke"):
             from app.accounts import nodes_after_pull_change
 
-            text += "\n" + nodes_after_pull_change(self.plan, account.name)
+            try:
+                line, _ = nodes_after_pull_change(plan, account.name, secrets, policy,
+                                                  revoked=action == "revoke")
+            except RegwizError as error:
+                line = f"the nodes were not updated: {error.message}"
+            text += f"\n{line}" if line else ""
         self.post_message(AccountsChanged(text, done=True))
 
     def on_accounts_changed(self, message: AccountsChanged) -> None:

@@ -234,5 +234,9 @@ def test_generated_password_shown_only_on_a_terminal(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     show_new_credentials(made, None)
     assert "S3cret-generated" in capsys.readouterr().out
-    spec = container_spec(Plan(registry=RegistrySettings()))
+    # TLS 1.2 at least, wherever TLS ends: the registry itself (auth = "none") or the front.
+    spec = container_spec(Plan(registry=RegistrySettings(auth="none")))
     assert spec.environment["REGISTRY_HTTP_TLS_MINIMUMTLS"] == "tls1.2"
+    from assets import asset
+
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in Path(asset("front-nginx.conf")).read_text()

@@ -215,6 +215,7 @@ def test_install_rerun_rotate_and_revoke_on_a_k3s_node(tmp_path: Path) -> None:
 def test_a_plan_without_auth_touches_no_credential_file(tmp_path: Path) -> None:
     node = FakeNode("d", "socket=/run/docker.sock\n")
     plan = plan_with_ca(tmp_path, ["d"])
+    plan.registry.auth = "none"  # said explicitly: a plan without the key now means htpasswd
     write_cluster(plan)
     result = onboard_fake(plan, node)
     assert result.status == "changed" and result.credential == ""

@@ -7,7 +7,13 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from app.commands.common import add_connection_arguments, load_plan_from_args, registry_connector
+from app.commands.common import (
+    add_connection_arguments,
+    load_plan_from_args,
+    policy_from_args,
+    registry_connector,
+    secrets_from_args,
+)
 from app.commands.output import print_progress, print_summary
 from app.errors import UsageError
 from app.plan import Plan, Secrets
@@ -75,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
     if account.role == "pull" and args.action in ("rotate", "revoke"):
         from app.accounts import nodes_after_pull_change
 
-        print(nodes_after_pull_change(plan, account.name))
+        line, reached = nodes_after_pull_change(plan, account.name, secrets_from_args(args),
+                                                policy_from_args(args),
+                                                revoked=args.action == "revoke")
+        if line:
+            print(line)
+        code = code or (0 if reached else 1)
     return code
 
 
