@@ -40,7 +40,8 @@ from app.errors import RegwizError, UsageError
 from app.plan import Plan, Secrets, atomic_write
 
 ROLES: tuple[str, ...] = ("push", "pull")
-DEFAULT_ACCOUNTS: tuple[tuple[str, str], ...] = (("operator", "push"), ("cluster", "pull"))
+OPERATOR = "operator"  # the push account deploy creates; verify pushes with it
+DEFAULT_ACCOUNTS: tuple[tuple[str, str], ...] = ((OPERATOR, "push"), ("cluster", "pull"))
 ACCOUNTS_FILE = "accounts.json"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _RESERVED = {"accounts"}

@@ -358,11 +358,18 @@ def _ca_path(plan: Plan) -> Path:
 def registry_auth(
     plan: Plan, secrets: Secrets, credentials: Credentials | None = None
 ) -> tuple[str, str] | None:
-    """(user, password) in htpasswd mode: the credentials file deploy wrote, else the env."""
+    """(user, password) in htpasswd mode: the given credentials, else the operator account's
+    file next to the plan (a push account), else the environment."""
     if plan.registry.auth != "htpasswd":
         return None
     if credentials is not None:
         return credentials.username, credentials.password
+    from app.accounts import OPERATOR
+    from app.credential_files import credential_path, read_credential
+
+    operator = read_credential(credential_path(plan, OPERATOR), plan.registry_reference)
+    if operator is not None:
+        return operator.username, operator.password
     if secrets.registry_password:
         from app.htpasswd import DEFAULT_USERNAME
 

@@ -12,7 +12,6 @@ from app.commands.common import (
     load_plan_from_args,
     policy_from_args,
     registry_connector,
-    secrets_from_args,
 )
 from app.commands.output import print_progress, print_summary
 from app.errors import UsageError
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if account.role == "pull" and args.action in ("rotate", "revoke"):
         from app.accounts import nodes_after_pull_change
 
-        line, reached = nodes_after_pull_change(plan, account.name, secrets_from_args(args),
+        line, reached = nodes_after_pull_change(plan, account.name, Secrets.from_env(),
                                                 policy_from_args(args),
                                                 revoked=args.action == "revoke")
         if line:

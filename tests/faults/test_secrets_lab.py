@@ -195,7 +195,7 @@ def test_node_credentials_leak_nowhere_nor_on_any_command_line(
         needles["credential file content"] = cluster.read_text().strip()
         for node in ("docker", "containerd"):  # the credential really is on the nodes
             installed = lab[node].host_path("/var/lib/kubelet/config.json").read_text()
-            assert "basic auth header" in _leaks(installed, needles), node
+            assert "cluster credential" in _leaks(installed, needles), node
         log_text = "\n".join(
             f"{record.name} {record.getMessage()} {record.args!r}" for record in caplog.records)
         places = {"stdout": captured.out + later.out, "stderr": captured.err + later.err,

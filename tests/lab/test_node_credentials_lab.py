@@ -1,9 +1,9 @@
 """Acceptance for the pull credential on nodes (issue 11, items 4 and 5) on the lab: a real
 registry with htpasswd auth, real sshd/sudo/dockerd/containerd nodes.
 
-The registry is deployed by ``regwiz deploy`` with ``auth = "htpasswd"``; its htpasswd file then
-gets the pull account ``cluster`` (as the accounts feature will create it) and
-``credentials/cluster.json`` is written with ``app.credential_files.write_credential``. The tests
+The registry is deployed by ``regwiz deploy`` with ``auth = "htpasswd"``, which creates the
+accounts ``operator`` (push) and ``cluster`` (pull) behind the nginx front; the pull account is then
+rotated to a known password the way ``regwiz accounts rotate`` does on the server side. The tests
 run in file order: install, re-run, pull, verify, rotate (a node down), revoke.
 """
 
@@ -25,7 +25,7 @@ from app import onboard
 from app.cli import main
 from app.connections import host_key_policy
 from app.credential_files import RegistryCredential, credential_path, write_credential
-from app.htpasswd import Credentials, htpasswd_line
+from app.htpasswd import Credentials
 from app.node_credentials import PULL_ACCOUNT
 from app.plan import Plan, Secrets, load_plan
 from app.runtimes.base import credential_fingerprint
@@ -88,6 +88,14 @@ class Setup:
         return RegistryCredential(self.registry, PULL_ACCOUNT,
                                   password or self.cluster_password).auth
 
+    def plan_credential(self) -> RegistryCredential:
+        """The pull account's credential as saved next to the plan."""
+        from app.credential_files import read_credential
+
+        saved = read_credential(credential_path(self.plan, PULL_ACCOUNT), self.registry)
+        assert saved is not None
+        return saved
+
     def node_json(self, name: str, path: str) -> dict[str, object]:
         raw = self.lab[name].host_path(path).read_bytes()
         data = json.loads(raw)
@@ -95,18 +103,23 @@ class Setup:
         return data
 
     def set_cluster_password(self, password: str) -> None:
-        """The pull account as the server side will keep it: a line of the registry's htpasswd
-        (the operator's line kept), and credentials/cluster.json."""
-        registry = self.lab["registry"]
-        path = registry.host_path(f"{CERTS_DIR}/htpasswd")
-        lines = [line for line in path.read_text().splitlines()
-                 if line and not line.startswith(f"{PULL_ACCOUNT}:")]
-        lines.append(htpasswd_line(PULL_ACCOUNT, password).strip())
-        path.write_text("\n".join(lines) + "\n")
-        registry.exec(["docker", "restart", CONTAINER], timeout=60)  # registry:2 reads it once
-        assert poll_until(lambda: self.http_status("/v2/", None) == 401, timeout=60)
-        write_credential(credential_path(self.plan, PULL_ACCOUNT),
-                         RegistryCredential(self.registry, PULL_ACCOUNT, password))
+        """Rotate the pull account to ``password`` as ``regwiz accounts rotate`` does on the
+        server side (credentials/cluster.json and the registry host's htpasswd), leaving the
+        nodes alone: they are the tests' business."""
+        from app.accounts import AccountStore, password_env_var
+        from app.connections import open_registry_transport
+        from app.deploy import Deployment
+        from app.steps import Outcome, run_steps
+
+        plan, secrets = self.plan, self.secrets()
+        AccountStore(plan, {password_env_var(PULL_ACCOUNT): password}).rotate(PULL_ACCOUNT)
+        policy = host_key_policy(False, known_hosts=self.known_hosts)
+        with Deployment(plan, secrets, connect=lambda: open_registry_transport(
+                plan, secrets, policy)) as deployment:
+            results = run_steps(deployment.sync_steps())
+        assert all(r.outcome is not Outcome.FAILED for r in results), results
+        assert poll_until(lambda: self.http_status("/v2/", (PULL_ACCOUNT, password)) == 200,
+                          timeout=60)
         self.cluster_password = password
 
     def http_status(self, path: str, login: tuple[str, str] | None) -> int | None:
@@ -178,7 +191,7 @@ def _push_selftest(setup: Setup, tmp_path: Path) -> str:
     certs.mkdir()
     (certs / "ca.crt").write_bytes((setup.plan.cert_dir / "ca.crt").read_bytes())
     authfile = tmp_path / "operator.json"
-    write_credential(authfile, RegistryCredential(setup.registry, "regwiz",
+    write_credential(authfile, RegistryCredential(setup.registry, "operator",
                                                   setup.operator_password))
     subprocess.run(["skopeo", "copy", "--quiet", "--authfile", str(authfile),
                     "--dest-cert-dir", str(certs), f"docker-archive:{archive}",
@@ -231,7 +244,7 @@ def test_docker_node_pulls_with_the_installed_credential(setup: Setup, tmp_path:
 def _verify(setup: Setup) -> VerifyReport:
     return verify(setup.plan, setup.secrets(),
                   host_key_policy=host_key_policy(False, known_hosts=setup.known_hosts),
-                  credentials=Credentials(setup.registry, "regwiz", setup.operator_password))
+                  credentials=Credentials(setup.registry, "operator", setup.operator_password))
 
 
 def test_verify_proves_the_installed_credential_and_the_anonymous_refusal(
@@ -287,6 +300,25 @@ def test_rotation_updates_every_node_and_status_shows_stale_until_then(setup: Se
     assert setup.cli("onboard", "--retry-failed") == 0
     assert setup.node_json("plain", KUBELET)["auths"] == {
         **OTHER, setup.registry: {"auth": setup.auth()}}
+    assert setup.status().stale_nodes == []
+
+
+def test_accounts_rotate_cluster_updates_every_node_at_once(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`regwiz accounts rotate cluster`: the registry takes the new password only, and every
+    node holds it when the command returns (no separate onboarding run)."""
+    old = setup.cluster_password
+    assert setup.cli("accounts", "rotate", PULL_ACCOUNT) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "nodes updated (4 changed)" in out, out
+    new = str(setup.plan_credential().password)
+    assert new != old and new not in out and old not in out
+    setup.cluster_password = new
+    assert setup.http_status("/v2/", (PULL_ACCOUNT, old)) == 401
+    assert setup.http_status("/v2/", (PULL_ACCOUNT, new)) == 200
+    for name in NODES:
+        assert setup.node_json(name, KUBELET)["auths"][setup.registry] == {"auth": setup.auth()}
     assert setup.status().stale_nodes == []
 
 

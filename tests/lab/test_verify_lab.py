@@ -253,11 +253,13 @@ def test_status_shows_a_stale_ca_as_mismatched(
     assert "mismatch" in text and "regwiz onboard" in text
 
 
-def test_htpasswd_registry_checks_each_runtime_ca_with_login(
+def test_htpasswd_registry_proves_each_node_pulls_with_its_installed_credential(
     lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With auth on, nodes hold no password: each runtime's CA file is proven by an HTTPS
-    manifest request with login (password on stdin), and regwiz k8s makes the pull secret."""
+    """With auth on, deploy makes the accounts and onboarding puts the pull account's credential
+    on every node: verify proves each node pulls with what it holds (the runtime's own file
+    where the runtime reads one, the kubelet's file over each runtime's CA) and that anonymous
+    access is refused; regwiz k8s makes the pull secret."""
     monkeypatch.setenv("REGWIZ_SUDO_PASSWORD", "rwops-password")
     port = PORT + 100
     text = verify_plan_text(lab).replace(f"port = {PORT}", f"port = {port}")
@@ -278,12 +280,15 @@ def test_htpasswd_registry_checks_each_runtime_ca_with_login(
         report = json.loads(capsys.readouterr().out)
         kinds = {node["host"]: [c["kind"] for c in node["checks"]] for node in report["nodes"]}
         reg = plan.registry_reference
-        assert kinds[lab["docker"].ip] == [
-            f"docker CA + login (curl --cacert /etc/docker/certs.d/{reg}/ca.crt)"]
-        assert kinds[lab["bare"].ip] == [
-            f"containerd CA + login (curl --cacert /etc/containerd/certs.d/{reg}/ca.crt)"]
-        assert kinds[lab["plain"].ip] == ["TLS + login (OS trust store only)"]
-        digests = {c["digest"] for node in report["nodes"] for c in node["checks"]}
+        assert "docker pull with root's ~/.docker/config.json" in kinds[lab["docker"].ip]
+        for name in ("docker", "containerd", "bare", "plain"):
+            node_kinds = kinds[lab[name].ip]
+            assert node_kinds[-1] == "anonymous access refused", node_kinds
+            assert any(k.startswith("kubelet credential") for k in node_kinds), node_kinds
+        assert any(f"/etc/containerd/certs.d/{reg}/ca.crt" in k or "containerd" in k
+                   for k in kinds[lab["bare"].ip]), kinds
+        digests = {c["digest"] for node in report["nodes"] for c in node["checks"]
+                   if c["digest"]}
         assert digests == {report["push_pull"]["pushed_digest"]}
         password = json.loads(credentials.read_text())["password"]
         assert password not in json.dumps(report)
