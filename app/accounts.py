@@ -145,11 +145,16 @@ class AccountStore:
         self.save([*accounts, account])
         return account
 
-    def rotate(self, name: str) -> Account:
+    def _existing(self, name: str) -> tuple[list[Account], Account]:
+        """Every account, and the one called ``name`` (UsageError when there is none)."""
         accounts = self.load()
         account = next((a for a in accounts if a.name == name), None)
         if account is None:
             raise UsageError(f"no account {name}", "see regwiz accounts list")
+        return accounts, account
+
+    def rotate(self, name: str) -> Account:
+        accounts, account = self._existing(name)
         old = self.credential(name)
         password = self._new_password(name)
         if old is not None and old.password == password:
@@ -161,10 +166,7 @@ class AccountStore:
         return rotated
 
     def revoke(self, name: str) -> Account:
-        accounts = self.load()
-        account = next((a for a in accounts if a.name == name), None)
-        if account is None:
-            raise UsageError(f"no account {name}", "see regwiz accounts list")
+        accounts, account = self._existing(name)
         self.save([a for a in accounts if a.name != name])
         self.credential_file(name).unlink(missing_ok=True)
         return account

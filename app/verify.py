@@ -65,8 +65,18 @@ class NodeCheck:
     digest: str | None = None
 
 
+class _PassedByState:
+    """``passed`` for a result whose ``state`` is a CheckState."""
+
+    state: CheckState
+
+    @property
+    def passed(self) -> bool:
+        return self.state is CheckState.PASSED
+
+
 @dataclass
-class NodeVerifyResult:
+class NodeVerifyResult(_PassedByState):
     host: str
     state: CheckState = CheckState.PENDING
     runtimes: list[str] = field(default_factory=list)
@@ -75,13 +85,10 @@ class NodeVerifyResult:
     hint: str | None = None
     seconds: float = 0.0
 
-    @property
-    def passed(self) -> bool:
-        return self.state is CheckState.PASSED
 
 
 @dataclass
-class PushPullResult:
+class PushPullResult(_PassedByState):
     """The registry-side proof: push from a Docker daemon, remove, pull back, compare digests."""
 
     reference: str
@@ -95,10 +102,6 @@ class PushPullResult:
     cleanup: str = ""  # what happened to the test tag afterwards
     note: str = ""  # how the push was done when not the plain way (e.g. loopback)
     seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.state is CheckState.PASSED
 
 
 @dataclass

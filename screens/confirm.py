@@ -6,9 +6,11 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+
+from screens.widgets.dialog_buttons import DialogButtons
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -34,13 +36,9 @@ class ConfirmModal(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.body, classes="dialog-body", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button(self.cancel_label, id="cancel")
-                yield Button(
-                    self.confirm_label,
-                    id="confirm",
-                    variant="error" if self.danger else "primary",
-                )
+            yield DialogButtons(self.confirm_label, ok_id="confirm",
+                                variant="error" if self.danger else "primary",
+                                cancel_label=self.cancel_label)
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()  # the safe answer is the default

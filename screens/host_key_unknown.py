@@ -12,9 +12,11 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+
+from screens.widgets.dialog_buttons import DialogButtons
 
 
 class HostKeyUnknownModal(ModalScreen[bool]):
@@ -57,9 +59,8 @@ class HostKeyUnknownModal(ModalScreen[bool]):
                 classes="dialog-hint",
                 markup=False,
             )
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Reject", id="reject")
-                yield Button("Accept and remember", id="accept", variant="warning")
+            yield DialogButtons("Accept and remember", ok_id="accept", variant="warning",
+                                cancel_label="Reject", cancel_id="reject")
 
     def on_mount(self) -> None:
         self.query_one("#reject", Button).focus()

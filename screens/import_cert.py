@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Label
+from textual.containers import Vertical
+from textual.widgets import Label
 
 from app.paths import expand_user
 from screens.form_modal import FormModal
 from screens.validators import Checked, local_file_problem
+from screens.widgets.dialog_buttons import DialogButtons
 from screens.widgets.form_field import FormField
 
 ImportPaths = tuple[Path, Path, Path | None]
@@ -41,9 +42,7 @@ class ImportCertModal(FormModal[ImportPaths]):
             yield FormField("Chain (optional)", field_id="import-chain",
                             validators=[Checked(check_existing_file, optional=True)],
                             help_text="Intermediates and root, if not in the certificate file.")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Import", id="import", variant="primary")
+            yield DialogButtons("Import", ok_id="import")
 
     def result(self) -> ImportPaths | None:
         if not self.form_is_valid():

@@ -6,13 +6,14 @@ Dismisses with a new NodeDefaults, or None when cancelled.
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Label, Select
+from textual.containers import Grid, Vertical
+from textual.widgets import Checkbox, Label, Select
 
 from app.plan import NodeDefaults
 from app.validate import RUNTIMES
 from screens import validators
 from screens.form_modal import FormModal
+from screens.widgets.dialog_buttons import DialogButtons
 from screens.widgets.form_field import FormField
 from screens.widgets.labeled_control import LabeledControl
 
@@ -45,9 +46,7 @@ class NodeDefaultsModal(FormModal[NodeDefaults]):
                 yield LabeledControl("OS trust store", Checkbox(
                     "also trust the CA system-wide", defaults.os_trust_store,
                     id="default-os-store", compact=True))
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Save", id="save", variant="primary")
+            yield DialogButtons("Save", ok_id="save")
 
     def result(self) -> NodeDefaults | None:
         if not self.form_is_valid():

@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Button, Label, Select
+from textual.containers import Grid, Vertical
+from textual.widgets import Label, Select
 
 from app.plan import NodeDefaults, NodeSettings
 from app.validate import RUNTIMES
 from screens import validators
 from screens.form_modal import FormModal
+from screens.widgets.dialog_buttons import DialogButtons
 from screens.widgets.form_field import FormField
 from screens.widgets.labeled_control import LabeledControl
 
@@ -76,9 +77,7 @@ class NodeEditModal(FormModal[NodeSettings]):
                 yield LabeledControl("OS trust store", Select(
                     _tri_options(defaults.os_trust_store), value=_tri(node.os_trust_store),
                     allow_blank=False, id="node-os-store", compact=True))
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Save", id="save", variant="primary")
+            yield DialogButtons("Save", ok_id="save")
 
     def check_host(self, value: str) -> str | None:
         from app.validate import check_host

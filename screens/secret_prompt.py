@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.containers import Vertical
+from textual.widgets import Checkbox, Input, Label, Static
 
 from screens.form_modal import FormModal
+from screens.widgets.dialog_buttons import DialogButtons
 from screens.widgets.form_field import FormField
 
 
@@ -41,9 +42,7 @@ class SecretPromptModal(FormModal[SecretAnswer]):
             if self.offer_all:
                 yield Checkbox("use it for all remaining hosts", False, id="for-all",
                                compact=True)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Try again", id="ok", variant="primary")
+            yield DialogButtons("Try again")
 
     def on_mount(self) -> None:
         self.query_one("#secret", Input).focus()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.validation import Validator
-from textual.widgets import Button, Input, Label
+from textual.widgets import Input, Label
 
 from screens.form_modal import FormModal
+from screens.widgets.dialog_buttons import DialogButtons
 from screens.widgets.form_field import FormField
 
 
@@ -36,9 +37,7 @@ class TextPromptModal(FormModal[str]):
             yield Label(self.title_text, classes="dialog-title")
             yield FormField(self.label, field_id="prompt", value=self.value,
                             validators=[self.validator], help_text=self.help_text)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button(self.ok_label, id="ok", variant="primary")
+            yield DialogButtons(self.ok_label)
 
     def on_mount(self) -> None:
         self.query_one("#prompt", Input).focus()

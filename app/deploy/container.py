@@ -143,13 +143,7 @@ def published_bindings(container: Any) -> set[tuple[str, int]]:
 
 
 def published_ports(container: Any) -> set[int]:
-    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
-    ports = set()
-    for entries in bindings.values():
-        for entry in entries or []:
-            text = str(entry.get("HostPort") or "")
-            if text.isdigit():
-                ports.add(int(text))
+    ports = {port for _, port in published_bindings(container)}
     return ports
 
 
