@@ -36,9 +36,9 @@ from app.transport.base import display_command
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
-    from app.runtimes.base import NodeCredential, TrustProblem
+    from app.runtimes.base import NodeCheckSpec, NodeCredential, RuntimeAdapter, TrustProblem
     from app.runtimes.probe import NodeFacts
-    from app.transport.base import Transport
+    from app.transport.base import CommandResult, Transport
 
 DEFAULT_PARALLEL = 16
 PULL_TIMEOUT = 180.0
@@ -673,6 +673,23 @@ def _pull_checks(
     job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport
 ) -> list[NodeCheck]:
     """A real pull with every runtime the node uses (registry without auth)."""
+    def pull(adapter: RuntimeAdapter, name: str, have: frozenset[str]
+             ) -> NodeCheckSpec | NodeCheck | None:
+        if (problem := adapter.trust_problem(name, facts)) is not None:
+            return trust_problem_check(problem)
+        return adapter.pull_check(name, facts, job.image.reference, sudo=node.sudo,
+                                  helpers=have, image_id=job.image.image_id)
+
+    return _runtime_pull_checks(job, node, facts, transport, pull)
+
+
+PullOf = Callable[["RuntimeAdapter", str, frozenset[str]], "NodeCheckSpec | NodeCheck | None"]
+
+
+def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
+                         transport: Transport, pull_of: PullOf) -> list[NodeCheck]:
+    """One pull per runtime in use, as ``pull_of`` says (a spec to run, a check already judged,
+    or None); each kind of pull once, since runtimes may share one (CRI-O and podman)."""
     from app.runtimes import registry as runtimes
 
     wanted = runtimes.helper_programs(facts.runtimes)
@@ -682,12 +699,10 @@ def _pull_checks(
     for adapter, name in runtimes.in_use(facts.runtimes):
         if job.stop():
             raise RegwizError("cancelled")
-        if (problem := adapter.trust_problem(name, facts)) is not None:
-            checks.append(trust_problem_check(problem))
-            continue
-        spec = adapter.pull_check(name, facts, job.image.reference, sudo=node.sudo,
-                                  helpers=have, image_id=job.image.image_id)
-        if spec is not None and spec.kind not in kinds_done:
+        spec = pull_of(adapter, name, have)
+        if isinstance(spec, NodeCheck):
+            checks.append(spec)
+        elif spec is not None and spec.kind not in kinds_done:
             kinds_done.add(spec.kind)
             job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
             checks.append(run_pull_check(transport, spec, job.image, job.plan,
@@ -729,19 +744,11 @@ def _credential_checks(
     from app.runtimes import registry as runtimes
 
     checks = [trust_problem_check(problem) for _, problem in runtimes.trust_problems(facts)]
-    wanted = runtimes.helper_programs(facts.runtimes)
-    have = frozenset(_helpers_present(transport, wanted) if wanted else ())
-    kinds_done: set[str] = set()
-    for adapter, name in runtimes.in_use(facts.runtimes):
-        if job.stop():
-            raise RegwizError("cancelled")
-        spec = adapter.credential_pull_check(name, facts, job.image.reference, sudo=node.sudo,
-                                             helpers=have, image_id=job.image.image_id)
-        if spec is not None and spec.kind not in kinds_done:
-            kinds_done.add(spec.kind)
-            job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
-            checks.append(run_pull_check(transport, spec, job.image, job.plan,
-                                         job.expected_digest))
+    checks += _runtime_pull_checks(
+        job, node, facts, transport,
+        lambda adapter, name, have: adapter.credential_pull_check(
+            name, facts, job.image.reference, sudo=node.sudo, helpers=have,
+            image_id=job.image.image_id))
     targets: list[tuple[str, str] | None] = list(
         runtimes.ca_locations(facts, job.plan.registry_address, False))
     if node.os_trust_store or not targets:
@@ -887,29 +894,37 @@ def run_login_check(
     argv = login_check_argv(url, ca_path)
     answer = transport.run(argv, stdin=curl_user_config(*job.auth), timeout=60.0, check=False)
     shown = display_command(argv)
+    return _manifest_check(
+        job, kind, shown, answer,
+        missing_curl="install curl: in htpasswd mode regwiz checks nodes with it",
+        refused=("the registry rejected the credentials (HTTP 401)",
+                 "check --credentials-file / REGWIZ_REGISTRY_PASSWORD"),
+        fetched=f"manifest of {image.reference} fetched with login over TLS trusting "
+                f"{ca_path or 'the OS store'} (pods need an imagePullSecret: see regwiz k8s)",
+    )
+
+
+def _manifest_check(job: _NodeJob, kind: str, shown: str, answer: CommandResult, *,
+                    missing_curl: str, refused: tuple[str, str], fetched: str) -> NodeCheck:
+    """Judge a ``curl -I`` of the test image's manifest made on a node: curl missing, a TLS or
+    network failure, the login refused (``refused``: detail and hint), another HTTP status,
+    another digest than the one pushed, or ``fetched`` (the evidence)."""
     if answer.exit_status == 127:
-        return NodeCheck(kind, shown, False, "curl is not installed on the node",
-                         "install curl: in htpasswd mode regwiz checks nodes with it")
+        return NodeCheck(kind, shown, False, "curl is not installed on the node", missing_curl)
     if answer.exit_status != 0:
         detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
-                                            plan.registry_reference)
+                                            job.plan.registry_reference)
         return NodeCheck(kind, shown, False, detail, hint)
     status, digest = parse_head_response(answer.stdout)
     if status == 401:
-        return NodeCheck(kind, shown, False, "the registry rejected the credentials (HTTP 401)",
-                         "check --credentials-file / REGWIZ_REGISTRY_PASSWORD")
+        return NodeCheck(kind, shown, False, *refused)
     if status != 200:
         return NodeCheck(kind, shown, False, f"the manifest request answered HTTP {status}")
     if job.expected_digest and digest != job.expected_digest:
         return NodeCheck(kind, shown, False,
                          f"manifest digest {digest} differs from the pushed {job.expected_digest}",
                          None, digest)
-    return NodeCheck(
-        kind, shown, True,
-        f"manifest of {image.reference} fetched with login over TLS trusting "
-        f"{ca_path or 'the OS store'} (pods need an imagePullSecret: see regwiz k8s)",
-        None, digest,
-    )
+    return NodeCheck(kind, shown, True, fetched, None, digest)
 
 
 # --- the pull credential installed on the node -------------------------------------------------
@@ -961,27 +976,13 @@ def run_kubelet_credential_check(
     if answer.exit_status in (_NO_FILE_STATUS, _NO_ENTRY_STATUS):
         return NodeCheck(kind, shown, False, key_error_line(answer.stderr),
                          "run regwiz onboard to install the pull credential")
-    if answer.exit_status == 127:
-        return NodeCheck(kind, shown, False, "curl is not installed on the node",
-                         "install curl: regwiz checks the kubelet's credential with it")
-    if answer.exit_status != 0:
-        detail, hint = explain_node_failure(answer.stderr + "\n" + answer.stdout,
-                                            plan.registry_reference)
-        return NodeCheck(kind, shown, False, detail, hint)
-    status, digest = parse_head_response(answer.stdout)
-    if status == 401:
-        return NodeCheck(kind, shown, False,
-                         "the registry refused the node's installed credential (HTTP 401)",
-                         "it is not the current one: run regwiz onboard")
-    if status != 200:
-        return NodeCheck(kind, shown, False, f"the manifest request answered HTTP {status}")
-    if job.expected_digest and digest != job.expected_digest:
-        return NodeCheck(kind, shown, False,
-                         f"manifest digest {digest} differs from the pushed {job.expected_digest}",
-                         None, digest)
-    return NodeCheck(kind, shown, True,
-                     f"fetched the manifest of {image.reference} with the installed credential",
-                     None, digest)
+    return _manifest_check(
+        job, kind, shown, answer,
+        missing_curl="install curl: regwiz checks the kubelet's credential with it",
+        refused=("the registry refused the node's installed credential (HTTP 401)",
+                 "it is not the current one: run regwiz onboard"),
+        fetched=f"fetched the manifest of {image.reference} with the installed credential",
+    )
 
 
 def anonymous_check_argv(url: str, ca_path: str | None) -> list[str]:
