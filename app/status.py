@@ -148,6 +148,14 @@ class NodeTrustStatus:
 
 
 @dataclass
+class AccountStatus:
+    name: str
+    role: str  # "push" or "pull"
+    created: str
+    rotated: str = ""  # "" = never
+
+
+@dataclass
 class StatusReport:
     collected_at: str  # ISO 8601, UTC
     registry_reference: str  # HOST:PORT as in image references
@@ -160,6 +168,9 @@ class StatusReport:
     disk: DiskStatus
     nodes: list[NodeTrustStatus] | None = None  # None when nodes were not checked
     seconds: float = 0.0
+    auth: str = ""  # the plan's registry.auth ("" when not collected)
+    accounts: list[AccountStatus] = field(default_factory=list)  # who may log in (no secrets)
+    accounts_error: str | None = None
 
     @property
     def stale_nodes(self) -> list[NodeTrustStatus]:
@@ -234,7 +245,22 @@ def collect_status(
             disk=disk,
             nodes=[f.result() for f in node_futures] if include_nodes else None,
             seconds=time.monotonic() - started,
+            auth=plan.registry.auth,
+            **_accounts(plan),
         )
+
+
+def _accounts(plan: Plan) -> dict[str, Any]:
+    """The registry's accounts as saved next to the plan (read locally; never a secret)."""
+    from app.accounts import AccountStore
+
+    if plan.registry.auth != "htpasswd":
+        return {}
+    try:
+        saved = AccountStore(plan).load()
+    except RegwizError as error:
+        return {"accounts_error": error.message}
+    return {"accounts": [AccountStatus(a.name, a.role, a.created, a.rotated) for a in saved]}
 
 
 def ca_key_note(plan: Plan) -> str | None:

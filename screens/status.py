@@ -70,6 +70,13 @@ def render_report(report: StatusReport) -> Text:
         text.append(f"  {registry.error or 'no answer'}")
         if registry.hint:
             text.append(f"\n{'':<13}hint: {registry.hint}", style="dim")
+    if report.auth:
+        text.append(f"\n{'auth':<13}", style="bold")
+        text.append(report.auth, style="bold red" if report.auth == "none" else "")
+    for index, account in enumerate(report.accounts):
+        text.append(f"\n{'accounts' if index == 0 else '':<13}", style="bold")
+        text.append(f"{account.name} ({account.role}), created {account.created[:10]}, "
+                    f"rotated {account.rotated[:10] or 'never'}")
     text.append("\n").append_text(certificate_line("server cert", report.server_certificate))
     if report.served_matches_local is False:
         text.append("  served cert is not the plan's tls.crt: redeploy", style="bold yellow")

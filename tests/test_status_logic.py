@@ -254,3 +254,38 @@ def test_a_served_certificate_older_than_the_plan_is_out_of_date(tmp_path: Path)
         print_status(report, printed)
         assert "out of date with the plan:" in printed.getvalue()
         assert "mirror.example.internal is in the plan but not" in printed.getvalue()
+
+
+def test_status_shows_the_auth_mode_and_accounts_never_their_secrets(tmp_path: Path) -> None:
+    import io
+
+    from app.accounts import AccountStore
+    from app.commands.status import print_status
+    from app.status import _accounts
+
+    plan = new_plan(tmp_path / "plan.toml")
+    plan.registry.auth = "htpasswd"
+    store = AccountStore(plan)
+    store.ensure_defaults()
+    store.rotate("cluster")
+    collected = _accounts(plan)
+    names = [(a.name, a.role, bool(a.rotated)) for a in collected["accounts"]]
+    assert names == [("operator", "push", False), ("cluster", "pull", True)]
+    report = collect_status(plan, Secrets(), host_key_policy=None, include_nodes=False)
+    assert report.auth == "htpasswd" and [a.name for a in report.accounts] == [
+        "operator", "cluster"]
+    printed = io.StringIO()
+    print_status(report, printed)
+    text = printed.getvalue()
+    assert "auth          htpasswd" in text
+    assert "operator (push), created" in text and "cluster (pull)" in text
+    for name in ("operator", "cluster"):
+        secret = store.credential(name)
+        assert secret is not None and secret.password not in text
+        assert secret.password not in json.dumps(report.to_dict())
+    plan.registry.auth = "none"
+    bare = collect_status(plan, Secrets(), host_key_policy=None, include_nodes=False)
+    printed = io.StringIO()
+    print_status(bare, printed)
+    assert "none: anyone who can reach the port can push" in printed.getvalue()
+    assert bare.accounts == []

@@ -96,6 +96,15 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         line("registry", f"DOWN at {reg.url}: {reg.error}")
         if reg.hint:
             line("", f"hint: {reg.hint}")
+    if report.auth:
+        line("auth", report.auth if report.auth != "none"
+             else "none: anyone who can reach the port can push")
+    for index, account in enumerate(report.accounts):
+        line("accounts" if index == 0 else "",
+             f"{account.name} ({account.role}), created {account.created}, "
+             f"rotated {account.rotated or 'never'}")
+    if report.accounts_error:
+        line("accounts", report.accounts_error)
     line("server cert", _cert_line(report.server_certificate))
     if report.server_certificate.out_of_date:
         line("", "out of date with the plan:")
