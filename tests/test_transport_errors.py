@@ -80,3 +80,35 @@ def test_closing_a_docker_channel_after_the_ssh_link_died_is_quiet() -> None:
             raise EOFError
 
     ChannelStream(DeadLinkChannel()).close()
+
+
+def test_a_link_dying_mid_command_is_unreachable_not_an_eoferror() -> None:
+    """sshd killed mid-transfer: the command's channel fails, and paramiko's close() of that
+    channel raises EOFError too; the error reported must stay the transport's own (kind
+    "unreachable", naming the host), not the EOFError from the cleanup (seen in the fault suite
+    as a node failed with 'internal error: EOFError')."""
+    import pytest
+
+    from app.transport.base import ConnectionSecrets, ConnectionSettings, TransportError
+    from app.transport.ssh import SSHTransport
+
+    class DyingChannel:
+        def exec_command(self, command: str) -> None:
+            raise EOFError
+
+        def close(self) -> None:
+            raise EOFError
+
+    class Link:
+        def is_active(self) -> bool:
+            return True
+
+        def open_session(self, timeout: float) -> DyingChannel:
+            return DyingChannel()
+
+    transport = SSHTransport(Link(), None, ConnectionSettings(host="198.18.0.7"),  # type: ignore[arg-type]
+                             ConnectionSecrets())
+    with pytest.raises(TransportError) as raised:
+        transport.run(["true"], timeout=5)
+    assert raised.value.kind == "unreachable"
+    assert "198.18.0.7" in raised.value.message

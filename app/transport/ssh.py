@@ -14,6 +14,7 @@ only once the command runs (see ``app.transport.sudo``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import getpass
 import os
@@ -508,7 +509,7 @@ class SSHTransport(ExecTransport):
                 kind="unreachable",
             ) from error
         finally:
-            channel.close()
+            close_quietly(channel)
         if status < 0 and self.client.is_active():
             raise TransportError(
                 f"`{display_command(argv)}` on {self.name} ended without an exit status "
@@ -537,7 +538,7 @@ class SSHTransport(ExecTransport):
             if gate is not None:
                 self._sudo_handshake(channel, gate, argv)
         except (paramiko.SSHException, OSError, EOFError) as error:
-            channel.close()
+            close_quietly(channel)
             raise TransportError(
                 f"cannot start `{display_command(argv)}` on {self.name}: {error}",
                 kind="unreachable",
@@ -563,7 +564,7 @@ class SSHTransport(ExecTransport):
         if gate.started:
             return
         stderr = gate.clean(as_text(b"".join(err)))
-        channel.close()
+        close_quietly(channel)
         raise sudo_problem(self.name, stderr, used_password=True) or TransportError(
             f"sudo did not start `{display_command(argv)}` on {self.name}"
             f"{': ' + stderr.strip() if stderr.strip() else ''}",
@@ -579,6 +580,14 @@ class SSHTransport(ExecTransport):
 
 class _ChannelTimeout(Exception):
     pass
+
+
+def close_quietly(channel: paramiko.Channel) -> None:
+    """Close a channel whose SSH link may already be dead: paramiko then raises EOFError (or
+    OSError) from close(), which must not replace the TransportError being reported (a node
+    whose sshd died mid-transfer was reported as an internal "EOFError")."""
+    with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+        channel.close()
 
 
 class _StdinFeed:
