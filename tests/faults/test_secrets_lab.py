@@ -11,7 +11,6 @@ import json
 import logging
 import secrets as random_secrets
 import shutil
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,9 @@ import pytest
 
 from app.cli import main
 from app.plan import load_plan
-from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab, LabHost
+from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
 from tests.lab.plans import core_plan_text
+from tests.lab.ps_watcher import PsWatcher
 
 
 @pytest.fixture
@@ -135,33 +135,6 @@ def test_full_apply_with_passwords_leaks_no_secret(
     # needles work; the operator's password is REGWIZ_REGISTRY_PASSWORD (issue 11)
     assert set(_leaks(credentials.read_text(), needles)) == {"registry password",
                                                              "operator password"}
-
-
-class PsWatcher:
-    """Collects every process's argument list on lab hosts while a command runs (``ps``)."""
-
-    def __init__(self, hosts: list[LabHost]) -> None:
-        self.hosts = hosts
-        self.seen: set[str] = set()
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            for host in self.hosts:
-                found = host.exec(["ps", "-eww", "-o", "args"], check=False)  # untruncated
-                self.seen.update(found.stdout.decode(errors="replace").splitlines())
-                self.samples += 1
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> PsWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def test_node_credentials_leak_nowhere_nor_on_any_command_line(

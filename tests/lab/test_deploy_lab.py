@@ -11,8 +11,6 @@ import shutil
 import ssl
 import stat
 import subprocess
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from app.plan import Secrets, load_plan
 from app.transport.factory import open_transport
 from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab, LabHost
 from tests.lab.plans import registry_plan_text
+from tests.lab.trust import https_status
 
 
 @dataclass
@@ -91,18 +90,7 @@ def setup(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
 
 def get_v2(address: str, ca_pem: bytes, auth: tuple[str, str] | None = None) -> int:
     """Plain Python, trusting only our CA: the status of GET /v2/."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(cadata=ca_pem.decode())
-    request = urllib.request.Request(f"https://{address}/v2/")
-    if auth:
-        import base64
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    return https_status(f"https://{address}/v2/", ca_pem, auth)
 
 
 def trust_on(host: LabHost, address: str, ca_pem: bytes) -> None:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets as random_secrets
-import ssl
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,7 @@ from app.status import CredentialState, StatusReport, collect_status
 from app.verify import VerifyReport, verify
 from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
 from tests.lab.plans import core_plan_text
-from tests.lab.trust import reset_node_trust
+from tests.lab.trust import https_status, reset_node_trust
 from tests.polling import poll_until
 
 PORT = 8571
@@ -124,18 +121,9 @@ class Setup:
 
     def http_status(self, path: str, login: tuple[str, str] | None) -> int | None:
         """The registry's answer to GET ``path`` from this machine, over TLS trusting ca.crt."""
-        import base64
-
-        context = ssl.create_default_context(cafile=str(self.plan.cert_dir / "ca.crt"))
-        request = urllib.request.Request(f"https://{self.registry}{path}")
-        if login:
-            token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
+        ca_pem = (self.plan.cert_dir / "ca.crt").read_bytes()
         try:
-            with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-                return int(answer.status)
-        except urllib.error.HTTPError as error:
-            return int(error.code)
+            return https_status(f"https://{self.registry}{path}", ca_pem, login)
         except OSError:
             return None
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import ssl
 import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +23,8 @@ import pytest
 from app.cli import main
 from tests.lab.lab import BUSYBOX_IMAGE, FRONT_IMAGE, Lab, LabHost
 from tests.lab.plans import registry_plan_text
+from tests.lab.ps_watcher import PsWatcher
+from tests.lab.trust import https_status
 
 pytestmark = pytest.mark.lab
 
@@ -106,18 +104,11 @@ def private(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
 
 def request_status(private: Private, method: str, path: str,
                    account: str | None = None, password: str | None = None) -> int:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(cadata=private.ca_pem.decode())
-    request = urllib.request.Request(f"https://{private.address}{path}", method=method)
+    login = None
     if account:
-        secret = password if password is not None else private.password(account)
-        token = base64.b64encode(f"{account}:{secret}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=15) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+        login = (account, password if password is not None else private.password(account))
+    return https_status(f"https://{private.address}{path}", private.ca_pem, login,
+                        method=method, timeout=15)
 
 
 def skopeo(private: Private, *args: str) -> subprocess.CompletedProcess[str]:
@@ -134,36 +125,12 @@ def outcomes(output: str) -> list[str]:
             if line.split() and line.split()[0] in ("changed", "unchanged", "failed", "skipped")]
 
 
-class PsWatcher:
-    """Collects the argument lists of every process on a lab host while a command runs."""
-
-    def __init__(self, host: LabHost) -> None:
-        self.host = host
-        self.seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            found = self.host.exec(["ps", "-eo", "args"], check=False)
-            self.seen.update(found.stdout.decode(errors="replace").splitlines())
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> PsWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 def test_default_plan_is_private_with_roles_rotate_and_revoke(
     private: Private, lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
     private.write(bind_address=private.host.ip)
     started = time.monotonic()
-    with PsWatcher(private.host) as watcher:
+    with PsWatcher([private.host]) as watcher:
         assert private.cli("deploy") == 0, capsys.readouterr()
     first_seconds = time.monotonic() - started
     first = capsys.readouterr()

@@ -4,6 +4,7 @@ original state, and check a registry's TLS against one CA alone."""
 from __future__ import annotations
 
 import ssl
+import urllib.error
 import urllib.request
 
 from app.runtimes import OS_DEBIAN, os_trust_store
@@ -41,6 +42,25 @@ def _remove_os_anchor(host: LabHost, registry: str) -> None:
         # rebuild the bundle so the CA is really gone, not just its source file (slow: only
         # when there was something to remove)
         host.exec(["update-ca-certificates", "--fresh"], check=False, timeout=120)
+
+
+def https_status(url: str, ca_pem: bytes, login: tuple[str, str] | None = None, *,
+                 method: str = "GET", timeout: float = 10) -> int:
+    """The HTTP status of ``method url`` from this machine, trusting only ``ca_pem``, with
+    ``login`` as basic auth; network and TLS failures raise (OSError)."""
+    import base64
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=ca_pem.decode())
+    request = urllib.request.Request(url, method=method)
+    if login:
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 def registry_answers(address: str, ca_pem: bytes) -> bool:

@@ -4,8 +4,10 @@ host-key modal (accept / reject) and the changed-key warning that cannot be acce
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, Input, RadioSet, Static
 
 from app.plan import load_plan
@@ -31,6 +33,21 @@ def fill_target(screen: RegistryHostScreen, server: SshServer) -> None:
     radio = screen.query_one("#auth-method", RadioSet)
     next(b for b in radio.query("RadioButton") if b.name == "key").value = True  # type: ignore[attr-defined]
     screen.query_one("#identity-file", Input).value = str(server.client_key)
+
+
+async def unknown_key_modal_without_sudo(app: RegwizApp, pilot: Pilot[Any],
+                                         server: SshServer) -> HostKeyUnknownModal:
+    """Test the connection to ``server`` (no sudo) and return the host-key question it asks."""
+    screen = app.screen
+    assert isinstance(screen, RegistryHostScreen)
+    fill_target(screen, server)
+    screen.query_one("#sudo", Checkbox).value = False
+    await pilot.pause()
+    screen.query_one("#test-connection", Button).press()
+    await wait_for_modal(app, pilot, HostKeyUnknownModal)
+    modal = app.screen
+    assert isinstance(modal, HostKeyUnknownModal)
+    return modal
 
 
 def result_text(app: RegwizApp) -> str:
@@ -83,15 +100,7 @@ async def test_unknown_host_key_rejected(
 ) -> None:
     app = make_app("registry")
     async with app.run_test(size=(100, 32)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RegistryHostScreen)
-        fill_target(screen, sshd)
-        screen.query_one("#sudo", Checkbox).value = False
-        await pilot.pause()
-        screen.query_one("#test-connection", Button).press()
-        await wait_for_modal(app, pilot, HostKeyUnknownModal)
-        modal = app.screen
-        assert isinstance(modal, HostKeyUnknownModal)
+        modal = await unknown_key_modal_without_sudo(app, pilot, sshd)
         assert str(modal.query_one("#fingerprint", Static).render()) == sshd.fingerprint()
         await pilot.click("#reject")
         await settle(app, pilot)
@@ -158,15 +167,7 @@ async def test_new_host_key_type_asks_with_the_known_keys_as_a_warning(
     known = f"ssh-rsa {fingerprint_of_blob(base64.b64decode(fields[1]))}"
     app = make_app("registry")
     async with app.run_test(size=(100, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RegistryHostScreen)
-        fill_target(screen, sshd)
-        screen.query_one("#sudo", Checkbox).value = False
-        await pilot.pause()
-        screen.query_one("#test-connection", Button).press()
-        await wait_for_modal(app, pilot, HostKeyUnknownModal)
-        modal = app.screen
-        assert isinstance(modal, HostKeyUnknownModal)
+        modal = await unknown_key_modal_without_sudo(app, pilot, sshd)
         warning = str(modal.query_one("#known-keys", Static).render())
         assert known in warning and "different type" in warning
         await pilot.click("#reject")
