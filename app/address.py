@@ -20,10 +20,6 @@ class RegistryAddress:
     port: int
 
     @property
-    def is_ipv6(self) -> bool:
-        return ":" in self.host
-
-    @property
     def url_host(self) -> str:
         """The host as it appears in a URL or an image reference (IPv6 in brackets)."""
         return url_host(self.host)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.address import RegistryAddress
+from app.address import url_host
 from app.errors import RegwizError
 from app.jsonable import plain
 from app.runtimes.base import NodeCheckSpec
@@ -252,7 +252,7 @@ def os_store_check_argv(address: str, port: int) -> list[str]:
     curl prints the HTTP status of ``/v2/``: 200 and 401 both prove TLS is trusted. openssl
     exits 0 only when the chain verified against the system store and the name matched.
     """
-    host = RegistryAddress(address, port).url_host
+    host = url_host(address)
     url = f"https://{host}:{port}/v2/"  # the port always spelled out, 443 included
     openssl = ["openssl", "s_client", "-connect", f"{host}:{port}"]
     if _is_ip(address):

@@ -144,9 +144,9 @@ def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
 def registry_connector(plan: Plan, secrets: Secrets, args: argparse.Namespace
                        ) -> Callable[[], Transport]:
     """Opens the registry host's transport; on a terminal asks for a missing password once."""
-    from app.connections import host_key_policy, open_registry_transport
+    from app.connections import open_registry_transport
 
-    policy = host_key_policy(args.accept_new_host_keys, known_hosts=args.known_hosts)
+    policy = policy_from_args(args)
 
     def connect() -> Transport:
         transport = _open_asking(plan, secrets, policy)

@@ -6,7 +6,12 @@ import argparse
 import json
 
 from app import onboard
-from app.commands.common import add_connection_arguments, load_plan_from_args, secrets_from_args
+from app.commands.common import (
+    add_connection_arguments,
+    load_plan_from_args,
+    policy_from_args,
+    secrets_from_args,
+)
 from app.commands.output import EventPrinter
 from app.commands.output import print_onboard_report as print_report
 from app.errors import UsageError
@@ -72,15 +77,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.connections import host_key_policy
-
     if args.parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {args.parallel}")
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     plan = load_plan_from_args(args, show_warnings=False)
     secrets = secrets_from_args(args)
-    policy = host_key_policy(args.accept_new_host_keys, known_hosts=args.known_hosts)
+    policy = policy_from_args(args)
     _add_imported_nodes(plan, args, secrets, policy)
     only = _retry_hosts(plan) if args.retry_failed else args.only
     if only == []:

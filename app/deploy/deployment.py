@@ -309,17 +309,18 @@ class Deployment(OnRegistryHost):
             )
         return Outcome.UNCHANGED
 
-    def _ensure_image(self) -> Outcome:
+    def _ensure_plan_image(self, image: str) -> Outcome:
+        """Make ``image`` available on the host, from the sources the options allow."""
         source = ImageSource(self.docker, self.where, image_tar=self.options.image_tar,
                              allow_pull=self.options.allow_pull,
                              local_docker=self.options.local_docker)
-        return source.ensure(self.plan.registry.image)
+        return source.ensure(image)
+
+    def _ensure_image(self) -> Outcome:
+        return self._ensure_plan_image(self.plan.registry.image)
 
     def _ensure_front_image(self) -> Outcome:
-        source = ImageSource(self.docker, self.where, image_tar=self.options.image_tar,
-                             allow_pull=self.options.allow_pull,
-                             local_docker=self.options.local_docker)
-        return source.ensure(self.plan.registry.front_image)
+        return self._ensure_plan_image(self.plan.registry.front_image)
 
     def _store(self) -> Any:
         from app.accounts import AccountStore
