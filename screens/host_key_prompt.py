@@ -8,19 +8,23 @@ the modal; a cancelled worker or a closing app counts as "reject".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from textual.worker import get_current_worker
 
 from screens.host_key_unknown import HostKeyUnknownModal
 
 if TYPE_CHECKING:
-    from app.transport.hostkeys import (
-        ConfirmCallback,
-        HostKeyPolicy,
-        OtherTypeConfirmCallback,
-    )
+    from app.transport.hostkeys import HostKeyPolicy
     from screens.app import RegwizApp
+
+
+class HostKeyQuestion(Protocol):
+    """Serves as both the policy's ``confirm`` (an unknown host) and ``confirm_other_type``
+    (a known host offering a new key type: ``known`` lists the keys already trusted)."""
+
+    def __call__(self, host: str, key_type: str, fingerprint: str,
+                 known: tuple[str, ...] = ()) -> bool: ...
 
 
 def ask_host_key_policy(app: RegwizApp) -> HostKeyPolicy:
@@ -30,29 +34,16 @@ def ask_host_key_policy(app: RegwizApp) -> HostKeyPolicy:
     """
     from app.connections import host_key_policy
 
-    return host_key_policy(accept_new=False, confirm=host_key_confirmer(app),
-                           confirm_other_type=other_type_confirmer(app))
+    confirm = host_key_confirmer(app)
+    return host_key_policy(accept_new=False, confirm=confirm, confirm_other_type=confirm)
 
 
-def host_key_confirmer(app: RegwizApp) -> ConfirmCallback:
+def host_key_confirmer(app: RegwizApp) -> HostKeyQuestion:
     """A confirm callback for HostKeyPolicy; create it inside the worker that connects."""
     worker = get_current_worker()
 
-    def confirm(host: str, key_type: str, fingerprint: str) -> bool:
-        answer = app.ask_from_thread(
-            HostKeyUnknownModal(host, key_type, fingerprint),
-            should_stop=lambda: worker.is_cancelled,
-        )
-        return bool(answer)
-
-    return confirm
-
-
-def other_type_confirmer(app: RegwizApp) -> OtherTypeConfirmCallback:
-    """A confirm_other_type callback: the unknown-key modal with the known keys as a warning."""
-    worker = get_current_worker()
-
-    def confirm(host: str, key_type: str, fingerprint: str, known: tuple[str, ...]) -> bool:
+    def confirm(host: str, key_type: str, fingerprint: str, known: tuple[str, ...] = ()) -> bool:
+        """``known``: the host's keys of other types, shown as a warning (none: a new host)."""
         answer = app.ask_from_thread(
             HostKeyUnknownModal(host, key_type, fingerprint, known),
             should_stop=lambda: worker.is_cancelled,

@@ -18,9 +18,6 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
-from app.errors import RegwizError
-from app.htpasswd import Credentials
-from app.plan import Plan
 from app.status import CertificateStatus, StatusReport, TrustState, format_bytes
 from screens import validators
 from screens.deploy import saved_credentials
@@ -196,16 +193,11 @@ class StatusScreen(WizardScreen):
         from app.status import collect_status
 
         policy = ask_host_key_policy(self.wizard)
-        try:
-            credentials = saved_credentials(self.wizard.plan_path) or operator_credentials(
-                self.wizard.require_plan())
-            report = collect_status(self.wizard.require_plan(), self.wizard.secrets,
-                                    host_key_policy=policy, include_nodes=include_nodes,
-                                    credentials=credentials)
-        except RegwizError as error:
-            self.post_message(JobFailed(JOB, error.message, error.hint))
-            return
-        self.post_message(StatusReady(report))
+        # Without a saved login file, collect_status reads the operator account's own file.
+        self.report_job(JOB, lambda: collect_status(
+            self.wizard.require_plan(), self.wizard.secrets, host_key_policy=policy,
+            include_nodes=include_nodes, credentials=saved_credentials(self.wizard.plan_path)),
+            StatusReady)
 
     def on_status_ready(self, message: StatusReady) -> None:
         self.show_report(message.status)
@@ -232,19 +224,6 @@ class StatusScreen(WizardScreen):
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Refresh status", "Collect the status now", self.action_refresh_now)]
-
-
-def operator_credentials(plan: Plan) -> Credentials | None:
-    """The operator account's login (for the catalog), if deploy created it."""
-    from app.accounts import AccountStore
-    from app.htpasswd import Credentials
-
-    try:
-        operator = AccountStore(plan).credential("operator")
-    except RegwizError:
-        return None
-    return None if operator is None else Credentials(operator.registry, operator.username,
-                                                     operator.password)
 
 
 def _check_interval(value: str) -> str | None:

@@ -117,13 +117,9 @@ def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
     if plan.registry.auth != "htpasswd":
         return None
     if not path:
-        from app.accounts import AccountStore
-        from app.htpasswd import Credentials
+        from app.accounts import OPERATOR, AccountStore
 
-        operator = AccountStore(plan).credential("operator")
-        if operator is None:
-            return None
-        return Credentials(operator.registry, operator.username, operator.password)
+        return AccountStore(plan).credential(OPERATOR)  # a RegistryCredential is Credentials
     from app.htpasswd import read_credentials
 
     credentials = read_credentials(user_path(path, "--credentials-file"))

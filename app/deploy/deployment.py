@@ -350,10 +350,11 @@ class Deployment(OnRegistryHost):
         legacy = self.options.credentials_file
         if legacy is None or legacy.exists():
             return
-        operator = store.credential("operator")
+        from app.accounts import OPERATOR
+
+        operator = store.credential(OPERATOR)
         if operator is not None:
-            htp.write_credentials(legacy, htp.Credentials(operator.registry, operator.username,
-                                                          operator.password))
+            htp.write_credentials(legacy, operator)
 
     def _ensure_network(self) -> Outcome:
         import docker.errors
