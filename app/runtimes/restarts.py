@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 OWED_DIR = "/run/regwiz/restart-owed"
 RESTART_TIMEOUT = 120.0
 CHECK_TIMEOUT = 60.0
-ACTIVE_CHECKS = 30  # one a second after a restart that reported success
+ACTIVE_CHECK_INTERVAL = 1.0  # seconds between two `systemctl is-active`
+ACTIVE_CHECKS = 30  # after a restart that reported success
 ACTIVE_CHECKS_AFTER_FAILURE = 3  # a service manager may still bring it back by itself
 _PROBE_KEY = "restart-owed."
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,100}")
@@ -263,7 +264,8 @@ def _restart_problem(transport: Transport, action: CommandAction, sudo: bool,
         return None if active else failed
     if _active(transport, action, sudo, timeout, ACTIVE_CHECKS):
         return None
-    return f"still not active {ACTIVE_CHECKS} s after `{display_command(list(action.argv))}`"
+    waited = ACTIVE_CHECKS * ACTIVE_CHECK_INTERVAL
+    return f"still not active {waited:g} s after `{display_command(list(action.argv))}`"
 
 
 def _active(transport: Transport, action: CommandAction, sudo: bool, timeout: Timeout,
@@ -273,7 +275,7 @@ def _active(transport: Transport, action: CommandAction, sudo: bool, timeout: Ti
         return True
     for check in range(checks):
         if check:
-            time.sleep(1.0)
+            time.sleep(ACTIVE_CHECK_INTERVAL)
         result = transport.run(["systemctl", "is-active", action.wait_active], sudo=sudo,
                                timeout=timeout(CHECK_TIMEOUT), check=False)
         if result.stdout.strip() == "active":
