@@ -97,6 +97,13 @@ def wave_lines(waves: Sequence[RestartWave]) -> list[str]:
     return lines
 
 
+def wave_summary(waves: Sequence[RestartWave]) -> str:
+    """One line: how many waves, and the canary ("" without restarts)."""
+    if not waves:
+        return ""
+    return f"restarts in {len(waves)} wave(s), canary {waves[0].hosts[0]}"
+
+
 # --------------------------------------------------------------------------- owed restarts
 
 
