@@ -144,6 +144,20 @@ def test_records_that_do_not_hold_up_are_left_out(change: dict[str, object]) -> 
     assert recorded_restarts(probe_with({"k3s": "{not json"})) == []
 
 
+def test_status_and_verify_see_a_restart_still_owed() -> None:
+    from app.runtimes import registry as runtimes
+    from app.runtimes.facts import facts_from_probe
+
+    record = OwedRestart(k3s_restart()).record().decode().strip()
+    probe = probe_with({"k3s": record})
+    probe.active_services = {"k3s"}
+    [(runtime, problem)] = runtimes.trust_problems(facts_from_probe(probe))
+    assert runtime == "k3s" and problem.path == K3S_YAML and problem.check == "k3s restart"
+    assert "regwiz onboard" in problem.hint
+    probe.active_services = set()  # stopped: it reads the file when it starts
+    assert runtimes.trust_problems(facts_from_probe(probe)) == []
+
+
 # --------------------------------------------------------------------------- orchestration
 
 

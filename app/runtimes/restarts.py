@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.errors import RegwizError
-from app.runtimes.base import CommandAction, NodeSetupError
+from app.runtimes.base import CommandAction, NodeSetupError, TrustProblem
 from app.transport.base import TransportError, display_command
 
 if TYPE_CHECKING:
@@ -220,6 +220,19 @@ def owed_restarts(restarts: Sequence[CommandAction], recorded: Sequence[OwedRest
     for earlier in by_service.values():
         (plan.owed if earlier.service in active else plan.drop).append(earlier)
     return plan
+
+
+def owed_problem(owed: OwedRestart) -> TrustProblem:
+    """For status and verify: a runtime still running its old config (``trust_problems``)."""
+    service, files = owed.service, ", ".join(owed.action.triggers)
+    return TrustProblem(
+        path=owed.action.triggers[0],
+        summary=f"{service} has not been restarted since regwiz changed this file",
+        check=f"{service} restart",
+        detail=f"{service} still runs with its old configuration: regwiz changed {files} but "
+               "has not restarted it yet (a run stopped before its restart wave)",
+        hint="run regwiz onboard: it restarts it in its wave",
+    )
 
 
 def write_record(transport: Transport, owed: OwedRestart, *, sudo: bool, timeout: float) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from app import onboard
 from app.plan import Plan, Secrets
+from app.status import TrustState, node_trust_status
 from tests.faults.conftest import policy_for, private_known_hosts
 from tests.lab.lab import Lab, LabHost, ServiceEvent
 from tests.lab.plans import node_plan
@@ -109,6 +110,14 @@ def test_a_failed_canary_is_rolled_back_and_stops_the_other_restarts(
         assert node.host_path(f"{registry_dir}/hosts.toml").exists()
         assert node.daemon_pid("containerd") == running_before[node.name]  # never restarted
     assert _restarts(others, since) == []
+    # status tells: the CA file is the current one, but containerd has not read its config
+    held_status = node_trust_status(plan, Secrets(), policy_for(known_hosts),
+                                    plan.resolved_nodes()[1],
+                                    onboard.load_ca_certificate(plan).fingerprint)
+    states = {f.path: (f.state, f.detail) for f in held_status.files}
+    assert states[f"{registry_dir}/ca.crt"][0] is TrustState.MATCH, held_status
+    assert states[CONFIG][0] is TrustState.MISSING and "not been restarted" in states[CONFIG][1]
+    assert held_status.state is TrustState.MISSING
 
     # The fault gone, a re-run restarts every node, the held-back ones too (their files are
     # already in place): canary first and alone, then at most two at a time.
