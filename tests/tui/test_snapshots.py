@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from app.onboard import results_path
 from app.plan import NodeSettings, Plan, Secrets, new_plan, save_plan
@@ -214,6 +214,22 @@ def test_light_theme(snap_compare: Snap, snap_plan: Path) -> None:
         await steady(pilot)
 
     assert snap_compare(make("nodes", snap_plan), terminal_size=WIDE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=lambda size: f"{size[0]}x{size[1]}")
+@pytest.mark.parametrize("dialog", [False, True], ids=["marks", "bulk-edit"])
+def test_nodes_marked(snap_compare: Snap, snap_plan: Path, size: tuple[int, int],
+                      dialog: bool) -> None:
+    """Rows 1 and 3 marked on the Nodes step; with ``dialog``, the edit of both opened."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.screen.query_one("#nodes-table", DataTable).focus()
+        await pilot.press("space", "down", "space")
+        if dialog:
+            await pilot.press("e")
+        await steady(pilot)
+
+    assert snap_compare(make("nodes", snap_plan), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("modal", ["unknown-key", "changed-key", "error", "help", "node-edit",
