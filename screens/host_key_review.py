@@ -82,9 +82,9 @@ class HostKeyReviewModal(ModalScreen["frozenset[str] | None"]):
             yield Label(f"SSH host keys of {len(self.scans)} hosts", classes="dialog-title")
             yield Static(self.intro(), id="keys-intro", classes="dialog-body", markup=False)
             yield NodeRows(COLUMNS, id="key-rows")
-            yield Static("Compare each fingerprint with the host's own (on the host: ssh-keygen "
-                         "-lf /etc/ssh/ssh_host_*_key.pub). Accepted keys are saved to "
-                         "known_hosts; a new host not accepted fails \"host key rejected\".",
+            yield Static("Check a fingerprint on its host: ssh-keygen -lf "
+                         "/etc/ssh/ssh_host_*_key.pub. Accepted keys go to known_hosts; new "
+                         "hosts not accepted fail \"host key rejected\".",
                          classes="dialog-hint", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Reject all", id="reject")
@@ -94,11 +94,11 @@ class HostKeyReviewModal(ModalScreen["frozenset[str] | None"]):
 
     def intro(self) -> str:
         new = len(self.new_hosts)
-        parts = [f"{new} new host(s): space marks a row." if new else "No new hosts."]
+        parts = [f"{new} new host(s): space marks one." if new else "No new hosts."]
         if any(scan.refused for scan in self.scans):
-            parts.append("Changed keys are refused: those hosts are not connected to.")
+            parts.append("Changed keys are refused.")
         if any(scan.status == OTHER_TYPE for scan in self.scans):
-            parts.append("A new key type for a known host is never accepted here.")
+            parts.append("A new key type for a known host is asked on its own, not here.")
         return " ".join(parts)
 
     def on_mount(self) -> None:
