@@ -1,6 +1,7 @@
 """Onboarding several nodes with unknown host keys: one screen decides them all (a real sshd
 listening on 127.0.0.1-3, so three node addresses with one key), changed keys are refused
-there, a new key type is asked on its own, and a node's time leaves out the user's waits."""
+there, a new key type is asked on its own, and a node's time leaves out the user's waits; verify
+asks the same way."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from screens.app import RegwizApp
 from screens.host_key_review import HostKeyReviewModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.onboarding import OnboardingScreen
+from screens.verify import VerifyScreen
 from screens.widgets.node_rows import NodeRows
 from tests.sshd import SshServer, keygen, start_server
 from tests.tui.conftest import AppFactory, save_with_certificates, settle, wait_for_modal
@@ -56,19 +58,21 @@ def label(server: SshServer, host: str) -> str:
 
 
 def onboarding_app(make_app: AppFactory, server: SshServer, tmp_path: Path, hosts: list[str],
-                   known: str, monkeypatch: pytest.MonkeyPatch) -> tuple[RegwizApp, list[str]]:
-    """The Onboard step of a plan with ``hosts`` (dry run ticked: nothing written on this
-    machine), known_hosts holding ``known``; returns the app and the list of the questions
-    workers asked (the screens' class names)."""
+                   known: str, monkeypatch: pytest.MonkeyPatch,
+                   step: str = "onboarding") -> tuple[RegwizApp, list[str]]:
+    """The Onboard (or another) step of a plan with ``hosts`` whose registry is not running,
+    known_hosts holding ``known``; returns the app and the list of the questions workers asked
+    (the screens' class names)."""
     (tmp_path / "known_hosts").write_text(known)
     monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     plan = new_plan(tmp_path / "plan.toml")
-    plan.registry.address = "127.0.0.1"
+    plan.registry.host, plan.registry.address, plan.registry.port = "local", "127.0.0.1", 1
     plan.nodes = [NodeSettings(host=host, ssh_user="root", ssh_port=server.port,
                                identity_file=str(server.client_key), runtime="docker",
                                sudo=False) for host in hosts]
     save_with_certificates(plan)
-    app = make_app("onboarding", plan=plan.path)
+    app = make_app(step, plan=plan.path)
     app.open_plan(tmp_path / "plan.toml")
     asked: list[str] = []
     ask = app.ask_from_thread
@@ -188,3 +192,21 @@ async def test_a_new_key_type_is_asked_on_its_own_and_waits_are_left_out_of_node
     assert results(app)["127.0.0.2"].waited == 0.0
     assert known_hosts_text(tmp_path).startswith(known)  # the RSA key stays; ed25519 added
     assert label(keyhost, "127.0.0.1") in known_hosts_text(tmp_path)[len(known):]
+
+
+async def test_verify_decides_the_nodes_keys_on_the_same_one_screen(
+    make_app: AppFactory, keyhost: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify connects to every node too: its unknown keys are one screen before it starts.
+    (The registry is not running, so the nodes are then skipped: the keys are what counts.)"""
+    app, asked = onboarding_app(make_app, keyhost, tmp_path, HOSTS, "", monkeypatch, "verify")
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert isinstance(app.screen, VerifyScreen)
+        app.screen.query_one("#verify", Button).press()
+        await wait_for_modal(app, pilot, HostKeyReviewModal)
+        await pilot.press("down", "space")
+        await pilot.click("#accept-marked")
+        await settle(app, pilot)
+        assert app.screen.query_one(NodeRows).cell("127.0.0.1", "state") == "skipped"
+    assert asked == ["HostKeyReviewModal"]
+    assert known_labels(tmp_path) == [label(keyhost, "127.0.0.2")]
