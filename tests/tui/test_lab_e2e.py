@@ -93,7 +93,7 @@ async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,
             await pilot.click("#accept")
         elif isinstance(screen, HostKeyReviewModal):
             if host_keys is not None:
-                host_keys += [scan.label for scan in screen.scans]
+                host_keys.extend(scan.label for scan in screen.scans)
             await pilot.click("#accept-all")
         await pilot.pause(0.1)
 
