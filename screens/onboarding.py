@@ -65,6 +65,9 @@ def result_lines(result: onboard.NodeResult) -> list[str]:
         lines.append(result.message)
     if result.hint:
         lines.append(f"hint: {result.hint}")
+    if result.waited:
+        lines.append(f"time: {result.seconds:.1f}s, not counting {result.waited:.1f}s waiting "
+                     "for your answer")
     return lines
 
 

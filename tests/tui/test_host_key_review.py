@@ -19,7 +19,7 @@ from app.transport.keyscan import CHANGED, OTHER_TYPE, UNKNOWN
 from screens.app import RegwizApp
 from screens.host_key_review import HostKeyReviewModal
 from screens.host_key_unknown import HostKeyUnknownModal
-from screens.onboarding import OnboardingScreen
+from screens.onboarding import OnboardingScreen, result_lines
 from screens.verify import VerifyScreen
 from screens.widgets.node_rows import NodeRows
 from tests.sshd import SshServer, keygen, start_server
@@ -189,6 +189,7 @@ async def test_a_new_key_type_is_asked_on_its_own_and_waits_are_left_out_of_node
     assert asked == ["HostKeyReviewModal", "HostKeyUnknownModal"]
     node = results(app)["127.0.0.1"]
     assert (str(node.status), node.waited, node.seconds) == ("planned", 120.0, 0.0)
+    assert "time: 0.0s, not counting 120.0s waiting for your answer" in result_lines(node)
     assert results(app)["127.0.0.2"].waited == 0.0
     assert known_hosts_text(tmp_path).startswith(known)  # the RSA key stays; ed25519 added
     assert label(keyhost, "127.0.0.1") in known_hosts_text(tmp_path)[len(known):]
