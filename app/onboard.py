@@ -15,7 +15,7 @@ import enum
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +47,7 @@ from app.runtimes.rancher import merge_registries_yaml
 from app.steps import Outcome, Outcomes, Step, StepResult, run_steps
 from app.transport.base import Transport, TransportError
 from app.transport.hostkeys import HostKeyPolicy
+from app.user_waits import Stopwatch, UserWaits
 
 DEFAULT_PARALLEL = 16
 DEFAULT_NODE_TIMEOUT = 300.0
@@ -93,6 +94,7 @@ REASONS = {
     "auth": "auth failed",
     "host-key-unknown": "host key unknown",
     "host-key-changed": "host key changed",
+    "host-key-rejected": "host key rejected",
     "sudo-password": "sudo password wrong or missing",
     "permission": "permission denied",
     "disk-full": "disk full",
@@ -139,7 +141,8 @@ class NodeResult:
     restarted: list[str] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     dry_run_lines: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the node's own time: waits for the user's answers are left out
+    waited: float = 0.0  # seconds the node waited for the user (a host-key question)
     finished_at: str = ""
     # The pull credential this run left on the node: its fingerprint, "removed", or "" (not
     # managed, or not known because the run failed). Never the credential itself.
@@ -152,6 +155,7 @@ class NodeResult:
         data["status"] = self.status.value
         data["steps"] = [step.to_dict() for step in self.steps]
         data["seconds"] = round(self.seconds, 3)
+        data["waited"] = round(self.waited, 3)
         return data
 
     @classmethod
@@ -175,6 +179,7 @@ class NodeResult:
                 notes=_texts(data, "notes"),
                 kind=_text(data, "kind", ""),
                 seconds=float(data.get("seconds") or 0.0),
+                waited=float(data.get("waited") or 0.0),
                 finished_at=_text(data, "finished_at", ""),
                 credential=_text(data, "credential", ""),
             )
@@ -327,11 +332,13 @@ def _configured(names: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
 
 
 class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
+    """The node's time budget; time spent waiting for the user's answer does not use it up."""
+
+    def __init__(self, seconds: float, stopwatch: Stopwatch) -> None:
+        self.seconds, self.stopwatch = seconds, stopwatch
 
     def timeout(self, wanted: float) -> float:
-        remaining = self.end - time.monotonic()
+        remaining = self.seconds - self.stopwatch.elapsed()
         if remaining <= 0:
             raise TransportError("the node's time budget ran out", "raise --timeout",
                                  kind="timeout")
@@ -515,19 +522,21 @@ class _Job:
     timeout: float
     on_progress: ProgressHandler | None
     should_stop: Callable[[], bool]
+    waits: UserWaits = field(default_factory=UserWaits)
 
 
 class _Reporter:
-    """Sends NodeProgress events for one node and times it."""
+    """Sends NodeProgress events for one node and times it (without its waits for the user:
+    create it on the thread that runs the node)."""
 
     def __init__(self, job: _Job, node: ResolvedNode) -> None:
         self.job, self.node = job, node
-        self.started = time.monotonic()
+        self.stopwatch = Stopwatch(job.waits)
         self.runtime = ""
         self.changed: tuple[str, ...] = ()
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.stopwatch.elapsed()
 
     def emit(self, state: NodeState, message: str = "") -> None:
         if self.job.on_progress is None:
@@ -553,7 +562,7 @@ def onboard_node(job: _Job, node: ResolvedNode) -> NodeResult:
     except Exception as error:  # a bug or an unexpected library error: still only this node
         _fail(result, "internal", f"{type(error).__name__}: {error}",
               "this is a regwiz bug; please report it with the message above")
-    result.seconds = reporter.elapsed()
+    result.seconds, result.waited = reporter.elapsed(), reporter.stopwatch.waited()
     result.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     reporter.changed = tuple(result.changed_files)
     reporter.emit(result.status, _final_message(result))
@@ -562,7 +571,7 @@ def onboard_node(job: _Job, node: ResolvedNode) -> NodeResult:
 
 def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
                        reporter: _Reporter) -> None:
-    deadline = _Deadline(job.timeout)
+    deadline = _Deadline(job.timeout, reporter.stopwatch)
     reporter.emit(CONNECTING, f"connecting as {node.ssh_user} on port {node.ssh_port}")
     with job.connect(node) as transport:
         if node.sudo:
@@ -683,6 +692,7 @@ def onboard_nodes(
     connect: Connector | None = None,
     save: bool = True,
     credential_revoked: bool = False,
+    rejected_host_keys: Collection[str] = (),
 ) -> OnboardReport:
     """Onboard the plan's nodes (or ``only`` those hosts) in parallel; never raises per node.
 
@@ -693,6 +703,11 @@ def onboard_nodes(
     The pull account's credential (``credentials/cluster.json``, app.node_credentials) is
     installed on every node too, or removed when the account is revoked
     (``credential_revoked``, or the file gone).
+
+    ``rejected_host_keys``: hosts whose key the user already rejected (the wizard's one
+    host-key screen): not connected to, reported failed "host key rejected". A node's
+    ``seconds`` leave out the time the policy's questions waited for the user
+    (``host_key_policy.waits``, also the clock nodes are timed with).
     """
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
@@ -701,11 +716,14 @@ def onboard_nodes(
         address=plan.registry_address,
         ca=load_ca_certificate(plan),
         credential=pull_credential(plan, revoked=credential_revoked),
-        connect=connect or default_connector(secrets, host_key_policy),
+        connect=_refusing(connect or default_connector(secrets, host_key_policy),
+                          frozenset(rejected_host_keys)),
         dry_run=dry_run,
         timeout=timeout,
         on_progress=on_progress,
         should_stop=should_stop or (lambda: False),
+        # tests with a fake connector pass no policy
+        waits=host_key_policy.waits if host_key_policy is not None else UserWaits(),
     )
     started = time.monotonic()
     for node in nodes:
@@ -754,6 +772,22 @@ def _run_pool(job: _Job, nodes: list[ResolvedNode], parallel: int) -> list[NodeR
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+def _refusing(connect: Connector, rejected: frozenset[str]) -> Connector:
+    """``connect``, except for the hosts whose key was rejected: those fail without a connection
+    (connecting would only ask about the same key again)."""
+    if not rejected:
+        return connect
+
+    def checked(node: ResolvedNode) -> Transport:
+        if node.host in rejected:
+            from app.connections import rejected_host_key_error
+
+            raise rejected_host_key_error(node.host)
+        return connect(node)
+
+    return checked
 
 
 def select_nodes(plan: Plan, only: Iterable[str] | None) -> list[ResolvedNode]:

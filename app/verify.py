@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from app.selftest_image import (
     new_selftest_tag,
 )
 from app.transport.base import display_command
+from app.user_waits import Stopwatch, UserWaits
 
 if TYPE_CHECKING:
     from app.htpasswd import Credentials
@@ -299,11 +300,14 @@ def verify(
     parallel: int = DEFAULT_PARALLEL,
     only: Iterable[str] | None = None,
     credentials: Credentials | None = None,
+    rejected_host_keys: Collection[str] = (),
 ) -> VerifyReport:
     """Push/pull the self-test image, then check every node (or those in ``only``) in parallel.
 
     Never raises for a failed check: failures are in the report (``report.ok``). Nodes are
-    skipped when the push/pull proof fails, since there is then nothing to pull.
+    skipped when the push/pull proof fails, since there is then nothing to pull. Nodes in
+    ``rejected_host_keys`` (the user rejected their key) fail without a connection. A node's
+    ``seconds`` leave out the time the policy's questions waited for the user.
     """
     notify = on_progress or (lambda _event: None)
     stop = should_stop or (lambda: False)
@@ -318,7 +322,7 @@ def verify(
             _finish(result, CheckState.SKIPPED, why, notify)
         return report
     job = _NodeJob(plan, secrets, host_key_policy, image, push_pull.pushed_digest, auth, notify,
-                   stop, _installed_credential(plan))
+                   stop, _installed_credential(plan), frozenset(rejected_host_keys))
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(nodes) or 1))) as pool:
         futures = [
             pool.submit(_verify_node_safely, job, node, result)
@@ -623,10 +627,17 @@ class _NodeJob:
     notify: ProgressCallback
     stop: Callable[[], bool]
     node_credential: NodeCredential | None = None  # what onboarding installed on the nodes
+    rejected: frozenset[str] = frozenset()  # hosts whose key the user rejected
+
+
+def _stopwatch(policy: Any) -> Stopwatch:
+    """Times a node without its waits for the user (counted by the policy's questions)."""
+    waits = getattr(policy, "waits", None)
+    return Stopwatch(waits if isinstance(waits, UserWaits) else UserWaits())
 
 
 def _verify_node_safely(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
-    started = time.monotonic()
+    stopwatch = _stopwatch(job.policy)
     try:
         if job.stop():
             _finish(result, CheckState.SKIPPED, "cancelled", job.notify)
@@ -645,12 +656,14 @@ def _verify_node_safely(job: _NodeJob, node: ResolvedNode, result: NodeVerifyRes
     except Exception as error:  # noqa: BLE001 - one broken node must not hide the others
         _finish(result, CheckState.FAILED, f"unexpected error: {error!r}", job.notify)
     finally:
-        result.seconds = time.monotonic() - started
+        result.seconds = stopwatch.elapsed()
 
 
 def _verify_node(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
-    from app.connections import open_node_transport
+    from app.connections import open_node_transport, rejected_host_key_error
 
+    if node.host in job.rejected:
+        raise rejected_host_key_error(node.host)  # connecting would ask about it again
     with open_node_transport(node, job.secrets, job.policy) as transport:
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, "detecting runtimes"))
         facts = _probe(transport, node)

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -102,6 +103,8 @@ class RegwizApp(App[int]):
         self.current_step = "welcome"
         # Job outcomes that later screens show again survive screen switches.
         self.session = WizardSession()
+        # What jobs time nodes with (their waits for the user left out); tests inject one.
+        self.job_clock: Callable[[], float] = time.monotonic
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -66,13 +66,15 @@ STEPS: tuple[Step, ...] = (
         "The cluster nodes that must trust the registry's CA. Add, edit (Enter) and remove "
         "(Delete) rows, or import them from a file (one `user@host:port` per line) or from "
         "kubectl. **Defaults** (d) sets the user, port, runtime and sudo every node uses unless "
-        "its row says otherwise (dimmed values in the table are inherited).",
+        "its row says otherwise (dimmed values in the table are inherited). **Space** marks rows "
+        "(ctrl+a all or none); Edit then changes what you fill in on every marked node.",
     ),
     Step(
         "onboarding", "Node onboarding", "Onboard", "screens.onboarding:OnboardingScreen",
         "Installs the CA on every node for the runtime it really uses, in parallel. "
         "Each row updates live; **Retry failed** runs only the nodes that failed; Enter on a row "
-        "opens that node's log.",
+        "opens that node's log. Unknown host keys of all nodes are shown on one screen before "
+        "the run starts.",
     ),
     Step(
         "verify", "Verify push and pull", "Verify", "screens.verify:VerifyScreen",

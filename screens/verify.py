@@ -1,6 +1,7 @@
 """Step 8: prove the registry works end to end: push/pull a self-test image, then pull it on
 every node with the runtime it really uses. app.verify.verify runs in a thread worker; its events
-arrive as VerifyProgressed, its report as VerifyFinished (kept in the session)."""
+arrive as VerifyProgressed, its report as VerifyFinished (kept in the session). The nodes' unknown
+host keys are decided on one screen before it starts (screens.host_key_prompt.review_host_keys)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from textual.worker import Worker, get_current_worker
 from app.terminal_text import plain_text
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import saved_credentials
-from screens.host_key_prompt import ask_host_key_policy
+from screens.host_key_prompt import ask_host_key_policy, review_host_keys
 from screens.messages import JobFailed, VerifyFinished, VerifyProgressed
 from screens.node_log import NodeLogModal
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
@@ -178,11 +179,15 @@ class VerifyScreen(WizardScreen):
         def progress(event: VerifyProgress) -> None:
             self.post_message(VerifyProgressed(event))
 
-        self.report_job(JOB, lambda: verify.verify(
-            plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
-            credentials=saved_credentials(self.wizard.plan_path), on_progress=progress,
-            should_stop=lambda: worker.is_cancelled,
-        ), VerifyFinished)
+        def run() -> VerifyReport:
+            # Every unknown node host key on one screen first, not one question per node.
+            rejected = review_host_keys(self.wizard, plan.resolved_nodes(), policy)
+            return verify.verify(
+                plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
+                credentials=saved_credentials(self.wizard.plan_path), on_progress=progress,
+                should_stop=lambda: worker.is_cancelled, rejected_host_keys=rejected)
+
+        self.report_job(JOB, run, VerifyFinished)
 
     def on_verify_progressed(self, message: VerifyProgressed) -> None:
         event = message.progress
