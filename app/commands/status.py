@@ -115,6 +115,16 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         line("", "the served certificate is not the plan's tls.crt: run regwiz deploy")
     line("CA", _cert_line(report.ca_certificate))
     print_catalog(report, line)
+    if report.managed:
+        print_registry_host(report, line)
+    else:
+        line("registry host", "not deployed by regwiz (managed = false): its own tools "
+             "report the server")
+    print_nodes(report, line)
+    line("overall", "healthy" if report.healthy else "needs attention")
+
+
+def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) -> None:
     con = report.container
     if con.found:
         line("container", f"{con.name}: {con.state}, {con.restart_count} restart(s), "
@@ -126,6 +136,9 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
     disk = report.disk
     used = format_bytes(disk.used_bytes) if disk.used_bytes is not None else disk.error
     line("disk", f"{disk.path}: {used}")
+
+
+def print_nodes(report: StatusReport, line: Callable[[str, str], None]) -> None:
     for index, node in enumerate(report.nodes or []):
         runtimes = ", ".join(node.runtimes) or "no runtime"
         shown = node.message if not node.files or node.state.value == "match" else ""
@@ -137,7 +150,6 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         if node.hint and node.state.value != "match":
             line("", f"  hint: {node.hint}")
         print_node_credential(node, line)
-    line("overall", "healthy" if report.healthy else "needs attention")
 
 
 def print_node_credential(node: NodeTrustStatus, line: Callable[[str, str], None]) -> None:
