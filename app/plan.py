@@ -441,13 +441,16 @@ def _text_check(label: str) -> Checker:
     return lambda value: validate.check_text_field(label, value)
 
 
-def _read_certificate(problems: list[str], table: object) -> CertificateSettings:
+def _read_certificate(problems: list[str], table: object, *, managed: bool = True
+                      ) -> CertificateSettings:
+    """``managed`` False: regwiz makes no certificate, so nothing here is required."""
     r = _Reader(problems, table, "certificate")
     cert = CertificateSettings()
     _apply(
         cert,
         {
-            "common_name": r.text("common_name", validate.check_common_name, required=True),
+            "common_name": r.text("common_name", validate.check_common_name,
+                                  required=managed),
             "country": r.text("country", validate.check_country),
             "state": r.text("state", _text_check("state")),
             "locality": r.text("locality", _text_check("locality")),
@@ -578,7 +581,9 @@ def _plan_from_data(problems: list[str], data: dict[str, Any], path: Path | None
                 f"{_key_shown(name)}: unknown section (expected certificate, registry, nodes)"
             )
     try:
-        certificate = _read_certificate(problems, data.get("certificate"))
+        registry_table = data.get("registry")
+        managed = not (isinstance(registry_table, dict) and registry_table.get("managed") is False)
+        certificate = _read_certificate(problems, data.get("certificate"), managed=managed)
         registry = _read_registry(problems, data.get("registry"))
         node_defaults, nodes = _read_nodes(problems, data.get("nodes"))
     except Exception as error:  # noqa: BLE001 - a last line of defence: report, never crash
@@ -778,14 +783,23 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             if getattr(obj, f.name) is not None and f.name not in skip
         }
 
+    certificate, registry = clean(plan.certificate), clean(plan.registry)
+    if not plan.registry.managed:  # only what matters for a registry regwiz did not deploy
+        certificate = _non_default(certificate, CertificateSettings())
+        registry = {"address": plan.registry.address, "port": plan.registry.port,
+                    **_non_default(registry, RegistrySettings())}
     return {
-        "certificate": clean(plan.certificate),
-        "registry": clean(plan.registry),
+        "certificate": certificate,
+        "registry": registry,
         "nodes": {
             "defaults": clean(plan.node_defaults),
             "hosts": [clean(node) for node in plan.nodes],
         },
     }
+
+
+def _non_default(values: dict[str, Any], defaults: object) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if getattr(defaults, key) != value}
 
 
 def render_plan(plan: Plan, existing_text: str | None = None) -> str:
@@ -798,7 +812,8 @@ def render_plan(plan: Plan, existing_text: str | None = None) -> str:
             "regwiz plan: run `regwiz plan example` to see every key, commented"))
     else:
         document = tomlkit.parse(existing_text)
-    _merge_table(document, data["certificate"], "certificate")
+    if data["certificate"] or document.get("certificate") is not None:
+        _merge_table(document, data["certificate"], "certificate")
     _merge_table(document, data["registry"], "registry")
     nodes = document.get("nodes")
     if nodes is None:
