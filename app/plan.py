@@ -785,9 +785,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
     certificate, registry = clean(plan.certificate), clean(plan.registry)
     if not plan.registry.managed:  # only what matters for a registry regwiz did not deploy
-        certificate = _non_default(certificate, CertificateSettings())
+        fresh = new_plan()
+        certificate = _non_default(certificate, CertificateSettings(), fresh.certificate)
         registry = {"address": plan.registry.address, "port": plan.registry.port,
-                    **_non_default(registry, RegistrySettings())}
+                    **_non_default(registry, RegistrySettings(), fresh.registry)}
     return {
         "certificate": certificate,
         "registry": registry,
@@ -798,8 +799,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _non_default(values: dict[str, Any], defaults: object) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if getattr(defaults, key) != value}
+def _non_default(values: dict[str, Any], *defaults: object) -> dict[str, Any]:
+    """The values that differ from each of ``defaults`` (a default of either kind is left out)."""
+    return {key: value for key, value in values.items()
+            if all(getattr(default, key) != value for default in defaults)}
 
 
 def render_plan(plan: Plan, existing_text: str | None = None) -> str:
