@@ -136,8 +136,8 @@ class StatusScreen(WizardScreen):
         shown = self.query_one("#status-notes", Static)
         shown.update("\n".join(f"⚠ {n}" for n in notes))
         shown.display = bool(notes)
-        self.query_one("#accounts", Button).display = (
-            plan is not None and plan.registry.auth == "htpasswd")
+        self.query_one("#accounts", Button).display = (  # a registry of its own keeps its own
+            plan is not None and plan.registry.managed and plan.registry.auth == "htpasswd")
 
     def action_accounts(self) -> None:
         from screens.accounts import AccountsModal

@@ -75,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
-def _cert_line(cert: CertificateStatus) -> str:
+def _cert_line(cert: CertificateStatus, managed: bool = True) -> str:
     if cert.error:
         return f"{cert.source}: {cert.error}"
-    warn = "  (renew soon: regwiz certs --renew)" if cert.expiring else ""
+    how = "regwiz certs --renew" if managed else "with the registry's own tools"
+    warn = f"  (renew soon: {how})" if cert.expiring else ""
     return f"{cert.days_left} days left (until {cert.not_after}, {cert.source}){warn}"
 
 
@@ -105,7 +106,7 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
              f"rotated {account.rotated or 'never'}")
     if report.accounts_error:
         line("accounts", report.accounts_error)
-    line("server cert", _cert_line(report.server_certificate))
+    line("server cert", _cert_line(report.server_certificate, report.managed))
     if report.server_certificate.out_of_date:
         line("", "out of date with the plan:")
         for difference in report.server_certificate.plan_differences:
@@ -113,7 +114,7 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         line("", "  hint: regwiz certs --plan FILE (reissues it), then regwiz deploy --plan FILE")
     if report.served_matches_local is False:
         line("", "the served certificate is not the plan's tls.crt: run regwiz deploy")
-    line("CA", _cert_line(report.ca_certificate))
+    line("CA", _cert_line(report.ca_certificate, report.managed))
     print_catalog(report, line)
     if report.managed:
         print_registry_host(report, line)
