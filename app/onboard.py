@@ -252,17 +252,20 @@ class CaCertificate:
 
 
 def load_ca_certificate(plan: Plan) -> CaCertificate:
-    """Read ca.crt from the plan's cert dir, refusing anything that is not a lone certificate."""
+    """Read the CA nodes trust (``Plan.trusted_ca_path``), refusing anything that is not a lone
+    certificate."""
     from cryptography import x509
 
     from app.certs import fingerprint
 
-    path = plan.cert_dir / "ca.crt"
+    path = plan.trusted_ca_path
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
-        raise RegwizError(f"the CA certificate {path} does not exist",
-                          "create it first: regwiz certs --plan FILE") from None
+        how = ("create it first: regwiz certs --plan FILE" if plan.registry.managed else
+               "fetch the registry's CA: regwiz certs fetch-ca --plan FILE (or set "
+               "registry.ca_file to the CA file its administrator gave you)")
+        raise RegwizError(f"the CA certificate {path} does not exist", how) from None
     except OSError as error:
         raise RegwizError(f"cannot read the CA certificate {path}: {error.strerror}") from None
     if b"PRIVATE KEY" in pem:

@@ -130,6 +130,9 @@ class VerifyScreen(WizardScreen):
         yield NodeRows(COLUMNS, id="verify-table")
 
     def on_mount(self) -> None:
+        # regwiz pushes nothing to a registry it did not deploy: nodes pull the plan's image
+        self.query_one("#from-local", Checkbox).display = self.wizard.require_plan(
+            ).registry.managed
         rows = self.query_one(NodeRows)
         self.query_one("#verify-header", Static).update(rows.header())
         rows.set_rows([(node.host, {"host": Text(node.host),
@@ -149,7 +152,9 @@ class VerifyScreen(WizardScreen):
             return
         self.set_running(True)
         self.query_one("#push-pull", Static).update(
-            push_pull_text(None, CheckState.RUNNING, "building and pushing the self-test image"))
+            push_pull_text(None, CheckState.RUNNING, "building and pushing the self-test image"
+                           if self.wizard.require_plan().registry.managed
+                           else "looking up the image every node will pull"))
         self.run_verify(self.query_one("#from-local", Checkbox).value)
 
     def action_cancel(self) -> None:

@@ -127,6 +127,8 @@ def make(start: str, plan_path: Path) -> RegwizApp:
         app.open_plan(plan_path)
     if start == "verify":
         app.session.verify = sample_verify_report()  # the rows of a finished run
+    if start == "external" and app.plan is not None:
+        app.plan.registry.managed = False  # the short path of a registry regwiz did not deploy
     return app
 
 
@@ -142,6 +144,8 @@ async def steady(pilot: Pilot[Any]) -> None:
     ("step", "size"),
     [
         ("welcome", SMALL),
+        ("external", SMALL),
+        ("external", WIDE),
         ("certificate", WIDE),
         ("certificate", SMALL),
         ("review", WIDE),
