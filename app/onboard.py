@@ -22,7 +22,7 @@ import enum
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -68,6 +68,7 @@ from app.runtimes.restarts import (
 from app.steps import Outcome, Outcomes, Step, StepResult, run_steps
 from app.transport.base import Transport, TransportError
 from app.transport.hostkeys import HostKeyPolicy
+from app.user_waits import Stopwatch, UserWaits
 
 DEFAULT_PARALLEL = 16
 DEFAULT_NODE_TIMEOUT = 300.0
@@ -114,6 +115,7 @@ REASONS = {
     "auth": "auth failed",
     "host-key-unknown": "host key unknown",
     "host-key-changed": "host key changed",
+    "host-key-rejected": "host key rejected",
     "sudo-password": "sudo password wrong or missing",
     "permission": "permission denied",
     "disk-full": "disk full",
@@ -162,7 +164,8 @@ class NodeResult:
     restarted: list[str] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     dry_run_lines: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the node's own time: waits for the user's answers are left out
+    waited: float = 0.0  # seconds the node waited for the user (a host-key question)
     finished_at: str = ""
     # The pull credential this run left on the node: its fingerprint, "removed", or "" (not
     # managed, or not known because the run failed). Never the credential itself.
@@ -175,6 +178,7 @@ class NodeResult:
         data["status"] = self.status.value
         data["steps"] = [step.to_dict() for step in self.steps]
         data["seconds"] = round(self.seconds, 3)
+        data["waited"] = round(self.waited, 3)
         return data
 
     @classmethod
@@ -198,6 +202,7 @@ class NodeResult:
                 notes=_texts(data, "notes"),
                 kind=_text(data, "kind", ""),
                 seconds=float(data.get("seconds") or 0.0),
+                waited=float(data.get("waited") or 0.0),
                 finished_at=_text(data, "finished_at", ""),
                 credential=_text(data, "credential", ""),
             )
@@ -273,17 +278,20 @@ class CaCertificate:
 
 
 def load_ca_certificate(plan: Plan) -> CaCertificate:
-    """Read ca.crt from the plan's cert dir, refusing anything that is not a lone certificate."""
+    """Read the CA nodes trust (``Plan.trusted_ca_path``), refusing anything that is not a lone
+    certificate."""
     from cryptography import x509
 
     from app.certs import fingerprint
 
-    path = plan.cert_dir / "ca.crt"
+    path = plan.trusted_ca_path
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
-        raise RegwizError(f"the CA certificate {path} does not exist",
-                          "create it first: regwiz certs --plan FILE") from None
+        how = ("create it first: regwiz certs --plan FILE" if plan.registry.managed else
+               "fetch the registry's CA: regwiz certs fetch-ca --plan FILE (or set "
+               "registry.ca_file to the CA file its administrator gave you)")
+        raise RegwizError(f"the CA certificate {path} does not exist", how) from None
     except OSError as error:
         raise RegwizError(f"cannot read the CA certificate {path}: {error.strerror}") from None
     if b"PRIVATE KEY" in pem:
@@ -353,11 +361,13 @@ def _configured(names: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
 
 
 class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
+    """The node's time budget; time spent waiting for the user's answer does not use it up."""
+
+    def __init__(self, seconds: float, stopwatch: Stopwatch) -> None:
+        self.seconds, self.stopwatch = seconds, stopwatch
 
     def timeout(self, wanted: float) -> float:
-        remaining = self.end - time.monotonic()
+        remaining = self.seconds - self.stopwatch.elapsed()
         if remaining <= 0:
             raise TransportError("the node's time budget ran out", "raise --timeout",
                                  kind="timeout")
@@ -578,20 +588,37 @@ class _Job:
     timeout: float
     on_progress: ProgressHandler | None
     should_stop: Callable[[], bool]
+    waits: UserWaits = field(default_factory=UserWaits)
     max_restarts: int = DEFAULT_PARALLEL  # nodes restarting at once after the canary
 
 
 class _Reporter:
-    """Sends NodeProgress events for one node and times it."""
+    """Sends NodeProgress events for one node and times it (without its waits for the user:
+    create it on the thread that runs the node)."""
 
     def __init__(self, job: _Job, node: ResolvedNode) -> None:
         self.job, self.node = job, node
-        self.started = time.monotonic()
+        self.stopwatch = Stopwatch(job.waits)
         self.runtime = ""
         self.changed: tuple[str, ...] = ()
+        # The node's time before it waited for its restart wave (that wait is not its own).
+        self.earlier, self.earlier_waited = 0.0, 0.0
+        self.paused = False
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.earlier + (0.0 if self.paused else self.stopwatch.elapsed())
+
+    def waited(self) -> float:
+        return self.earlier_waited + (0.0 if self.paused else self.stopwatch.waited())
+
+    def pause(self) -> None:
+        """The node waits for its restart wave (called on the thread that ran it so far)."""
+        self.earlier, self.earlier_waited = self.elapsed(), self.waited()
+        self.paused = True
+
+    def resume(self) -> None:
+        """Its wave runs: time it on the calling thread (waits for the user are per thread)."""
+        self.stopwatch, self.paused = Stopwatch(self.job.waits), False
 
     def emit(self, state: NodeState, message: str = "") -> None:
         if self.job.on_progress is None:
@@ -619,7 +646,7 @@ class NodeWork:
     def finish(self) -> None:
         """The node's outcome is final: time it and tell the caller."""
         result = self.result
-        result.seconds = self.reporter.elapsed()
+        result.seconds, result.waited = self.reporter.elapsed(), self.reporter.waited()
         result.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.reporter.changed = tuple(result.changed_files)
         self.reporter.emit(result.status, _final_message(result))
@@ -650,6 +677,7 @@ def onboard_node(job: _Job, node: ResolvedNode) -> NodeWork:
     if work.result.status in (FAILED, CANCELLED):
         work.owed = []
     if work.owed and not job.dry_run:
+        work.reporter.pause()
         work.reporter.emit(WAITING, "files written; waiting for its restart wave")
     else:
         work.finish()
@@ -658,7 +686,7 @@ def onboard_node(job: _Job, node: ResolvedNode) -> NodeWork:
 
 def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
                        reporter: _Reporter) -> list[OwedRestart]:
-    deadline = _Deadline(job.timeout)
+    deadline = _Deadline(job.timeout, reporter.stopwatch)
     reporter.emit(CONNECTING, f"connecting as {node.ssh_user} on port {node.ssh_port}")
     with job.connect(node) as transport:
         if node.sudo:
@@ -692,8 +720,11 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
 
 def _restart_node(job: _Job, work: NodeWork) -> None:
     """Run a node's owed restarts (its wave's turn), over a new connection."""
+    work.reporter.resume()
+    # A budget of its own: a restart cut short by the files' time could leave the service down.
+    deadline = _Deadline(job.timeout, work.reporter.stopwatch)
     with _node_failures(work.result), job.connect(work.node) as transport:
-        run = _NodeRun(transport, work.node, _Deadline(job.timeout),
+        run = _NodeRun(transport, work.node, deadline,
                        changed_files=list(work.result.changed_files))
         steps = [restart_step(run, owed) for owed in work.owed]
         _run_steps(job, run, steps, work.result, work.reporter)
@@ -796,6 +827,7 @@ def onboard_nodes(
     connect: Connector | None = None,
     save: bool = True,
     credential_revoked: bool = False,
+    rejected_host_keys: Collection[str] = (),
     max_restarts: int | None = None,
 ) -> OnboardReport:
     """Onboard the plan's nodes (or ``only`` those hosts) in parallel; never raises per node.
@@ -811,6 +843,11 @@ def onboard_nodes(
     The pull account's credential (``credentials/cluster.json``, app.node_credentials) is
     installed on every node too, or removed when the account is revoked
     (``credential_revoked``, or the file gone).
+
+    ``rejected_host_keys``: hosts whose key the user already rejected (the wizard's one
+    host-key screen): not connected to, reported failed "host key rejected". A node's
+    ``seconds`` leave out the time the policy's questions waited for the user
+    (``host_key_policy.waits``, also the clock nodes are timed with).
     """
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
@@ -821,11 +858,14 @@ def onboard_nodes(
         address=plan.registry_address,
         ca=load_ca_certificate(plan),
         credential=pull_credential(plan, revoked=credential_revoked),
-        connect=connect or default_connector(secrets, host_key_policy),
+        connect=_refusing(connect or default_connector(secrets, host_key_policy),
+                          frozenset(rejected_host_keys)),
         dry_run=dry_run,
         timeout=timeout,
         on_progress=on_progress,
         should_stop=should_stop or (lambda: False),
+        # tests with a fake connector pass no policy
+        waits=host_key_policy.waits if host_key_policy is not None else UserWaits(),
         max_restarts=min(max_restarts or parallel, parallel),
     )
     started = time.monotonic()
@@ -941,6 +981,22 @@ def _hold(work: NodeWork, stopped_by: str) -> None:
         _cancel(result, "cancelled before its restart; its files are written and the restart "
                         "is recorded on the node, so the next run does it")
     work.finish()
+
+
+def _refusing(connect: Connector, rejected: frozenset[str]) -> Connector:
+    """``connect``, except for the hosts whose key was rejected: those fail without a connection
+    (connecting would only ask about the same key again)."""
+    if not rejected:
+        return connect
+
+    def checked(node: ResolvedNode) -> Transport:
+        if node.host in rejected:
+            from app.connections import rejected_host_key_error
+
+            raise rejected_host_key_error(node.host)
+        return connect(node)
+
+    return checked
 
 
 def select_nodes(plan: Plan, only: Iterable[str] | None) -> list[ResolvedNode]:

@@ -8,6 +8,8 @@ Enter on a row opens that node's log. Restarts come in waves once every node's f
 written: a node waiting for its wave shows "waiting", the summary names the waves and the
 canary (app.runtimes.restarts). Rows are widgets of their own (screens.widgets.node_rows)
 so one node's update never re-renders the others. The report arrives as OnboardFinished.
+Before the nodes start, all their host keys are read and the unknown ones decided on one screen
+(screens.host_key_prompt.review_host_keys); a node's time leaves out its waits for the user.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from app.errors import RegwizError
 from app.runtimes.restarts import wave_summary
 from app.steps import Outcome, format_result
 from app.terminal_text import plain_text
-from screens.host_key_prompt import ask_host_key_policy
+from screens.host_key_prompt import ask_host_key_policy, review_host_keys
 from screens.messages import JobFailed, NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
 from screens.secret_flow import ask_missing_secrets, secret_needs
@@ -67,6 +69,9 @@ def result_lines(result: onboard.NodeResult) -> list[str]:
         lines.append(result.message)
     if result.hint:
         lines.append(f"hint: {result.hint}")
+    if result.waited:
+        lines.append(f"time: {result.seconds:.1f}s, not counting {result.waited:.1f}s waiting "
+                     "for your answer")
     return lines
 
 
@@ -264,14 +269,24 @@ class OnboardingScreen(WizardScreen):
     def run_onboarding(self, only: list[str] | None, dry_run: bool) -> None:
         worker = get_current_worker()
         policy = ask_host_key_policy(self.wizard)
+        plan = self.wizard.require_plan()
 
         def progress(event: onboard.NodeProgress) -> None:
             self.post_message(NodeProgressed(event))
 
-        self.report_job(JOB, lambda: onboard.onboard_nodes(
-            self.wizard.require_plan(), self.wizard.secrets, only=only, dry_run=dry_run,
-            host_key_policy=policy, on_progress=progress, should_stop=lambda: worker.is_cancelled,
-        ), OnboardFinished)
+        def run() -> onboard.OnboardReport:
+            # Every unknown host key on one screen first, not one question per node.
+            nodes = onboard.select_nodes(plan, only)
+            for node in nodes:
+                progress(onboard.NodeProgress(node.host, onboard.PENDING, "",
+                                              "reading its SSH host key", (), 0.0))
+            rejected = review_host_keys(self.wizard, nodes, policy)
+            return onboard.onboard_nodes(
+                plan, self.wizard.secrets, only=only, dry_run=dry_run, host_key_policy=policy,
+                on_progress=progress, should_stop=lambda: worker.is_cancelled,
+                rejected_host_keys=rejected)
+
+        self.report_job(JOB, run, OnboardFinished)
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.stop_flushing()

@@ -123,9 +123,11 @@ def user_path(text: str, option: str) -> Path:
 def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
     """The htpasswd credentials from ``--credentials-file``, else the ``operator`` account's
     (only read in htpasswd mode)."""
-    if plan.registry.auth != "htpasswd":
+    if plan.registry.auth != "htpasswd" and plan.registry.managed:
         return None
     if not path:
+        if not plan.registry.managed:  # its logins are its own: verify and status use the nodes'
+            return None
         from app.accounts import OPERATOR, AccountStore
 
         return AccountStore(plan).credential(OPERATOR)  # a RegistryCredential is Credentials

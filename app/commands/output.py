@@ -186,12 +186,10 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
     write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")
     done = [r for r in report.results if r.credential]
     if done:
-        from app.node_credentials import PULL_ACCOUNT
-
         what = "removed (account revoked)" if done[0].credential == "removed" else (
             f"{done[0].credential} installed")
         rest = len(report.results) - len(done)
-        write(f"pull credential ({PULL_ACCOUNT}): {what} on {len(done)} node(s)"
+        write(f"pull credential: {what} on {len(done)} node(s)"
               + (f"; {rest} not reached keep their old one until regwiz onboard reaches them"
                  if rest and not report.dry_run else ""))
     if saved is not None:

@@ -14,7 +14,7 @@ from app import onboard
 from app.onboard import NodeProgress
 from app.plan import NodeSettings, new_plan, save_plan
 from screens.app import RegwizApp
-from screens.host_key_unknown import HostKeyUnknownModal
+from screens.host_key_review import HostKeyReviewModal
 from screens.messages import NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
@@ -121,7 +121,8 @@ async def test_cancel_while_a_host_key_question_waits(
         screen = app.screen
         assert isinstance(screen, OnboardingScreen)
         screen.query_one("#onboard-all", Button).press()
-        await wait_for_modal(app, pilot, HostKeyUnknownModal)
+        # both keys unknown: the one screen that decides them all
+        await wait_for_modal(app, pilot, HostKeyReviewModal)
         screen.action_cancel()
         await settle(app, pilot)
         # The cancelled worker's thread ends at its next check and then reports: wait for it.
