@@ -650,7 +650,7 @@ def onboard_node(job: _Job, node: ResolvedNode) -> NodeWork:
     if work.result.status in (FAILED, CANCELLED):
         work.owed = []
     if work.owed and not job.dry_run:
-        work.reporter.emit(WAITING, "files written; waiting for its restart wave")
+        work.reporter.emit(WAITING, "files in place; waiting for its restart wave")
     else:
         work.finish()
     return work
@@ -905,7 +905,7 @@ def run_restart_waves(job: _Job, works: list[NodeWork]) -> list[RestartWave]:
     by_host = {work.node.host: work for work in owing}
     for wave in waves:
         for host in wave.hosts:
-            by_host[host].reporter.emit(WAITING, f"files written; restart in {_wave_name(wave)}"
+            by_host[host].reporter.emit(WAITING, f"files in place; restart in {_wave_name(wave)}"
                                                  f" of {len(waves)}")
     stopped_by = ""
     for wave in waves:
