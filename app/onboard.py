@@ -678,7 +678,7 @@ def onboard_node(job: _Job, node: ResolvedNode) -> NodeWork:
         work.owed = []
     if work.owed and not job.dry_run:
         work.reporter.pause()
-        work.reporter.emit(WAITING, "files written; waiting for its restart wave")
+        work.reporter.emit(WAITING, "files in place; waiting for its restart wave")
     else:
         work.finish()
     return work
@@ -945,7 +945,7 @@ def run_restart_waves(job: _Job, works: list[NodeWork]) -> list[RestartWave]:
     by_host = {work.node.host: work for work in owing}
     for wave in waves:
         for host in wave.hosts:
-            by_host[host].reporter.emit(WAITING, f"files written; restart in {_wave_name(wave)}"
+            by_host[host].reporter.emit(WAITING, f"files in place; restart in {_wave_name(wave)}"
                                                  f" of {len(waves)}")
     stopped_by = ""
     for wave in waves:

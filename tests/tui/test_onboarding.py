@@ -304,7 +304,7 @@ async def test_waiting_nodes_and_the_restart_waves_are_shown(
         screen = app.screen
         assert isinstance(screen, OnboardingScreen)
         screen.on_node_progressed(NodeProgressed(NodeProgress(
-            "198.18.0.102", onboard.WAITING, "containerd", "files written; restart in wave 2 "
+            "198.18.0.102", onboard.WAITING, "containerd", "files in place; restart in wave 2 "
             "of 2", (), 1.0)))
         screen.flush_progress()
         await pilot.pause()
