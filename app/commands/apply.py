@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.commands.common import (
     add_common_arguments,
+    add_max_restarts_argument,
     load_credentials,
     load_plan_from_args,
     policy_from_args,
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser)
+    add_max_restarts_argument(parser)
     parser.add_argument(
         "--credentials-file", metavar="FILE",
         help="htpasswd mode: 0600 file that keeps the registry user and password",
@@ -146,6 +148,7 @@ def stage_onboard(context: ApplyContext) -> bool:
     report = onboard.onboard_nodes(
         context.plan, context.secrets, parallel=context.args.parallel,
         host_key_policy=context.policy, on_progress=EventPrinter(enabled=True),
+        max_restarts=context.args.max_restarts,
     )
     print_onboard_report(report, onboard.results_path(context.plan))
     return report.ok

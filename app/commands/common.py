@@ -53,6 +53,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_max_restarts_argument(parser: argparse.ArgumentParser) -> None:
+    """--max-restarts for the commands that onboard nodes."""
+    parser.add_argument(
+        "--max-restarts", type=positive_int, default=None, metavar="N",
+        help="runtime restarts at once, after a first node alone (the canary); default and "
+             "ceiling: --parallel; k3s/RKE2 servers always restart one at a time",
+    )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

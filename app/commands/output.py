@@ -165,6 +165,12 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
                   f"{', ' + ', '.join(result.runtimes) if result.runtimes else ''})")
             for line in result.dry_run_lines or [result.message]:
                 write(line)
+    if report.waves:
+        from app.runtimes.restarts import wave_lines
+
+        write()
+        for line in wave_lines(report.waves):
+            write(line)
     write()
     write(f"{'HOST':<22}{'RESULT':<11}{'RUNTIME':<22}{'FILES':>5}{'TIME':>8}  REASON")
     for r in report.results:
