@@ -5,7 +5,6 @@ kubeadm control plane of that release needs."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -15,10 +14,7 @@ from app.errors import UsageError
 
 if TYPE_CHECKING:
     from app.images.copy import ImageEvent
-    from app.images.endpoint import RegistryEndpoint
     from app.images.sources import ImageSource, SourceImage
-    from app.plan import Plan
-    from app.registry_api import BasicAuth
 
 DESCRIPTION = """\
 Copy images into the plan's registry, under the same path without the source's registry name
@@ -76,10 +72,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from app.commands.common import load_plan_from_args
     from app.images.copy import copy_images
+    from app.images.request import target_endpoint
+    from app.plan import Secrets
 
     plan = load_plan_from_args(args, show_warnings=False)
     source, images = _source_and_images(args)
-    target = _target(plan, args.credentials_file)
+    credentials = load_credentials(plan, args.credentials_file) if args.credentials_file \
+        else None
+    target = target_endpoint(plan, Secrets.from_env(), credentials)
     report = copy_images(images, source, target, parallel=args.parallel,
                          on_progress=_print_event)
     for image in report.images:
@@ -94,25 +94,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _source_and_images(args: argparse.Namespace) -> tuple[ImageSource, list[SourceImage]]:
-    from app.images.references import parse_reference
-    from app.images.sources import DockerArchiveSource, OciLayoutSource, RegistrySource
+    from app.images.request import PushRequest, resolve
 
     refs = list(args.images) + (_read_list(args.from_list) if args.from_list else [])
-    chosen = [name for name, on in (("REF/--from", refs), ("--tar", args.tar),
-                                    ("--oci", args.oci)) if on]
-    if len(chosen) != 1:
-        raise UsageError("name the images one way: REF.../--from LIST, --tar FILE or --oci DIR"
-                         if chosen else "no images named",
-                         "e.g. regwiz images push registry.k8s.io/pause:3.9")
-    if args.tar:
-        archive = DockerArchiveSource(user_path(args.tar, "--tar"))
-        return archive, list(archive.images(args.repository))
-    if args.oci:
-        layout = OciLayoutSource.directory(user_path(args.oci, "--oci"))
-        return layout, list(layout.images(args.repository))
-    ca = user_path(args.source_ca, "--source-ca").read_bytes() if args.source_ca else None
-    registries = RegistrySource(ca, _source_login())
-    return registries, [registries.image(parse_reference(ref), args.repository) for ref in refs]
+    return resolve(PushRequest(
+        tuple(refs), user_path(args.tar, "--tar") if args.tar else None,
+        user_path(args.oci, "--oci") if args.oci else None, args.repository,
+        user_path(args.source_ca, "--source-ca") if args.source_ca else None))
 
 
 def _read_list(path: str) -> list[str]:
@@ -122,28 +110,6 @@ def _read_list(path: str) -> list[str]:
         raise UsageError(f"--from {path}: {error.strerror}") from None
     return [line.split("#", 1)[0].strip() for line in text.splitlines()
             if line.split("#", 1)[0].strip()]
-
-
-def _source_login() -> BasicAuth | None:
-    from app.registry_api import BasicAuth
-
-    user, password = os.environ.get("REGWIZ_SOURCE_USERNAME"), os.environ.get(
-        "REGWIZ_SOURCE_PASSWORD")
-    return BasicAuth(user, password) if user and password else None
-
-
-def _target(plan: Plan, credentials_file: str | None) -> RegistryEndpoint:
-    from app.images.endpoint import RegistryEndpoint
-    from app.plan import Secrets
-    from app.registry_api import BasicAuth, tls_context
-
-    login = load_credentials(plan, credentials_file) if plan.registry.managed or \
-        credentials_file else None
-    password = Secrets.from_env().registry_password
-    auth = BasicAuth(login.username, login.password) if login is not None else (
-        BasicAuth("operator", password) if password else None)
-    return RegistryEndpoint(plan.registry_reference, tls_context(plan.trusted_ca_path), auth,
-                            basic_first=True)
 
 
 def _print_event(event: ImageEvent) -> None:

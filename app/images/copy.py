@@ -94,7 +94,7 @@ def copy_images(images: Iterable[SourceImage], source: ImageSource, target: Regi
     notify = on_progress or (lambda _event: None)
     stop = should_stop or (lambda: False)
     started = time.monotonic()
-    copies = [_Copy(image, ImageResult(image.shown, _target_name(target, image)))
+    copies = [_Copy(image, ImageResult(image.shown, target_name(target, image)))
               for image in images]
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         for copy in copies:
@@ -118,7 +118,7 @@ def _run_one(copy: _Copy, source: ImageSource, target: RegistryEndpoint, pool: T
         _put_manifests(copy, target)
         _check_tag(copy, target)
         result.ok = True
-        result.message = (f"{result.blobs_sent} blob(s) sent ({_size(result.bytes_sent)}), "
+        result.message = (f"{result.blobs_sent} blob(s) sent ({format_size(result.bytes_sent)}), "
                           f"{result.blobs_present} already there")
         notify(ImageEvent(result.target, "done", result.message))
     except RegwizError as error:
@@ -202,11 +202,12 @@ def _json(manifest: Manifest) -> dict[str, Any]:
     return data
 
 
-def _target_name(target: RegistryEndpoint, image: SourceImage) -> str:
+def target_name(target: RegistryEndpoint, image: SourceImage) -> str:
+    """REGISTRY/REPOSITORY:TAG: how reports and progress name an image."""
     return f"{target.host}/{image.target_repository}:{image.target_tag}"
 
 
-def _size(count: int) -> str:
+def format_size(count: int) -> str:
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
