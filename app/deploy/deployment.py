@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,12 @@ from app.deploy.front import (
     render_front_config,
     uses_front,
 )
-from app.deploy.probes import parse_df_available_kib, parse_listening_ports, parse_proc_net_tcp
+from app.deploy.probes import (
+    DATA_MARKER,
+    parse_df_available_kib,
+    parse_listening_ports,
+    parse_proc_net_tcp,
+)
 from app.errors import DeployError, RegwizError
 from app.image_source import ImageSource, describe_sources, local_docker_client, short_error
 from app.plan import ALL_ADDRESSES, Plan, Secrets
@@ -144,7 +150,8 @@ class Deployment(OnRegistryHost):
                  self._trust_ca_locally, [f"{host.docker_ca_path()} (0644, no restart)"]),
             Step(f"Create data directory {registry.data_dir}", self.where,
                  "pushed images survive container re-creation", self._ensure_data_dir,
-                 [f"mkdir -p {registry.data_dir} (existing content is never touched)"]),
+                 [f"mkdir -p {registry.data_dir} (existing content is never touched)",
+                  f"{registry.data_dir}/{DATA_MARKER} (0644: marks it as registry data)"]),
         ]
         if uses_front(self.plan):
             front = front_spec(self.plan)
@@ -445,11 +452,17 @@ class Deployment(OnRegistryHost):
         return Outcome.CHANGED if changed else Outcome.UNCHANGED
 
     def _ensure_data_dir(self) -> Outcome:
-        data_dir = self.plan.registry.data_dir
-        if self.transport.run(["test", "-d", data_dir], check=False).ok:
-            return Outcome.UNCHANGED
-        self.transport.run(["mkdir", "-p", "--", data_dir], sudo=self.plan.registry.sudo)
-        return Outcome.CHANGED
+        """The data dir and its marker: what lets ``uninstall --purge`` know it is ours."""
+        registry = self.plan.registry
+        made = False
+        if not self.transport.run(["test", "-d", registry.data_dir], check=False).ok:
+            self.transport.run(["mkdir", "-p", "--", registry.data_dir], sudo=registry.sudo)
+            made = True
+        marker = posixpath.join(registry.data_dir, DATA_MARKER)
+        text = (f"registry data of regwiz: container {registry.container_name}, registry "
+                f"{self.plan.registry_reference}\n").encode()
+        wrote = self.transport.write_file(marker, text, mode=0o644, sudo=registry.sudo)
+        return Outcome.CHANGED if made or wrote else Outcome.UNCHANGED
 
     def _ensure_container(self) -> Outcome:
         spec = container_spec(self.plan)

@@ -33,14 +33,16 @@ STAND_INS = {"passwd": b"root:x:0:0:root:/root:/bin/bash\n", "hosts": b"127.0.0.
 
 def _purge(env: Env, data_dir: str) -> StepResult:  # noqa: F811
     """Run uninstall --purge for the env's plan with ``data_dir`` set after loading (the plan
-    check would refuse a system directory before the purge check is reached)."""
+    check would refuse a system directory before the purge check is reached); the failed step
+    (else the last one)."""
     plan = load_plan(env.plan_path)
     plan.registry.data_dir = data_dir
     policy = host_key_policy(False, known_hosts=env.known_hosts)
     with Uninstall(plan, purge=True,
                    connect=lambda: open_registry_transport(plan, Secrets(), policy)) as steps:
         results = run_steps(steps.steps())
-    return results[-1]
+    failed = [result for result in results if result.outcome is Outcome.FAILED]
+    return failed[0] if failed else results[-1]
 
 
 @pytest.fixture
@@ -66,7 +68,6 @@ def test_purge_refuses_a_system_directory_written_with_a_double_slash(
     env: Env, usr_local_tmpfs: LabHost  # noqa: F811
 ) -> None:
     result = _purge(env, "//usr/local")
-    assert result.what.startswith("Delete data directory")
     assert result.outcome is Outcome.FAILED, result
     assert result.kind == "purge-refused", result
     assert "/usr/local" in result.message
