@@ -168,3 +168,48 @@ def _held_images_status(env: Env, auth: str) -> int:  # noqa: F811
     conn = http.client.HTTPSConnection(env.host.ip, env.port, context=context, timeout=10)
     conn.request("GET", "/v2/_catalog", headers={"Authorization": auth})
     return conn.getresponse().status
+
+
+def test_a_redeploy_stopped_before_its_health_check_rolls_back(
+    env: Env, capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    """Cancelled (the wizard's Stop) right after the new container started: the unverified new
+    one goes, the previous one serves again."""
+    held = _deploy_and_push(env, capsys)
+    before = _container(env, env.name)
+    env.write_plan(delete_enabled=True)  # a changed setting: a new container
+    plan = load_plan(env.plan_path)
+    policy = host_key_policy(False, known_hosts=env.known_hosts)
+    seen: list[str] = []
+    report = deploy(plan, Secrets(), DeployOptions(health_timeout=8),
+                    connect=lambda: open_registry_transport(plan, Secrets(), policy),
+                    on_progress=lambda result: seen.append(result.what),
+                    should_stop=lambda: any(what.startswith("Run container") for what in seen))
+    assert [r.outcome.value for r in report.results][-2:] == ["skipped", "skipped"]
+    assert _container(env, env.name) == before
+    assert _container(env, f"{env.name}-previous") is None
+    assert _held_images(env) == held
+
+
+def test_a_leftover_previous_container_is_restored_or_removed(
+    env: Env, capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    """What an interrupted run (killed between the two renames) leaves: NAME-previous, stopped.
+    No NAME: it is started again under its name. NAME present: the leftover goes."""
+    held = _deploy_and_push(env, capsys)
+    before = _container(env, env.name)
+    assert before is not None
+    env.host.exec(["docker", "stop", env.name])
+    env.host.exec(["docker", "rename", env.name, f"{env.name}-previous"])
+    code, out = env.cli(capsys, "deploy")
+    assert code == 0, out
+    assert _container(env, env.name) == before
+    assert _container(env, f"{env.name}-previous") is None
+    assert _held_images(env) == held
+
+    env.host.exec(["docker", "create", "--name", f"{env.name}-previous", "--label",
+                   "io.regwiz.managed=true", BUSYBOX_IMAGE])
+    code, out = env.cli(capsys, "deploy")
+    assert code == 0, out
+    assert _container(env, env.name) == before
+    assert _container(env, f"{env.name}-previous") is None
