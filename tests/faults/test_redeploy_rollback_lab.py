@@ -185,8 +185,8 @@ def test_a_redeploy_stopped_before_its_health_check_rolls_back(
                     connect=lambda: open_registry_transport(plan, Secrets(), policy),
                     on_progress=lambda result: seen.append(result.what),
                     should_stop=lambda: any(what.startswith("Run container") for what in seen))
-    assert [r.outcome.value for r in report.results][-2:] == ["skipped", "skipped"]
     assert _container(env, env.name) == before
+    assert report.results[-1].outcome.value == "skipped"  # the health check never ran
     assert _container(env, f"{env.name}-previous") is None
     assert _held_images(env) == held
 
