@@ -516,7 +516,7 @@ class Deployment(OnRegistryHost):
             labels = spec.labels("behind-front", "behind-front")
         image_id = self.docker.images.get(spec.image).id
         self._recover_leftover(spec.name)
-        self._recover_leftover(front_spec(self.plan).name)
+        self._recover_leftover(front_spec(self.plan).name, wanted=uses_front(self.plan))
         existing = self.host.find_container()
         if existing is not None and existing.labels.get(LABEL_MANAGED) != "true":
             raise DeployError(
@@ -563,10 +563,10 @@ class Deployment(OnRegistryHost):
         if not uses_front(self.plan) or registry is not None:
             self.replacements.set_aside(front)
 
-    def _recover_leftover(self, name: str) -> None:
+    def _recover_leftover(self, name: str, *, wanted: bool = True) -> None:
         """A NAME-previous from an interrupted run (never one this run set aside)."""
         if not self.replacements.holds(name):
-            recover_leftover(self.docker, name)
+            recover_leftover(self.docker, name, wanted=wanted)
 
     def _or_roll_back(self, action: Callable[[], Outcome]) -> Callable[[], Outcome]:
         """``action``; if it fails after this run set containers aside, roll back first."""

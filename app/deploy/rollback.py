@@ -95,13 +95,14 @@ def restore(container: Any, name: str) -> None:
     container.start()
 
 
-def recover_leftover(client: Any, name: str) -> str | None:
+def recover_leftover(client: Any, name: str, *, wanted: bool = True) -> str | None:
     """A ``NAME-previous`` left by an interrupted run: started again under ``name`` when no
-    ``name`` exists (it is the last container that served), else removed. What was done."""
+    ``name`` exists (it is the last container that served) and the plan still wants one, else
+    removed. What was done."""
     leftover = _get(client, previous_name(name))
     if leftover is None or (leftover.labels or {}).get(LABEL_MANAGED) != "true":
         return None
-    if _get(client, name) is None:
+    if wanted and _get(client, name) is None:
         restore(leftover, name)
         return f"restored {previous_name(name)} as {name}"
     leftover.remove(force=True)
