@@ -192,10 +192,8 @@ class Deployment(OnRegistryHost):
     def _verify_steps(self) -> list[Step]:
         """The health check (a failure rolls back to the previous containers), then their
         removal: kept until then so a new container that cannot serve costs nothing."""
-        registry = self.plan.registry
-        kept = [previous_name(registry.container_name)]
-        if uses_front(self.plan):
-            kept.append(previous_name(front_spec(self.plan).name))
+        kept = [previous_name(self.plan.registry.container_name),
+                previous_name(front_spec(self.plan).name)]  # the front also when auth = "none"
         return [
             Step(f"Health check {self.plan.registry_address.api_url}", "local",
                  "proves TLS with our CA and the registry API answer",
