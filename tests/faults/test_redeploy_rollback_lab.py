@@ -41,9 +41,16 @@ def broken_image(env: Env, request: pytest.FixtureRequest) -> Iterator[str]:  # 
     dockerfile = f"FROM {BUSYBOX_IMAGE}\nENTRYPOINT {BROKEN[request.param]}\n".encode()
     env.host.exec(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, timeout=120)
     yield tag
+    env.host.exec(["docker", "rm", "-f", env.name, f"{env.name}-front"], check=False)
+    env.host.exec(["docker", "rmi", "-f", tag], check=False)
+
+
+@pytest.fixture(autouse=True)
+def no_previous_left(env: Env) -> Iterator[None]:  # noqa: F811
+    """Whatever a failing test leaves, no NAME-previous stays on the lab's registry host."""
+    yield
     env.host.exec(["docker", "rm", "-f", f"{env.name}-previous", f"{env.name}-front-previous"],
                   check=False)
-    env.host.exec(["docker", "rmi", "-f", tag], check=False)
 
 
 def _deploy(env: Env) -> DeployReport:  # noqa: F811
