@@ -28,7 +28,16 @@ class UsageError(RegwizError):
 
 class DeployError(RegwizError):
     """A deploy or uninstall step on the registry host cannot go on (kept here so the modules
-    deploy is made of share it without importing each other)."""
+    deploy is made of share it without importing each other).
+
+    ``kind`` (empty for most) names the failures callers decide on: "purge-refused" (the data
+    directory is not a registry data directory: nothing deleted), "rolled-back" (a new
+    container failed and the previous one serves again), "rollback-failed" (it failed and the
+    previous one could not be restored)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "") -> None:
+        super().__init__(message, hint)
+        self.kind = kind
 
 
 # Specific error kinds and the broad kind they refine. A decision uses the specific kind (e.g.

@@ -489,8 +489,8 @@ def _read_registry(problems: list[str], table: object) -> RegistrySettings:
             "port": r.integer("port", validate.check_port, _PORT),
             "image": r.text("image", validate.check_image),
             "container_name": r.text("container_name", validate.check_container_name),
-            "data_dir": r.text("data_dir", validate.check_remote_path),
-            "certs_dir": r.text("certs_dir", validate.check_remote_path),
+            "data_dir": r.text("data_dir", validate.check_data_dir),
+            "certs_dir": r.text("certs_dir", validate.check_certs_dir),
             "auth": r.text("auth", validate.check_auth),
             "delete_enabled": r.boolean("delete_enabled"),
             "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
@@ -687,6 +687,11 @@ def _cross_field_problems(plan: Plan) -> list[str]:
         )
     if not registry.managed:
         return problems + _duplicate_node_problems(plan)
+    if _nested(registry.data_dir, registry.certs_dir):
+        problems.append(
+            f"registry.certs_dir: {registry.certs_dir} and data_dir {registry.data_dir} overlap; "
+            "the TLS key must not sit among the images (nor images among the certificates): "
+            "give each its own directory")
     if not sans_cover(plan.all_sans(), registry.address):
         problems.append(
             f"registry.address: {registry.address} is not covered by the certificate's SANs"
@@ -719,6 +724,12 @@ def _duplicate_node_problems(plan: Plan) -> list[str]:
         else:
             seen[key] = index
     return problems
+
+
+def _nested(first: str, second: str) -> bool:
+    """One of two remote directories is the other or inside it."""
+    a, b = (validate.normalize_remote_path(path) + "/" for path in (first, second))
+    return a.startswith(b) or b.startswith(a)
 
 
 def plan_warnings(plan: Plan) -> list[str]:

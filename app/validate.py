@@ -9,7 +9,9 @@ Validators never raise, whatever they are given: a non-string value is reported,
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
+from collections.abc import Callable
 
 from app.paths import unknown_home
 from app.runtimes.registry import plan_runtimes
@@ -368,6 +370,65 @@ def check_remote_path(value: object) -> str | None:
     if value.rstrip("/") == "":
         return "must not be the root directory '/'"
     return None
+
+
+# Directories regwiz must never use as (or delete as) the registry's data or certificate dir:
+# the OS, the container runtimes' and Kubernetes' own state, and home roots.
+SYSTEM_DIRECTORIES: frozenset[str] = frozenset("""
+    / /bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /proc /root /run
+    /sbin /snap /srv /sys /tmp /usr /usr/bin /usr/lib /usr/lib64 /usr/libexec /usr/local
+    /usr/local/bin /usr/local/etc /usr/local/lib /usr/local/sbin /usr/local/share /usr/sbin
+    /usr/share /usr/src /var /var/cache /var/lib /var/log /var/mail /var/opt /var/run /var/spool
+    /var/tmp /var/www /etc/docker /etc/docker/certs.d /etc/containerd /etc/containerd/certs.d
+    /etc/containers /etc/kubernetes /etc/rancher /etc/ssl /etc/ssl/certs /etc/pki /etc/systemd
+    /var/lib/docker /var/lib/containerd /var/lib/containers /var/lib/kubelet /var/lib/etcd
+    /var/lib/rancher
+""".split())  # noqa: SIM905 - a compact table is easier to read than 70 quoted strings
+# Trees owned by the kernel, the boot loader, Kubernetes or a runtime: nothing of ours inside.
+SYSTEM_TREES: tuple[str, ...] = ("/proc", "/sys", "/dev", "/boot", "/etc/kubernetes",
+                                 "/var/lib/kubelet", "/var/lib/docker", "/var/lib/containerd",
+                                 "/var/lib/etcd")
+
+
+def normalize_remote_path(path: str) -> str:
+    """``path`` as a Linux host resolves it, lexically: repeated slashes collapsed (Linux reads
+    ``//etc`` as ``/etc``, but ``posixpath.normpath`` keeps a leading ``//``), ``.`` and ``..``
+    resolved, no trailing slash."""
+    collapsed = re.sub("/+", "/", path)
+    return posixpath.normpath(collapsed) if collapsed else collapsed
+
+
+def system_directory(path: str) -> str | None:
+    """What makes ``path`` (normalized) a system location, or None when it is not one."""
+    normalized = normalize_remote_path(path)
+    if normalized in SYSTEM_DIRECTORIES:
+        return f"the system directory {normalized}"
+    parts = normalized.split("/")
+    if len(parts) == 3 and parts[1] == "home":
+        return f"the home directory {normalized}"
+    for tree in SYSTEM_TREES:
+        if normalized.startswith(tree + "/"):
+            return f"inside the system directory {tree}"
+    return None
+
+
+def _dedicated_dir_check(example: str) -> Callable[[object], str | None]:
+    """A remote directory regwiz may write to (and purge): never a system location."""
+
+    def check(value: object) -> str | None:
+        if (problem := check_remote_path(value)) is not None:
+            return problem
+        assert isinstance(value, str)
+        if (what := system_directory(value)) is not None:
+            return (f"{_shown(value)} is {what}: give the registry a directory of its own, "
+                    f"e.g. {example}")
+        return None
+
+    return check
+
+
+check_data_dir = _dedicated_dir_check("/srv/registry/data")
+check_certs_dir = _dedicated_dir_check("/etc/docker/certs")
 
 
 def check_local_path(value: object) -> str | None:

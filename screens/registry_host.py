@@ -90,10 +90,10 @@ class RegistryHostScreen(WizardScreen):
                                 value=registry.container_name,
                                 validators=[validators.container_name()])
                 yield FormField("Data directory", field_id="data-dir", value=registry.data_dir,
-                                validators=[validators.remote_path()],
+                                validators=[validators.data_dir()],
                                 help_text="Where images are stored on the host.")
                 yield FormField("Certificate directory", field_id="certs-dir",
-                                value=registry.certs_dir, validators=[validators.remote_path()],
+                                value=registry.certs_dir, validators=[validators.certs_dir()],
                                 help_text="Where tls.crt and tls.key go on the host.")
                 with Vertical(classes="form-field"):
                     yield Label("Registry authentication", classes="field-label")

@@ -100,8 +100,12 @@ def days() -> Checked:
     return Checked(_as_int(validate.check_days))
 
 
-def remote_path() -> Checked:
-    return Checked(_required(validate.check_remote_path))
+def data_dir() -> Checked:
+    return Checked(_required(validate.check_data_dir))
+
+
+def certs_dir() -> Checked:
+    return Checked(_required(validate.check_certs_dir))
 
 
 def local_path(*, optional: bool = True) -> Checked:

@@ -21,6 +21,9 @@ from app.deploy import (
     sha256_fingerprint,
     unsafe_purge_reason,
 )
+from app.deploy.probes import (
+    foreign_entries,
+)
 from app.plan import Plan, RegistrySettings
 from tests.deploy_helpers import make_pki
 
@@ -148,9 +151,27 @@ def test_parse_df() -> None:
     assert parse_df_available_kib("nonsense") is None
 
 
-@pytest.mark.parametrize("path", ["/", "/etc", "/var/lib/", "relative/dir", "/srv/../etc", "/usr"])
+@pytest.mark.parametrize("path", [
+    "/", "/etc", "/var/lib/", "relative/dir", "/srv/../etc", "/usr", "//etc", "///etc//",
+    "/usr/local", "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/kubelet/pods", "/home/alice",
+    "/./etc", "/root"])
 def test_purge_refuses_system_paths(path: str) -> None:
     assert unsafe_purge_reason(path) is not None
+
+
+def test_registry_tree_listing() -> None:
+    """What LIST_DATA_DIR prints for a registry data dir, an empty one, and others."""
+    registry = "docker/\n.regwiz-registry-data\n//docker\nregistry/\n//docker/registry\nv2/\n"
+    assert foreign_entries(registry) == []
+    assert foreign_entries("") == []  # empty: fine to remove
+    assert foreign_entries(".regwiz-registry-data\n") == []
+    assert foreign_entries("passwd\nhosts\ndocker/\n//docker\nregistry/\nlost\n") == [
+        "passwd", "hosts", "docker/lost"]
+    assert foreign_entries("docker\n") == ["docker"]  # a file or a link, not the tree
+    # a name with a newline cannot pass as the marker twice, nor as an empty line
+    assert foreign_entries(".regwiz-registry-data\n.regwiz-registry-data\n") == [
+        ".regwiz-registry-data"]
+    assert foreign_entries("\ndocker/\n") == ["''"]
 
 
 def test_purge_accepts_dedicated_dirs() -> None:

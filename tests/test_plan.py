@@ -150,6 +150,18 @@ def test_cross_field_checks() -> None:
     assert wildcard == ["registry.address: must be one concrete name or IP, not a wildcard"]
 
 
+def test_system_directories_are_refused_as_data_or_certs_dir() -> None:
+    """Issue 12 item 2: //etc is /etc (the old check only knew a short list, spelled exactly)."""
+    problems = problems_of(MINIMAL + 'data_dir = "//etc"\ncerts_dir = "/var/lib/kubelet"\n')
+    assert problems == [
+        'registry.data_dir: "//etc" is the system directory /etc: give the registry a '
+        "directory of its own, e.g. /srv/registry/data",
+        'registry.certs_dir: "/var/lib/kubelet" is the system directory /var/lib/kubelet: give '
+        "the registry a directory of its own, e.g. /etc/docker/certs"]
+    nested = problems_of(MINIMAL + 'data_dir = "/srv/reg"\ncerts_dir = "/srv/reg/certs/"\n')
+    assert len(nested) == 1 and nested[0].startswith("registry.certs_dir: /srv/reg/certs/ and")
+
+
 def test_derived_values(tmp_path: Path) -> None:
     plan = parse_plan(MINIMAL, tmp_path / "sub" / "plan.toml")
     assert plan.cert_dir == tmp_path / "sub" / "certs"

@@ -250,6 +250,27 @@ def test_remote_path() -> None:
     assert "root directory" in (check_remote_path("/") or "")
 
 
+@pytest.mark.parametrize("path", ["//etc", "/etc/", "/usr/local", "/etc/kubernetes",
+                                  "/var/lib/kubelet", "/var/lib/docker", "/home", "/home/alice",
+                                  "/root", "/var//lib", "/./usr", "/var/lib/kubelet/pki"])
+def test_data_and_certs_dirs_refuse_system_directories(path: str) -> None:
+    for check in (validate.check_data_dir, validate.check_certs_dir):
+        message = check(path) or ""
+        assert "a directory of its own" in message and "e.g. /" in message, (path, message)
+
+
+def test_data_and_certs_dirs_accept_their_own() -> None:
+    for path in ("/registry-image", "/srv/registry/data", "/etc/docker/certs",
+                 "/home/alice/registry", "/var/lib/registry"):
+        assert validate.check_data_dir(path) is None and validate.check_certs_dir(path) is None
+
+
+def test_normalize_remote_path() -> None:
+    assert validate.normalize_remote_path("//etc") == "/etc"
+    assert validate.normalize_remote_path("/srv//reg/./data/") == "/srv/reg/data"
+    assert validate.normalize_remote_path("/a/b/../c") == "/a/c"
+
+
 def test_text_field() -> None:
     assert check_text_field("state", "Seoul") is None
     assert check_text_field("state", "") is None

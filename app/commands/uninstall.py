@@ -18,7 +18,8 @@ from app.steps import Outcome, dry_run_lines, run_steps
 DESCRIPTION = """\
 Remove the registry container and the tls.crt, tls.key and htpasswd files deploy placed in
 certs_dir. The data directory (every pushed image) stays unless --purge is given; --purge asks
-for confirmation unless --yes is given (without a terminal it refuses instead of asking).
+for confirmation unless --yes is given (without a terminal it refuses instead of asking), and
+deletes only a registry data directory (docker/registry/v2 and deploy's marker, nothing else).
 """
 
 

@@ -4,7 +4,8 @@
   image, uploads, data dir, htpasswd, container, health check);
 - ``report``: ``deploy()``, which runs them and returns a ``DeployReport``;
 - ``uninstall``: the ``Uninstall`` steps;
-- ``container``: the container's spec and labels; ``probes``: parsers of the host's tools.
+- ``container``: the container's spec and labels; ``probes``: parsers of the host's tools;
+- ``rollback``: old containers kept until their successors are healthy, restored if not.
 
 The connection and the Docker daemon belong to ``app.registry_host``, the image to
 ``app.image_source``, the htpasswd file to ``app.htpasswd``, the certificate checks to
@@ -12,7 +13,9 @@ The connection and the Docker daemon belong to ``app.registry_host``, the image 
 
 Idempotence: the container carries labels with a hash of its settings, the certificate's
 fingerprint and the htpasswd digest. Same plan + same files → nothing restarted, same container
-id. Anything different → the container is recreated; ``data_dir`` is never touched.
+id. Anything different → the container is recreated; ``data_dir`` is never touched. The old
+container is kept (stopped, ``NAME-previous``) until the new one passed the health check, and
+restored if it did not (``rollback``).
 
 The CA private key never leaves this machine: only tls.crt, tls.key and htpasswd are uploaded.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +37,22 @@ from app.deploy.front import (
     render_front_config,
     uses_front,
 )
-from app.deploy.probes import parse_df_available_kib, parse_listening_ports, parse_proc_net_tcp
+from app.deploy.probes import (
+    DATA_MARKER,
+    parse_df_available_kib,
+    parse_listening_ports,
+    parse_proc_net_tcp,
+)
+from app.deploy.rollback import Replacements, previous_name, recover_leftover
 from app.errors import DeployError, RegwizError
 from app.image_source import ImageSource, describe_sources, local_docker_client, short_error
 from app.plan import ALL_ADDRESSES, Plan, Secrets
-from app.registry_host import LABEL_MANAGED, OnRegistryHost, RegistryHost
+from app.registry_host import (
+    LABEL_MANAGED,
+    OnRegistryHost,
+    RegistryHost,
+    describe_container_state,
+)
 from app.steps import Outcome, Step
 from app.transport.base import Transport, TransportError
 
@@ -103,6 +115,9 @@ class Deployment(OnRegistryHost):
         self._front_config = b""
         #: accounts created by this run (names only; their passwords are in their files)
         self.created_accounts: list[str] = []
+        #: old containers kept (stopped, NAME-previous) until the new ones are healthy
+        self.replacements = Replacements()
+        self._failed_log = ""  # the log of new containers a rollback removed
 
     # -- public ---------------------------------------------------------------------------
 
@@ -144,7 +159,8 @@ class Deployment(OnRegistryHost):
                  self._trust_ca_locally, [f"{host.docker_ca_path()} (0644, no restart)"]),
             Step(f"Create data directory {registry.data_dir}", self.where,
                  "pushed images survive container re-creation", self._ensure_data_dir,
-                 [f"mkdir -p {registry.data_dir} (existing content is never touched)"]),
+                 [f"mkdir -p {registry.data_dir} (existing content is never touched)",
+                  f"{registry.data_dir}/{DATA_MARKER} (0644: marks it as registry data)"]),
         ]
         if uses_front(self.plan):
             front = front_spec(self.plan)
@@ -155,22 +171,49 @@ class Deployment(OnRegistryHost):
                      [f"docker network create {front.network}"]),
                 Step(f"Run container {registry.container_name}", self.where,
                      "the registry itself (no published port), restarted by Docker after "
-                     "reboots", self._ensure_container, container_spec(self.plan).details()),
+                     "reboots", self._or_roll_back(self._ensure_container),
+                     self._replace_details(container_spec(self.plan).details(),
+                                           registry.container_name)),
                 Step(f"Run front {front.name} on {front.bind_address}:{front.port}", self.where,
                      "TLS, basic auth and the push/pull roles, in front of the registry",
-                     self._ensure_front, front.details()),
+                     self._or_roll_back(self._ensure_front),
+                     self._replace_details(front.details(), front.name)),
             ]
         else:
             steps.append(
                 Step(f"Run container {registry.container_name}", self.where,
                      "the registry itself, restarted by Docker after reboots",
-                     self._ensure_container, container_spec(self.plan).details()))
-        steps += [
-            Step(f"Health check {self.plan.registry_address.api_url}", "local",
-                 "proves TLS with our CA and the registry API answer", self._health_check,
-                 [f"up to {self.options.health_timeout:g} s, trusting only {files}/ca.crt"]),
-        ]
+                     self._or_roll_back(self._ensure_container),
+                     self._replace_details(container_spec(self.plan).details(),
+                                           registry.container_name)))
+        steps += self._verify_steps()
         return [guarded(step) for step in steps]
+
+    def _verify_steps(self) -> list[Step]:
+        """The health check (a failure rolls back to the previous containers), then their
+        removal: kept until then so a new container that cannot serve costs nothing."""
+        kept = [previous_name(self.plan.registry.container_name),
+                previous_name(front_spec(self.plan).name)]  # the front also when auth = "none"
+        return [
+            Step(f"Health check {self.plan.registry_address.api_url}", "local",
+                 "proves TLS with our CA and the registry API answer",
+                 self._or_roll_back(self._health_check),
+                 [f"up to {self.options.health_timeout:g} s, trusting only "
+                  f"{self.plan.cert_dir}/ca.crt",
+                  "on failure: the new containers are removed and the previous ones started "
+                  "again under their names"]),
+            Step("Remove the previous containers", self.where,
+                 "the new ones passed the health check", self._remove_previous,
+                 [f"docker rm -f {' '.join(kept)} (if this run replaced them)"]),
+        ]
+
+    @staticmethod
+    def _replace_details(details: list[str], name: str) -> list[str]:
+        return [*details,
+                f"a changed container is stopped and kept as {previous_name(name)} until the "
+                "health check passed",
+                f"a {previous_name(name)} left by an interrupted deploy is started again when "
+                f"{name} is missing, else removed"]
 
     def account_steps(self) -> list[Step]:
         """Write the accounts' htpasswd and the front's config (unguarded; see steps())."""
@@ -201,13 +244,16 @@ class Deployment(OnRegistryHost):
             *self.account_steps(),
             Step(f"Update front {front.name}", self.where,
                  "it must know the push accounts (a new config means a new container)",
-                 self._ensure_front, front.details()),
+                 self._or_roll_back(self._ensure_front),
+                 self._replace_details(front.details(), front.name)),
+            *self._verify_steps(),
         ]
         return [guarded(step) for step in steps]
 
     def container_log_tail(self, lines: int = 30) -> str:
-        """The container's last log lines (empty when there is no container or no connection)."""
-        return self.host.container_log_tail(lines)
+        """The container's last log lines (empty when there is no container or no connection);
+        after a rollback, those of the new containers it removed."""
+        return self._failed_log or self.host.container_log_tail(lines)
 
     def container_state(self) -> str:
         return self.host.container_state()
@@ -385,6 +431,7 @@ class Deployment(OnRegistryHost):
         labels = spec.labels(sha256_fingerprint(self._files.cert_pem),
                              hashlib.sha256(self._front_config).hexdigest(), registry.id)
         image_id = self.docker.images.get(spec.image).id
+        self._recover_leftover(spec.name)
         existing = self._find_front()
         if existing is not None and existing.labels.get(LABEL_MANAGED) != "true":
             raise DeployError(
@@ -397,7 +444,7 @@ class Deployment(OnRegistryHost):
             existing.start()
             return Outcome.CHANGED
         if existing is not None:
-            existing.remove(force=True)
+            self.replacements.set_aside(existing)
         front = self._run_front(spec, labels)
         expected = {f"{FRONT_MOUNT}/{HTPASSWD_NAME}": self._htpasswd.content,
                     f"{FRONT_MOUNT}/tls.crt": self._files.cert_pem,
@@ -421,7 +468,7 @@ class Deployment(OnRegistryHost):
                 ports={"443/tcp": (spec.bind_address, spec.port)}, labels=labels)
         except docker.errors.APIError as error:
             detail = _short_text(error.explanation or str(error))
-            if "mount" not in detail and "directory" not in detail:
+            if "mount" not in detail:  # e.g. an entrypoint that does not exist: not a mount
                 raise
             with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
                 self.docker.containers.get(spec.name).remove(force=True)
@@ -445,11 +492,17 @@ class Deployment(OnRegistryHost):
         return Outcome.CHANGED if changed else Outcome.UNCHANGED
 
     def _ensure_data_dir(self) -> Outcome:
-        data_dir = self.plan.registry.data_dir
-        if self.transport.run(["test", "-d", data_dir], check=False).ok:
-            return Outcome.UNCHANGED
-        self.transport.run(["mkdir", "-p", "--", data_dir], sudo=self.plan.registry.sudo)
-        return Outcome.CHANGED
+        """The data dir and its marker: what lets ``uninstall --purge`` know it is ours."""
+        registry = self.plan.registry
+        made = False
+        if not self.transport.run(["test", "-d", registry.data_dir], check=False).ok:
+            self.transport.run(["mkdir", "-p", "--", registry.data_dir], sudo=registry.sudo)
+            made = True
+        marker = posixpath.join(registry.data_dir, DATA_MARKER)
+        text = (f"registry data of regwiz: container {registry.container_name}, registry "
+                f"{self.plan.registry_reference}\n").encode()
+        wrote = self.transport.write_file(marker, text, mode=0o644, sudo=registry.sudo)
+        return Outcome.CHANGED if made or wrote else Outcome.UNCHANGED
 
     def _ensure_container(self) -> Outcome:
         spec = container_spec(self.plan)
@@ -460,6 +513,8 @@ class Deployment(OnRegistryHost):
         if uses_front(self.plan):  # TLS and htpasswd are the front's: they restart nothing here
             labels = spec.labels("behind-front", "behind-front")
         image_id = self.docker.images.get(spec.image).id
+        self._recover_leftover(spec.name)
+        self._recover_leftover(front_spec(self.plan).name, wanted=uses_front(self.plan))
         existing = self.host.find_container()
         if existing is not None and existing.labels.get(LABEL_MANAGED) != "true":
             raise DeployError(
@@ -474,12 +529,7 @@ class Deployment(OnRegistryHost):
             existing.start()
             self._verify_mounts(existing)
             return Outcome.CHANGED
-        if existing is not None:
-            existing.remove(force=True)  # the data volume is a host dir: nothing is lost
-        if not uses_front(self.plan):
-            old_front = self._find_front()  # auth = "none" now: the old front must go
-            if old_front is not None and old_front.labels.get(LABEL_MANAGED) == "true":
-                old_front.remove(force=True)
+        self._set_aside_for(existing)
         publish: dict[str, Any] = {}
         if spec.port is not None:
             publish["ports"] = {"443/tcp": spec.port if spec.bind_address == ALL_ADDRESSES
@@ -500,6 +550,71 @@ class Deployment(OnRegistryHost):
         self._verify_mounts(container)
         return Outcome.CHANGED
 
+    def _set_aside_for(self, registry: Any | None) -> None:
+        """Before a new registry container: keep the old one, and the old front when it must
+        go too (auth = "none" now, or it proxies to the old registry's address)."""
+        if registry is not None:
+            self.replacements.set_aside(registry)
+        front = self._find_front()
+        if front is None or front.labels.get(LABEL_MANAGED) != "true":
+            return
+        if not uses_front(self.plan) or registry is not None:
+            self.replacements.set_aside(front)
+
+    def _recover_leftover(self, name: str, *, wanted: bool = True) -> None:
+        """A NAME-previous from an interrupted run (never one this run set aside)."""
+        if not self.replacements.holds(name):
+            recover_leftover(self.docker, name, wanted=wanted)
+
+    def _or_roll_back(self, action: Callable[[], Outcome]) -> Callable[[], Outcome]:
+        """``action``; if it fails after this run set containers aside, roll back first."""
+
+        def run() -> Outcome:
+            try:
+                return action()
+            except Exception as error:
+                failure = deploy_error(error, self.where)
+                if failure is None or not self.replacements.pending:
+                    raise
+                raise self._roll_back(failure) from None
+
+        return run
+
+    def _roll_back(self, failure: RegwizError) -> DeployError:
+        """New containers out, previous ones in, and whether the registry answers again."""
+        names = ", ".join(self.replacements.names())
+        self._failed_log = (self.replacements.failed_logs(self.docker)
+                            or "(the new container wrote no log)")
+        try:
+            self.replacements.roll_back(self.docker)
+        except Exception as error:  # noqa: BLE001 - reported with the failure that caused it
+            problem = deploy_error(error, self.where) or error
+            return DeployError(
+                f"{failure.message}\n    restoring the previous container failed: {problem}",
+                f"on {self.where}: docker ps -a; rename {names} back from *-previous and start "
+                "them", kind="rollback-failed")
+        answer = self._wait_until_up()
+        now = ("the registry answers again" if answer.is_up
+               else f"but the registry does not answer: {answer.error}")
+        first, _, rest = failure.message.partition("\n")
+        restored = (f"{names} running again under {'their names' if ',' in names else 'its name'}"
+                    f"; {now}")
+        return DeployError(
+            "\n    ".join([f"rolled back to the previous container: {first}",
+                           *([rest.lstrip()] if rest else []), restored]),
+            "the previous container keeps serving: fix what the message names in the plan "
+            "(image, settings) and deploy again", kind="rolled-back")
+
+    def _remove_previous(self) -> Outcome:
+        return Outcome.CHANGED if self.replacements.commit() else Outcome.UNCHANGED
+
+    def close(self) -> None:
+        """A run stopped between a replacement and its health check rolls back too."""
+        if self.replacements.pending and self.host.docker_connected:
+            with contextlib.suppress(Exception):
+                self.replacements.roll_back(self.docker)
+        super().close()
+
     def _verify_mounts(self, container: Any) -> None:
         """The registry invents a random user when htpasswd is missing: check what it sees."""
         if uses_front(self.plan):
@@ -515,7 +630,8 @@ class Deployment(OnRegistryHost):
                     "Desktop): choose a registry.certs_dir the daemon can bind-mount",
                 )
 
-    def _health_check(self) -> Outcome:
+    def _wait_until_up(self) -> registry_api.PingResult:
+        """Ping the registry's API until it answers or the health timeout passed."""
         base = registry_api.base_url(self.plan.registry.address, self.plan.registry.port)
         ca = self.plan.cert_dir / "ca.crt"
         deadline = time.monotonic() + self.options.health_timeout
@@ -523,26 +639,53 @@ class Deployment(OnRegistryHost):
         while not result.is_up and time.monotonic() < deadline:
             time.sleep(0.5)
             result = registry_api.ping(base, ca)
+        return result
+
+    def _health_check(self) -> Outcome:
+        base = registry_api.base_url(self.plan.registry.address, self.plan.registry.port)
+        ca = self.plan.cert_dir / "ca.crt"
+        result = self._wait_until_up()
         if not result.is_up:
-            state = self.host.container_state()
+            states = self._container_states()
+            unsteady = [name for name, state in states if not state.startswith("running steadily")]
             hint = result.hint or "check the address, port and certificate"
-            if state and not state.startswith("running steadily"):
+            if unsteady:
                 hint = (f"the container is not running steadily: read its log with "
-                        f"`docker logs {self.plan.registry.container_name}` on the host")
-            raise DeployError(self._health_message(result, state), hint)
+                        f"`docker logs {unsteady[0]}` on the host")
+            shown = unsteady[0] if unsteady else self.plan.registry.container_name
+            raise DeployError(self._health_message(result, states, shown), hint)
         if self.plan.registry.auth == "htpasswd":
             self._check_login(base, ca)
         return Outcome.UNCHANGED
 
-    def _health_message(self, result: registry_api.PingResult, state: str) -> str:
+    def _container_states(self) -> list[tuple[str, str]]:
+        """(name, state in words) of the registry container and, with auth, its front."""
+        states = [(self.plan.registry.container_name, self.host.container_state())]
+        if uses_front(self.plan):
+            with contextlib.suppress(Exception):  # diagnostics only
+                front = self._find_front()
+                states.append((front_spec(self.plan).name, "no such container" if front is None
+                               else describe_container_state(front.attrs)))
+        return [(name, state) for name, state in states if state]
+
+    def _health_message(self, result: registry_api.PingResult,
+                        states: list[tuple[str, str]], shown: str) -> str:
         lines = [f"the registry did not answer within {self.options.health_timeout:g} s: "
                  f"{result.error}"]
-        if state:
-            lines.append(f"container {self.plan.registry.container_name}: {state}")
-        tail = self.container_log_tail(15)
+        lines += [f"container {name}: {state}" for name, state in states]
+        tail = self._log_tail_of(shown, 15)
         if tail:
-            lines += ["container log (last lines):", *tail.splitlines()]
+            lines += [f"container log of {shown} (last lines):", *tail.splitlines()]
         return "\n    ".join(lines)
+
+    def _log_tail_of(self, name: str, lines: int) -> str:
+        if name == self.plan.registry.container_name:
+            return self.host.container_log_tail(lines)
+        try:
+            output: bytes = self.docker.containers.get(name).logs(tail=lines)
+        except Exception:  # the log is a diagnostic extra: never mask the real failure
+            return ""
+        return output.decode("utf-8", errors="replace").rstrip()
 
     def _check_login(self, base: str, ca: Path) -> None:
         """Through the front: anonymous is refused, the operator account gets in."""
@@ -578,22 +721,35 @@ def guarded(step: Step) -> Step:
     run = step.run
 
     def run_guarded() -> Outcome:
-        import docker.errors
-        import requests
-
         try:
             return run()
         except RegwizError:
             raise
-        except docker.errors.APIError as error:
-            detail = error.explanation or str(error)
-            raise DeployError(f"Docker on {step.where} refused: {_short_text(detail)}",
-                              "fix what the message names and run again") from None
-        except (docker.errors.DockerException, requests.RequestException, OSError) as error:
-            raise DeployError(f"talking to Docker on {step.where} failed: {short_error(error)}",
-                              "check that dockerd runs and the connection is up") from None
+        except Exception as error:
+            failure = deploy_error(error, step.where)
+            if failure is None:
+                raise
+            raise failure from None
 
     return dataclasses.replace(step, run=run_guarded)
+
+
+def deploy_error(error: Exception, where: str) -> RegwizError | None:
+    """``error`` as a step failure: regwiz's own as they are, Docker SDK and socket errors with
+    a message; None for anything else (a bug: let it show)."""
+    import docker.errors
+    import requests
+
+    if isinstance(error, RegwizError):
+        return error
+    if isinstance(error, docker.errors.APIError):
+        detail = error.explanation or str(error)
+        return DeployError(f"Docker on {where} refused: {_short_text(detail)}",
+                           "fix what the message names and run again")
+    if isinstance(error, (docker.errors.DockerException, requests.RequestException, OSError)):
+        return DeployError(f"talking to Docker on {where} failed: {short_error(error)}",
+                           "check that dockerd runs and the connection is up")
+    return None
 
 
 def _short_text(text: str | bytes) -> str:

@@ -3,8 +3,9 @@ which directories are too important to delete. Pure parsers, tolerant of odd out
 
 from __future__ import annotations
 
-import posixpath
 import string
+
+from app.validate import system_directory
 
 
 def parse_listening_ports(ss_output: str) -> dict[int, str]:
@@ -42,13 +43,40 @@ def parse_df_available_kib(df_output: str) -> int | None:
 
 
 def unsafe_purge_reason(path: str) -> str | None:
-    """Refuse to ``rm -rf`` a path that is not clearly a dedicated data directory."""
-    normalized = posixpath.normpath(path)
-    if not normalized.startswith("/") or ".." in path.split("/"):
+    """Why ``path`` may never be deleted whatever it holds (a system location, not absolute)."""
+    if not path.startswith("/") or ".." in path.split("/"):
         return "it is not an absolute path without '..'"
-    top_level = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt",
-                 "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
-                 "/var/lib", "/var/lib/docker", "/mnt", "/media"}
-    if normalized in top_level:
-        return "it is a system directory"
-    return None
+    what = system_directory(path)
+    return f"it is {what}" if what else None
+
+
+# A registry data directory holds Distribution's tree and deploy's marker, nothing else.
+DATA_MARKER = ".regwiz-registry-data"
+_REGISTRY_TREE = {"": {"docker/", DATA_MARKER}, "docker": {"registry/"},
+                  "docker/registry": {"v2/"}}
+# One command: "missing" (exit 3), "symlink" (exit 4), else `ls -A -p -1` of the top level,
+# of docker/ and of docker/registry, each after a "//NAME" line (no file name holds a "/").
+LIST_DATA_DIR = r"""d=$1
+[ -e "$d" ] || [ -L "$d" ] || exit 3
+[ -L "$d" ] && exit 4
+cd -- "$d" || exit 5
+ls -A -p -1
+for sub in docker docker/registry; do
+  if [ -d "$sub" ] && [ ! -L "$sub" ]; then echo "//$sub"; ls -A -p -1 -- "$sub"; fi
+done"""
+
+
+def foreign_entries(listing: str) -> list[str]:
+    """What a ``LIST_DATA_DIR`` listing shows besides a registry's own tree (empty: it is a
+    registry data directory, or empty). A name seen twice (a crafted name with a newline)
+    counts as foreign."""
+    section, seen, foreign = "", set(), []
+    for line in listing.splitlines():
+        if line.startswith("//"):
+            section = line[2:]
+            continue
+        entry = f"{section}/{line}" if section else line
+        if line not in _REGISTRY_TREE.get(section, set()) or entry in seen:
+            foreign.append(entry.rstrip("/") or repr(line))
+        seen.add(entry)
+    return foreign

@@ -9,12 +9,18 @@ from collections.abc import Callable
 from app.deploy.container import HTPASSWD_NAME
 from app.deploy.deployment import guarded, unchanged
 from app.deploy.front import FRONT_CONFIG_NAME, front_name, network_name
-from app.deploy.probes import unsafe_purge_reason
+from app.deploy.probes import (
+    DATA_MARKER,
+    LIST_DATA_DIR,
+    foreign_entries,
+    unsafe_purge_reason,
+)
 from app.errors import DeployError
 from app.plan import Plan
 from app.registry_host import LABEL_MANAGED, OnRegistryHost, RegistryHost
 from app.steps import Outcome, Step
 from app.transport.base import Transport
+from app.validate import normalize_remote_path
 
 
 class Uninstall(OnRegistryHost):
@@ -43,6 +49,7 @@ class Uninstall(OnRegistryHost):
                  unchanged(self.host.open)),
             Step("Reach Docker", self.where, "the container is removed through Docker",
                  unchanged(self.host.open_docker)),
+            *self._purge_steps()[:1],
             Step(f"Remove front {front_name(self.plan)}", self.where,
                  "stops serving the registry's port", self._remove_front,
                  [f"docker rm -f {front_name(self.plan)} (only if regwiz created it)"]),
@@ -56,12 +63,24 @@ class Uninstall(OnRegistryHost):
                  "the TLS key should not stay on a host that no longer serves it",
                  self._remove_files,
                  [f"rm -f {' '.join(self._placed_files())}; rmdir if empty"]),
+            *self._purge_steps()[1:],
         ]
-        if self.purge:
-            steps.append(Step(f"Delete data directory {registry.data_dir}", self.where,
-                              "--purge: every pushed image is deleted", self._purge_data,
-                              [f"rm -rf --one-file-system {registry.data_dir}"]))
         return [guarded(step) for step in steps]
+
+    def _purge_steps(self) -> list[Step]:
+        """With --purge: the check (before anything is removed) and the deletion (last)."""
+        data_dir = self.plan.registry.data_dir
+        if not self.purge:
+            return []
+        return [
+            Step(f"Check {data_dir} is a registry data directory", self.where,
+                 "--purge deletes it: refused before anything is removed if it is not",
+                 self._check_purge, [f"ls -A -p {data_dir}: only docker/registry/v2 and "
+                                     f"{DATA_MARKER}; never a system directory"]),
+            Step(f"Delete data directory {data_dir}", self.where,
+                 "--purge: every pushed image is deleted", self._purge_data,
+                 [f"rm -rf --one-file-system {data_dir} (checked again first)"]),
+        ]
 
     def _placed_files(self) -> list[str]:
         """What deploy put on the host: certificate, key, htpasswd, the CA for its Docker."""
@@ -110,15 +129,44 @@ class Uninstall(OnRegistryHost):
                               sudo=sudo)
         return Outcome.CHANGED if present else Outcome.UNCHANGED
 
+    def _check_purge(self) -> Outcome:
+        self._purge_target()
+        return Outcome.UNCHANGED
+
     def _purge_data(self) -> Outcome:
-        data_dir = self.plan.registry.data_dir
-        reason = unsafe_purge_reason(data_dir)
-        if reason:
-            raise DeployError(f"refusing to delete {data_dir}: {reason}",
-                              "delete the registry data by hand")
-        transport = self.host.transport
-        if not transport.run(["test", "-e", data_dir], check=False).ok:
+        target = self._purge_target()
+        if target is None:
             return Outcome.UNCHANGED
-        transport.run(["rm", "-rf", "--one-file-system", "--", data_dir],
-                      sudo=self.plan.registry.sudo, timeout=600)
+        self.host.transport.run(["rm", "-rf", "--one-file-system", "--", target],
+                                sudo=self.plan.registry.sudo, timeout=600)
         return Outcome.CHANGED
+
+    def _purge_target(self) -> str | None:
+        """The data dir, normalized, when it is a registry data directory; None when it does
+        not exist; else the refusal, saying what was found (one listing on the host)."""
+        data_dir = self.plan.registry.data_dir
+        if reason := unsafe_purge_reason(data_dir):
+            raise self._refusal(data_dir, reason)
+        target = normalize_remote_path(data_dir)  # "/x/" would make rm follow a link
+        listed = self.host.transport.run(["sh", "-c", LIST_DATA_DIR, "sh", target],
+                                         sudo=self.plan.registry.sudo, check=False, timeout=60)
+        if listed.exit_status == 3:
+            return None
+        if listed.exit_status == 4:
+            raise self._refusal(data_dir, "it is a symbolic link")
+        if not listed.ok:
+            raise DeployError(f"cannot list {data_dir} on {self.where}: "
+                              f"{listed.stderr.strip() or listed.exit_status}",
+                              "check the path and the sudo rights, then run again")
+        if foreign := foreign_entries(listed.stdout):
+            shown = ", ".join(foreign[:8]) + (f", … ({len(foreign) - 8} more)"
+                                              if len(foreign) > 8 else "")
+            raise self._refusal(data_dir, f"it holds {shown} — not a registry data directory")
+        return target
+
+    def _refusal(self, data_dir: str, reason: str) -> DeployError:
+        return DeployError(
+            f"refusing to purge {data_dir} on {self.where}: {reason}",
+            "nothing in it was deleted; check registry.data_dir in the plan (a registry data "
+            f"directory holds only docker/registry/v2 and {DATA_MARKER}), or delete the "
+            "registry's data by hand", kind="purge-refused")

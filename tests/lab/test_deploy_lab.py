@@ -384,11 +384,13 @@ def test_uninstall_keeps_data_unless_purged(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert setup.cli("deploy") == 0, capsys.readouterr()
-    setup.host.exec(["touch", f"{setup.data_dir}/marker"])
+    # stands for pushed data: purge deletes only a registry's tree (issue 12 item 2)
+    stored = f"{setup.data_dir}/docker/registry/v2/stored"
+    setup.host.exec(["sh", "-c", 'mkdir -p "${1%/*}" && touch "$1"', "sh", stored])
     assert setup.cli("uninstall") == 0
     assert setup.container() is None
     assert setup.host.exec(["test", "-e", setup.certs_dir], check=False).returncode != 0
-    assert setup.host.exec(["test", "-e", f"{setup.data_dir}/marker"]).returncode == 0
+    assert setup.host.exec(["test", "-e", stored]).returncode == 0
     assert setup.cli("uninstall", "--purge") == 2  # no terminal: refuses instead of asking
     assert "--yes" in capsys.readouterr().err
     assert setup.host.exec(["test", "-e", setup.data_dir]).returncode == 0
