@@ -16,7 +16,7 @@ import enum
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from app.selftest_image import (
 from app.transport.base import display_command
 
 if TYPE_CHECKING:
+    from app.cri.image_service import PullAuth
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
     from app.runtimes.base import NodeCheckSpec, NodeCredential, RuntimeAdapter, TrustProblem
@@ -687,9 +688,12 @@ PullOf = Callable[["RuntimeAdapter", str, frozenset[str]], "NodeCheckSpec | Node
 
 
 def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
-                         transport: Transport, pull_of: PullOf) -> list[NodeCheck]:
-    """One pull per runtime in use, as ``pull_of`` says (a spec to run, a check already judged,
-    or None); each kind of pull once, since runtimes may share one (CRI-O and podman)."""
+                         transport: Transport, pull_of: PullOf,
+                         proven: set[str] | None = None) -> list[NodeCheck]:
+    """One pull per runtime in use: through its CRI socket as the kubelet pulls when it has
+    one (``proven`` collects the runtimes proven so), else (or when the CRI cannot be reached)
+    as ``pull_of`` says (a spec to run, a check already judged, or None); each kind of pull
+    once, since runtimes may share one (CRI-O and podman)."""
     from app.runtimes import registry as runtimes
 
     wanted = runtimes.helper_programs(facts.runtimes)
@@ -700,14 +704,84 @@ def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
         if job.stop():
             raise RegwizError("cancelled")
         spec = pull_of(adapter, name, have)
+        cri = _cri_check(job, node, transport, name, adapter.cri_socket(name, facts))
+        if isinstance(cri, NodeCheck):
+            checks.append(cri)
+            if proven is not None:
+                proven.add(name)
+            if isinstance(spec, NodeCheck):  # a trust problem: its exact reason too
+                checks.append(spec)
+            continue
         if isinstance(spec, NodeCheck):
             checks.append(spec)
         elif spec is not None and spec.kind not in kinds_done:
             kinds_done.add(spec.kind)
+            if cri:  # say what this fallback does not prove
+                spec = replace(spec, kind=f"{spec.kind} (CRI not reachable: {cri})")
             job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
             checks.append(run_pull_check(transport, spec, job.image, job.plan,
                                          job.expected_digest))
     return checks
+
+
+def _cri_check(job: _NodeJob, node: ResolvedNode, transport: Transport, runtime: str,
+               socket: str | None) -> NodeCheck | str:
+    """The CRI pull's check, or why it could not be made ("" for a runtime without CRI)."""
+    if socket is None:
+        return ""
+    job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"CRI pull as the kubelet "
+                                                             f"({runtime})"))
+    return run_cri_pull_check(transport, job.plan, node.sudo, runtime, socket, job.image,
+                              job.expected_digest)
+
+
+def kubelet_pull_login(transport: Transport, sudo: bool,
+                       reference: str) -> tuple[PullAuth | None, str]:
+    """The login the kubelet would pass for ``reference`` (read from its config.json, over the
+    node's connection: never on a command line), and where it came from, for the report."""
+    from app.cri.image_service import PullAuth
+    from app.runtimes.credentials import KUBELET_CONFIG, kubelet_login
+
+    try:
+        raw = transport.read_file(KUBELET_CONFIG, sudo=sudo)
+    except RegwizError as error:
+        return None, f"without a credential ({KUBELET_CONFIG} unreadable: {error.message})"
+    login = kubelet_login(raw, reference)
+    if login is None:
+        return None, f"without a credential (none for it in {KUBELET_CONFIG})"
+    return PullAuth(*login), f"with the kubelet's credential from {KUBELET_CONFIG}"
+
+
+def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: str,
+                       socket: str, image: SelftestImage,
+                       expected_digest: str | None) -> NodeCheck | str:
+    """PullImage, ImageStatus, RemoveImage through ``socket`` as the kubelet calls them; a
+    reason string when the CRI cannot be reached (the caller falls back)."""
+    from app.cri.grpc_stream import GrpcError
+    from app.cri.pull import CriUnreachable, cri_pull
+    from app.cri.relay import describe_relay
+
+    login, source = kubelet_pull_login(transport, sudo, image.reference)
+    kind = f"CRI pull as the kubelet ({runtime})"
+    shown = (f"CRI PullImage/ImageStatus/RemoveImage {image.reference} over "
+             f"{describe_relay(socket, sudo=sudo)}")
+    try:
+        result = cri_pull(transport, socket, image.reference, login, sudo=sudo,
+                          timeout=PULL_TIMEOUT)
+    except CriUnreachable as error:
+        return error.message
+    except GrpcError as error:
+        detail, hint = explain_node_failure(error.message, plan.registry_reference)
+        return NodeCheck(kind, shown, False, f"{detail} (pulled {source})", hint)
+    if expected_digest and result.digest != expected_digest:
+        return NodeCheck(kind, shown, False,
+                         f"the CRI reports digest {result.digest} for {image.reference}, "
+                         f"pushed was {expected_digest}",
+                         "the node reached another registry under this name: check DNS/mirrors",
+                         result.digest)
+    return NodeCheck(kind, shown, True,
+                     f"pulled {image.reference} through {result.runtime}'s CRI ({result.api}) "
+                     f"{source}; digest {result.digest}; removed again", None, result.digest)
 
 
 def _login_checks(
@@ -744,22 +818,26 @@ def _credential_checks(
     from app.runtimes import registry as runtimes
 
     checks = [trust_problem_check(problem) for _, problem in runtimes.trust_problems(facts)]
+    proven: set[str] = set()
     checks += _runtime_pull_checks(
         job, node, facts, transport,
         lambda adapter, name, have: adapter.credential_pull_check(
             name, facts, job.image.reference, sudo=node.sudo, helpers=have,
-            image_id=job.image.image_id))
-    targets: list[tuple[str, str] | None] = list(
-        runtimes.ca_locations(facts, job.plan.registry_address, False))
-    if node.os_trust_store or not targets:
+            image_id=job.image.image_id), proven)
+    # The kubelet's file by curl only where no CRI pull already used it.
+    targets: list[tuple[str, str] | None] = [
+        target for target in runtimes.ca_locations(facts, job.plan.registry_address, False)
+        if target[0] not in proven]
+    if node.os_trust_store or not (targets or proven):
         targets.append(None)
     for target in targets:
         if job.stop():
             raise RegwizError("cancelled")
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, "kubelet credential"))
         checks.append(run_kubelet_credential_check(transport, job, node, target))
-    first = targets[0]
-    checks.append(run_anonymous_check(transport, job.plan, first[1] if first else None))
+    locations = runtimes.ca_locations(facts, job.plan.registry_address, False)
+    first = locations[0][1] if locations else None
+    checks.append(run_anonymous_check(transport, job.plan, first))
     return checks
 
 

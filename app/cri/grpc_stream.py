@@ -13,7 +13,7 @@ message.
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import struct
 import time
 import urllib.parse
@@ -82,10 +82,9 @@ class GrpcConnection:
         self._peer_settings = False  # an HTTP/2 server's first frame is its SETTINGS
 
     def close(self) -> None:
-        try:
+        # closing a broken link must not hide the real error
+        with contextlib.suppress(OSError, EOFError):
             self._stream.close()
-        except (OSError, EOFError):  # closing a broken link must not hide the real error
-            pass
 
     def __enter__(self) -> GrpcConnection:
         return self
@@ -216,7 +215,7 @@ class GrpcConnection:
             self._stream.settimeout(left)
             try:
                 chunk = self._stream.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise GrpcError(f"no answer to {path} in time", kind="timeout") from None
             except (OSError, EOFError) as error:
                 raise GrpcError(f"the CRI connection broke: {error}",

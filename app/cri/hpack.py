@@ -8,7 +8,7 @@ indexing, dynamic table size updates, Huffman-coded strings: grpc-go Huffman-cod
 
 from __future__ import annotations
 
-from app.cri.huffman_table import EOS, decoding_table, codes
+from app.cri.huffman_table import EOS, codes, decoding_table
 
 DEFAULT_TABLE_SIZE = 4096
 ENTRY_OVERHEAD = 32  # RFC 7541 4.1: an entry's size is len(name) + len(value) + 32

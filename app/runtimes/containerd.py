@@ -357,3 +357,6 @@ class ContainerdAdapter(RuntimeAdapter):
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         return pull_spec(reference, sudo=sudo, hosts_dir=hosts_dir(facts), image_id=image_id)
+
+    def cri_socket(self, name: str, facts: NodeFacts) -> str | None:
+        return CONTAINERD_SOCKET

@@ -118,8 +118,15 @@ def test_verify_pulls_on_every_node_and_cleans_up(setup: Setup) -> None:
     assert listed == ["check"], listed
     kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
     assert kinds[setup.ip("docker")] == ["docker pull"]
-    assert kinds[setup.ip("containerd")][0].startswith("containerd pull")
-    assert kinds[setup.ip("bare")][0].startswith("containerd pull")
+    # containerd nodes: through containerd's own CRI, as the kubelet pulls (issue 13); the
+    # containerd node logs in as rwops (sudo by password), bare as rwdeploy (NOPASSWD)
+    for name in ("containerd", "bare"):
+        assert kinds[setup.ip(name)] == ["CRI pull as the kubelet (containerd)"], kinds
+        check = next(n for n in report.nodes if n.host == setup.ip(name)).checks[0]
+        assert "through containerd 1.6" in check.detail and "CRI (runtime.v1)" in check.detail
+        assert check.digest == push.pushed_digest
+        assert check.command.endswith("sudo relay to /run/containerd/containerd.sock "
+                                      "(python3, socat or nc -U)"), check.command
     assert kinds[setup.ip("plain")] == ["TLS handshake (OS trust store only)"]
     assert node_images(setup) == before  # nothing of the self-test image stays on the nodes
     assert "selftest" not in json.dumps(node_images(setup))
