@@ -499,7 +499,9 @@ def node_trust_status(
                 raw = transport.read_file(path, sudo=node.sudo)
                 status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
             status.files += [
-                NodeCAFile(runtime, problem.path, TrustState.MISSING, detail=problem.summary)
+                NodeCAFile(runtime, problem.path,
+                           TrustState.MISMATCH if problem.mismatch else TrustState.MISSING,
+                           detail=problem.summary)
                 for runtime, problem in runtimes.trust_problems(facts)
             ]
             if credential is not None:

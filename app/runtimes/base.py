@@ -154,6 +154,7 @@ class TrustProblem:
     check: str  # the name verify reports the problem under
     detail: str  # verify's longer explanation
     hint: str
+    mismatch: bool = False  # status: "mismatch" (configured, but not as containerd runs it)
 
 
 @dataclass(frozen=True)

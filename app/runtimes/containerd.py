@@ -211,16 +211,44 @@ def probed_config_mode(probe: ProbeResult) -> int:
 @dataclass(frozen=True)
 class ContainerdFacts:
     config_text: str | None  # config.toml as read (None: no such file)
-    state: ContainerdConfigState
+    state: ContainerdConfigState  # what config.toml alone says
+    # What containerd really runs (`containerd config dump`: imports and defaults included);
+    # None when the dump could not be made (then config.toml alone decides).
+    effective: ContainerdConfigState | None = None
+    sandbox_image: str = ""  # the CRI's sandbox (pause) image, from the dump
+    regwiz_dirs: tuple[str, ...] = ()  # hosts dirs holding a hosts.toml regwiz wrote
+
+    @property
+    def running(self) -> ContainerdConfigState:
+        return self.effective if self.effective is not None else self.state
 
 
-def remember_config(facts: NodeFacts, config_text: str | None) -> ContainerdFacts:
-    """Parse config.toml and keep it with the node's facts."""
+def remember_config(facts: NodeFacts, config_text: str | None, dump: str | None = None,
+                    regwiz_dirs: tuple[str, ...] = ()) -> ContainerdFacts:
+    """Parse config.toml (and the effective configuration) and keep them with the facts."""
     version = probed_version(facts.probe)
-    state = parse_containerd_config(config_text, version[0] if version else None)
-    found = ContainerdFacts(config_text, state)
+    major = version[0] if version else None
+    state = parse_containerd_config(config_text, major)
+    effective = parse_containerd_config(dump, major) if dump else None
+    found = ContainerdFacts(config_text, state, effective, sandbox_image(dump) if dump else "",
+                            regwiz_dirs)
     facts.extras[ContainerdAdapter.key] = found
     return found
+
+
+def sandbox_image(dump: str) -> str:
+    """The CRI's sandbox (pause) image in a config dump ("" when it names none)."""
+    import tomlkit
+    import tomlkit.exceptions
+
+    try:
+        plugins = tomlkit.parse(dump).unwrap().get("plugins", {})
+    except tomlkit.exceptions.ParseError:
+        return ""
+    v2 = plugins.get("io.containerd.grpc.v1.cri", {})
+    v3 = plugins.get("io.containerd.cri.v1.images", {}).get("pinned_images", {})
+    found = v2.get("sandbox_image") or v3.get("sandbox") or ""
+    return found if isinstance(found, str) else ""
 
 
 def config_facts(facts: NodeFacts) -> ContainerdFacts | None:
@@ -229,12 +257,48 @@ def config_facts(facts: NodeFacts) -> ContainerdFacts | None:
 
 
 def hosts_dir(facts: NodeFacts) -> str:
-    """The certs.d directory containerd reads on this node (its default when it reads none)."""
+    """The certs.d directory containerd really reads on this node (its default when it reads
+    none)."""
     found = config_facts(facts)
     if found is None:
         return DEFAULT_CONTAINERD_HOSTS_DIR
-    return (effective_hosts_dir(found.state, probed_version(facts.probe))
+    return (effective_hosts_dir(found.running, probed_version(facts.probe))
             or DEFAULT_CONTAINERD_HOSTS_DIR)
+
+
+# Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote.
+REGWIZ_DIRS_SCRIPT = """for d; do
+  for f in "$d"/*/hosts.toml; do
+    grep -qs '^# Written by regwiz' "$f" && { echo "$d"; break; }
+  done
+done
+true
+"""
+
+
+def _dirs_in(config: str | None) -> list[str]:
+    try:
+        return parse_containerd_config(config).hosts_dirs
+    except NodeSetupError:
+        return []
+
+
+def config_mismatch(found: ContainerdFacts,
+                    version: tuple[int, int] | None) -> tuple[str, str] | None:
+    """(summary, detail) when regwiz's hosts.toml files lie in a directory the configuration
+    containerd runs does not read (e.g. an imports drop-in points config_path elsewhere)."""
+    if found.effective is None:
+        return None
+    reads = found.effective.hosts_dirs or (
+        [DEFAULT_CONTAINERD_HOSTS_DIR] if effective_hosts_dir(found.effective, version) else [])
+    stray = [d for d in found.regwiz_dirs if d not in reads]
+    if not stray or any(d in reads for d in found.regwiz_dirs):
+        return None
+    where = ":".join(reads) if reads else "no hosts directory"
+    return (f"containerd reads {where}, not {stray[0]} where regwiz wrote hosts.toml",
+            f"regwiz's hosts.toml is in {stray[0]}, but the configuration containerd runs "
+            f"(`containerd config dump`, imports included) has CRI registry config_path = "
+            f"{where!r}: the kubelet's pulls ignore it")
 
 
 def _ctr_digest(output: str, reference: str) -> str | None:
@@ -285,7 +349,17 @@ class ContainerdAdapter(RuntimeAdapter):
                 or CONTAINERD_SOCKET in probe.sockets or wanted == "containerd"):
             return
         raw = transport.read_file(CONTAINERD_CONFIG, sudo=sudo, timeout=timeout)
-        remember_config(facts, raw.decode("utf-8", errors="replace") if raw is not None else None)
+        text = raw.decode("utf-8", errors="replace") if raw is not None else None
+        dump = None
+        if "containerd" in probe.binaries:  # the configuration containerd really runs
+            done = transport.run(["containerd", "config", "dump"], sudo=sudo, timeout=timeout,
+                                 check=False)
+            dump = done.stdout if done.ok else None
+        candidates = dict.fromkeys([DEFAULT_CONTAINERD_HOSTS_DIR,
+                                    *_dirs_in(text), *_dirs_in(dump)])
+        listed = transport.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", *candidates],
+                               sudo=sudo, timeout=timeout, check=False)
+        remember_config(facts, text, dump, tuple(listed.stdout.split()))
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe
@@ -300,7 +374,9 @@ class ContainerdAdapter(RuntimeAdapter):
                       ca_pem: bytes) -> list[NodeAction]:
         found = config_facts(facts)
         state = found.state if found else parse_containerd_config(None)
-        directory = effective_hosts_dir(state, probed_version(facts.probe))
+        # What containerd runs decides (a config_path set only in an imported drop-in counts).
+        running = found.running if found else state
+        directory = effective_hosts_dir(running, probed_version(facts.probe))
         actions: list[NodeAction] = []
         if directory is None:
             directory = DEFAULT_CONTAINERD_HOSTS_DIR
@@ -342,15 +418,24 @@ class ContainerdAdapter(RuntimeAdapter):
     def trust_problem(self, name: str, facts: NodeFacts) -> TrustProblem | None:
         # Without config_path the CRI reads no hosts dir: a ctr pull would pass, kubelet's fail.
         found = config_facts(facts)
-        if found is None or effective_hosts_dir(found.state,
-                                                probed_version(facts.probe)) is not None:
+        if found is None:
+            return None
+        version = probed_version(facts.probe)
+        mismatch = config_mismatch(found, version)
+        if mismatch is not None:
+            return TrustProblem(
+                path=CONTAINERD_CONFIG, summary=mismatch[0], check="containerd configuration",
+                detail=mismatch[1], mismatch=True,
+                hint="run regwiz onboard: it writes hosts.toml where containerd reads it, or "
+                     "fix the drop-in's config_path")
+        if effective_hosts_dir(found.running, version) is not None:
             return None
         return TrustProblem(
             path=CONTAINERD_CONFIG,
             summary="no registry config_path: the CRI reads no certs.d directory",
             check="containerd configuration",
-            detail=f"{CONTAINERD_CONFIG} sets no registry config_path: the CRI reads no certs.d "
-                   "directory",
+            detail="the configuration containerd runs (config.toml and its imports) sets no "
+                   "registry config_path: the CRI reads no certs.d directory",
             hint="run regwiz onboard: it enables config_path and restarts containerd once",
         )
 
