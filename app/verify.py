@@ -706,11 +706,11 @@ def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
         spec = pull_of(adapter, name, have)
         cri = _cri_check(job, node, transport, name, adapter.cri_socket(name, facts))
         if isinstance(cri, NodeCheck):
+            if isinstance(spec, NodeCheck):  # a trust problem: its exact reason first
+                checks.append(spec)
             checks.append(cri)
             if proven is not None:
                 proven.add(name)
-            if isinstance(spec, NodeCheck):  # a trust problem: its exact reason too
-                checks.append(spec)
             continue
         if isinstance(spec, NodeCheck):
             checks.append(spec)
@@ -764,7 +764,7 @@ def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: st
     login, source = kubelet_pull_login(transport, sudo, image.reference)
     kind = f"CRI pull as the kubelet ({runtime})"
     shown = (f"CRI PullImage/ImageStatus/RemoveImage {image.reference} over "
-             f"{describe_relay(socket, sudo=sudo)}")
+             f"{describe_relay(transport, socket, sudo=sudo)}")
     try:
         result = cri_pull(transport, socket, image.reference, login, sudo=sudo,
                           timeout=PULL_TIMEOUT)

@@ -63,9 +63,23 @@ def relay_argv(socket_path: str) -> list[str]:
     return ["timeout", str(RELAY_LIFETIME), "sh", "-c", RELAY_SH, "sh", socket_path, RELAY_PY]
 
 
-def describe_relay(socket_path: str, *, sudo: bool) -> str:
-    """How the stream reaches the socket, for the report."""
-    return f"{'sudo ' if sudo else ''}relay to {socket_path} (python3, socat or nc -U)"
+def describe_relay(transport: Transport, socket_path: str, *, sudo: bool) -> str:
+    """How the stream reaches the socket, for the report ("sudo relay" only when sudo runs:
+    a root login needs none)."""
+    return (f"{'sudo ' if relay_uses_sudo(transport, sudo) else ''}relay to {socket_path} "
+            "(python3, socat or nc -U)")
+
+
+def relay_uses_sudo(transport: Transport, sudo: bool) -> bool:
+    from app.errors import RegwizError
+    from app.transport.base import ExecTransport
+
+    if not sudo or not isinstance(transport, ExecTransport):
+        return False
+    try:
+        return transport.sudo_mode() != "root"
+    except RegwizError:  # sudo unusable: the relay itself will report it
+        return False
 
 
 class _ChannelSocket:

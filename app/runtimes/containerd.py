@@ -292,9 +292,9 @@ def config_mismatch(found: ContainerdFacts,
     reads = found.effective.hosts_dirs or (
         [DEFAULT_CONTAINERD_HOSTS_DIR] if effective_hosts_dir(found.effective, version) else [])
     stray = [d for d in found.regwiz_dirs if d not in reads]
-    if not stray or any(d in reads for d in found.regwiz_dirs):
-        return None
-    where = ":".join(reads) if reads else "no hosts directory"
+    if not reads or not stray or any(d in reads for d in found.regwiz_dirs):
+        return None  # (no hosts dir read at all: the "no config_path" problem says it)
+    where = ":".join(reads)
     return (f"containerd reads {where}, not {stray[0]} where regwiz wrote hosts.toml",
             f"regwiz's hosts.toml is in {stray[0]}, but the configuration containerd runs "
             f"(`containerd config dump`, imports included) has CRI registry config_path = "
