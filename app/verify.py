@@ -35,6 +35,7 @@ from app.transport.base import display_command
 
 if TYPE_CHECKING:
     from app.cri.image_service import PullAuth
+    from app.cri.pull import SandboxStatus
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
     from app.runtimes.base import NodeCheckSpec, NodeCredential, RuntimeAdapter, TrustProblem
@@ -704,11 +705,12 @@ def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
         if job.stop():
             raise RegwizError("cancelled")
         spec = pull_of(adapter, name, have)
-        cri = _cri_check(job, node, transport, name, adapter.cri_socket(name, facts))
-        if isinstance(cri, NodeCheck):
+        cri = _cri_check(job, node, transport, name, adapter.cri_socket(name, facts),
+                         adapter.sandbox_image(name, facts))
+        if isinstance(cri, list):
             if isinstance(spec, NodeCheck):  # a trust problem: its exact reason first
                 checks.append(spec)
-            checks.append(cri)
+            checks += cri
             if proven is not None:
                 proven.add(name)
             continue
@@ -725,14 +727,14 @@ def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
 
 
 def _cri_check(job: _NodeJob, node: ResolvedNode, transport: Transport, runtime: str,
-               socket: str | None) -> NodeCheck | str:
-    """The CRI pull's check, or why it could not be made ("" for a runtime without CRI)."""
+               socket: str | None, sandbox: str | None) -> list[NodeCheck] | str:
+    """The CRI pull's checks, or why it could not be made ("" for a runtime without CRI)."""
     if socket is None:
         return ""
     job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"CRI pull as the kubelet "
                                                              f"({runtime})"))
     return run_cri_pull_check(transport, job.plan, node.sudo, runtime, socket, job.image,
-                              job.expected_digest)
+                              job.expected_digest, sandbox)
 
 
 def kubelet_pull_login(transport: Transport, sudo: bool,
@@ -753,10 +755,11 @@ def kubelet_pull_login(transport: Transport, sudo: bool,
 
 
 def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: str,
-                       socket: str, image: SelftestImage,
-                       expected_digest: str | None) -> NodeCheck | str:
-    """PullImage, ImageStatus, RemoveImage through ``socket`` as the kubelet calls them; a
-    reason string when the CRI cannot be reached (the caller falls back)."""
+                       socket: str, image: SelftestImage, expected_digest: str | None,
+                       sandbox: str | None = None) -> list[NodeCheck] | str:
+    """PullImage, ImageStatus, RemoveImage through ``socket`` as the kubelet calls them (and
+    the sandbox image's check); a reason string when the CRI cannot be reached (the caller
+    falls back)."""
     from app.cri.grpc_stream import GrpcError
     from app.cri.pull import CriUnreachable, cri_pull
     from app.cri.relay import describe_relay
@@ -767,21 +770,39 @@ def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: st
              f"{describe_relay(transport, socket, sudo=sudo)}")
     try:
         result = cri_pull(transport, socket, image.reference, login, sudo=sudo,
-                          timeout=PULL_TIMEOUT)
+                          timeout=PULL_TIMEOUT, sandbox_image=sandbox)
     except CriUnreachable as error:
         return error.message
     except GrpcError as error:
         detail, hint = explain_node_failure(error.message, plan.registry_reference)
-        return NodeCheck(kind, shown, False, f"{detail} (pulled {source})", hint)
+        return [NodeCheck(kind, shown, False, f"{detail} (pulled {source})", hint)]
+    extra = [sandbox_check(result.sandbox, runtime)] if result.sandbox else []
     if expected_digest and result.digest != expected_digest:
-        return NodeCheck(kind, shown, False,
-                         f"the CRI reports digest {result.digest} for {image.reference}, "
-                         f"pushed was {expected_digest}",
-                         "the node reached another registry under this name: check DNS/mirrors",
-                         result.digest)
+        return [NodeCheck(kind, shown, False,
+                          f"the CRI reports digest {result.digest} for {image.reference}, "
+                          f"pushed was {expected_digest}",
+                          "the node reached another registry under this name: check DNS/mirrors",
+                          result.digest), *extra]
+    return [NodeCheck(kind, shown, True,
+                      f"pulled {image.reference} through {result.runtime}'s CRI ({result.api}) "
+                      f"{source}; digest {result.digest}; removed again", None, result.digest),
+            *extra]
+
+
+def sandbox_check(sandbox: SandboxStatus, runtime: str) -> NodeCheck:
+    """What the node's sandbox (pause) image means for pods. Informational: it never fails the
+    node (an air-gapped node may be given it another way), but a hint says what to do."""
+    kind = f"sandbox image ({runtime})"
+    shown = f"CRI ImageStatus {sandbox.image} (PullImage when missing)"
+    if sandbox.present:
+        return NodeCheck(kind, shown, True, f"{sandbox.image} is on the node")
+    if sandbox.pulled:
+        return NodeCheck(kind, shown, True, f"{sandbox.image} was not on the node; it pulls "
+                                            "(removed again)")
     return NodeCheck(kind, shown, True,
-                     f"pulled {image.reference} through {result.runtime}'s CRI ({result.api}) "
-                     f"{source}; digest {result.digest}; removed again", None, result.digest)
+                     f"{sandbox.image} is not on the node and cannot be pulled: {sandbox.error}",
+                     "every pod starts with this image: load it on the node (ctr -n k8s.io "
+                     "images import) or point the CRI's sandbox_image at your registry")
 
 
 def _login_checks(

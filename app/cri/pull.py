@@ -24,17 +24,45 @@ class CriUnreachable(RegwizError):
     """The node's CRI socket could not be reached or does not speak CRI."""
 
 
+SANDBOX_PULL_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """The sandbox (pause) image every pod needs first: there already, pulled now, or not."""
+
+    image: str
+    present: bool  # the runtime had it before verify
+    pulled: bool = False  # verify pulled it (and removed it again)
+    error: str = ""  # why the pull failed (e.g. an air-gapped node)
+
+
 @dataclass(frozen=True)
 class CriPullResult:
     runtime: str  # e.g. "containerd 1.6.20~ds1"
     api: str  # e.g. "runtime.v1"
     image_ref: str
     digest: str | None  # the repo digest for the pulled repository
+    sandbox: SandboxStatus | None = None
+
+
+def check_sandbox(client: ImageServiceClient, image: str) -> SandboxStatus:
+    """Is the sandbox image there? If not, can the node pull it (anonymously, as containerd
+    pulls it for a pod)? A pulled one is removed again: the node stays as it was."""
+    if client.status(image) is not None:
+        return SandboxStatus(image, present=True)
+    try:
+        client.pull(image, None, timeout=SANDBOX_PULL_TIMEOUT)
+    except GrpcError as error:
+        return SandboxStatus(image, present=False, error=error.message)
+    client.remove(image)
+    return SandboxStatus(image, present=False, pulled=True)
 
 
 def cri_pull(transport: Transport, socket_path: str, reference: str, auth: PullAuth | None,
-             *, sudo: bool, timeout: float) -> CriPullResult:
-    """Pull ``reference`` through the CRI at ``socket_path``, read its digest, remove it."""
+             *, sudo: bool, timeout: float, sandbox_image: str | None = None) -> CriPullResult:
+    """Pull ``reference`` through the CRI at ``socket_path``, read its digest, remove it;
+    then look at the sandbox image when one is named."""
     try:
         connection = open_cri(transport, socket_path, sudo=sudo)
     except GrpcError as error:
@@ -48,12 +76,13 @@ def cri_pull(transport: Transport, socket_path: str, reference: str, auth: PullA
         image_ref = client.pull(reference, auth, timeout=timeout)
         info = client.status(reference)
         client.remove(reference)
+        sandbox = check_sandbox(client, sandbox_image) if sandbox_image else None
     repository = _repository(reference)
     digests = info.repo_digests if info else []
     digest = next((d.partition("@")[2] for d in digests if d.partition("@")[0] == repository),
                   None)
     return CriPullResult(f"{version.runtime_name} {version.runtime_version}".strip(),
-                         version.api, image_ref, digest)
+                         version.api, image_ref, digest, sandbox)
 
 
 def _repository(reference: str) -> str:

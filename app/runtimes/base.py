@@ -228,6 +228,10 @@ class RuntimeAdapter(abc.ABC):
         verify pulls through it exactly as the kubelet does (app.cri)."""
         return None
 
+    def sandbox_image(self, name: str, facts: NodeFacts) -> str | None:
+        """The sandbox (pause) image ``name``'s CRI starts every pod with (None: unknown)."""
+        return None
+
     # --- the registry's pull credential (docs/runtimes.md, "Pull credentials") ---------------
 
     def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:

@@ -445,3 +445,7 @@ class ContainerdAdapter(RuntimeAdapter):
 
     def cri_socket(self, name: str, facts: NodeFacts) -> str | None:
         return CONTAINERD_SOCKET
+
+    def sandbox_image(self, name: str, facts: NodeFacts) -> str | None:
+        found = config_facts(facts)
+        return found.sandbox_image or None if found else None

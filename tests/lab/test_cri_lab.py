@@ -42,6 +42,8 @@ ELSEWHERE = "/etc/containerd/certs-elsewhere.d"
 IMPORTS = f'imports = ["{DROP_IN_DIR}/*.toml"]\n'
 REGISTRY_TABLE = '[plugins."io.containerd.grpc.v1.cri".registry]\n'
 CRI_KIND = "CRI pull as the kubelet (containerd)"
+SANDBOX_KIND = "sandbox image (containerd)"
+PAUSE = "registry.k8s.io/pause:3.6"  # containerd 1.6's default sandbox image
 
 
 @dataclass
@@ -166,10 +168,14 @@ def test_verify_proves_each_containerd_node_through_the_cri_and_names_the_path(
     assert report.ok, report.to_dict()
     for name in NODES:
         checks = setup.node(report, name).checks
-        assert [c.kind for c in checks] == [CRI_KIND]
+        assert [c.kind for c in checks] == [CRI_KIND, SANDBOX_KIND]
         assert checks[0].digest == report.push_pull.pushed_digest
         assert "sudo relay to /run/containerd/containerd.sock" in checks[0].command
         assert "without a credential" in checks[0].detail  # auth is off: the kubelet has none
+        # the air-gapped lab cannot pull the default pause image: reported, not failed
+        sandbox = checks[1]
+        assert sandbox.passed and sandbox.hint
+        assert sandbox.detail.startswith(f"{PAUSE} is not on the node and cannot be pulled")
     listed = setup.lab["bare"].exec(["ctr", "-n", "k8s.io", "images", "ls", "-q"]).stdout
     assert b"selftest" not in listed  # RemoveImage cleaned up
     # a root login reaches the socket with the relay alone, no sudo
@@ -225,7 +231,12 @@ def test_config_path_only_in_an_imported_drop_in_counts_as_configured(setup: Set
     bare = setup.lab["bare"]
     onboarded = bare.host_path(CONTAINERD_CONFIG).read_text()
     config = IMPORTS + CONTAINERD_CONFIG_BASE  # config.toml itself sets no config_path
-    set_containerd_config(bare, config, {"10-registry.toml": drop_in("/etc/containerd/certs.d")})
+    # the drop-in also points the sandbox image at the private registry (any image will do)
+    sandbox = f"{setup.registry}/regwiz/selftest:check"
+    cri_table = '[plugins."io.containerd.grpc.v1.cri"]\n'
+    settings = (f'version = 2\n{cri_table}  sandbox_image = "{sandbox}"\n{REGISTRY_TABLE}'
+                '  config_path = "/etc/containerd/certs.d"\n')
+    set_containerd_config(bare, config, {"10-registry.toml": settings})
     bare.exec(["rm", "-rf", f"/etc/containerd/certs.d/{setup.registry}"])
     try:
         # before issue 13: config.toml alone has no config_path, so onboarding added a second
@@ -240,7 +251,11 @@ def test_config_path_only_in_an_imported_drop_in_counts_as_configured(setup: Set
         assert bare.host_path(f"/etc/containerd/certs.d/{setup.registry}/hosts.toml").exists()
         report = setup.verify()
         assert report.ok, report.to_dict()
-        assert [c.kind for c in setup.node(report, "bare").checks] == [CRI_KIND]
+        checks = setup.node(report, "bare").checks
+        assert [c.kind for c in checks] == [CRI_KIND, SANDBOX_KIND]
+        # the sandbox image the running configuration names, found by the dump, pulls
+        assert checks[1].detail == f"{sandbox} was not on the node; it pulls (removed again)"
+        assert checks[1].hint is None
     finally:
         restore_bare(setup, onboarded)
 
@@ -268,7 +283,7 @@ def test_config_path_in_a_file_containerd_never_loads_is_found_and_fixed(setup: 
         assert running_config_path(bare) == "/etc/containerd/certs.d"
         report = setup.verify()
         assert report.ok, report.to_dict()
-        assert [c.kind for c in setup.node(report, "bare").checks] == [CRI_KIND]
+        assert [c.kind for c in setup.node(report, "bare").checks] == [CRI_KIND, SANDBOX_KIND]
         again = setup.cli("onboard", "--only", setup.ip("bare"))
         assert again == 0 and bare.daemon_pid("containerd") is not None
     finally:

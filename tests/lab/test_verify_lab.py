@@ -121,7 +121,8 @@ def test_verify_pulls_on_every_node_and_cleans_up(setup: Setup) -> None:
     # containerd nodes: through containerd's own CRI, as the kubelet pulls (issue 13); the
     # containerd node logs in as rwops (sudo by password), bare as rwdeploy (NOPASSWD)
     for name in ("containerd", "bare"):
-        assert kinds[setup.ip(name)] == ["CRI pull as the kubelet (containerd)"], kinds
+        assert kinds[setup.ip(name)] == ["CRI pull as the kubelet (containerd)",
+                                         "sandbox image (containerd)"], kinds
         check = next(n for n in report.nodes if n.host == setup.ip(name)).checks[0]
         assert "through containerd 1.6" in check.detail and "CRI (runtime.v1)" in check.detail
         assert check.digest == push.pushed_digest
