@@ -196,11 +196,14 @@ def test_the_client_falls_back_to_v1alpha2_on_unimplemented() -> None:
                 raise GrpcError("unknown service", kind="status", code=UNIMPLEMENTED)
             return b"\x12\x0acontainerd\x1a\x051.5.0"
 
-    client = ImageServiceClient(Recording(socket.socketpair()[0]))
+    ends = socket.socketpair()
+    client = ImageServiceClient(Recording(ends[0]))
     version = client.version()
     assert (version.api, version.runtime_name, version.runtime_version) == (
         "runtime.v1alpha2", "containerd", "1.5.0")
     client.version()
+    for end in ends:
+        end.close()
     assert calls == ["/runtime.v1.RuntimeService/Version",
                      "/runtime.v1alpha2.RuntimeService/Version",
                      "/runtime.v1alpha2.RuntimeService/Version"]
