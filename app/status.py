@@ -617,7 +617,9 @@ def summarize_node(status: NodeTrustStatus) -> None:
     for state in (TrustState.ERROR, TrustState.MISMATCH, TrustState.MISSING):
         if state in states:
             status.state = state
-            bad = [f.path for f in status.files if f.state is state]
+            # the file's detail when it explains more than "no file" (e.g. a config mismatch)
+            bad = [f.path if f.detail in ("", "no file") or f.runtime == "os-store"
+                   else f"{f.path} ({f.detail})" for f in status.files if f.state is state]
             status.message = f"{state.value}: {', '.join(bad)}"
             status.hint = "run regwiz onboard to install the current CA"
             return
