@@ -288,3 +288,23 @@ def test_config_path_in_a_file_containerd_never_loads_is_found_and_fixed(setup: 
         assert again == 0 and bare.daemon_pid("containerd") is not None
     finally:
         restore_bare(setup, onboarded)
+
+
+def test_a_node_whose_cri_cannot_be_reached_falls_back_and_says_what_was_not_proven(
+        setup: Setup) -> None:
+    """containerd stopped on bare: no CRI socket to reach. verify falls back to today's ctr
+    pull, whose check names why the CRI path was not proven (the pull fails here too)."""
+    bare = setup.lab["bare"]
+    bare.stop_daemon("containerd")
+    try:
+        report = setup.verify()
+    finally:
+        bare.start_daemon("containerd")
+    assert setup.node(report, "containerd").passed
+    node = setup.node(report, "bare")
+    assert node.state is CheckState.FAILED
+    kind = node.checks[0].kind
+    assert kind.startswith("containerd pull (ctr --hosts-dir /etc/containerd/certs.d) "
+                           "(CRI not reachable: "), kind
+    assert "/run/containerd/containerd.sock" in kind
+    assert [c.kind for c in node.checks] == [kind]  # no CRI check claims anything
