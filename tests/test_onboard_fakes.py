@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, Plan, ResolvedNode, new_plan
-from app.runtimes.containerd import REGWIZ_DIRS_SCRIPT
+from app.runtimes.containerd import REGWIZ_DIRS_SCRIPT, RUNNING_CONFIG_SCRIPT
 from app.runtimes.probe import probe_script
 from app.runtimes.registry import adapters
 from app.transport.base import CommandResult, Transport, TransportError
@@ -41,8 +41,8 @@ class FakeNode(Transport):
             self.on_command(argv)
         if argv == ["sh", "-c", probe_script(adapters())]:  # the registered adapters' probe
             return CommandResult(argv, 0, self.probe_output, "")
-        if argv[:3] == ["sh", "-c", REGWIZ_DIRS_SCRIPT]:  # containerd's read-only look
-            return CommandResult(argv, 0, "", "")
+        if argv[:3] in (["sh", "-c", REGWIZ_DIRS_SCRIPT], ["sh", "-c", RUNNING_CONFIG_SCRIPT]):
+            return CommandResult(argv, 0, "", "")  # containerd's read-only looks
         self.commands.append(argv)
         if argv[:2] == ["systemctl", "is-active"]:
             return CommandResult(argv, 0, "active\n", "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 from app.cri.grpc_stream import GrpcConnection, GrpcError
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 RELAY_LIFETIME = 600
 NO_RELAY_STATUS = 127
 NO_SOCKET_STATUS = 3
+EXIT_STATUS_WAIT = 3.0
 
 RELAY_PY = r"""import os, select, socket, sys
 s = socket.socket(socket.AF_UNIX)
@@ -106,6 +108,10 @@ class _ChannelSocket:
         self._channel.close()
 
     def _explain_end(self) -> None:
+        # sshd may send the end of output before the exit status: wait a moment for it
+        deadline = time.monotonic() + EXIT_STATUS_WAIT
+        while not self._channel.exit_status_ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
         if not self._channel.exit_status_ready():
             return
         status = self._channel.recv_exit_status()

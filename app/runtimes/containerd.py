@@ -208,6 +208,37 @@ def probed_config_mode(probe: ProbeResult) -> int:
     return int(raw, 8) if 3 <= len(raw) <= 4 and set(raw) <= set("01234567") else 0o644
 
 
+# Prints the command line (one argument a line) of each containerd running in this host's mount
+# namespace (the machine may show others', e.g. of containers); nothing when none runs.
+RUNNING_CONFIG_SCRIPT = """own=$(readlink /proc/self/ns/mnt)
+for p in $(pgrep -x containerd 2>/dev/null); do
+  [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$own" ] || continue
+  tr '\\0' '\\n' < "/proc/$p/cmdline" 2>/dev/null
+  echo "--regwiz-end--"
+done
+true
+"""
+
+
+def running_config_file(output: str) -> str:
+    """The config file the node's CRI containerd was started with (``--config``/``-c``), from
+    RUNNING_CONFIG_SCRIPT's output; the default when none runs or it names none. Docker's own
+    containerd (its config under a docker directory) is not the kubelet's."""
+    for block in output.split("--regwiz-end--\n"):
+        args = [arg for arg in block.split("\n") if arg]
+        if not args:
+            continue
+        path = CONTAINERD_CONFIG
+        for index, arg in enumerate(args):
+            if arg in ("--config", "-c") and index + 1 < len(args):
+                path = args[index + 1]
+            elif arg.startswith("--config="):
+                path = arg.partition("=")[2]
+        if "/docker/" not in path:
+            return path
+    return CONTAINERD_CONFIG
+
+
 @dataclass(frozen=True)
 class ContainerdFacts:
     config_text: str | None  # config.toml as read (None: no such file)
@@ -217,6 +248,7 @@ class ContainerdFacts:
     effective: ContainerdConfigState | None = None
     sandbox_image: str = ""  # the CRI's sandbox (pause) image, from the dump
     regwiz_dirs: tuple[str, ...] = ()  # hosts dirs holding a hosts.toml regwiz wrote
+    config_file: str = CONTAINERD_CONFIG  # the file containerd was started with
 
     @property
     def running(self) -> ContainerdConfigState:
@@ -224,14 +256,15 @@ class ContainerdFacts:
 
 
 def remember_config(facts: NodeFacts, config_text: str | None, dump: str | None = None,
-                    regwiz_dirs: tuple[str, ...] = ()) -> ContainerdFacts:
+                    regwiz_dirs: tuple[str, ...] = (),
+                    config_file: str = CONTAINERD_CONFIG) -> ContainerdFacts:
     """Parse config.toml (and the effective configuration) and keep them with the facts."""
     version = probed_version(facts.probe)
     major = version[0] if version else None
     state = parse_containerd_config(config_text, major)
     effective = parse_containerd_config(dump, major) if dump else None
     found = ContainerdFacts(config_text, state, effective, sandbox_image(dump) if dump else "",
-                            regwiz_dirs)
+                            regwiz_dirs, config_file)
     facts.extras[ContainerdAdapter.key] = found
     return found
 
@@ -348,18 +381,22 @@ class ContainerdAdapter(RuntimeAdapter):
         if not ("containerd" in probe.binaries or CONTAINERD_CONFIG in probe.paths
                 or CONTAINERD_SOCKET in probe.sockets or wanted == "containerd"):
             return
-        raw = transport.read_file(CONTAINERD_CONFIG, sudo=sudo, timeout=timeout)
+        # The file containerd was started with: a config.toml it never loads must not count.
+        running = transport.run(["sh", "-c", RUNNING_CONFIG_SCRIPT], sudo=sudo, timeout=timeout,
+                                check=False)
+        config_file = running_config_file(running.stdout)
+        raw = transport.read_file(config_file, sudo=sudo, timeout=timeout)
         text = raw.decode("utf-8", errors="replace") if raw is not None else None
         dump = None
         if "containerd" in probe.binaries:  # the configuration containerd really runs
-            done = transport.run(["containerd", "config", "dump"], sudo=sudo, timeout=timeout,
-                                 check=False)
+            done = transport.run(["containerd", "--config", config_file, "config", "dump"],
+                                 sudo=sudo, timeout=timeout, check=False)
             dump = done.stdout if done.ok else None
         candidates = dict.fromkeys([DEFAULT_CONTAINERD_HOSTS_DIR,
                                     *_dirs_in(text), *_dirs_in(dump)])
         listed = transport.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", *candidates],
                                sudo=sudo, timeout=timeout, check=False)
-        remember_config(facts, text, dump, tuple(listed.stdout.split()))
+        remember_config(facts, text, dump, tuple(listed.stdout.split()), config_file)
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe
@@ -398,9 +435,10 @@ class ContainerdAdapter(RuntimeAdapter):
     def _enable_config_path(self, facts: NodeFacts, found: ContainerdFacts | None,
                             state: ContainerdConfigState, directory: str) -> list[NodeAction]:
         new_config = enable_config_path(found.config_text if found else None, state, directory)
+        config_file = found.config_file if found else CONTAINERD_CONFIG
         return [
             FileAction(
-                CONTAINERD_CONFIG, new_config.encode(), "containerd",
+                config_file, new_config.encode(), "containerd",
                 "enable containerd's registry hosts directory (config_path)",
                 "containerd ignores certs.d until config_path is set; the old file is backed up",
                 mode=probed_config_mode(facts.probe), backup=True,
@@ -408,7 +446,7 @@ class ContainerdAdapter(RuntimeAdapter):
             CommandAction(
                 ("systemctl", "restart", "containerd"), "containerd", "restart containerd",
                 "containerd reads config.toml only at start (needed once, for config_path)",
-                triggers=(CONTAINERD_CONFIG,), service="containerd", wait_active="containerd",
+                triggers=(config_file,), service="containerd", wait_active="containerd",
             ),
         ]
 
@@ -424,18 +462,18 @@ class ContainerdAdapter(RuntimeAdapter):
         mismatch = config_mismatch(found, version)
         if mismatch is not None:
             return TrustProblem(
-                path=CONTAINERD_CONFIG, summary=mismatch[0], check="containerd configuration",
+                path=found.config_file, summary=mismatch[0], check="containerd configuration",
                 detail=mismatch[1], mismatch=True,
                 hint="run regwiz onboard: it writes hosts.toml where containerd reads it, or "
                      "fix the drop-in's config_path")
         if effective_hosts_dir(found.running, version) is not None:
             return None
         return TrustProblem(
-            path=CONTAINERD_CONFIG,
+            path=found.config_file,
             summary="no registry config_path: the CRI reads no certs.d directory",
             check="containerd configuration",
-            detail="the configuration containerd runs (config.toml and its imports) sets no "
-                   "registry config_path: the CRI reads no certs.d directory",
+            detail=f"the configuration containerd runs ({found.config_file} and its imports) "
+                   "sets no registry config_path: the CRI reads no certs.d directory",
             hint="run regwiz onboard: it enables config_path and restarts containerd once",
         )
 

@@ -290,6 +290,49 @@ def test_config_path_in_a_file_containerd_never_loads_is_found_and_fixed(setup: 
         restore_bare(setup, onboarded)
 
 
+def test_config_path_in_a_config_toml_containerd_was_not_started_with_is_found_and_fixed(
+        setup: Setup) -> None:
+    """containerd runs with --config /etc/containerd/lab-real.toml (no config_path), while
+    /etc/containerd/config.toml, never loaded, sets config_path. Before issue 13 regwiz read
+    config.toml alone: it saw config_path and changed nothing, status said match, and ctr
+    --hosts-dir pulled; the kubelet's pulls failed. Now the running daemon's file decides."""
+    bare = setup.lab["bare"]
+    onboarded = bare.host_path(CONTAINERD_CONFIG).read_text()
+    assert 'config_path = "/etc/containerd/certs.d"' in onboarded
+    real = "/etc/containerd/lab-real.toml"
+    bare.host_path(real).write_text(CONTAINERD_CONFIG_BASE)
+    bare.host_path("/etc/containerd/.lab-config-file").write_text(real)
+    bare.stop_daemon("containerd")
+    bare.start_daemon("containerd")
+    try:
+        assert "--config /etc/containerd/lab-real.toml" in bare.exec(
+            ["ps", "-o", "args=", "-p", str(bare.daemon_pid("containerd"))]).stdout.decode()
+        # today's reading of config.toml alone: configured, nothing to do
+        before = todays_actions(onboarded, setup.plan)
+        assert not any(isinstance(a, CommandAction) for a in before)
+        status = collect_status(setup.plan, Secrets(sudo_password=OPS_PASSWORD),
+                                host_key_policy=setup.policy())
+        node = next(n for n in status.nodes or [] if n.host == setup.ip("bare"))
+        assert node.state is TrustState.MISSING
+        assert [f.path for f in node.files if f.state is TrustState.MISSING] == [real]
+        broken = setup.verify()
+        checks = {c.kind: c for c in setup.node(broken, "bare").checks}
+        assert not checks[CRI_KIND].passed and "x509" in checks[CRI_KIND].detail
+        assert real in checks["containerd configuration"].detail
+        pid = bare.daemon_pid("containerd")
+        assert setup.cli("onboard", "--only", setup.ip("bare")) == 0
+        assert bare.daemon_pid("containerd") != pid  # restarted once
+        assert 'config_path = "/etc/containerd/certs.d"' in bare.host_path(real).read_text()
+        assert bare.host_path(CONTAINERD_CONFIG).read_text() == onboarded  # left alone
+        report = setup.verify()
+        assert report.ok, report.to_dict()
+    finally:
+        bare.exec(["rm", "-f", real, "/etc/containerd/.lab-config-file"])
+        for backup in bare.host_path("/etc/containerd").glob("lab-real.toml.regwiz-backup-*"):
+            backup.unlink()
+        restore_bare(setup, onboarded)
+
+
 def test_a_node_whose_cri_cannot_be_reached_falls_back_and_says_what_was_not_proven(
         setup: Setup) -> None:
     """containerd stopped on bare: no CRI socket to reach. verify falls back to today's ctr

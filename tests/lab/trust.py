@@ -28,10 +28,10 @@ def reset_node_trust(lab: Lab, registry: str) -> None:
 def _restore_containerd_config(host: LabHost) -> None:
     config = host.host_path("/etc/containerd/config.toml")
     # imports drop-ins and another hosts dir a CRI test may have left (tests/lab/test_cri_lab.py)
-    leftovers = [host.host_path(p) for p in ("/etc/containerd/conf.d",
-                                             "/etc/containerd/certs-elsewhere.d")]
-    if any(p.exists() for p in leftovers):
-        host.exec(["rm", "-rf", "/etc/containerd/conf.d", "/etc/containerd/certs-elsewhere.d"])
+    names = ("/etc/containerd/conf.d", "/etc/containerd/certs-elsewhere.d",
+             "/etc/containerd/.lab-config-file", "/etc/containerd/lab-real.toml")
+    if any(host.host_path(name).exists() for name in names):
+        host.exec(["rm", "-rf", *names])
         config.write_text("")  # forces the restart below
     if config.read_text() != CONTAINERD_CONFIG_BASE:
         config.write_text(CONTAINERD_CONFIG_BASE)
