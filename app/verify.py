@@ -701,16 +701,20 @@ def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
     have = frozenset(_helpers_present(transport, wanted) if wanted else ())
     checks: list[NodeCheck] = []
     kinds_done: set[str] = set()
+    sockets_done: set[str] = set()  # k3s and RKE2 share one socket: one CRI pull
     for adapter, name in runtimes.in_use(facts.runtimes):
         if job.stop():
             raise RegwizError("cancelled")
         spec = pull_of(adapter, name, have)
-        cri = _cri_check(job, node, transport, name, adapter.cri_socket(name, facts),
-                         adapter.sandbox_image(name, facts))
+        socket = adapter.cri_socket(name, facts)
+        if socket in sockets_done:
+            continue
+        cri = _cri_check(job, node, transport, name, socket, adapter.sandbox_image(name, facts))
         if isinstance(cri, list):
             if isinstance(spec, NodeCheck):  # a trust problem: its exact reason first
                 checks.append(spec)
             checks += cri
+            sockets_done.add(str(socket))
             if proven is not None:
                 proven.add(name)
             continue
