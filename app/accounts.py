@@ -82,6 +82,10 @@ class AccountStore:
     """The accounts of one plan: ``credentials/accounts.json`` and ``credentials/NAME.json``."""
 
     def __init__(self, plan: Plan, environ: Mapping[str, str] | None = None) -> None:
+        from app.plan import require_managed
+
+        # Accounts of a registry regwiz did not deploy live in that registry (robot accounts).
+        require_managed(plan, "accounts")
         self.plan = plan
         self.environ = os.environ if environ is None else environ
         self.directory = credentials_dir(plan)

@@ -52,6 +52,7 @@ from app.plan import (
     Plan,
     atomic_write,
     fsync_directory,
+    require_managed,
     sans_cover,
     validate_plan,
     write_temp_beside,
@@ -291,7 +292,7 @@ def _key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
     return _public_bytes(key) == _public_bytes(cert.public_key())
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
     try:
@@ -315,7 +316,7 @@ def certificate_problems(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, address
         problems.append(f"tls.crt expired on {cert.not_valid_after_utc:%Y-%m-%d}")
     if address_problem := _address_problem(cert, address):
         problems.append(address_problem)
-    if not _issued_by(cert, ca):
+    if not issued_by(cert, ca):
         problems.append("tls.crt is not signed by ca.crt")
     try:
         key = _parse_private_key(key_pem, "tls.key")
@@ -733,6 +734,7 @@ def ensure_certificates(
 
 def _require_valid(plan: Plan) -> None:
     """Certificates are only made from a valid plan (the TUI may pass an edited one)."""
+    require_managed(plan, "certs")
     problems = validate_plan(plan)
     if problems:
         raise CertError(
@@ -812,7 +814,7 @@ def _reissue_reasons(
         reasons.append("tls.key was missing")
     elif not _key_matches(key, cert):
         reasons.append("tls.key did not match tls.crt")
-    if not _issued_by(cert, ca.cert):
+    if not issued_by(cert, ca.cert):
         reasons.append("tls.crt was not signed by ca.crt")
     missing = [san for san in plan.all_sans() if not sans_cover(cert_sans(cert), san)]
     if missing:
@@ -984,7 +986,7 @@ def import_certificate(
     key = _parse_private_key(_read(key_file, "key"), str(key_file))
     leaf, others = certs[0], certs[1:]
     existing_ca = _existing_root(files)
-    root = next((c for c in others if c.subject == c.issuer and _issued_by(c, c)), existing_ca)
+    root = next((c for c in others if c.subject == c.issuer and issued_by(c, c)), existing_ca)
     if root is None:
         raise CertError(
             "no root CA certificate to verify the chain against",
@@ -1029,9 +1031,9 @@ def _chain_path(
     path: list[x509.Certificate] = []
     current = leaf
     for _ in range(len(intermediates) + 1):
-        if _issued_by(current, root):
+        if issued_by(current, root):
             return path
-        issuer = next((c for c in intermediates if c not in path and _issued_by(current, c)), None)
+        issuer = next((c for c in intermediates if c not in path and issued_by(current, c)), None)
         if issuer is None:
             break
         if not _is_ca(issuer):

@@ -9,12 +9,15 @@ command treats host keys and sudo identically.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.paths import expand_user
 from app.plan import Plan, RegistrySettings, ResolvedNode, Secrets
-from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport
+from app.transport.base import ConnectionSecrets, ConnectionSettings, Transport, TransportError
 from app.transport.hostkeys import ConfirmCallback, HostKeyPolicy, OtherTypeConfirmCallback
+from app.transport.keyscan import ScannedKey
+from app.user_waits import UserWaits
 
 #: Overrides ~/.ssh/known_hosts for every regwiz command (tests and CI use their own file).
 KNOWN_HOSTS_ENV = "REGWIZ_KNOWN_HOSTS"
@@ -65,17 +68,19 @@ def host_key_policy(
     confirm: ConfirmCallback | None = None,
     known_hosts: str | Path | None = None,
     confirm_other_type: OtherTypeConfirmCallback | None = None,
+    waits: UserWaits | None = None,
 ) -> HostKeyPolicy:
     """The host-key rule for one run.
 
     Headless (no ``confirm``): unknown keys are refused unless ``accept_new``
     (``--accept-new-host-keys``). The TUI passes ``confirm(host, key_type, fingerprint)``
     and ``confirm_other_type`` (a key of a new type for a known host: only ever accepted
-    through that warning). A changed key is refused whatever is passed here.
+    through that warning). A changed key is refused whatever is passed here. ``waits``
+    counts the time the questions wait for the user (jobs leave it out of a node's time).
     """
     return HostKeyPolicy(
         known_hosts=known_hosts_path(known_hosts), accept_new=accept_new, confirm=confirm,
-        confirm_other_type=confirm_other_type,
+        confirm_other_type=confirm_other_type, waits=waits or UserWaits(),
     )
 
 
@@ -94,3 +99,23 @@ def open_node_transport(node: ResolvedNode, secrets: Secrets, policy: HostKeyPol
     target = node_connection(node)
     chosen = connection_secrets(secrets, target.host, node.sudo_password_env)
     return open_transport(target, chosen, policy)
+
+
+def scan_node_host_keys(nodes: Sequence[ResolvedNode], policy: HostKeyPolicy, *,
+                        should_stop: Callable[[], bool] = lambda: False) -> list[ScannedKey]:
+    """Each node's SSH host key and its verdict, read in parallel without logging in (so every
+    unknown key can be decided at once before the nodes' jobs start)."""
+    from app.transport.keyscan import scan_host_keys
+
+    return scan_host_keys([node_connection(node) for node in nodes], policy,
+                          should_stop=should_stop)
+
+
+def rejected_host_key_error(host: str) -> TransportError:
+    """What a node whose host key the user rejected fails with (it is not connected to)."""
+    return TransportError(
+        f"the SSH host key of {host} was rejected, so regwiz did not connect to it",
+        "run the job again and accept the key once its fingerprint is checked on the host "
+        "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)",
+        kind="host-key-rejected",
+    )

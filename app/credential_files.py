@@ -58,15 +58,26 @@ def parse_docker_config(data: bytes, registry: str, *, source: str) -> RegistryC
     if entry is None:
         return None
     try:
-        username, _, password = base64.b64decode(entry["auth"], validate=True).decode(
-            "utf-8").partition(":")
-    except (KeyError, TypeError, ValueError):
+        username, password = _login_of(entry)
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise CredentialFileError(f"{source}: the entry for {registry} has no valid auth value",
                                   "write it again with regwiz accounts rotate NAME") from None
     if not username or not password:
         raise CredentialFileError(f"{source}: the entry for {registry} has an empty name or "
                                   "password")
     return RegistryCredential(registry, username, password)
+
+
+def _login_of(entry: dict[str, str]) -> tuple[str, str]:
+    """(user, password) of an auths entry: ``auth`` as docker writes it, or ``username`` and
+    ``password`` as some tools do."""
+    if "auth" not in entry and isinstance(entry.get("username"), str):
+        if not isinstance(entry.get("password"), str):
+            raise TypeError("password")
+        return entry["username"], entry["password"]
+    username, _, password = base64.b64decode(entry["auth"], validate=True).decode(
+        "utf-8").partition(":")
+    return username, password
 
 
 def read_credential(path: Path, registry: str) -> RegistryCredential | None:

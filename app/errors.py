@@ -40,6 +40,7 @@ KIND_CATEGORIES: dict[str, str] = {
     "identity-file": "auth",
     "no-credentials": "auth",
     "login-refused": "auth",
+    "host-key-rejected": "host-key-unknown",  # the user said no to an unknown key
 }
 
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.credential_files import credential_path, credentials_dir, read_credential
+from app.credential_files import (
+    RegistryCredential,
+    credential_path,
+    credentials_dir,
+    read_credential,
+)
 from app.runtimes.base import NodeCredential
 
 if TYPE_CHECKING:
@@ -31,8 +36,13 @@ def pull_credential(plan: Plan, *, revoked: bool = False) -> NodeCredential | No
       the entries regwiz wrote (an entry for this registry whose user is the pull account);
     - no ``credentials/`` folder at all (a plan from before accounts): None.
 
+    A registry regwiz did not deploy: the login in ``registry.pull_auth_file`` (e.g. a Harbor
+    robot account), or None when the plan names none.
+
     Raises ``CredentialFileError`` for a file that is not a Docker config.json.
     """
+    if not plan.registry.managed:
+        return _external_pull_credential(plan)
     if plan.registry.auth != "htpasswd":
         return None
     registry = plan.registry_reference
@@ -44,6 +54,34 @@ def pull_credential(plan: Plan, *, revoked: bool = False) -> NodeCredential | No
         username = credential.username if credential is not None else PULL_ACCOUNT
         return NodeCredential(registry, username, remove=True)
     return None
+
+
+def _external_pull_credential(plan: Plan) -> NodeCredential | None:
+    login = external_pull_login(plan)
+    if login is None:
+        return None
+    return NodeCredential(login.registry, login.username, login.auth)
+
+
+def external_pull_login(plan: Plan) -> RegistryCredential | None:
+    """The login in ``registry.pull_auth_file`` (None when the plan names no file)."""
+    from app.credential_files import CredentialFileError
+
+    if plan.registry.pull_auth_file is None:
+        return None
+    registry = plan.registry_reference
+    path = plan.local_path(plan.registry.pull_auth_file)
+    if not path.is_file():
+        raise CredentialFileError(
+            f"registry.pull_auth_file: {path} does not exist",
+            "save the registry's pull login there as a Docker config.json (e.g. a Harbor robot "
+            f"account: docker --config DIR login {registry}, then point at DIR/config.json)")
+    credential = read_credential(path, registry)
+    if credential is None:
+        raise CredentialFileError(
+            f"registry.pull_auth_file: {path} holds no login for {registry}",
+            f"its \"auths\" needs an entry named exactly {registry}")
+    return credential
 
 
 def current_fingerprint(plan: Plan) -> str | None:

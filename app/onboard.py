@@ -5,7 +5,14 @@ writes and restarts (``plan_node_actions``, pure, asking each runtime adapter in
 ``app.runtimes``), then run them as ``app.steps.Step`` objects. Nodes run in parallel in a
 bounded thread pool; one failing node never stops the others. Every write is idempotent
 (``Transport.write_file`` skips identical files) and restarts happen only when a file they depend
-on really changed. Only ``ca.crt`` ever leaves the operator's machine.
+on really changed (or an earlier run left the restart owed). Only ``ca.crt`` ever leaves the
+operator's machine.
+
+Restarts are rolled (``app.runtimes.restarts``): once every node's files are written, the nodes
+that owe a restart restart in waves: the first alone (the canary), then at most
+``max_restarts`` at a time, k3s/RKE2 servers never two at once. A service not active after its
+restart gets its previous files back and is restarted again; the node is reported failed, and
+no later wave runs.
 """
 
 from __future__ import annotations
@@ -15,12 +22,12 @@ import enum
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.address import RegistryAddress
 from app.errors import RegwizError, UsageError
@@ -44,15 +51,28 @@ from app.runtimes.credentials import (
 )
 from app.runtimes.probe import NodeFacts, probe_node
 from app.runtimes.rancher import merge_registries_yaml
+from app.runtimes.restarts import (
+    RESTART_TIMEOUT,
+    OwedRestart,
+    RestartCandidate,
+    RestartWave,
+    SavedFile,
+    drop_record,
+    owed_restarts,
+    plan_waves,
+    recorded_restarts,
+    restart,
+    restart_details,
+    write_record,
+)
 from app.steps import Outcome, Outcomes, Step, StepResult, run_steps
 from app.transport.base import Transport, TransportError
 from app.transport.hostkeys import HostKeyPolicy
+from app.user_waits import Stopwatch, UserWaits
 
 DEFAULT_PARALLEL = 16
 DEFAULT_NODE_TIMEOUT = 300.0
 COMMAND_TIMEOUT = 60.0
-RESTART_TIMEOUT = 120.0
-
 
 
 class NodeState(str, enum.Enum):
@@ -63,6 +83,7 @@ class NodeState(str, enum.Enum):
     CONNECTING = "connecting"
     DETECTING = "detecting"
     RUNNING = "running"
+    WAITING = "waiting"  # files written; its restart waits for its wave
     CHANGED = "changed"
     UNCHANGED = "unchanged"
     FAILED = "failed"
@@ -78,8 +99,9 @@ class NodeState(str, enum.Enum):
 
 
 # The states by their former module-level names, still used by the CLI and the TUI.
-PENDING, CONNECTING, DETECTING, RUNNING = (
+PENDING, CONNECTING, DETECTING, RUNNING, WAITING = (
     NodeState.PENDING, NodeState.CONNECTING, NodeState.DETECTING, NodeState.RUNNING,
+    NodeState.WAITING,
 )
 CHANGED, UNCHANGED, FAILED, CANCELLED, PLANNED = (
     NodeState.CHANGED, NodeState.UNCHANGED, NodeState.FAILED, NodeState.CANCELLED,
@@ -93,6 +115,7 @@ REASONS = {
     "auth": "auth failed",
     "host-key-unknown": "host key unknown",
     "host-key-changed": "host key changed",
+    "host-key-rejected": "host key rejected",
     "sudo-password": "sudo password wrong or missing",
     "permission": "permission denied",
     "disk-full": "disk full",
@@ -102,6 +125,8 @@ REASONS = {
     "unknown-runtime": "unknown runtime",
     "unknown-os": "unknown OS",
     "config": "node config problem",
+    "restart-failed": "restart failed",
+    "not-restarted": "not restarted",
     "cancelled": "cancelled",
     "internal": "internal error",
 }
@@ -139,7 +164,8 @@ class NodeResult:
     restarted: list[str] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     dry_run_lines: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the node's own time: waits for the user's answers are left out
+    waited: float = 0.0  # seconds the node waited for the user (a host-key question)
     finished_at: str = ""
     # The pull credential this run left on the node: its fingerprint, "removed", or "" (not
     # managed, or not known because the run failed). Never the credential itself.
@@ -152,6 +178,7 @@ class NodeResult:
         data["status"] = self.status.value
         data["steps"] = [step.to_dict() for step in self.steps]
         data["seconds"] = round(self.seconds, 3)
+        data["waited"] = round(self.waited, 3)
         return data
 
     @classmethod
@@ -175,6 +202,7 @@ class NodeResult:
                 notes=_texts(data, "notes"),
                 kind=_text(data, "kind", ""),
                 seconds=float(data.get("seconds") or 0.0),
+                waited=float(data.get("waited") or 0.0),
                 finished_at=_text(data, "finished_at", ""),
                 credential=_text(data, "credential", ""),
             )
@@ -215,6 +243,7 @@ class OnboardReport(Outcomes):
     ca_fingerprint: str
     dry_run: bool
     seconds: float
+    waves: list[RestartWave] = field(default_factory=list)  # the restart waves, in order
 
     @property
     def failed(self) -> list[NodeResult]:
@@ -233,6 +262,8 @@ class OnboardReport(Outcomes):
             "ca_fingerprint": self.ca_fingerprint,
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 3),
+            "restart_waves": [{"wave": w.number, "canary": w.canary, "hosts": list(w.hosts)}
+                              for w in self.waves],
             "nodes": [r.to_dict() for r in self.results],
         }
 
@@ -247,17 +278,20 @@ class CaCertificate:
 
 
 def load_ca_certificate(plan: Plan) -> CaCertificate:
-    """Read ca.crt from the plan's cert dir, refusing anything that is not a lone certificate."""
+    """Read the CA nodes trust (``Plan.trusted_ca_path``), refusing anything that is not a lone
+    certificate."""
     from cryptography import x509
 
     from app.certs import fingerprint
 
-    path = plan.cert_dir / "ca.crt"
+    path = plan.trusted_ca_path
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
-        raise RegwizError(f"the CA certificate {path} does not exist",
-                          "create it first: regwiz certs --plan FILE") from None
+        how = ("create it first: regwiz certs --plan FILE" if plan.registry.managed else
+               "fetch the registry's CA: regwiz certs fetch-ca --plan FILE (or set "
+               "registry.ca_file to the CA file its administrator gave you)")
+        raise RegwizError(f"the CA certificate {path} does not exist", how) from None
     except OSError as error:
         raise RegwizError(f"cannot read the CA certificate {path}: {error.strerror}") from None
     if b"PRIVATE KEY" in pem:
@@ -327,11 +361,13 @@ def _configured(names: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
 
 
 class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
+    """The node's time budget; time spent waiting for the user's answer does not use it up."""
+
+    def __init__(self, seconds: float, stopwatch: Stopwatch) -> None:
+        self.seconds, self.stopwatch = seconds, stopwatch
 
     def timeout(self, wanted: float) -> float:
-        remaining = self.end - time.monotonic()
+        remaining = self.seconds - self.stopwatch.elapsed()
         if remaining <= 0:
             raise TransportError("the node's time budget ran out", "raise --timeout",
                                  kind="timeout")
@@ -347,10 +383,29 @@ class _NodeRun:
     deadline: _Deadline
     changed_files: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
+    # How to put back each file this run backed up before changing it (restart rollback).
+    saved: dict[str, SavedFile] = field(default_factory=dict)
+
+    def save(self, path: str, backup: str | None, mode: int) -> None:
+        self.saved.setdefault(path, SavedFile(backup, mode))  # the first copy: the node's own
+
+
+def split_restarts(actions: list[NodeAction]) -> tuple[list[NodeAction], list[CommandAction]]:
+    """The file writes (and other commands) a node runs at once, and its service restarts,
+    which wait for their wave."""
+    restarts = [a for a in actions if isinstance(a, CommandAction) and a.is_restart]
+    return [a for a in actions if not (isinstance(a, CommandAction) and a.is_restart)], restarts
 
 
 def build_node_steps(run: _NodeRun, actions: list[NodeAction]) -> list[Step]:
     return [_step_for(run, action) for action in actions]
+
+
+def restart_step(run: _NodeRun, owed: OwedRestart) -> Step:
+    action = owed.action
+    return Step(action.what, run.node.host, action.why, lambda: _restart(run, owed),
+                [f"run {' '.join(action.argv)} (only if {', '.join(action.triggers)} changed, "
+                 "or an earlier run left the restart owed)", *restart_details(action)])
 
 
 def _step_for(run: _NodeRun, action: NodeAction) -> Step:
@@ -379,7 +434,7 @@ def _write(run: _NodeRun, action: FileAction) -> Outcome:
         current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
         if current == action.content:
             return Outcome.UNCHANGED
-        _backup(run, action.path, current)
+        run.save(action.path, _backup(run, action.path, current), action.mode)
     changed = t.write_file(action.path, action.content, mode=action.mode, sudo=sudo,
                            timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     if changed:
@@ -393,7 +448,7 @@ def _merge_yaml(run: _NodeRun, action: RegistriesYamlAction) -> Outcome:
     merged = _merged_yaml(current, action)
     if merged is None:
         return Outcome.UNCHANGED
-    _backup(run, action.path, current)
+    run.save(action.path, _backup(run, action.path, current), 0o600)
     t.write_file(action.path, merged.encode(), mode=0o600, sudo=sudo,
                  timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     run.changed_files.append(action.path)
@@ -432,52 +487,70 @@ def _merged_credential(current: bytes | None, action: CredentialAction) -> bytes
     return merge_docker_config(current, action.credential, action.path)
 
 
-def _backup(run: _NodeRun, path: str, current: bytes | None) -> None:
-    """Keep the node's current file, if any, as ``<path>.regwiz-backup-<UTC time>`` (0600)."""
+def _backup(run: _NodeRun, path: str, current: bytes | None) -> str | None:
+    """Keep the node's current file, if any, as ``<path>.regwiz-backup-<UTC time>`` (0600);
+    the copy's path, None when there was no file."""
     if current is None:
-        return
+        return None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    run.transport.write_file(f"{path}.regwiz-backup-{stamp}", current, mode=0o600,
+    backup = f"{path}.regwiz-backup-{stamp}"
+    run.transport.write_file(backup, current, mode=0o600,
                              sudo=run.node.sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    return backup
 
 
 def _command(run: _NodeRun, action: CommandAction) -> Outcome:
+    """A command that is not a restart (e.g. the OS bundle rebuild), when its files changed."""
     if not set(action.triggers) & set(run.changed_files):
         return Outcome.UNCHANGED
     run.transport.run(list(action.argv), sudo=run.node.sudo,
                       timeout=run.deadline.timeout(RESTART_TIMEOUT))
-    if action.wait_active:
-        _wait_active(run, action.wait_active)
-    if action.service:
-        run.restarted.append(action.service)
     return Outcome.CHANGED
 
 
-def _wait_active(run: _NodeRun, service: str, attempts: int = 30) -> None:
-    """After a restart, wait (bounded) until systemd reports the service active again."""
-    for _ in range(attempts):
-        result = run.transport.run(["systemctl", "is-active", service], sudo=run.node.sudo,
-                                   timeout=run.deadline.timeout(COMMAND_TIMEOUT), check=False)
-        if result.stdout.strip() == "active":
-            return
-        time.sleep(1.0)
-    raise NodeSetupError(f"{service} did not come back after the restart",
-                            f"check `journalctl -u {service}` on the node", kind="command")
+def _restart(run: _NodeRun, owed: OwedRestart) -> Outcome:
+    """An owed restart, in its wave; rolled back when the service does not come back."""
+    restart(run.transport, owed, sudo=run.node.sudo, timeout=run.deadline.timeout)
+    run.restarted.append(owed.service)
+    return Outcome.CHANGED
+
+
+def _record_owed(run: _NodeRun, restarts: list[CommandAction], facts: NodeFacts
+                 ) -> list[OwedRestart]:
+    """After the file steps: the restarts this node owes, recorded on the node before any
+    restart runs anywhere (so a run stopped before them is finished by the next run)."""
+    plan = owed_restarts(restarts, recorded_restarts(facts.probe), run.changed_files, run.saved,
+                         facts.probe.active_services)
+    sudo = run.node.sudo
+    for owed in plan.record:
+        write_record(run.transport, owed, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    for stale in plan.drop:  # its service no longer runs: it reads its files when it starts
+        drop_record(run.transport, stale, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    return plan.owed
 
 
 # --------------------------------------------------------------------------- dry run
 
 
-def preview_actions(run: _NodeRun, actions: list[NodeAction]) -> list[str]:
-    """What a real run would do on this node, read-only: pending steps in full, the rest named."""
+def preview_actions(run: _NodeRun, actions: list[NodeAction], facts: NodeFacts
+                    ) -> tuple[list[str], list[OwedRestart]]:
+    """What a real run would do on this node, read-only: pending steps in full, the rest named;
+    and the restarts it would owe (for the waves)."""
     lines: list[str] = []
     would_change: set[str] = set()
-    for action, step in zip(actions, build_node_steps(run, actions), strict=True):
+    writes, restarts = split_restarts(actions)
+    for action, step in zip(writes, build_node_steps(run, writes), strict=True):
         if _would_change(run, action, would_change):
             lines.append(step.describe())
         else:
             lines.append(f"[{step.where}] {step.what}: already in place")
-    return lines
+    owed = owed_restarts(restarts, recorded_restarts(facts.probe), would_change, {},
+                         facts.probe.active_services).owed
+    lines += [restart_step(run, item).describe() for item in owed]
+    services = {item.service for item in owed}
+    lines += [f"[{run.node.host}] {action.what}: already in place"
+              for action in restarts if action.service not in services]
+    return lines, owed
 
 
 def _would_change(run: _NodeRun, action: NodeAction, would_change: set[str]) -> bool:
@@ -515,19 +588,37 @@ class _Job:
     timeout: float
     on_progress: ProgressHandler | None
     should_stop: Callable[[], bool]
+    waits: UserWaits = field(default_factory=UserWaits)
+    max_restarts: int = DEFAULT_PARALLEL  # nodes restarting at once after the canary
 
 
 class _Reporter:
-    """Sends NodeProgress events for one node and times it."""
+    """Sends NodeProgress events for one node and times it (without its waits for the user:
+    create it on the thread that runs the node)."""
 
     def __init__(self, job: _Job, node: ResolvedNode) -> None:
         self.job, self.node = job, node
-        self.started = time.monotonic()
+        self.stopwatch = Stopwatch(job.waits)
         self.runtime = ""
         self.changed: tuple[str, ...] = ()
+        # The node's time before it waited for its restart wave (that wait is not its own).
+        self.earlier, self.earlier_waited = 0.0, 0.0
+        self.paused = False
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.earlier + (0.0 if self.paused else self.stopwatch.elapsed())
+
+    def waited(self) -> float:
+        return self.earlier_waited + (0.0 if self.paused else self.stopwatch.waited())
+
+    def pause(self) -> None:
+        """The node waits for its restart wave (called on the thread that ran it so far)."""
+        self.earlier, self.earlier_waited = self.elapsed(), self.waited()
+        self.paused = True
+
+    def resume(self) -> None:
+        """Its wave runs: time it on the calling thread (waits for the user are per thread)."""
+        self.stopwatch, self.paused = Stopwatch(self.job.waits), False
 
     def emit(self, state: NodeState, message: str = "") -> None:
         if self.job.on_progress is None:
@@ -538,31 +629,64 @@ class _Reporter:
             self.job.on_progress(event)
 
 
-def onboard_node(job: _Job, node: ResolvedNode) -> NodeResult:
-    """Onboard one node; never raises: every problem becomes a failed NodeResult."""
-    reporter = _Reporter(job, node)
-    result = NodeResult(node.host, node.ssh_user, node.ssh_port, status=FAILED)
+@dataclass
+class NodeWork:
+    """One node through the run: its result so far, and the restarts it still owes (run in
+    its wave; a node that owes none is finished)."""
+
+    node: ResolvedNode
+    result: NodeResult
+    reporter: _Reporter
+    owed: list[OwedRestart] = field(default_factory=list)
+
+    @property
+    def quorum(self) -> bool:
+        return any(owed.action.quorum for owed in self.owed)
+
+    def finish(self) -> None:
+        """The node's outcome is final: time it and tell the caller."""
+        result = self.result
+        result.seconds, result.waited = self.reporter.elapsed(), self.reporter.waited()
+        result.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.reporter.changed = tuple(result.changed_files)
+        self.reporter.emit(result.status, _final_message(result))
+
+
+@contextlib.contextmanager
+def _node_failures(result: NodeResult) -> Iterator[None]:
+    """Every problem inside becomes this node's failure, never the run's."""
     try:
-        if job.should_stop():
-            _cancel(result, "cancelled before it started")
-        else:
-            _onboard_connected(job, node, result, reporter)
+        yield
     except RegwizError as error:
-        kind = getattr(error, "kind", "config")
-        _fail(result, kind, error.message, error.hint)
+        _fail(result, getattr(error, "kind", "config"), error.message, error.hint)
     except Exception as error:  # a bug or an unexpected library error: still only this node
         _fail(result, "internal", f"{type(error).__name__}: {error}",
               "this is a regwiz bug; please report it with the message above")
-    result.seconds = reporter.elapsed()
-    result.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    reporter.changed = tuple(result.changed_files)
-    reporter.emit(result.status, _final_message(result))
-    return result
+
+
+def onboard_node(job: _Job, node: ResolvedNode) -> NodeWork:
+    """Write one node's files; never raises: every problem becomes a failed NodeResult. A node
+    that owes a restart waits for its wave (``run_restart_waves``), any other is finished."""
+    work = NodeWork(node, NodeResult(node.host, node.ssh_user, node.ssh_port, status=FAILED),
+                    _Reporter(job, node))
+    with _node_failures(work.result):
+        if job.should_stop():
+            _cancel(work.result, "cancelled before it started")
+        else:
+            work.owed = _onboard_connected(job, node, work.result, work.reporter)
+    if work.result.status in (FAILED, CANCELLED):
+        work.owed = []
+    if work.owed and not job.dry_run:
+        work.reporter.pause()
+        work.reporter.emit(WAITING, "files in place; waiting for its restart wave")
+    else:
+        work.finish()
+    return work
 
 
 def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
-                       reporter: _Reporter) -> None:
-    deadline = _Deadline(job.timeout)
+                       reporter: _Reporter) -> list[OwedRestart]:
+    deadline = _Deadline(job.timeout, reporter.stopwatch)
     reporter.emit(CONNECTING, f"connecting as {node.ssh_user} on port {node.ssh_port}")
     with job.connect(node) as transport:
         if node.sudo:
@@ -581,10 +705,30 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
                                     os_trust_store=os_store, credential=job.credential)
         run = _NodeRun(transport, node, deadline)
         if job.dry_run:
-            result.dry_run_lines = preview_actions(run, actions)
+            result.dry_run_lines, owed = preview_actions(run, actions, facts)
             result.status = PLANNED
-            return
-        _run_steps(job, run, build_node_steps(run, actions), result, reporter)
+            return owed
+        writes, restarts = split_restarts(actions)
+        try:
+            _run_steps(job, run, build_node_steps(run, writes), result, reporter)
+        except RegwizError:
+            with contextlib.suppress(RegwizError):  # best effort: the next run restarts it
+                _record_owed(run, restarts, facts)
+            raise
+        return _record_owed(run, restarts, facts)
+
+
+def _restart_node(job: _Job, work: NodeWork) -> None:
+    """Run a node's owed restarts (its wave's turn), over a new connection."""
+    work.reporter.resume()
+    # A budget of its own: a restart cut short by the files' time could leave the service down.
+    deadline = _Deadline(job.timeout, work.reporter.stopwatch)
+    with _node_failures(work.result), job.connect(work.node) as transport:
+        run = _NodeRun(transport, work.node, deadline,
+                       changed_files=list(work.result.changed_files))
+        steps = [restart_step(run, owed) for owed in work.owed]
+        _run_steps(job, run, steps, work.result, work.reporter)
+    work.finish()
 
 
 def _run_steps(job: _Job, run: _NodeRun, steps: list[Step], result: NodeResult,
@@ -683,8 +827,14 @@ def onboard_nodes(
     connect: Connector | None = None,
     save: bool = True,
     credential_revoked: bool = False,
+    rejected_host_keys: Collection[str] = (),
+    max_restarts: int | None = None,
 ) -> OnboardReport:
     """Onboard the plan's nodes (or ``only`` those hosts) in parallel; never raises per node.
+
+    Files are written on up to ``parallel`` nodes at once; then the nodes that owe a restart
+    restart in waves: the first alone, then up to ``max_restarts`` at a time (default and
+    ceiling: ``parallel``), k3s/RKE2 servers one per wave (app.runtimes.restarts).
 
     ``on_progress`` is called from worker threads (the TUI must hop to its event loop).
     ``should_stop`` is polled before each node and between steps. Results are saved next to the
@@ -693,26 +843,39 @@ def onboard_nodes(
     The pull account's credential (``credentials/cluster.json``, app.node_credentials) is
     installed on every node too, or removed when the account is revoked
     (``credential_revoked``, or the file gone).
+
+    ``rejected_host_keys``: hosts whose key the user already rejected (the wizard's one
+    host-key screen): not connected to, reported failed "host key rejected". A node's
+    ``seconds`` leave out the time the policy's questions waited for the user
+    (``host_key_policy.waits``, also the clock nodes are timed with).
     """
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
+    if max_restarts is not None and max_restarts < 1:
+        raise UsageError(f"--max-restarts must be at least 1, got {max_restarts}")
     nodes = select_nodes(plan, only)
     job = _Job(
         address=plan.registry_address,
         ca=load_ca_certificate(plan),
         credential=pull_credential(plan, revoked=credential_revoked),
-        connect=connect or default_connector(secrets, host_key_policy),
+        connect=_refusing(connect or default_connector(secrets, host_key_policy),
+                          frozenset(rejected_host_keys)),
         dry_run=dry_run,
         timeout=timeout,
         on_progress=on_progress,
         should_stop=should_stop or (lambda: False),
+        # tests with a fake connector pass no policy
+        waits=host_key_policy.waits if host_key_policy is not None else UserWaits(),
+        max_restarts=min(max_restarts or parallel, parallel),
     )
     started = time.monotonic()
     for node in nodes:
         _Reporter(job, node).emit(PENDING, "waiting")
-    results = _run_pool(job, nodes, parallel)
-    report = OnboardReport(results, job.address.reference, job.ca.fingerprint, dry_run,
-                           time.monotonic() - started)
+    with _interruptible(job):
+        works = _in_pool(lambda node: onboard_node(job, node), nodes, parallel)
+        waves = run_restart_waves(job, works)
+    report = OnboardReport([work.result for work in works], job.address.reference,
+                           job.ca.fingerprint, dry_run, time.monotonic() - started, waves)
     if save and not dry_run:
         save_results(plan, report)
     return report
@@ -738,22 +901,102 @@ def update_node_credentials(
                          parallel=parallel, timeout=timeout, credential_revoked=revoked)
 
 
-def _run_pool(job: _Job, nodes: list[ResolvedNode], parallel: int) -> list[NodeResult]:
-    """Run every node in a bounded pool; on Ctrl-C, stop the others between steps and re-raise."""
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def _interruptible(job: _Job) -> Iterator[None]:
+    """On Ctrl-C (or any exception) inside, the other workers stop between steps."""
     interrupted = threading.Event()
     asked_to_stop = job.should_stop
     job.should_stop = lambda: interrupted.is_set() or asked_to_stop()
-    pool = ThreadPoolExecutor(max_workers=min(parallel, max(1, len(nodes))),
-                              thread_name_prefix="onboard")
     try:
-        futures = [pool.submit(onboard_node, job, node) for node in nodes]
-        return [future.result() for future in futures]
+        yield
     except BaseException:
         interrupted.set()
+        raise
+
+
+def _in_pool(work: Callable[[_T], _R], items: list[_T], parallel: int) -> list[_R]:
+    """``work`` on every item in a bounded pool, results in order; on an exception here (e.g.
+    Ctrl-C) the pending items are dropped and the running ones finish first."""
+    pool = ThreadPoolExecutor(max_workers=min(parallel, max(1, len(items))),
+                              thread_name_prefix="onboard")
+    try:
+        futures = [pool.submit(work, item) for item in items]
+        return [future.result() for future in futures]
+    except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+def run_restart_waves(job: _Job, works: list[NodeWork]) -> list[RestartWave]:
+    """Restart the nodes that owe it, wave after wave; a wave with a failed node stops the rest
+    (their files stay written and their restarts recorded: the next run does them). In a dry
+    run, only the waves."""
+    owing = [work for work in works if work.owed]
+    waves = plan_waves([RestartCandidate(w.node.host, w.quorum) for w in owing],
+                       job.max_restarts)
+    if job.dry_run:
+        return waves
+    by_host = {work.node.host: work for work in owing}
+    for wave in waves:
+        for host in wave.hosts:
+            by_host[host].reporter.emit(WAITING, f"files in place; restart in {_wave_name(wave)}"
+                                                 f" of {len(waves)}")
+    stopped_by = ""
+    for wave in waves:
+        members = [by_host[host] for host in wave.hosts]
+        if stopped_by or job.should_stop():
+            for work in members:
+                _hold(work, stopped_by)
+            continue
+        _in_pool(lambda work: _restart_node(job, work), members, len(members))
+        failed = next((w for w in members if w.result.status is FAILED), None)
+        if failed is not None:
+            host = failed.node.host
+            stopped_by = (f"canary node {host} failed" if wave.canary
+                          else f"{host} failed its restart in wave {wave.number}")
+    return waves
+
+
+def _wave_name(wave: RestartWave) -> str:
+    return "wave 1 (the canary)" if wave.canary else f"wave {wave.number}"
+
+
+def _hold(work: NodeWork, stopped_by: str) -> None:
+    """A node whose wave does not run: failed (``stopped_by`` a failed wave) or cancelled."""
+    result = work.result
+    result.steps += [StepResult(owed.action.what, work.node.host, Outcome.SKIPPED,
+                                f"not run: {stopped_by or 'cancelled'}") for owed in work.owed]
+    if stopped_by:
+        _fail(result, "not-restarted",  # the reason reads "not restarted"
+              f"{stopped_by}; its files are written and the restart is recorded on the node",
+              "fix that node first, then run regwiz onboard again (or --retry-failed): it "
+              "restarts this one too")
+    else:
+        _cancel(result, "cancelled before its restart; its files are written and the restart "
+                        "is recorded on the node, so the next run does it")
+    work.finish()
+
+
+def _refusing(connect: Connector, rejected: frozenset[str]) -> Connector:
+    """``connect``, except for the hosts whose key was rejected: those fail without a connection
+    (connecting would only ask about the same key again)."""
+    if not rejected:
+        return connect
+
+    def checked(node: ResolvedNode) -> Transport:
+        if node.host in rejected:
+            from app.connections import rejected_host_key_error
+
+            raise rejected_host_key_error(node.host)
+        return connect(node)
+
+    return checked
 
 
 def select_nodes(plan: Plan, only: Iterable[str] | None) -> list[ResolvedNode]:

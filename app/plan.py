@@ -84,6 +84,16 @@ class RegistrySettings:
     bind_address: str = "0.0.0.0"  # noqa: S104 - the documented default: every address
     #: the TLS-terminating front (nginx) that enforces the account roles (auth = "htpasswd")
     front_image: str = "nginx:stable"
+    #: false: a registry regwiz did not deploy (Harbor, Quay, Nexus, ...): no registry host, no
+    #: deploy or certificates; nodes are onboarded to trust ``ca_file`` and pull with
+    #: ``pull_auth_file``
+    managed: bool = True
+    #: the PEM CA that signs the registry's certificate (default: the cert dir's ca.crt)
+    ca_file: str | None = None
+    #: a Docker config.json holding the login nodes pull with (e.g. a Harbor robot account)
+    pull_auth_file: str | None = None
+    #: the image verify pulls on every node when regwiz cannot push its own (e.g. library/x:1)
+    verify_image: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -140,11 +150,23 @@ class Plan:
     @property
     def cert_dir(self) -> Path:
         """The certificate directory; relative paths are resolved against the plan's folder."""
-        directory = expand_user(self.certificate.directory)
-        if directory.is_absolute():
-            return directory
+        return self.local_path(self.certificate.directory)
+
+    @property
+    def trusted_ca_path(self) -> Path:
+        """The CA nodes are made to trust: ``registry.ca_file`` when set, else the cert dir's
+        ca.crt (the one regwiz creates, or the one ``certs fetch-ca`` saves)."""
+        if self.registry.ca_file is None:
+            return self.cert_dir / "ca.crt"
+        return self.local_path(self.registry.ca_file)
+
+    def local_path(self, value: str) -> Path:
+        """A path written in the plan, on this machine: relative to the plan's folder."""
+        path = expand_user(value)
+        if path.is_absolute():
+            return path
         base = self.path.parent if self.path is not None else Path.cwd()
-        return (base / directory).absolute()
+        return (base / path).absolute()
 
     @property
     def registry_address(self) -> RegistryAddress:
@@ -193,6 +215,16 @@ class Plan:
             )
             for node in self.nodes
         ]
+
+
+def require_managed(plan: Plan, command: str) -> None:
+    """Refuse work that needs the registry host when regwiz did not deploy the registry."""
+    if not plan.registry.managed:
+        raise UsageError(
+            f"regwiz {command} works on a registry regwiz deploys, and this plan's registry "
+            f"({plan.registry_reference}) has managed = false",
+            "manage that registry with its own tools; regwiz onboards, verifies and reports "
+            "the nodes (regwiz certs fetch-ca, onboard, verify, status)")
 
 
 def default_plan_path() -> Path:
@@ -409,13 +441,16 @@ def _text_check(label: str) -> Checker:
     return lambda value: validate.check_text_field(label, value)
 
 
-def _read_certificate(problems: list[str], table: object) -> CertificateSettings:
+def _read_certificate(problems: list[str], table: object, *, managed: bool = True
+                      ) -> CertificateSettings:
+    """``managed`` False: regwiz makes no certificate, so nothing here is required."""
     r = _Reader(problems, table, "certificate")
     cert = CertificateSettings()
     _apply(
         cert,
         {
-            "common_name": r.text("common_name", validate.check_common_name, required=True),
+            "common_name": r.text("common_name", validate.check_common_name,
+                                  required=managed),
             "country": r.text("country", validate.check_country),
             "state": r.text("state", _text_check("state")),
             "locality": r.text("locality", _text_check("locality")),
@@ -439,10 +474,13 @@ def _read_certificate(problems: list[str], table: object) -> CertificateSettings
 def _read_registry(problems: list[str], table: object) -> RegistrySettings:
     r = _Reader(problems, table, "registry")
     registry = RegistrySettings()
+    managed = r.boolean("managed")
     _apply(
         registry,
         {
-            "host": r.text("host", validate.check_host, required=True),
+            "managed": managed,
+            # A registry regwiz did not deploy has no host for regwiz to log in to.
+            "host": r.text("host", validate.check_host, required=managed is not False),
             "ssh_user": r.text("ssh_user", validate.check_user),
             "ssh_port": r.integer("ssh_port", validate.check_port, _PORT),
             "identity_file": r.text("identity_file", validate.check_local_path),
@@ -458,6 +496,9 @@ def _read_registry(problems: list[str], table: object) -> RegistrySettings:
             "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
             "bind_address": r.text("bind_address", validate.check_bind_address),
             "front_image": r.text("front_image", validate.check_image),
+            "ca_file": r.text("ca_file", validate.check_local_path),
+            "pull_auth_file": r.text("pull_auth_file", validate.check_local_path),
+            "verify_image": r.text("verify_image", validate.check_repository_reference),
         },
     )
     r.report_unknown()
@@ -540,7 +581,9 @@ def _plan_from_data(problems: list[str], data: dict[str, Any], path: Path | None
                 f"{_key_shown(name)}: unknown section (expected certificate, registry, nodes)"
             )
     try:
-        certificate = _read_certificate(problems, data.get("certificate"))
+        registry_table = data.get("registry")
+        managed = not (isinstance(registry_table, dict) and registry_table.get("managed") is False)
+        certificate = _read_certificate(problems, data.get("certificate"), managed=managed)
         registry = _read_registry(problems, data.get("registry"))
         node_defaults, nodes = _read_nodes(problems, data.get("nodes"))
     except Exception as error:  # noqa: BLE001 - a last line of defence: report, never crash
@@ -642,6 +685,8 @@ def _cross_field_problems(plan: Plan) -> list[str]:
             f"certificate.cert_validity_days: {cert.cert_validity_days} is longer than "
             f"ca_validity_days ({cert.ca_validity_days}); a certificate cannot outlive its CA"
         )
+    if not registry.managed:
+        return problems + _duplicate_node_problems(plan)
     if not sans_cover(plan.all_sans(), registry.address):
         problems.append(
             f"registry.address: {registry.address} is not covered by the certificate's SANs"
@@ -658,6 +703,11 @@ def _cross_field_problems(plan: Plan) -> list[str]:
             "only in the container runtime (os_trust_store = false)"
             for key in trusting
         ]
+    return problems + _duplicate_node_problems(plan)
+
+
+def _duplicate_node_problems(plan: Plan) -> list[str]:
+    problems: list[str] = []
     seen: dict[str, int] = {}
     for index, node in enumerate(plan.nodes):
         key = node.host.lower()
@@ -733,14 +783,26 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             if getattr(obj, f.name) is not None and f.name not in skip
         }
 
+    certificate, registry = clean(plan.certificate), clean(plan.registry)
+    if not plan.registry.managed:  # only what matters for a registry regwiz did not deploy
+        fresh = new_plan()
+        certificate = _non_default(certificate, CertificateSettings(), fresh.certificate)
+        registry = {"address": plan.registry.address, "port": plan.registry.port,
+                    **_non_default(registry, RegistrySettings(), fresh.registry)}
     return {
-        "certificate": clean(plan.certificate),
-        "registry": clean(plan.registry),
+        "certificate": certificate,
+        "registry": registry,
         "nodes": {
             "defaults": clean(plan.node_defaults),
             "hosts": [clean(node) for node in plan.nodes],
         },
     }
+
+
+def _non_default(values: dict[str, Any], *defaults: object) -> dict[str, Any]:
+    """The values that differ from each of ``defaults`` (a default of either kind is left out)."""
+    return {key: value for key, value in values.items()
+            if all(getattr(default, key) != value for default in defaults)}
 
 
 def render_plan(plan: Plan, existing_text: str | None = None) -> str:
@@ -753,7 +815,8 @@ def render_plan(plan: Plan, existing_text: str | None = None) -> str:
             "regwiz plan: run `regwiz plan example` to see every key, commented"))
     else:
         document = tomlkit.parse(existing_text)
-    _merge_table(document, data["certificate"], "certificate")
+    if data["certificate"] or document.get("certificate") is not None:
+        _merge_table(document, data["certificate"], "certificate")
     _merge_table(document, data["registry"], "registry")
     nodes = document.get("nodes")
     if nodes is None:

@@ -46,6 +46,11 @@ class SelftestImage:
     layer_diff_id: str  # "sha256:<hex of the uncompressed layer tar>"
     archive: bytes  # the docker-archive tar for ``images.load``
 
+    @property
+    def repository_path(self) -> str:
+        """The repository as the registry's API names it (no registry host)."""
+        return SELFTEST_REPOSITORY
+
 
 # The one tag every run pushes to when the registry cannot delete: each run replaces it
 # instead of leaving a new tag behind (runs on one registry are then one at a time).

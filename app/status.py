@@ -171,6 +171,7 @@ class StatusReport:
     auth: str = ""  # the plan's registry.auth ("" when not collected)
     accounts: list[AccountStatus] = field(default_factory=list)  # who may log in (no secrets)
     accounts_error: str | None = None
+    managed: bool = True  # False: a registry regwiz did not deploy (no container, no disk)
 
     @property
     def stale_nodes(self) -> list[NodeTrustStatus]:
@@ -184,7 +185,7 @@ class StatusReport:
         return (
             self.registry.reachable
             and self.registry.tls_valid
-            and self.container.running
+            and (self.container.running or not self.managed)
             and not self.server_certificate.out_of_date
             and not self.stale_nodes
         )
@@ -214,40 +215,50 @@ def collect_status(
 
     started = time.monotonic()
     files = CertFiles(plan.cert_dir)
-    ca_path = files.ca_crt
+    ca_path = plan.trusted_ca_path
     auth = registry_auth(plan, secrets, credentials)
+    managed = plan.registry.managed
     nodes = plan.resolved_nodes() if include_nodes else []
     wanted = _wanted_credential(plan) if include_nodes else None
     with ThreadPoolExecutor(max_workers=max(2, min(parallel, len(nodes) + 4))) as pool:
         health = pool.submit(registry_health, plan, ca_path)
         served = pool.submit(served_certificate, plan.registry.address, plan.registry.port,
-                             plan=plan)
+                             plan=plan if managed else None)
         catalog = pool.submit(collect_catalog, plan, ca_path, auth)
-        host = pool.submit(registry_host_status, plan, secrets, host_key_policy)
-        ca_status = certificate_status_from_file(ca_path, "ca.crt")
+        host = pool.submit(registry_host_status, plan, secrets, host_key_policy) if managed \
+            else None
+        ca_status = certificate_status_from_file(ca_path, ca_path.name)
         node_futures = [
             pool.submit(node_trust_status, plan, secrets, host_key_policy, node,
                         ca_status.fingerprint, wanted)
             for node in nodes
         ]
-        container, disk = host.result()
+        container, disk = host.result() if host is not None else _not_deployed_here(plan)
         served_cert = served.result()
-        local_cert = certificate_status_from_file(files.tls_crt, "tls.crt")
+        local_cert = certificate_status_from_file(files.tls_crt, "tls.crt") if managed \
+            else CertificateStatus("tls.crt", error="the registry's own (not deployed by regwiz)")
         return StatusReport(
             collected_at=_utc_now().isoformat(timespec="seconds"),
             registry_reference=plan.registry_reference,
             registry=health.result(),
             server_certificate=served_cert if served_cert.error is None else local_cert,
             ca_certificate=ca_status,
-            served_matches_local=_same_certificate(served_cert, local_cert),
+            served_matches_local=_same_certificate(served_cert, local_cert) if managed else None,
             catalog=catalog.result(),
             container=container,
             disk=disk,
             nodes=[f.result() for f in node_futures] if include_nodes else None,
             seconds=time.monotonic() - started,
             auth=plan.registry.auth,
-            **_accounts(plan),
+            managed=managed,
+            **(_accounts(plan) if managed else {}),
         )
+
+
+def _not_deployed_here(plan: Plan) -> tuple[ContainerStatus, DiskStatus]:
+    """A registry regwiz did not deploy: its container and disk are its owner's to watch."""
+    why = "not deployed by regwiz (registry.managed = false): its own tools report it"
+    return ContainerStatus("", error=why), DiskStatus("", error=why)
 
 
 def _accounts(plan: Plan) -> dict[str, Any]:

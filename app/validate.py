@@ -431,3 +431,23 @@ def check_image(value: object) -> str | None:
     if len(value) > 255 or not _IMAGE_REF.fullmatch(value):
         return f"expected an image reference such as registry:2, got {_shown(value)}"
     return None
+
+
+_REPOSITORY_REF = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?"
+)
+
+
+def check_repository_reference(value: object) -> str | None:
+    """An image in the plan's registry, without the registry: ``project/image:tag``."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    first = value.split("/", 1)[0]
+    if "/" in value and ("." in first or ":" in first or first == "localhost"):
+        return (f"name the image without the registry (e.g. library/busybox:latest), got "
+                f"{_shown(value)}: the registry is registry.address and registry.port")
+    if len(value) > 255 or not _REPOSITORY_REF.fullmatch(value):
+        return f"expected an image such as library/busybox:latest, got {_shown(value)}"
+    return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,6 +32,7 @@ from app.selftest_image import (
     new_selftest_tag,
 )
 from app.transport.base import display_command
+from app.user_waits import Stopwatch, UserWaits
 
 if TYPE_CHECKING:
     from app.cri.image_service import PullAuth
@@ -104,6 +105,29 @@ class PushPullResult(_PassedByState):
     cleanup: str = ""  # what happened to the test tag afterwards
     note: str = ""  # how the push was done when not the plain way (e.g. loopback)
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class NamedImage:
+    """An image already in a registry regwiz did not deploy (``registry.verify_image``)."""
+
+    registry: str
+    repository_path: str
+    tag: str  # a tag, or a digest "sha256:..."
+    image_id: str | None = None  # unknown until pulled; nothing is removed by it
+
+    @property
+    def repository(self) -> str:
+        return f"{self.registry}/{self.repository_path}"
+
+    @property
+    def reference(self) -> str:
+        separator = "@" if self.tag.startswith("sha256:") else ":"
+        return f"{self.repository}{separator}{self.tag}"
+
+
+# What nodes pull: the self-test image regwiz pushed, or the named one it did not.
+ProvenImage = SelftestImage | NamedImage
 
 
 @dataclass
@@ -301,18 +325,26 @@ def verify(
     parallel: int = DEFAULT_PARALLEL,
     only: Iterable[str] | None = None,
     credentials: Credentials | None = None,
+    rejected_host_keys: Collection[str] = (),
 ) -> VerifyReport:
     """Push/pull the self-test image, then check every node (or those in ``only``) in parallel.
 
     Never raises for a failed check: failures are in the report (``report.ok``). Nodes are
-    skipped when the push/pull proof fails, since there is then nothing to pull.
+    skipped when the push/pull proof fails, since there is then nothing to pull. Nodes in
+    ``rejected_host_keys`` (the user rejected their key) fail without a connection. A node's
+    ``seconds`` leave out the time the policy's questions waited for the user.
     """
     notify = on_progress or (lambda _event: None)
     stop = should_stop or (lambda: False)
     wanted = None if only is None else set(only)
     nodes = [n for n in plan.resolved_nodes() if wanted is None or n.host in wanted]
     auth = registry_auth(plan, secrets, credentials)
-    image, push_pull = _push_and_pull(plan, secrets, host_key_policy, from_local, auth, notify)
+    image: ProvenImage | None
+    if plan.registry.managed:
+        image, push_pull = _push_and_pull(plan, secrets, host_key_policy, from_local, auth,
+                                          notify)
+    else:
+        image, push_pull = _named_image(plan, auth, notify)
     report = VerifyReport(push_pull, [NodeVerifyResult(node.host) for node in nodes])
     if not push_pull.passed or image is None or stop():
         why = "cancelled" if push_pull.passed else "not checked: the push/pull proof failed"
@@ -320,7 +352,7 @@ def verify(
             _finish(result, CheckState.SKIPPED, why, notify)
         return report
     job = _NodeJob(plan, secrets, host_key_policy, image, push_pull.pushed_digest, auth, notify,
-                   stop, _installed_credential(plan))
+                   stop, _installed_credential(plan), frozenset(rejected_host_keys))
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(nodes) or 1))) as pool:
         futures = [
             pool.submit(_verify_node_safely, job, node, result)
@@ -328,7 +360,8 @@ def verify(
         ]
         for future in futures:
             future.result()
-    push_pull.cleanup = _delete_test_tag(plan, auth, image)
+    if isinstance(image, SelftestImage):
+        push_pull.cleanup = _delete_test_tag(plan, auth, image)
     return report
 
 
@@ -355,20 +388,21 @@ def _finish(
 
 
 def _ca_path(plan: Plan) -> Path:
-    from app.certs import CertFiles
-
-    return CertFiles(plan.cert_dir).ca_crt
+    return plan.trusted_ca_path
 
 
 def registry_auth(
     plan: Plan, secrets: Secrets, credentials: Credentials | None = None
 ) -> tuple[str, str] | None:
     """(user, password) in htpasswd mode: the given credentials, else the operator account's
-    file next to the plan (a push account), else the environment."""
-    if plan.registry.auth != "htpasswd":
-        return None
+    file next to the plan (a push account), else the environment. A registry regwiz did not
+    deploy: the given credentials, else the nodes' pull login (``registry.pull_auth_file``)."""
     if credentials is not None:
         return credentials.username, credentials.password
+    if not plan.registry.managed:
+        return _external_login(plan)
+    if plan.registry.auth != "htpasswd":
+        return None
     from app.accounts import OPERATOR
     from app.credential_files import credential_path, read_credential
 
@@ -380,6 +414,13 @@ def registry_auth(
 
         return DEFAULT_USERNAME, secrets.registry_password
     return None
+
+
+def _external_login(plan: Plan) -> tuple[str, str] | None:
+    from app.node_credentials import external_pull_login
+
+    login = external_pull_login(plan)
+    return None if login is None else (login.username, login.password)
 
 
 # --- push and pull on a Docker daemon ----------------------------------------------------------
@@ -414,6 +455,60 @@ def _push_and_pull(
     result.seconds = time.monotonic() - started
     notify(VerifyProgress("registry", result.state, result.message))
     return (image if result.passed else None), result
+
+
+def _named_image(
+    plan: Plan, auth: tuple[str, str] | None, notify: ProgressCallback
+) -> tuple[NamedImage | None, PushPullResult]:
+    """A registry regwiz did not deploy: nothing is pushed; the image the plan names
+    (``registry.verify_image``) must exist, and its digest is what every node must pull."""
+    from app import registry_api
+
+    started = time.monotonic()
+    result = PushPullResult(reference="", source="the registry's own image")
+    notify(VerifyProgress("registry", CheckState.RUNNING, "looking up registry.verify_image"))
+    try:
+        image = named_image(plan)
+        result.reference = image.reference
+        basic = registry_api.BasicAuth(*auth) if auth else None
+        base = registry_api.base_url(plan.registry.address, plan.registry.port)
+        digest = registry_api.manifest_digest(base, _ca_path(plan), image.repository_path,
+                                              image.tag, auth=basic)
+        if digest is None:
+            raise RegwizError(f"{image.reference} does not exist in the registry",
+                              "push it there, or name another in registry.verify_image")
+        result.registry_digest = result.pushed_digest = result.pulled_digest = digest
+        result.state, result.message = CheckState.PASSED, f"{image.reference} is {digest}"
+    except RegwizError as error:
+        image = None
+        result.state, result.message, result.hint = CheckState.FAILED, error.message, error.hint
+    result.seconds = time.monotonic() - started
+    notify(VerifyProgress("registry", result.state, result.message))
+    return image, result
+
+
+def named_image(plan: Plan) -> NamedImage:
+    """The plan's ``registry.verify_image`` in the plan's registry."""
+    name = plan.registry.verify_image
+    if not name:
+        raise RegwizError(
+            "registry.verify_image is not set, and regwiz pushes nothing to a registry it did "
+            "not deploy",
+            'name an image every node should be able to pull: verify_image = '
+            '"library/busybox:latest" (or a Harbor project/image:tag)')
+    path, tag = _split_tag(name)
+    return NamedImage(plan.registry_reference, path, tag)
+
+
+def _split_tag(name: str) -> tuple[str, str]:
+    if "@" in name:
+        path, _, digest = name.partition("@")
+        return path, digest
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        path, _, tag = name.rpartition(":")
+        return path, tag
+    return name, "latest"
 
 
 def docker_error(error: Exception) -> str:
@@ -619,16 +714,23 @@ class _NodeJob:
     plan: Plan
     secrets: Secrets
     policy: Any
-    image: SelftestImage
+    image: ProvenImage
     expected_digest: str | None
     auth: tuple[str, str] | None
     notify: ProgressCallback
     stop: Callable[[], bool]
     node_credential: NodeCredential | None = None  # what onboarding installed on the nodes
+    rejected: frozenset[str] = frozenset()  # hosts whose key the user rejected
+
+
+def _stopwatch(policy: Any) -> Stopwatch:
+    """Times a node without its waits for the user (counted by the policy's questions)."""
+    waits = getattr(policy, "waits", None)
+    return Stopwatch(waits if isinstance(waits, UserWaits) else UserWaits())
 
 
 def _verify_node_safely(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
-    started = time.monotonic()
+    stopwatch = _stopwatch(job.policy)
     try:
         if job.stop():
             _finish(result, CheckState.SKIPPED, "cancelled", job.notify)
@@ -647,12 +749,14 @@ def _verify_node_safely(job: _NodeJob, node: ResolvedNode, result: NodeVerifyRes
     except Exception as error:  # noqa: BLE001 - one broken node must not hide the others
         _finish(result, CheckState.FAILED, f"unexpected error: {error!r}", job.notify)
     finally:
-        result.seconds = time.monotonic() - started
+        result.seconds = stopwatch.elapsed()
 
 
 def _verify_node(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) -> None:
-    from app.connections import open_node_transport
+    from app.connections import open_node_transport, rejected_host_key_error
 
+    if node.host in job.rejected:
+        raise rejected_host_key_error(node.host)  # connecting would ask about it again
     with open_node_transport(node, job.secrets, job.policy) as transport:
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, "detecting runtimes"))
         facts = _probe(transport, node)
@@ -759,7 +863,7 @@ def kubelet_pull_login(transport: Transport, sudo: bool,
 
 
 def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: str,
-                       socket: str, image: SelftestImage, expected_digest: str | None,
+                       socket: str, image: ProvenImage, expected_digest: str | None,
                        sandbox: str | None = None) -> list[NodeCheck] | str:
     """PullImage, ImageStatus, RemoveImage through ``socket`` as the kubelet calls them (and
     the sandbox image's check); a reason string when the CRI cannot be reached (the caller
@@ -773,8 +877,10 @@ def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: st
     shown = (f"CRI PullImage/ImageStatus/RemoveImage {image.reference} over "
              f"{describe_relay(transport, socket, sudo=sudo)}")
     try:
+        # never remove the cluster's own image (a registry regwiz did not deploy)
+        remove = isinstance(image, SelftestImage)
         result = cri_pull(transport, socket, image.reference, login, sudo=sudo,
-                          timeout=PULL_TIMEOUT, sandbox_image=sandbox)
+                          timeout=PULL_TIMEOUT, sandbox_image=sandbox, remove=remove)
     except CriUnreachable as error:
         return error.message
     except GrpcError as error:
@@ -789,7 +895,9 @@ def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: st
                           result.digest), *extra]
     return [NodeCheck(kind, shown, True,
                       f"pulled {image.reference} through {result.runtime}'s CRI ({result.api}) "
-                      f"{source}; digest {result.digest}; removed again", None, result.digest),
+                      f"{source}; digest {result.digest}; "
+                      f"{'removed again' if remove else 'left on the node'}", None,
+                      result.digest),
             *extra]
 
 
@@ -891,7 +999,7 @@ def _helpers_present(transport: Transport, programs: Iterable[str]) -> set[str]:
 def run_pull_check(
     transport: Transport,
     spec: NodeCheckSpec,
-    image: SelftestImage,
+    image: ProvenImage,
     plan: Plan,
     expected_digest: str | None = None,
 ) -> NodeCheck:
@@ -902,7 +1010,7 @@ def run_pull_check(
                                             plan.registry_reference)
         return NodeCheck(spec.kind, shown, False, detail, hint)
     digest = _node_digest(transport, spec, image, pulled.stdout)
-    if spec.cleanup:
+    if spec.cleanup and isinstance(image, SelftestImage):  # never remove the cluster's own image
         transport.run(spec.cleanup, sudo=spec.sudo, check=False)
     if digest and expected_digest and digest != expected_digest:
         return NodeCheck(spec.kind, shown, False,
@@ -913,7 +1021,7 @@ def run_pull_check(
 
 
 def _node_digest(
-    transport: Transport, spec: NodeCheckSpec, image: SelftestImage, pull_output: str
+    transport: Transport, spec: NodeCheckSpec, image: ProvenImage, pull_output: str
 ) -> str | None:
     if spec.parse_digest is None:
         return None
@@ -990,7 +1098,7 @@ def run_login_check(
 ) -> NodeCheck:
     assert job.auth is not None
     plan, image = job.plan, job.image
-    url = f"{plan.registry_address.api_url}{SELFTEST_REPOSITORY}/manifests/{image.tag}"
+    url = f"{plan.registry_address.api_url}{image.repository_path}/manifests/{image.tag}"
     ca_path = runtime_ca[1] if runtime_ca else None
     kind = (f"{runtime_ca[0]} CA + login (curl --cacert {ca_path})" if runtime_ca
             else "TLS + login (OS trust store only)")
@@ -1069,7 +1177,7 @@ def run_kubelet_credential_check(
     from app.runtimes.credentials import KUBELET_CONFIG
 
     plan, image = job.plan, job.image
-    url = f"{plan.registry_address.api_url}{SELFTEST_REPOSITORY}/manifests/{image.tag}"
+    url = f"{plan.registry_address.api_url}{image.repository_path}/manifests/{image.tag}"
     ca_path = runtime_ca[1] if runtime_ca else None
     trusting = f"{runtime_ca[0]}'s CA" if runtime_ca else "the OS trust store"
     kind = f"kubelet credential ({KUBELET_CONFIG}) over TLS trusting {trusting}"

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -30,7 +31,7 @@ from app.plan import default_plan_path
 from assets import asset
 from screens.palette import WizardCommands
 from screens.session import WizardSession
-from screens.steps import STEP_NAMES, STEPS, Step, step_by_name
+from screens.steps import Step, step_by_name, steps_for
 
 if TYPE_CHECKING:
     from app.plan import Plan, Secrets
@@ -102,11 +103,14 @@ class RegwizApp(App[int]):
         self.current_step = "welcome"
         # Job outcomes that later screens show again survive screen switches.
         self.session = WizardSession()
+        # What jobs time nodes with (their waits for the user left out); tests inject one.
+        self.job_clock: Callable[[], float] = time.monotonic
 
     @property
     def steps(self) -> tuple[Step, ...]:
-        """The wizard's steps in order (screens.steps), for the step indicator and the palette."""
-        return STEPS
+        """The plan's steps in order (screens.steps), for the step indicator, the palette and
+        Back/Next: a registry regwiz did not deploy has no certificate or deploy steps."""
+        return steps_for(self.plan is None or self.plan.registry.managed)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -211,9 +215,12 @@ class RegwizApp(App[int]):
         return True
 
     def goto_relative(self, offset: int) -> bool:
-        index = STEP_NAMES.index(self.current_step) + offset
-        if 0 <= index < len(STEP_NAMES):
-            return self.goto(STEP_NAMES[index])
+        names = [step.name for step in self.steps]
+        if self.current_step not in names:  # e.g. the plan's kind changed on this step
+            return self.goto(names[0 if offset < 0 else min(1, len(names) - 1)])
+        index = names.index(self.current_step) + offset
+        if 0 <= index < len(names):
+            return self.goto(names[index])
         return False
 
     # --- workers, questions and errors ----------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # annotations only: the domain modules load with the job that needs them
+    from app.ca_fetch import PresentedChain
     from app.deploy import DeployReport
     from app.nodes_import import NodeEntry
     from app.onboard import NodeProgress, OnboardReport
@@ -137,3 +138,13 @@ class NodesFound(Message):
 
     entries: list[NodeEntry]
     source: str
+
+
+# --- a registry regwiz did not deploy -------------------------------------------------------
+
+
+@dataclass
+class CaChainFetched(Message):
+    """The certificates a registry presented (read before anything trusts them)."""
+
+    chain: PresentedChain

@@ -5,6 +5,7 @@ Dismisses with a NodeSettings, or None when cancelled.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from textual.app import ComposeResult
@@ -57,7 +58,7 @@ class NodeEditModal(FormModal[NodeSettings]):
                                 validators=[validators.Checked(self.check_host)],
                                 help_text="IP or DNS name the node is reached at.")
                 yield FormField("SSH user", field_id="node-user", value=node.ssh_user or "",
-                                validators=[validators.Checked(_optional_user, optional=True)],
+                                validators=[validators.Checked(optional_user, optional=True)],
                                 help_text=f"Empty: {defaults.ssh_user} (default).")
                 yield FormField("SSH port", field_id="node-port",
                                 value=str(node.ssh_port or ""),
@@ -96,7 +97,10 @@ class NodeEditModal(FormModal[NodeSettings]):
             return None
         runtime = self.query_one("#node-runtime", Select).value
         port = self.text("node-port")
-        return NodeSettings(
+        # replace, not a new NodeSettings: fields this dialog does not show (the sudo password
+        # variable) stay as they were
+        return dataclasses.replace(
+            self.node,
             host=self.text("node-host"),
             ssh_user=self.text("node-user") or None,
             ssh_port=int(port) if port else None,
@@ -107,7 +111,8 @@ class NodeEditModal(FormModal[NodeSettings]):
         )
 
 
-def _optional_user(value: str) -> str | None:
+def optional_user(value: str) -> str | None:
+    """An SSH user typed in a node dialog: empty (inherit) or a valid user name."""
     from app.validate import check_user
 
     return check_user(value.strip()) if value.strip() else None

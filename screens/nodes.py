@@ -3,6 +3,8 @@
 A table of nodes (values inherited from the node defaults are dimmed); add / edit / remove, import
 from a file of ``[user@]host[:port]`` lines or from ``kubectl get nodes`` run on a host that has
 kubectl. Parsing and the kubectl call are app.nodes_import's; reading happens in thread workers.
+Space marks rows (ctrl+a all or none); with rows marked, Edit changes a setting on all of them at
+once (screens.node_bulk_edit).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from app.plan import NodeDefaults, NodeSettings, Plan, validate_plan
 from screens.host_key_prompt import ask_host_key_policy
 from screens.import_cert import check_existing_file
 from screens.messages import NodesFound
+from screens.node_bulk_edit import NodeBulkEditModal, NodeChanges
 from screens.node_defaults import NodeDefaultsModal
 from screens.node_edit import NodeEditModal
 from screens.text_prompt import TextPromptModal
@@ -33,8 +36,9 @@ from screens.validators import Checked
 from screens.widgets.form_field import FormField
 from screens.wizard_screen import PaletteAction, WizardScreen
 
-COLUMNS = (("host", "host"), ("user", "user"), ("port", "port"), ("runtime", "runtime"),
-           ("sudo", "sudo"), ("os-store", "OS store"))
+MARK = "✓"
+COLUMNS = (("mark", " "), ("host", "host"), ("user", "user"), ("port", "port"),
+           ("runtime", "runtime"), ("sudo", "sudo"), ("os-store", "OS store"))
 
 
 def check_node_target(value: str) -> str | None:
@@ -66,7 +70,13 @@ class NodesScreen(WizardScreen):
         Binding("i", "import_file", "Import file"),
         Binding("k", "import_kubectl", "From kubectl"),
         Binding("d", "edit_defaults", "Defaults"),
+        Binding("space", "toggle_mark", "Mark"),
+        Binding("ctrl+a", "mark_all", "Mark all"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: set[str] = set()  # hosts of the marked rows
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="node-actions"):
@@ -99,8 +109,10 @@ class NodesScreen(WizardScreen):
         table = self.query_one("#nodes-table", DataTable)
         table.clear()
         defaults = self.plan.node_defaults
+        self.marked &= {node.host for node in self.plan.nodes}  # removed or renamed: unmarked
         for node in self.plan.nodes:
             table.add_row(
+                self.mark_cell(node.host),
                 Text(node.host),
                 _cell(node.ssh_user, defaults.ssh_user),
                 _cell(node.ssh_port, defaults.ssh_port),
@@ -113,13 +125,29 @@ class NodesScreen(WizardScreen):
             hosts = [node.host for node in self.plan.nodes]
             if select in hosts:
                 table.move_cursor(row=hosts.index(select))
-        count = len(self.plan.nodes)
+        self.show_summary()
+        self.refresh_next()
+
+    def mark_cell(self, host: str) -> Text:
+        return Text(MARK if host in self.marked else "", style="bold green")
+
+    def show_summary(self) -> None:
+        count, defaults = len(self.plan.nodes), self.plan.node_defaults
+        marked = (f" {len(self.marked)} marked: Edit changes them all (space marks, "
+                  "ctrl+a all or none)." if self.marked else "")
         self.query_one("#nodes-summary", Static).update(
-            f"{count} node(s). Dimmed values come from the defaults "
+            f"{count} node(s).{marked} Dimmed values come from the defaults "
             f"(user {defaults.ssh_user}, port {defaults.ssh_port}, runtime {defaults.runtime})."
             if count else "No nodes yet: add them, or import a file or kubectl's node list."
         )
-        self.refresh_next()
+        self.query_one("#edit-node", Button).label = \
+            f"Edit {len(self.marked)} marked" if self.marked else "Edit"
+
+    def show_marks(self) -> None:
+        table = self.query_one("#nodes-table", DataTable)
+        for node in self.plan.nodes:
+            table.update_cell(node.host, "mark", self.mark_cell(node.host))
+        self.show_summary()
 
     def selected(self) -> NodeSettings | None:
         table = self.query_one("#nodes-table", DataTable)
@@ -149,7 +177,24 @@ class NodesScreen(WizardScreen):
 
         self.app.push_screen(NodeEditModal(None, self.plan.node_defaults, taken=taken), added)
 
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the cursor row, then go to the next row (to mark a run quickly)."""
+        current = self.selected()
+        if current is None:
+            return
+        self.marked ^= {current.host}
+        self.show_marks()
+        self.query_one("#nodes-table", DataTable).action_cursor_down()
+
+    def action_mark_all(self) -> None:
+        hosts = {node.host for node in self.plan.nodes}
+        self.marked = set() if hosts and self.marked >= hosts else hosts
+        self.show_marks()
+
     def action_edit(self) -> None:
+        if self.marked:
+            self.edit_marked()
+            return
         current = self.selected()
         if current is None:
             return
@@ -162,6 +207,20 @@ class NodesScreen(WizardScreen):
 
         self.app.push_screen(NodeEditModal(dataclasses.replace(current),
                                            self.plan.node_defaults, taken=taken), edited)
+
+    def edit_marked(self) -> None:
+        hosts = [node.host for node in self.plan.nodes if node.host in self.marked]
+        cursor = self.selected()
+
+        def edited(changes: NodeChanges | None) -> None:
+            if changes is None:
+                return
+            self.plan.nodes = [changes.apply(node) if node.host in hosts else node
+                               for node in self.plan.nodes]
+            self.refresh_table(select=cursor.host if cursor else None)
+            self.notify(f"{len(hosts)} node(s): {changes.describe()}")
+
+        self.app.push_screen(NodeBulkEditModal(hosts, self.plan.node_defaults), edited)
 
     def action_remove(self) -> None:
         current = self.selected()
@@ -257,4 +316,6 @@ class NodesScreen(WizardScreen):
              self.action_import_kubectl),
             ("Edit node defaults", "User, port, runtime... for every node",
              self.action_edit_defaults),
+            ("Mark all nodes", "Mark every row (again: none) to edit them together",
+             self.action_mark_all),
         ]

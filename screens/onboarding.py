@@ -4,8 +4,12 @@ app.onboard.onboard_nodes does the work in a thread worker; its NodeProgress eve
 NodeProgressed messages, which are coalesced per host and drawn at most every FLUSH_SECONDS (30
 nodes send ~240 events in a few seconds; drawing each one stalled the event loop). Cancel
 stops between steps; Retry failed re-runs only the failed nodes;
-Enter on a row opens that node's log. Rows are widgets of their own (screens.widgets.node_rows)
+Enter on a row opens that node's log. Restarts come in waves once every node's files are
+written: a node waiting for its wave shows "waiting", the summary names the waves and the
+canary (app.runtimes.restarts). Rows are widgets of their own (screens.widgets.node_rows)
 so one node's update never re-renders the others. The report arrives as OnboardFinished.
+Before the nodes start, all their host keys are read and the unknown ones decided on one screen
+(screens.host_key_prompt.review_host_keys); a node's time leaves out its waits for the user.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from textual.worker import Worker, get_current_worker
 
 from app import onboard
 from app.errors import RegwizError
+from app.runtimes.restarts import wave_summary
 from app.steps import Outcome, format_result
 from app.terminal_text import plain_text
-from screens.host_key_prompt import ask_host_key_policy
+from screens.host_key_prompt import ask_host_key_policy, review_host_keys
 from screens.messages import JobFailed, NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
 from screens.secret_flow import ask_missing_secrets, secret_needs
@@ -42,6 +47,7 @@ COLUMNS = (Column("host", "host", 15), Column("state", "state", 10),
 STATE_STYLE = {
     onboard.CHANGED: "bold yellow", onboard.UNCHANGED: "green", onboard.FAILED: "bold red",
     onboard.CANCELLED: "red", onboard.PLANNED: "cyan", onboard.PENDING: "dim", "not run": "dim",
+    onboard.WAITING: "cyan",
 }
 
 
@@ -63,6 +69,9 @@ def result_lines(result: onboard.NodeResult) -> list[str]:
         lines.append(result.message)
     if result.hint:
         lines.append(f"hint: {result.hint}")
+    if result.waited:
+        lines.append(f"time: {result.seconds:.1f}s, not counting {result.waited:.1f}s waiting "
+                     "for your answer")
     return lines
 
 
@@ -260,14 +269,24 @@ class OnboardingScreen(WizardScreen):
     def run_onboarding(self, only: list[str] | None, dry_run: bool) -> None:
         worker = get_current_worker()
         policy = ask_host_key_policy(self.wizard)
+        plan = self.wizard.require_plan()
 
         def progress(event: onboard.NodeProgress) -> None:
             self.post_message(NodeProgressed(event))
 
-        self.report_job(JOB, lambda: onboard.onboard_nodes(
-            self.wizard.require_plan(), self.wizard.secrets, only=only, dry_run=dry_run,
-            host_key_policy=policy, on_progress=progress, should_stop=lambda: worker.is_cancelled,
-        ), OnboardFinished)
+        def run() -> onboard.OnboardReport:
+            # Every unknown host key on one screen first, not one question per node.
+            nodes = onboard.select_nodes(plan, only)
+            for node in nodes:
+                progress(onboard.NodeProgress(node.host, onboard.PENDING, "",
+                                              "reading its SSH host key", (), 0.0))
+            rejected = review_host_keys(self.wizard, nodes, policy)
+            return onboard.onboard_nodes(
+                plan, self.wizard.secrets, only=only, dry_run=dry_run, host_key_policy=policy,
+                on_progress=progress, should_stop=lambda: worker.is_cancelled,
+                rejected_host_keys=rejected)
+
+        self.report_job(JOB, run, OnboardFinished)
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.stop_flushing()
@@ -286,8 +305,9 @@ class OnboardingScreen(WizardScreen):
                 self.log_line(result.host, line)
         counts = report.counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        waves = f"; {wave_summary(report.waves)}" if report.waves else ""
         summary.update(f"{'dry run: ' if report.dry_run else ''}{text or 'no nodes'} "
-                       f"in {report.seconds:.1f} s{cancel_summary(report)}")
+                       f"in {report.seconds:.1f} s{waves}{cancel_summary(report)}")
         self.query_one("#retry-failed", Button).disabled = not report.failed or report.dry_run
         needs = secret_needs([(r.host, r.kind) for r in report.failed])
         if needs and not report.dry_run:

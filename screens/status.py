@@ -83,20 +83,11 @@ def render_report(report: StatusReport) -> Text:
         for difference in report.server_certificate.plan_differences:
             text.append(f"\n{'':<15}{difference}", style="red")
     text.append("\n").append_text(certificate_line("CA cert", report.ca_certificate))
-    container = report.container
-    text.append(f"\n{'container':<13}", style="bold")
-    if container.error:
-        text.append(container.error, style="red")
-    elif not container.found:
-        text.append(f"{container.name} not found", style="bold red")
+    if report.managed:
+        text.append_text(registry_host_text(report))
     else:
-        text.append(container.state or "?", style="green" if container.running else "bold red")
-        text.append(f"  {container.name}, {container.restart_count or 0} restart(s), "
-                    f"{container.image or ''}")
-    text.append(f"\n{'disk used':<13}", style="bold")
-    disk = report.disk
-    text.append(disk.error or f"{human_bytes(disk.used_bytes)} in {disk.path}",
-                style="red" if disk.error else "")
+        text.append(f"\n{'host':<13}", style="bold")
+        text.append("yours (not deployed by regwiz): its own tools report the server")
     catalog = report.catalog
     text.append(f"\n{'catalog':<13}", style="bold")
     if catalog.error:
@@ -145,8 +136,8 @@ class StatusScreen(WizardScreen):
         shown = self.query_one("#status-notes", Static)
         shown.update("\n".join(f"⚠ {n}" for n in notes))
         shown.display = bool(notes)
-        self.query_one("#accounts", Button).display = (
-            plan is not None and plan.registry.auth == "htpasswd")
+        self.query_one("#accounts", Button).display = (  # a registry of its own keeps its own
+            plan is not None and plan.registry.managed and plan.registry.auth == "htpasswd")
 
     def action_accounts(self) -> None:
         from screens.accounts import AccountsModal
@@ -224,6 +215,27 @@ class StatusScreen(WizardScreen):
 
     def palette_actions(self) -> list[PaletteAction]:
         return [("Refresh status", "Collect the status now", self.action_refresh_now)]
+
+
+
+def registry_host_text(report: StatusReport) -> Text:
+    """The registry container and its disk, on a registry regwiz deployed."""
+    container = report.container
+    text = Text()
+    text.append(f"\n{'container':<13}", style="bold")
+    if container.error:
+        text.append(container.error, style="red")
+    elif not container.found:
+        text.append(f"{container.name} not found", style="bold red")
+    else:
+        text.append(container.state or "?", style="green" if container.running else "bold red")
+        text.append(f"  {container.name}, {container.restart_count or 0} restart(s), "
+                    f"{container.image or ''}")
+    text.append(f"\n{'disk used':<13}", style="bold")
+    disk = report.disk
+    text.append(disk.error or f"{human_bytes(disk.used_bytes)} in {disk.path}",
+                style="red" if disk.error else "")
+    return text
 
 
 def _check_interval(value: str) -> str | None:

@@ -23,6 +23,12 @@ class Step:
     short: str  # shown in the step indicator, which must fit 80 columns
     screen: str  # "module:Class" of the screen (a WizardScreen) that shows this step
     help: str  # markdown shown by ``?`` / F1 on this step
+    # Which plans show it: "any", "managed" (a registry regwiz deploys) or "external" (one it
+    # did not deploy: Harbor, Quay, ...; no certificates, registry host or deploy steps).
+    registry: str = "any"
+
+    def shown_for(self, managed: bool) -> bool:
+        return self.registry == "any" or self.registry == ("managed" if managed else "external")
 
     def screen_class(self) -> type[Screen[Any]]:
         module_name, class_name = self.screen.split(":")
@@ -35,13 +41,24 @@ STEPS: tuple[Step, ...] = (
     Step(
         "welcome", "Welcome", "Start", "screens.welcome:WelcomeScreen",
         "Start a **new plan**, open an existing plan file, or pick a recent one. "
-        "With a plan open you can jump straight to **node onboarding** or **status**.",
+        "With a plan open you can jump straight to **node onboarding** or **status**. "
+        "**I already have a registry** makes every node trust and pull from a Harbor, Quay, "
+        "Nexus or other registry regwiz did not deploy.",
+    ),
+    Step(
+        "external", "Your registry", "Registry", "screens.external_registry:ExternalRegistryScreen",
+        "The registry you already run: its address and port, the CA that signs its certificate "
+        "(**Fetch CA** shows the chain the server presents; its root is saved only when you "
+        "trust its fingerprint), the login nodes pull with (a Docker config.json, e.g. of a "
+        "Harbor robot account) and the image verify pulls on every node.",
+        registry="external",
     ),
     Step(
         "certificate", "Certificate request", "Cert", "screens.cert_request:CertRequestScreen",
         "The subject of the registry's certificate and its **SANs**: every name and "
         "IP that image references will use. The common name and the registry address are added "
         "automatically. Errors show under each field; Next stays blocked until all are fixed.",
+        registry="managed",
     ),
     Step(
         "review", "Certificate review", "Review", "screens.cert_review:CertReviewScreen",
@@ -49,30 +66,35 @@ STEPS: tuple[Step, ...] = (
         "**Generate** creates the CA (once) and the server certificate, **Renew** reissues the "
         "server certificate, **New CA** replaces the CA (every node must then be onboarded "
         "again). You can also export a CSR for your own CA and import the certificate it signs.",
+        registry="managed",
     ),
     Step(
         "registry", "Registry host", "Host", "screens.registry_host:RegistryHostScreen",
         "Where the registry container runs: an SSH target or `local`. Passwords typed "
         "here stay in memory only. **Test connection** checks SSH, the host key, sudo and docker.",
+        registry="managed",
     ),
     Step(
         "deploy", "Deploy registry", "Deploy", "screens.deploy:DeployScreen",
         "Runs the deploy steps on the registry host with live state. Turn on **dry run** "
         "to see what would happen without changing anything. After a failure the container's "
         "log tail is shown; **Retry** runs the steps again (they are idempotent).",
+        registry="managed",
     ),
     Step(
         "nodes", "Cluster nodes", "Nodes", "screens.nodes:NodesScreen",
         "The cluster nodes that must trust the registry's CA. Add, edit (Enter) and remove "
         "(Delete) rows, or import them from a file (one `user@host:port` per line) or from "
         "kubectl. **Defaults** (d) sets the user, port, runtime and sudo every node uses unless "
-        "its row says otherwise (dimmed values in the table are inherited).",
+        "its row says otherwise (dimmed values in the table are inherited). **Space** marks rows "
+        "(ctrl+a all or none); Edit then changes what you fill in on every marked node.",
     ),
     Step(
         "onboarding", "Node onboarding", "Onboard", "screens.onboarding:OnboardingScreen",
         "Installs the CA on every node for the runtime it really uses, in parallel. "
         "Each row updates live; **Retry failed** runs only the nodes that failed; Enter on a row "
-        "opens that node's log.",
+        "opens that node's log. Unknown host keys of all nodes are shown on one screen before "
+        "the run starts.",
     ),
     Step(
         "verify", "Verify push and pull", "Verify", "screens.verify:VerifyScreen",
@@ -86,6 +108,12 @@ STEPS: tuple[Step, ...] = (
     ),
 )
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
+
+
+def steps_for(managed: bool) -> tuple[Step, ...]:
+    """The steps a plan goes through: a registry regwiz did not deploy skips certificates,
+    registry host and deploy."""
+    return tuple(step for step in STEPS if step.shown_for(managed))
 
 
 def step_by_name(name: str) -> Step:

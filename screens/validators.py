@@ -119,3 +119,8 @@ def image() -> Checked:
 
 def container_name() -> Checked:
     return Checked(_required(validate.check_container_name))
+
+
+def repository_reference() -> Checked:
+    """An image in the plan's own registry, without the registry (optional)."""
+    return Checked(validate.check_repository_reference, optional=True)

@@ -1,6 +1,7 @@
 """Step 8: prove the registry works end to end: push/pull a self-test image, then pull it on
 every node with the runtime it really uses. app.verify.verify runs in a thread worker; its events
-arrive as VerifyProgressed, its report as VerifyFinished (kept in the session)."""
+arrive as VerifyProgressed, its report as VerifyFinished (kept in the session). The nodes' unknown
+host keys are decided on one screen before it starts (screens.host_key_prompt.review_host_keys)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from textual.worker import Worker, get_current_worker
 from app.terminal_text import plain_text
 from app.verify import CheckState, NodeVerifyResult, PushPullResult, VerifyProgress, VerifyReport
 from screens.deploy import saved_credentials
-from screens.host_key_prompt import ask_host_key_policy
+from screens.host_key_prompt import ask_host_key_policy, review_host_keys
 from screens.messages import JobFailed, VerifyFinished, VerifyProgressed
 from screens.node_log import NodeLogModal
 from screens.widgets.node_rows import Column, NodeRow, NodeRows
@@ -129,6 +130,9 @@ class VerifyScreen(WizardScreen):
         yield NodeRows(COLUMNS, id="verify-table")
 
     def on_mount(self) -> None:
+        # regwiz pushes nothing to a registry it did not deploy: nodes pull the plan's image
+        self.query_one("#from-local", Checkbox).display = self.wizard.require_plan(
+            ).registry.managed
         rows = self.query_one(NodeRows)
         self.query_one("#verify-header", Static).update(rows.header())
         rows.set_rows([(node.host, {"host": Text(node.host),
@@ -148,7 +152,9 @@ class VerifyScreen(WizardScreen):
             return
         self.set_running(True)
         self.query_one("#push-pull", Static).update(
-            push_pull_text(None, CheckState.RUNNING, "building and pushing the self-test image"))
+            push_pull_text(None, CheckState.RUNNING, "building and pushing the self-test image"
+                           if self.wizard.require_plan().registry.managed
+                           else "looking up the image every node will pull"))
         self.run_verify(self.query_one("#from-local", Checkbox).value)
 
     def action_cancel(self) -> None:
@@ -178,11 +184,15 @@ class VerifyScreen(WizardScreen):
         def progress(event: VerifyProgress) -> None:
             self.post_message(VerifyProgressed(event))
 
-        self.report_job(JOB, lambda: verify.verify(
-            plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
-            credentials=saved_credentials(self.wizard.plan_path), on_progress=progress,
-            should_stop=lambda: worker.is_cancelled,
-        ), VerifyFinished)
+        def run() -> VerifyReport:
+            # Every unknown node host key on one screen first, not one question per node.
+            rejected = review_host_keys(self.wizard, plan.resolved_nodes(), policy)
+            return verify.verify(
+                plan, self.wizard.secrets, host_key_policy=policy, from_local=from_local,
+                credentials=saved_credentials(self.wizard.plan_path), on_progress=progress,
+                should_stop=lambda: worker.is_cancelled, rejected_host_keys=rejected)
+
+        self.report_job(JOB, run, VerifyFinished)
 
     def on_verify_progressed(self, message: VerifyProgressed) -> None:
         event = message.progress

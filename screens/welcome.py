@@ -48,6 +48,9 @@ class WelcomeScreen(WizardScreen):
                 with Horizontal(classes="button-row"):
                     yield Button("Open", id="open-plan", variant="primary", compact=True)
                     yield Button("New plan", id="new-plan", compact=True)
+                with Horizontal(classes="button-row"):
+                    yield Button("I already have a registry", id="external-registry",
+                                 compact=True)
             with Vertical(id="welcome-recent"):
                 yield Label("Recent plans", classes="field-label")
                 yield OptionList(id="recent-plans")
@@ -82,10 +85,12 @@ class WelcomeScreen(WizardScreen):
         self.show_plan_state()
         return True
 
-    def new_plan(self, path: Path) -> None:
-        self.wizard.start_new_plan(path)
+    def new_plan(self, path: Path, *, external: bool = False) -> None:
+        """A fresh plan at ``path``; ``external``: for a registry regwiz did not deploy."""
+        plan = self.wizard.start_new_plan(path)
+        plan.registry.managed = not external
         self.show_plan_state()
-        self.wizard.goto("certificate")
+        self.wizard.goto("external" if external else "certificate")
 
     def show_plan_state(self, text: str | None = None, *, error: bool = False) -> None:
         state = self.query_one("#plan-state", Static)
@@ -94,10 +99,11 @@ class WelcomeScreen(WizardScreen):
             if plan is None:
                 text = "No plan open: Continue starts a new one."
             else:
+                where = (f"on {plan.registry.host}" if plan.registry.managed
+                         else "(yours: regwiz onboards, verifies and watches the nodes)")
                 text = (
                     f"Open: {self.wizard.plan_path}\n"
-                    f"registry {plan.registry_reference} on {plan.registry.host}, "
-                    f"{len(plan.nodes)} node(s)"
+                    f"registry {plan.registry_reference} {where}, {len(plan.nodes)} node(s)"
                 )
         state.update(text)
         state.set_class(error, "-error")
@@ -115,18 +121,18 @@ class WelcomeScreen(WizardScreen):
         if path is not None:
             self.open_path(path)
 
-    def action_new(self) -> None:
+    def action_new(self, external: bool = False) -> None:
         path = self.typed_path()
         if path is None:
             return
         if not path.exists():
-            self.new_plan(path)
+            self.new_plan(path, external=external)
             return
         from screens.confirm import ConfirmModal
 
         def decide(replace: bool | None) -> None:
             if replace:
-                self.new_plan(path)
+                self.new_plan(path, external=external)
 
         self.app.push_screen(
             ConfirmModal(
@@ -143,6 +149,7 @@ class WelcomeScreen(WizardScreen):
         return {
             "open-plan": self.action_open,
             "new-plan": self.action_new,
+            "external-registry": lambda: self.action_new(external=True),
             "goto-onboarding": lambda: self.wizard.goto("onboarding"),
             "goto-status": lambda: self.wizard.goto("status"),
         }
@@ -169,4 +176,7 @@ class WelcomeScreen(WizardScreen):
         return [
             ("Open plan file", "Open the plan named in the path field", self.action_open),
             ("New plan", "Start a new plan at the path in the field", self.action_new),
+            ("I already have a registry",
+             "A plan that onboards nodes to a registry regwiz did not deploy",
+             lambda: self.action_new(external=True)),
         ]

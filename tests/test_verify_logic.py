@@ -359,6 +359,25 @@ def test_test_tag_is_deleted_with_login_when_the_registry_allows_it(tmp_path: Pa
         assert "not-the-Pw-7" not in refused and "401" in refused
 
 
+def test_a_node_whose_host_key_was_rejected_fails_without_a_connection() -> None:
+    """Its key was rejected on the wizard's host-key screen: connecting would only ask again.
+    (198.18.0.250 answers nothing: a connection attempt would fail as unreachable instead.)"""
+    from app.plan import NodeSettings, Secrets
+    from app.transport.hostkeys import HostKeyPolicy
+    from app.verify import NodeVerifyResult, _NodeJob, _verify_node_safely
+
+    plan = new_plan()
+    plan.nodes = [NodeSettings(host="198.18.0.250")]
+    node = plan.resolved_nodes()[0]
+    events: list[Any] = []
+    job = _NodeJob(plan, Secrets(), HostKeyPolicy(), None, None, None,  # type: ignore[arg-type]
+                   events.append, lambda: False, rejected=frozenset({"198.18.0.250"}))
+    result = NodeVerifyResult(node.host)
+    _verify_node_safely(job, node, result)
+    assert result.state is CheckState.FAILED
+    assert "was rejected" in result.message and result.checks == []
+
+
 def test_a_cri_runtime_falls_back_to_its_own_pull_and_says_what_was_not_proven() -> None:
     """A node transport that cannot carry a stream to the CRI socket: the containerd node is
     checked with ctr as before, and the check's name says the CRI path was not proven."""

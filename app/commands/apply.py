@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.commands.common import (
     add_common_arguments,
+    add_max_restarts_argument,
     load_credentials,
     load_plan_from_args,
     policy_from_args,
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser)
+    add_max_restarts_argument(parser)
     parser.add_argument(
         "--credentials-file", metavar="FILE",
         help="htpasswd mode: 0600 file that keeps the registry user and password",
@@ -87,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--image-tar {args.image_tar!r}: no such file")
     context = ApplyContext(load_plan_from_args(args), secrets_from_args(args),
                            policy_from_args(args), args)
-    for number, (name, stage) in enumerate(STAGES.items(), start=1):
-        print(f"\n== {number}/{len(STAGES)} {name}", flush=True)
+    stages = stages_for(context.plan)
+    for number, (name, stage) in enumerate(stages.items(), start=1):
+        print(f"\n== {number}/{len(stages)} {name}", flush=True)
         try:
             passed = stage(context)
         except UsageError:
@@ -97,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
             echo(f"regwiz: {error}", file=sys.stderr)  # may quote remote output
             passed = False
         if not passed:
-            later = ", ".join(list(STAGES)[number:]) or "none"
+            later = ", ".join(list(stages)[number:]) or "none"
             print(f"\napply stopped: {name} failed (not run: {later})")
             return 1
-    print(f"\napply: all {len(STAGES)} stages passed; the registry "
+    print(f"\napply: all {len(stages)} stages passed; the registry "
           f"{context.plan.registry_reference} is trusted by every node")
     return 0
 
@@ -145,6 +148,7 @@ def stage_onboard(context: ApplyContext) -> bool:
     report = onboard.onboard_nodes(
         context.plan, context.secrets, parallel=context.args.parallel,
         host_key_policy=context.policy, on_progress=EventPrinter(enabled=True),
+        max_restarts=context.args.max_restarts,
     )
     print_onboard_report(report, onboard.results_path(context.plan))
     return report.ok
@@ -172,3 +176,12 @@ STAGES: dict[str, Callable[[ApplyContext], bool]] = {
     "onboard": stage_onboard,
     "verify": stage_verify,
 }
+
+# A registry regwiz did not deploy has no certificates or container of regwiz's to make.
+EXTERNAL_REGISTRY_STAGES = ("onboard", "verify")
+
+
+def stages_for(plan: Plan) -> dict[str, Callable[[ApplyContext], bool]]:
+    if plan.registry.managed:
+        return STAGES
+    return {name: STAGES[name] for name in EXTERNAL_REGISTRY_STAGES}

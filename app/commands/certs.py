@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.commands.common import add_plan_argument
 from app.errors import UsageError
 
 USAGE = """\
 regwiz certs [--plan FILE] [--renew] [--new-ca]
        regwiz certs [--plan FILE] --csr-only
        regwiz certs [--plan FILE] --import-cert FILE --import-key FILE [--import-chain FILE]
-       regwiz certs inspect FILE"""
+       regwiz certs inspect FILE
+       regwiz certs fetch-ca [--plan FILE] [--yes]"""
 
 DESCRIPTION = """\
 Create the registry's private CA and server certificate in the plan's certificate folder
@@ -73,6 +75,50 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     inspect.add_argument("file", metavar="FILE", help="certificate file (PEM or DER)")
     inspect.set_defaults(func=run_inspect)
+    fetch = actions.add_parser(
+        "fetch-ca",
+        help="show the chain a registry regwiz did not deploy presents, and save its root CA",
+        description="Connect to registry.address:registry.port, show every certificate the "
+                    "server presents (subject, issuer, SHA-256), and save the root CA to "
+                    "registry.ca_file (default: the cert folder's ca.crt) once you confirm its "
+                    "fingerprint, as you would a host key. Nothing is trusted before that.",
+    )
+    add_plan_argument(fetch)
+    fetch.add_argument("--yes", action="store_true",
+                       help="save without asking (scripts: compare the fingerprint first)")
+    fetch.set_defaults(func=run_fetch_ca)
+
+
+def run_fetch_ca(args: argparse.Namespace) -> int:
+    import sys
+
+    from app.ca_fetch import fetch_chain, save_root
+    from app.plan import default_plan_path, load_plan
+
+    plan = load_plan(Path(getattr(args, "plan", None) or default_plan_path()))
+    chain = fetch_chain(plan.registry.address, plan.registry.port)
+    print("\n".join(chain.lines()))
+    if chain.root_pem is None:
+        print(f"nothing saved: {plan.trusted_ca_path} is unchanged", file=sys.stderr)
+        return 1
+    root = chain.certificates[-1]
+    if not args.yes and not _confirmed(f"trust this root CA (SHA-256 {root.fingerprint})?"):
+        print("not saved", file=sys.stderr)
+        return 1
+    path = save_root(plan, chain)
+    print(f"saved the root CA to {path}; onboard the nodes next: regwiz onboard --plan "
+          f"{plan.path}")
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    import sys
+
+    if not sys.stdin.isatty():
+        raise UsageError("fetch-ca asks before it saves a CA, and this is not a terminal",
+                         "compare the fingerprint above with the registry's, then run again "
+                         "with --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def run_inspect(args: argparse.Namespace) -> int:

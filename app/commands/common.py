@@ -53,6 +53,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_max_restarts_argument(parser: argparse.ArgumentParser) -> None:
+    """--max-restarts for the commands that onboard nodes."""
+    parser.add_argument(
+        "--max-restarts", type=positive_int, default=None, metavar="N",
+        help="runtime restarts at once, after a first node alone (the canary); default and "
+             "ceiling: --parallel; k3s/RKE2 servers always restart one at a time",
+    )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -114,9 +123,11 @@ def user_path(text: str, option: str) -> Path:
 def load_credentials(plan: Plan, path: str | None) -> Credentials | None:
     """The htpasswd credentials from ``--credentials-file``, else the ``operator`` account's
     (only read in htpasswd mode)."""
-    if plan.registry.auth != "htpasswd":
+    if plan.registry.auth != "htpasswd" and plan.registry.managed:
         return None
     if not path:
+        if not plan.registry.managed:  # its logins are its own: verify and status use the nodes'
+            return None
         from app.accounts import OPERATOR, AccountStore
 
         return AccountStore(plan).credential(OPERATOR)  # a RegistryCredential is Credentials

@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     plan = load_plan_from_args(args)
     reference = image_reference(plan.registry_reference, args.image)
     secret = None
-    if plan.registry.auth == "htpasswd":
-        username, password = _account_login(plan, args)
+    login = _external_login(plan, args) if not plan.registry.managed else (
+        _account_login(plan, args) if plan.registry.auth == "htpasswd" else None)
+    if login is not None:
+        username, password = login
         secret = pull_secret_manifest(
             plan.registry_reference, username, password,
             name=args.secret_name, namespace=args.namespace,
@@ -80,6 +82,18 @@ def run(args: argparse.Namespace) -> int:
         secret = None
     sys.stdout.write(pod if secret is None else f"{secret}---\n{pod}")
     return 0
+
+
+def _external_login(plan: Plan, args: argparse.Namespace) -> tuple[str, str] | None:
+    """A registry regwiz did not deploy: --credentials-file, else the nodes' pull login."""
+    from app.node_credentials import external_pull_login
+
+    if args.credentials_file:
+        credentials = load_credentials(plan, args.credentials_file)
+        if credentials is not None:
+            return credentials.username, credentials.password
+    login = external_pull_login(plan)
+    return None if login is None else (login.username, login.password)
 
 
 def _account_login(plan: Plan, args: argparse.Namespace) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import json
 from app import onboard
 from app.commands.common import (
     add_connection_arguments,
+    add_max_restarts_argument,
     load_plan_from_args,
     policy_from_args,
     secrets_from_args,
@@ -32,6 +33,9 @@ where the node's container runtime reads it: Docker (/etc/docker/certs.d), conta
 (/etc/containers/certs.d), k3s/RKE2 (registries.yaml, merged), and the OS trust store when
 os_trust_store = true. Runtimes are detected per node unless the plan names one. Nodes run in
 parallel; a node already set up reports "unchanged" and nothing there is rewritten or restarted.
+Restarts come after every node's files are written, in waves: one node alone first (the canary),
+then up to --max-restarts at a time. A runtime not active after its restart gets its previous
+config back and is restarted again (the node is reported failed), and no later wave runs.
 With htpasswd auth and credentials/cluster.json next to the plan, the pull credential is merged
 into /var/lib/kubelet/config.json on every node (and root's ~/.docker/config.json on Docker
 nodes, registries.yaml on k3s/RKE2), or removed again once that account is revoked.
@@ -54,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_connection_arguments(parser)
     parser.add_argument("--parallel", type=int, default=onboard.DEFAULT_PARALLEL, metavar="N",
                         help=f"nodes worked on at once (default {onboard.DEFAULT_PARALLEL})")
+    add_max_restarts_argument(parser)
     subset = parser.add_mutually_exclusive_group()
     subset.add_argument("--only", nargs="+", metavar="HOST", help="onboard only these nodes")
     subset.add_argument("--retry-failed", action="store_true",
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     report = onboard.onboard_nodes(
         plan, secrets, only=only, parallel=args.parallel, dry_run=args.dry_run,
         host_key_policy=policy, on_progress=printer, timeout=args.timeout,
+        max_restarts=args.max_restarts,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

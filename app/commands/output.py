@@ -165,6 +165,12 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
                   f"{', ' + ', '.join(result.runtimes) if result.runtimes else ''})")
             for line in result.dry_run_lines or [result.message]:
                 write(line)
+    if report.waves:
+        from app.runtimes.restarts import wave_lines
+
+        write()
+        for line in wave_lines(report.waves):
+            write(line)
     write()
     write(f"{'HOST':<22}{'RESULT':<11}{'RUNTIME':<22}{'FILES':>5}{'TIME':>8}  REASON")
     for r in report.results:
@@ -180,12 +186,10 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
     write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")
     done = [r for r in report.results if r.credential]
     if done:
-        from app.node_credentials import PULL_ACCOUNT
-
         what = "removed (account revoked)" if done[0].credential == "removed" else (
             f"{done[0].credential} installed")
         rest = len(report.results) - len(done)
-        write(f"pull credential ({PULL_ACCOUNT}): {what} on {len(done)} node(s)"
+        write(f"pull credential: {what} on {len(done)} node(s)"
               + (f"; {rest} not reached keep their old one until regwiz onboard reaches them"
                  if rest and not report.dry_run else ""))
     if saved is not None:

@@ -75,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
-def _cert_line(cert: CertificateStatus) -> str:
+def _cert_line(cert: CertificateStatus, managed: bool = True) -> str:
     if cert.error:
         return f"{cert.source}: {cert.error}"
-    warn = "  (renew soon: regwiz certs --renew)" if cert.expiring else ""
+    how = "regwiz certs --renew" if managed else "with the registry's own tools"
+    warn = f"  (renew soon: {how})" if cert.expiring else ""
     return f"{cert.days_left} days left (until {cert.not_after}, {cert.source}){warn}"
 
 
@@ -105,7 +106,7 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
              f"rotated {account.rotated or 'never'}")
     if report.accounts_error:
         line("accounts", report.accounts_error)
-    line("server cert", _cert_line(report.server_certificate))
+    line("server cert", _cert_line(report.server_certificate, report.managed))
     if report.server_certificate.out_of_date:
         line("", "out of date with the plan:")
         for difference in report.server_certificate.plan_differences:
@@ -113,8 +114,18 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         line("", "  hint: regwiz certs --plan FILE (reissues it), then regwiz deploy --plan FILE")
     if report.served_matches_local is False:
         line("", "the served certificate is not the plan's tls.crt: run regwiz deploy")
-    line("CA", _cert_line(report.ca_certificate))
+    line("CA", _cert_line(report.ca_certificate, report.managed))
     print_catalog(report, line)
+    if report.managed:
+        print_registry_host(report, line)
+    else:
+        line("registry host", "not deployed by regwiz (managed = false): its own tools "
+             "report the server")
+    print_nodes(report, line)
+    line("overall", "healthy" if report.healthy else "needs attention")
+
+
+def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) -> None:
     con = report.container
     if con.found:
         line("container", f"{con.name}: {con.state}, {con.restart_count} restart(s), "
@@ -126,6 +137,9 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
     disk = report.disk
     used = format_bytes(disk.used_bytes) if disk.used_bytes is not None else disk.error
     line("disk", f"{disk.path}: {used}")
+
+
+def print_nodes(report: StatusReport, line: Callable[[str, str], None]) -> None:
     for index, node in enumerate(report.nodes or []):
         runtimes = ", ".join(node.runtimes) or "no runtime"
         shown = node.message if not node.files or node.state.value == "match" else ""
@@ -137,7 +151,6 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         if node.hint and node.state.value != "match":
             line("", f"  hint: {node.hint}")
         print_node_credential(node, line)
-    line("overall", "healthy" if report.healthy else "needs attention")
 
 
 def print_node_credential(node: NodeTrustStatus, line: Callable[[str, str], None]) -> None:

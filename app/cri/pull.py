@@ -60,9 +60,10 @@ def check_sandbox(client: ImageServiceClient, image: str) -> SandboxStatus:
 
 
 def cri_pull(transport: Transport, socket_path: str, reference: str, auth: PullAuth | None,
-             *, sudo: bool, timeout: float, sandbox_image: str | None = None) -> CriPullResult:
-    """Pull ``reference`` through the CRI at ``socket_path``, read its digest, remove it;
-    then look at the sandbox image when one is named."""
+             *, sudo: bool, timeout: float, sandbox_image: str | None = None,
+             remove: bool = True) -> CriPullResult:
+    """Pull ``reference`` through the CRI at ``socket_path``, read its digest, remove it
+    (unless ``remove`` is false); then look at the sandbox image when one is named."""
     try:
         connection = open_cri(transport, socket_path, sudo=sudo)
     except GrpcError as error:
@@ -75,7 +76,8 @@ def cri_pull(transport: Transport, socket_path: str, reference: str, auth: PullA
             raise CriUnreachable(error.message) from None
         image_ref = client.pull(reference, auth, timeout=timeout)
         info = client.status(reference)
-        client.remove(reference)
+        if remove:
+            client.remove(reference)
         sandbox = check_sandbox(client, sandbox_image) if sandbox_image else None
     repository = _repository(reference)
     digests = info.repo_digests if info else []

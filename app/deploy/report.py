@@ -59,6 +59,9 @@ def deploy(
     """Deploy ``plan``'s registry (or, with ``dry_run``, only list the steps: nothing is
     connected to). ``on_planned`` gets the (what, where) of every step before the first runs;
     ``on_progress`` and ``should_stop`` are ``run_steps``'s."""
+    from app.plan import require_managed
+
+    require_managed(plan, "deploy")
     options = options or DeployOptions()
     started = time.monotonic()
     with Deployment(plan, secrets, options, connect=connect) as deployment:

@@ -28,6 +28,9 @@ class Uninstall(OnRegistryHost):
         connect: Callable[[], Transport] | None = None,
         transport: Transport | None = None,
     ) -> None:
+        from app.plan import require_managed
+
+        require_managed(plan, "uninstall")
         self.plan = plan
         self.purge = purge
         self.host = RegistryHost(plan, connect=connect, transport=transport)  # needs one of them

@@ -101,6 +101,14 @@ class CommandAction:
     triggers: tuple[str, ...]  # run only when one of these files changed in this run
     service: str = ""  # a restarted service, for the report
     wait_active: str = ""  # service to wait for after the command
+    # Restarting it takes a member out of a cluster quorum (a k3s/RKE2 server's embedded
+    # etcd): such restarts never run on two nodes at once (app.runtimes.restarts).
+    quorum: bool = False
+
+    @property
+    def is_restart(self) -> bool:
+        """A service restart: run in restart waves after every node's files are written."""
+        return bool(self.service)
 
 
 @dataclass(frozen=True)

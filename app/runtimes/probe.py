@@ -29,6 +29,7 @@ from app.runtimes.facts import (  # noqa: F401 (re-exported: callers read facts 
     version_pair,
 )
 from app.runtimes.registry import adapters
+from app.runtimes.restarts import PROBE_LINES as OWED_RESTART_LINES
 
 # Looked for on every node whatever the adapters want (kept as a fact for diagnostics).
 GENERIC_BINARIES = ("kubectl",)
@@ -63,6 +64,7 @@ def probe_script(adapters: Sequence[RuntimeAdapter]) -> str:
         '  [ -e "$d" ] && echo "path=$d"\n'
         "done\n"
         f"{extra}"
+        f"{OWED_RESTART_LINES}"
         f"for svc in {services}; do\n"
         '  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" '
         "2>/dev/null; then\n"

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 K3S_SERVICES = ("k3s", "k3s-agent")
 RKE2_SERVICES = ("rke2-server", "rke2-agent")
 RANCHER_CRI_SOCKET = "/run/k3s/containerd/containerd.sock"
+# The servers: members of the embedded-etcd quorum (an external datastore cannot be seen from
+# the node's files, so every server counts as one).
+SERVER_SERVICES = ("k3s", "rke2-server")
 RKE2_CRICTL = [
     "/var/lib/rancher/rke2/bin/crictl",
     "--config",
@@ -172,6 +175,7 @@ class RancherAdapter(RuntimeAdapter):
                 ("systemctl", "restart", service), name, f"restart {service}",
                 f"{name} renders its containerd registry config from registries.yaml at start",
                 triggers=(yaml_path,), service=service, wait_active=service,
+                quorum=service in SERVER_SERVICES,
             ))
         return actions
 

@@ -21,6 +21,7 @@ from app.runtimes.crio import CrioAdapter
 from app.runtimes.docker import DockerAdapter
 from app.runtimes.os_store import OsStoreAdapter
 from app.runtimes.rancher import RancherAdapter
+from app.runtimes.restarts import owed_problem, recorded_restarts
 
 if TYPE_CHECKING:
     from app.address import RegistryAddress
@@ -114,12 +115,16 @@ def ca_locations(facts: NodeFacts, address: RegistryAddress,
 
 
 def trust_problems(facts: NodeFacts) -> list[tuple[str, TrustProblem]]:
-    """(runtime, problem) for each runtime that ignores its CA file whatever it holds."""
+    """(runtime, problem) for each runtime that ignores its CA file whatever it holds, and for
+    each running service that still owes the restart that makes it read its files."""
     found: list[tuple[str, TrustProblem]] = []
     for adapter, name in in_use(facts.runtimes):
         problem = adapter.trust_problem(name, facts)
         if problem is not None:
             found.append((name, problem))
+    for owed in recorded_restarts(facts.probe):
+        if owed.service in facts.probe.active_services:
+            found.append((owed.action.runtime, owed_problem(owed)))
     return found
 
 

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.transport.base import TransportError
+from app.user_waits import UserWaits
 
 #: confirm(host, key_type, fingerprint) -> True to trust the key. Called from a worker thread.
 ConfirmCallback = Callable[[str, str, str], bool]
@@ -169,12 +172,15 @@ class HostKeyPolicy:
     ``confirm``: asked about unknown keys when ``accept_new`` is off; blocks until answered.
     ``confirm_other_type``: asked, with the known fingerprints, about a key of a type not yet
     known for a known host; without it such a key is refused (also under ``accept_new``).
+    ``waits``: where the time spent on these questions is counted (also the time a connection
+    waits for another one's question), so a node's time can leave it out.
     """
 
     known_hosts: Path | None = None
     accept_new: bool = False
     confirm: ConfirmCallback | None = None
     confirm_other_type: OtherTypeConfirmCallback | None = None
+    waits: UserWaits = field(default_factory=UserWaits)
     _prompt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -229,7 +235,7 @@ class HostKeyPolicy:
         prompt showing those keys accepts this one; never ``accept_new``."""
         label = host_pattern(host, port)
         fingerprint = fingerprint_of_blob(blob)
-        with self._prompt_lock:
+        with self._asking(self.confirm_other_type is not None), self._prompt_lock:
             if self.verdict(host, port, key_type, blob).status == KNOWN:
                 return
             if self.confirm_other_type is None or not self.confirm_other_type(
@@ -242,7 +248,7 @@ class HostKeyPolicy:
         self, host: str, port: int, key_type: str, blob: bytes, fingerprint: str
     ) -> None:
         label = host_pattern(host, port)
-        with self._prompt_lock:
+        with self._asking(not self.accept_new and self.confirm is not None), self._prompt_lock:
             # Another connection to the same host may have accepted it while we waited.
             if self.verdict(host, port, key_type, blob).status == KNOWN:
                 return
@@ -265,6 +271,11 @@ class HostKeyPolicy:
                     kind="host-key-unknown",
                 )
             self.remember(host, port, key_type, blob)
+
+    def _asking(self, interactive: bool) -> AbstractContextManager[None]:
+        """Around a decision that may wait for the user (its question, or another thread's
+        holding the prompt lock): counted in ``waits``."""
+        return self.waits.waiting() if interactive else contextlib.nullcontext()
 
     def remember(self, host: str, port: int, key_type: str, blob: bytes) -> None:
         """Append the key to known_hosts (creating ~/.ssh 0700 and the file 0600 if needed)."""

@@ -460,6 +460,18 @@ def cached_image_archives() -> dict[str, Path]:
 # --------------------------------------------------------------------------- hosts
 
 
+@dataclass(frozen=True)
+class ServiceEvent:
+    """One start/stop/restart by the lab's systemctl stand-in (LabHost.service_log)."""
+
+    host: str
+    began: float  # time.time() seconds: every lab host shares the machine's clock
+    ended: float
+    verb: str
+    service: str
+    exit_code: int
+
+
 @dataclass
 class LabHost:
     """One lab host. Commands run as root inside it with exec(); SSH goes to ip:22."""
@@ -548,6 +560,29 @@ class LabHost:
         except (OSError, ValueError):
             return None
         return pid if process_alive(pid) else None
+
+    def refuse_config(self, daemon: str, text: str | None) -> None:
+        """Fault hook: while ``daemon``'s config file contains ``text``, the daemon fails at
+        start-up (rwlab-svc); None removes the hook. Only containerd honours it."""
+        hook = self.state_dir / "faults" / f"{daemon}.refuse-config"
+        if text is None:
+            hook.unlink(missing_ok=True)
+            return
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(text)
+
+    def service_log(self) -> list[ServiceEvent]:
+        """Every start/stop/restart the systemctl stand-in ran on this host, oldest first."""
+        try:
+            lines = (self.state_dir / "logs" / "systemctl.log").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in lines:
+            began, ended, verb, service, rc = line.split()
+            events.append(ServiceEvent(self.name, float(began), float(ended), verb, service,
+                                       int(rc)))
+        return events
 
     def stop_sshd(self) -> None:
         self._svc("stop", "sshd")
@@ -659,14 +694,33 @@ class Lab:
 
     def add_sshd_nodes(self, n: int) -> list[LabHost]:
         """Adds n sshd-only hosts node01.. (next free numbers), user rwdeploy; returns them."""
+        specs = [HostSpec(f"node{o - FIRST_NODE_OCTET + 1:02d}", o, DEPLOY_USER)
+                 for o in self._free_octets(n)]
+        return self._start_hosts(specs)
+
+    def containerd_nodes(self, count: int) -> list[LabHost]:
+        """The first ``count`` containerd hosts ctrd01.. (sshd + containerd whose config.toml
+        sets no config_path, user rwdeploy), adding the missing ones; shared like sshd_nodes."""
+        existing = sorted((h for name, h in self.hosts.items() if name.startswith("ctrd")),
+                          key=lambda h: h.name)
+        missing = count - len(existing)
+        if missing > 0:
+            # from the top of the range, so sshd nodes keep their numbers (node01 = .101)
+            octets = self._free_octets(missing, from_top=True)
+            existing += self._start_hosts([
+                HostSpec(f"ctrd{len(existing) + i + 1:02d}", octet, DEPLOY_USER,
+                         ("sshd", "containerd"), CONTAINERD_CONFIG_BASE)
+                for i, octet in enumerate(octets)])
+        return existing[:count]
+
+    def _free_octets(self, n: int, *, from_top: bool = False) -> list[int]:
         taken = {h.ip.rsplit(".", 1)[1] for h in self.hosts.values()}
         octets = [o for o in range(FIRST_NODE_OCTET, LAST_NODE_OCTET + 1) if str(o) not in taken]
+        if from_top:
+            octets.reverse()
         if n > len(octets):
-            raise LabError(f"only {len(octets)} more sshd nodes fit in {self.subnet}")
-        specs = [
-            HostSpec(f"node{o - FIRST_NODE_OCTET + 1:02d}", o, DEPLOY_USER) for o in octets[:n]
-        ]
-        return self._start_hosts(specs)
+            raise LabError(f"only {len(octets)} more hosts fit in {self.subnet}")
+        return octets[:n]
 
     def sshd_nodes(self, count: int) -> list[LabHost]:
         """The first ``count`` sshd-only hosts (node01.., by name), adding the missing ones.

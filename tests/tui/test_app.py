@@ -27,12 +27,22 @@ from tests.tui.conftest import AppFactory, settle, wait_for_modal
 
 
 def test_every_step_has_a_screen() -> None:
-    assert len(set(STEP_NAMES)) == len(STEPS) == 9
+    assert len(set(STEP_NAMES)) == len(STEPS) == 10
     for step in STEPS:
         screen_class = step.screen_class()
         assert issubclass(screen_class, WizardScreen)
         assert step.name == screen_class.STEP
         assert step.title and step.short and step.help
+
+
+def test_a_registry_regwiz_did_not_deploy_skips_certificates_host_and_deploy() -> None:
+    from screens.steps import steps_for
+
+    managed = [step.name for step in steps_for(True)]
+    external = [step.name for step in steps_for(False)]
+    assert managed == ["welcome", "certificate", "review", "registry", "deploy", "nodes",
+                       "onboarding", "verify", "status"]
+    assert external == ["welcome", "external", "nodes", "onboarding", "verify", "status"]
 
 
 async def test_palette_offers_steps_and_goes_there(make_app: AppFactory) -> None:

@@ -25,6 +25,7 @@ from screens.app import RegwizApp
 from screens.cert_request import CertRequestScreen
 from screens.cert_review import CertReviewScreen
 from screens.deploy import DeployScreen
+from screens.host_key_review import HostKeyReviewModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.nodes import NodesScreen
 from screens.onboarding import OnboardingScreen
@@ -81,7 +82,8 @@ def lab_plan(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,
                   host_keys: list[str] | None = None) -> None:
-    """Press ``button`` and poll until every worker ended, accepting host-key questions."""
+    """Press ``button`` and poll until every worker ended, accepting host-key questions (one
+    host's, or the nodes' new keys on the review screen)."""
 
     async def accept_host_key_and_pause() -> None:
         screen = app.screen
@@ -89,6 +91,10 @@ async def run_job(app: RegwizApp, pilot: Pilot[Any], button: str,
             if host_keys is not None:
                 host_keys.append(screen.host)
             await pilot.click("#accept")
+        elif isinstance(screen, HostKeyReviewModal):
+            if host_keys is not None:
+                host_keys.extend(scan.label for scan in screen.scans)
+            await pilot.click("#accept-all")
         await pilot.pause(0.1)
 
     await click(pilot, button)

@@ -1,14 +1,18 @@
-"""Nodes step: add / edit / remove through the modal, import from a file, plan saved on Next."""
+"""Nodes step: add / edit / remove through the modal, marked rows edited together, import from
+a file, plan saved on Next."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Select
 
-from app.plan import load_plan
+from app.plan import NodeSettings, load_plan, new_plan, save_plan
 from screens.app import RegwizApp
 from screens.error_modal import ErrorModal
+from screens.node_bulk_edit import NodeBulkEditModal
 from screens.node_defaults import NodeDefaultsModal
 from screens.node_edit import NodeEditModal
 from screens.nodes import NodesScreen
@@ -167,3 +171,139 @@ async def test_defaults_apply_to_rows_without_their_own_values(
     saved = load_plan(plan_path)
     assert saved.node_defaults.ssh_user == "ops"
     assert saved.resolved_nodes()[0].runtime == "containerd"
+
+
+def nodes_plan(plan_path: Path, nodes: list[NodeSettings]) -> Path:
+    plan = new_plan(plan_path)
+    plan.nodes = nodes
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    return save_plan(plan, plan_path)
+
+
+def marks(app: RegwizApp) -> list[str]:
+    table = app.screen.query_one("#nodes-table", DataTable)
+    return [str(table.get_cell_at(Coordinate(row, 0))) for row in range(table.row_count)]
+
+
+async def test_marked_rows_are_edited_together_and_the_rest_kept(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    nodes_plan(plan_path, [
+        NodeSettings(host="198.18.0.3", ssh_user="ops", runtime="docker"),
+        NodeSettings(host="198.18.0.4", sudo_password_env="REGWIZ_SUDO_PASSWORD_N4"),
+        NodeSettings(host="198.18.0.5", ssh_port=2200),
+    ])
+    app = make_app("nodes")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#nodes-table", DataTable).focus()
+        await pilot.press("space", "space")  # marks 0 and 1 (the cursor moves down)
+        await pilot.pause()
+        assert marks(app) == ["✓", "✓", ""]
+        assert "2 marked" in str(app.screen.query_one("#nodes-summary").render())
+        await pilot.press("e")
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeBulkEditModal) and modal.hosts == ["198.18.0.3",
+                                                                        "198.18.0.4"]
+        modal.query_one("#bulk-port", Input).value = "2222"
+        modal.query_one("#bulk-runtime", Select).value = "containerd"
+        modal.query_one("#bulk-os-store", Select).value = "yes"
+        await pilot.click("#apply")
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen)
+        assert marks(app) == ["✓", "✓", ""]  # still marked, for the next change
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    saved = load_plan(plan_path)
+    assert saved.nodes == [
+        NodeSettings(host="198.18.0.3", ssh_user="ops", ssh_port=2222, runtime="containerd",
+                     os_trust_store=True),
+        NodeSettings(host="198.18.0.4", ssh_port=2222, runtime="containerd",
+                     os_trust_store=True, sudo_password_env="REGWIZ_SUDO_PASSWORD_N4"),
+        NodeSettings(host="198.18.0.5", ssh_port=2200),  # not marked: untouched
+    ]
+
+
+async def test_mark_all_and_default_clears_the_nodes_own_value(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    nodes_plan(plan_path, [NodeSettings(host="198.18.0.3", runtime="docker", sudo=False),
+                           NodeSettings(host="198.18.0.4", runtime="cri-o")])
+    app = make_app("nodes")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#nodes-table", DataTable).focus()
+        await pilot.press("ctrl+a")
+        await pilot.pause()
+        assert marks(app) == ["✓", "✓"]
+        await pilot.press("enter")  # Enter on a row edits the marked rows too
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeBulkEditModal)
+        modal.query_one("#bulk-runtime", Select).value = "default"
+        await pilot.click("#apply")
+        await pilot.pause()
+        assert app.plan is not None
+        assert [(n.runtime, n.sudo) for n in app.plan.nodes] == [(None, False), (None, None)]
+        table = app.screen.query_one("#nodes-table", DataTable)
+        assert str(table.get_cell("198.18.0.3", "runtime")) == "auto"  # the default's value
+        await pilot.press("ctrl+a")  # all marked: ctrl+a unmarks all
+        await pilot.pause()
+        assert marks(app) == ["", ""]
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeEditModal)  # no marks: the cursor row's own dialog
+
+
+async def test_invalid_bulk_input_keeps_the_dialog_and_the_plan(
+    make_app: AppFactory, plan_path: Path, tmp_path: Path
+) -> None:
+    original = [NodeSettings(host="198.18.0.3", ssh_user="ops"),
+                NodeSettings(host="198.18.0.4", ssh_port=2200)]
+    nodes_plan(plan_path, [dataclasses.replace(node) for node in original])
+    app = make_app("nodes")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#nodes-table", DataTable).focus()
+        await pilot.press("ctrl+a", "e")
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, NodeBulkEditModal)
+        await pilot.click("#apply")  # nothing filled in: nothing to apply, the dialog stays
+        await pilot.pause()
+        assert app.screen is modal
+        for field, bad in (("#bulk-port", "99999"), ("#bulk-user", "bad user"),
+                           ("#bulk-identity", str(tmp_path / "no-such-key")),
+                           ("#bulk-sudo-env", "HOME")):
+            modal.query_one(field, Input).value = bad
+            await pilot.click("#apply")
+            await pilot.pause()
+            assert app.screen is modal, field
+            assert "-error" in modal.query_one(f"{field}-field .field-message").classes
+            modal.query_one(field, Input).value = ""
+        assert app.plan is not None and app.plan.nodes == original
+        modal.query_one("#bulk-user", Input).value = "deploy"
+        await pilot.press("escape")  # cancelled: nothing applied
+        await pilot.pause()
+        assert isinstance(app.screen, NodesScreen) and app.plan.nodes == original
+
+
+async def test_single_edit_keeps_the_sudo_password_variable(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """The single dialog does not show sudo_password_env; saving it must not drop it."""
+    nodes_plan(plan_path, [NodeSettings(host="198.18.0.3",
+                                        sudo_password_env="REGWIZ_SUDO_PASSWORD_N3")])
+    app = make_app("nodes")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#nodes-table", DataTable).focus()
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#node-port", Input).value = "2222"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.plan is not None
+        assert app.plan.nodes == [NodeSettings(host="198.18.0.3", ssh_port=2222,
+                                               sudo_password_env="REGWIZ_SUDO_PASSWORD_N3")]

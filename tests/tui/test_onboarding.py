@@ -14,7 +14,7 @@ from app import onboard
 from app.onboard import NodeProgress
 from app.plan import NodeSettings, new_plan, save_plan
 from screens.app import RegwizApp
-from screens.host_key_unknown import HostKeyUnknownModal
+from screens.host_key_review import HostKeyReviewModal
 from screens.messages import NodeProgressed, OnboardFinished
 from screens.node_log import NodeLogModal
 from screens.onboarding import OnboardingScreen
@@ -121,7 +121,8 @@ async def test_cancel_while_a_host_key_question_waits(
         screen = app.screen
         assert isinstance(screen, OnboardingScreen)
         screen.query_one("#onboard-all", Button).press()
-        await wait_for_modal(app, pilot, HostKeyUnknownModal)
+        # both keys unknown: the one screen that decides them all
+        await wait_for_modal(app, pilot, HostKeyReviewModal)
         screen.action_cancel()
         await settle(app, pilot)
         # The cancelled worker's thread ends at its next check and then reports: wait for it.
@@ -273,3 +274,48 @@ async def test_the_node_log_opened_during_a_run_follows_the_node(
         screen.post_message(event("198.18.0.101", "running", "after close"))
         await pilot.pause()
         assert screen.open_log is None and app.screen is screen
+
+
+async def test_waiting_nodes_and_the_restart_waves_are_shown(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """A node waiting for its restart wave shows so; the summary names the waves and the
+    canary; a node held back by a failed canary says why (its final event's message)."""
+    from app.runtimes.restarts import RestartWave
+
+    plan = new_plan(plan_path)
+    plan.registry.address = "127.0.0.1"
+    plan.nodes = [NodeSettings(host="198.18.0.101"), NodeSettings(host="198.18.0.102")]
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    save_plan(plan, plan_path)
+    app = make_app("onboarding")
+    app.open_plan(plan_path)
+    held = onboard.NodeResult("198.18.0.102", "root", 22, onboard.FAILED,
+                              reason="not restarted", kind="not-restarted",
+                              message="canary node 198.18.0.101 failed; its files are written")
+    canary = onboard.NodeResult("198.18.0.101", "root", 22, onboard.FAILED,
+                                reason="restart failed", kind="restart-failed",
+                                message="containerd did not come back after the restart: x; "
+                                        "restored the previous /etc/containerd/config.toml "
+                                        "and containerd is active again")
+    report = onboard.OnboardReport([canary, held], "r", "AB", False, 3.0, waves=[
+        RestartWave(1, ("198.18.0.101",)), RestartWave(2, ("198.18.0.102",))])
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, OnboardingScreen)
+        screen.on_node_progressed(NodeProgressed(NodeProgress(
+            "198.18.0.102", onboard.WAITING, "containerd", "files in place; restart in wave 2 "
+            "of 2", (), 1.0)))
+        screen.flush_progress()
+        await pilot.pause()
+        assert cell(app, "198.18.0.102", "state") == "waiting"
+        final = onboard._final_message(held)
+        assert final.startswith("not restarted: canary node 198.18.0.101 failed")
+        screen.on_node_progressed(NodeProgressed(NodeProgress(
+            "198.18.0.102", onboard.FAILED, "containerd", final, (), 3.0)))
+        screen.post_message(OnboardFinished(report))
+        await pilot.pause()
+        await pilot.pause()
+        assert cell(app, "198.18.0.102", "detail").startswith("not restarted: canary node")
+        summary = str(screen.query_one("#onboard-summary").render())
+        assert "2 failed" in summary and "restarts in 2 wave(s), canary 198.18.0.101" in summary

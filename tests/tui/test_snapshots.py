@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from app.onboard import results_path
 from app.plan import NodeSettings, Plan, Secrets, new_plan, save_plan
@@ -31,10 +31,12 @@ from app.status import (
     StatusReport,
     TrustState,
 )
+from app.transport.keyscan import CHANGED, OTHER_TYPE, UNKNOWN, ScannedKey
 from app.verify import CheckState, NodeCheck, NodeVerifyResult, PushPullResult, VerifyReport
 from screens.app import RegwizApp
 from screens.error_modal import ErrorModal
 from screens.host_key_changed import HostKeyChangedModal
+from screens.host_key_review import HostKeyReviewModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.import_cert import ImportCertModal
 from screens.node_edit import NodeEditModal
@@ -125,6 +127,8 @@ def make(start: str, plan_path: Path) -> RegwizApp:
         app.open_plan(plan_path)
     if start == "verify":
         app.session.verify = sample_verify_report()  # the rows of a finished run
+    if start == "external" and app.plan is not None:
+        app.plan.registry.managed = False  # the short path of a registry regwiz did not deploy
     return app
 
 
@@ -140,6 +144,8 @@ async def steady(pilot: Pilot[Any]) -> None:
     ("step", "size"),
     [
         ("welcome", SMALL),
+        ("external", SMALL),
+        ("external", WIDE),
         ("certificate", WIDE),
         ("certificate", SMALL),
         ("review", WIDE),
@@ -214,6 +220,44 @@ def test_light_theme(snap_compare: Snap, snap_plan: Path) -> None:
         await steady(pilot)
 
     assert snap_compare(make("nodes", snap_plan), terminal_size=WIDE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=lambda size: f"{size[0]}x{size[1]}")
+@pytest.mark.parametrize("dialog", [False, True], ids=["marks", "bulk-edit"])
+def test_nodes_marked(snap_compare: Snap, snap_plan: Path, size: tuple[int, int],
+                      dialog: bool) -> None:
+    """Rows 1 and 3 marked on the Nodes step; with ``dialog``, the edit of both opened."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.screen.query_one("#nodes-table", DataTable).focus()
+        await pilot.press("space", "down", "space")
+        if dialog:
+            await pilot.press("e")
+        await steady(pilot)
+
+    assert snap_compare(make("nodes", snap_plan), terminal_size=size, run_before=run_before)
+
+
+def sample_scans() -> list[ScannedKey]:
+    """Fixed keys: two new hosts, a changed key and a new key type for a known host."""
+    def key(host: str, status: str, known: tuple[str, ...] = ()) -> ScannedKey:
+        return ScannedKey(host, host, 22, "ssh-ed25519", host.encode() * 8, status, known)
+
+    return [key("198.18.0.3", UNKNOWN), key("198.18.0.4", UNKNOWN),
+            key("198.18.0.5", CHANGED, ("SHA256:Yb3q8oVQx1WZ0lH3mPjKf7n2sTg9uRcEaD5vXkLw6iM",)),
+            key("198.18.0.6", OTHER_TYPE,
+                ("ssh-rsa SHA256:Qm4T0pVzH8xY1cN7bR2kLs5wJ9dEaFgU3oIiK6vXnPe",))]
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_host_key_review(snap_compare: Snap, snap_plan: Path, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.push_screen(HostKeyReviewModal(sample_scans()))
+        await pilot.pause()
+        await pilot.press("space")  # the first new host marked
+        await steady(pilot)
+
+    assert snap_compare(make("onboarding", snap_plan), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("modal", ["unknown-key", "changed-key", "error", "help", "node-edit",
