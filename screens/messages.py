@@ -14,6 +14,7 @@ from textual.message import Message
 if TYPE_CHECKING:  # annotations only: the domain modules load with the job that needs them
     from app.ca_fetch import PresentedChain
     from app.deploy import DeployReport
+    from app.images.copy import ImageEvent, ImagesReport
     from app.nodes_import import NodeEntry
     from app.onboard import NodeProgress, OnboardReport
     from app.status import StatusReport
@@ -148,3 +149,18 @@ class CaChainFetched(Message):
     """The certificates a registry presented (read before anything trusts them)."""
 
     chain: PresentedChain
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageProgressed(Message):
+    """One step of one image's copy (a manifest read, a blob sent or already there, the end)."""
+
+    event: ImageEvent
+
+
+@dataclass
+class ImagesFinished(Message):
+    report: ImagesReport

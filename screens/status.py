@@ -120,6 +120,7 @@ class StatusScreen(WizardScreen):
             yield Label("s", classes="switch-label")
             yield Checkbox("check nodes", True, id="include-nodes", compact=True)
             yield Button("Accounts…", id="accounts", compact=True)
+            yield Button("Images…", id="images", compact=True)
         with Vertical(id="status-panel"):
             yield Static("", id="status-notes", markup=False)
             yield Static("collecting…", id="status-text", classes="summary")
@@ -138,6 +139,12 @@ class StatusScreen(WizardScreen):
         shown.display = bool(notes)
         self.query_one("#accounts", Button).display = (  # a registry of its own keeps its own
             plan is not None and plan.registry.managed and plan.registry.auth == "htpasswd")
+
+    def action_images(self) -> None:
+        """Copy images into the registry (a modal with live progress per image)."""
+        from screens.images import ImagesModal
+
+        self.app.push_screen(ImagesModal(self.wizard.require_plan(), self.wizard.secrets))
 
     def action_accounts(self) -> None:
         from screens.accounts import AccountsModal
@@ -171,7 +178,8 @@ class StatusScreen(WizardScreen):
                 state.update("")
 
     def button_actions(self) -> dict[str, Callable[[], object]]:
-        return {"refresh": self.action_refresh_now, "accounts": self.action_accounts}
+        return {"refresh": self.action_refresh_now, "accounts": self.action_accounts,
+                "images": self.action_images}
 
     def action_refresh_now(self) -> None:
         if any(w.group == JOB and not w.is_finished for w in self.workers):
@@ -214,8 +222,9 @@ class StatusScreen(WizardScreen):
             if report.nodes is not None else healthy)
 
     def palette_actions(self) -> list[PaletteAction]:
-        return [("Refresh status", "Collect the status now", self.action_refresh_now)]
-
+        return [("Refresh status", "Collect the status now", self.action_refresh_now),
+                ("Copy images in", "Push images into the registry (references, an archive or "
+                 "an OCI layout) with live progress", self.action_images)]
 
 
 def registry_host_text(report: StatusReport) -> Text:

@@ -15,6 +15,7 @@ import subprocess
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,10 @@ def _front_image_on(host: LabHost, lab: Lab) -> None:
         host.exec(["docker", "load"], input=Path(archive).read_bytes(), timeout=300)
 
 
-@pytest.fixture
-def private(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Private]:
-    name = "rwp-" + request.node.name.removeprefix("test_").replace("_", "-")[:24]
+@contextmanager
+def private_registry(lab: Lab, tmp_path: Path, name: str) -> Iterator[Private]:
+    """A plan for a registry of regwiz's called ``name`` on the lab's registry host, with its
+    certificates made (not yet deployed); afterwards everything of it is removed."""
     port = 35000 + zlib.crc32(name.encode()) % 5000
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)
@@ -93,13 +95,22 @@ def private(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
     made.write()
     _front_image_on(made.host, lab)
     assert main(["certs", "--plan", str(made.plan)]) == 0
-    yield made
-    made.cli("uninstall", "--purge", "--yes")
-    for container in (name, f"{name}-front"):
-        made.host.exec(["docker", "rm", "-f", container], check=False)
-    made.host.exec(["docker", "network", "rm", f"regwiz-{name}"], check=False)
-    made.host.exec(["rm", "-rf", f"/etc/docker/{name}-certs", f"/registry-image/{name}"],
-                   check=False)
+    try:
+        yield made
+    finally:
+        made.cli("uninstall", "--purge", "--yes")
+        for container in (name, f"{name}-front"):
+            made.host.exec(["docker", "rm", "-f", container], check=False)
+        made.host.exec(["docker", "network", "rm", f"regwiz-{name}"], check=False)
+        made.host.exec(["rm", "-rf", f"/etc/docker/{name}-certs", f"/registry-image/{name}"],
+                       check=False)
+
+
+@pytest.fixture
+def private(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Private]:
+    name = "rwp-" + request.node.name.removeprefix("test_").replace("_", "-")[:24]
+    with private_registry(lab, tmp_path, name) as made:
+        yield made
 
 
 def request_status(private: Private, method: str, path: str,
