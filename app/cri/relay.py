@@ -10,6 +10,7 @@ line: the pull credential travels only inside the gRPC stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
@@ -59,6 +60,12 @@ if nc -h 2>&1 | grep -q -- '-U'; then exec nc -U "$s"; fi
 echo "neither python3, socat nor nc -U is installed to reach $s" >&2
 exit {NO_RELAY_STATUS}
 """
+
+
+_RELAY_EXITS = {
+    NO_SOCKET_STATUS: "no CRI socket at {} (or it refused the connection)",
+    NO_RELAY_STATUS: "neither python3, socat nor nc -U is installed to reach {}",
+}
 
 
 def relay_argv(socket_path: str) -> list[str]:
@@ -127,8 +134,9 @@ class _ChannelSocket:
 class _ProcessSocket:
     """A local relay process's pipes as a socket (a node that is this machine)."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], socket_path: str) -> None:
         self._process = process
+        self._path = socket_path
         self._timeout: float | None = None
 
     def settimeout(self, value: float | None) -> None:
@@ -139,7 +147,17 @@ class _ProcessSocket:
         fd = self._process.stdout.fileno()
         if not select.select([fd], [], [], self._timeout)[0]:
             raise TimeoutError("no data from the relay")
-        return os.read(fd, size)
+        data = os.read(fd, size)
+        if not data:  # its stderr is not ours to read here: its exit status says why
+            try:
+                status = self._process.wait(timeout=EXIT_STATUS_WAIT)
+            except subprocess.TimeoutExpired:
+                return data
+            if status:
+                raise GrpcError(_RELAY_EXITS.get(status, f"the relay to {self._path} exited "
+                                                         f"{status}").format(self._path),
+                                kind="unreachable")
+        return data
 
     def sendall(self, data: bytes) -> None:
         assert self._process.stdin is not None
@@ -147,8 +165,15 @@ class _ProcessSocket:
         self._process.stdin.flush()
 
     def close(self) -> None:
-        self._process.kill()
-        self._process.wait(timeout=10)
+        # end of input ends the relay (a root relay under sudo may not be ours to kill)
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                self._process.kill()
 
 
 def open_cri(transport: Transport, socket_path: str, *, sudo: bool) -> GrpcConnection:
@@ -163,7 +188,8 @@ def open_cri(transport: Transport, socket_path: str, *, sudo: bool) -> GrpcConne
             channel = transport.open_stream(argv, sudo=sudo)
             return GrpcConnection(_ChannelSocket(channel, socket_path))
         if isinstance(transport, LocalTransport):
-            return GrpcConnection(_ProcessSocket(transport.open_process(argv, sudo=sudo)))
+            process = transport.open_process(argv, sudo=sudo)
+            return GrpcConnection(_ProcessSocket(process, socket_path))
     except GrpcError:
         raise
     except Exception as error:  # noqa: BLE001 - a TransportError or OSError: no relay here

@@ -162,6 +162,23 @@ def test_each_lab_containerd_serves_the_cri_on_its_own_socket(setup: Setup) -> N
     assert len(seen) == len(NODES)  # one socket per host
 
 
+def test_the_relay_also_runs_for_a_node_that_is_this_machine(setup: Setup) -> None:
+    """LocalTransport: the same relay as a local process, to bare's real socket; a missing
+    socket is named, not a bare "connection closed"."""
+    from app.cri.grpc_stream import GrpcError
+    from app.cri.relay import open_cri
+    from app.transport.local import LocalTransport
+
+    path = setup.lab["bare"].containerd_socket
+    with open_cri(LocalTransport(), str(path), sudo=False) as connection:
+        assert ImageServiceClient(connection).version().runtime_name == "containerd"
+    with pytest.raises(GrpcError) as info, open_cri(LocalTransport(), "/nonexistent-cri.sock",
+                                                    sudo=False) as connection:
+        ImageServiceClient(connection).version()
+    assert info.value.kind == "unreachable"
+    assert info.value.message.startswith("no CRI socket at /nonexistent-cri.sock")
+
+
 def test_verify_proves_each_containerd_node_through_the_cri_and_names_the_path(
         setup: Setup) -> None:
     report = setup.verify()
