@@ -510,7 +510,9 @@ def node_trust_status(
                 raw = transport.read_file(path, sudo=node.sudo)
                 status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
             status.files += [
-                NodeCAFile(runtime, problem.path, TrustState.MISSING, detail=problem.summary)
+                NodeCAFile(runtime, problem.path,
+                           TrustState.MISMATCH if problem.mismatch else TrustState.MISSING,
+                           detail=problem.summary)
                 for runtime, problem in runtimes.trust_problems(facts)
             ]
             if credential is not None:
@@ -626,7 +628,9 @@ def summarize_node(status: NodeTrustStatus) -> None:
     for state in (TrustState.ERROR, TrustState.MISMATCH, TrustState.MISSING):
         if state in states:
             status.state = state
-            bad = [f.path for f in status.files if f.state is state]
+            # the file's detail when it explains more than "no file" (e.g. a config mismatch)
+            bad = [f.path if f.detail in ("", "no file") or f.runtime == "os-store"
+                   else f"{f.path} ({f.detail})" for f in status.files if f.state is state]
             status.message = f"{state.value}: {', '.join(bad)}"
             status.hint = "run regwiz onboard to install the current CA"
             return

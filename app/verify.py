@@ -16,7 +16,7 @@ import enum
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,8 @@ from app.transport.base import display_command
 from app.user_waits import Stopwatch, UserWaits
 
 if TYPE_CHECKING:
+    from app.cri.image_service import PullAuth
+    from app.cri.pull import SandboxStatus
     from app.htpasswd import Credentials
     from app.plan import Plan, ResolvedNode, Secrets
     from app.runtimes.base import NodeCheckSpec, NodeCredential, RuntimeAdapter, TrustProblem
@@ -791,27 +793,128 @@ PullOf = Callable[["RuntimeAdapter", str, frozenset[str]], "NodeCheckSpec | Node
 
 
 def _runtime_pull_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
-                         transport: Transport, pull_of: PullOf) -> list[NodeCheck]:
-    """One pull per runtime in use, as ``pull_of`` says (a spec to run, a check already judged,
-    or None); each kind of pull once, since runtimes may share one (CRI-O and podman)."""
+                         transport: Transport, pull_of: PullOf,
+                         proven: set[str] | None = None) -> list[NodeCheck]:
+    """One pull per runtime in use: through its CRI socket as the kubelet pulls when it has
+    one (``proven`` collects the runtimes proven so), else (or when the CRI cannot be reached)
+    as ``pull_of`` says (a spec to run, a check already judged, or None); each kind of pull
+    once, since runtimes may share one (CRI-O and podman)."""
     from app.runtimes import registry as runtimes
 
     wanted = runtimes.helper_programs(facts.runtimes)
     have = frozenset(_helpers_present(transport, wanted) if wanted else ())
     checks: list[NodeCheck] = []
     kinds_done: set[str] = set()
+    sockets_done: set[str] = set()  # k3s and RKE2 share one socket: one CRI pull
     for adapter, name in runtimes.in_use(facts.runtimes):
         if job.stop():
             raise RegwizError("cancelled")
         spec = pull_of(adapter, name, have)
+        socket = adapter.cri_socket(name, facts)
+        if socket in sockets_done:
+            continue
+        cri = _cri_check(job, node, transport, name, socket, adapter.sandbox_image(name, facts))
+        if isinstance(cri, list):
+            if isinstance(spec, NodeCheck):  # a trust problem: its exact reason first
+                checks.append(spec)
+            checks += cri
+            sockets_done.add(str(socket))
+            if proven is not None:
+                proven.add(name)
+            continue
         if isinstance(spec, NodeCheck):
             checks.append(spec)
         elif spec is not None and spec.kind not in kinds_done:
             kinds_done.add(spec.kind)
+            if cri:  # say what this fallback does not prove
+                spec = replace(spec, kind=f"{spec.kind} (CRI not reachable: {cri})")
             job.notify(VerifyProgress(node.host, CheckState.RUNNING, spec.kind))
             checks.append(run_pull_check(transport, spec, job.image, job.plan,
                                          job.expected_digest))
     return checks
+
+
+def _cri_check(job: _NodeJob, node: ResolvedNode, transport: Transport, runtime: str,
+               socket: str | None, sandbox: str | None) -> list[NodeCheck] | str:
+    """The CRI pull's checks, or why it could not be made ("" for a runtime without CRI)."""
+    if socket is None:
+        return ""
+    job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"CRI pull as the kubelet "
+                                                             f"({runtime})"))
+    return run_cri_pull_check(transport, job.plan, node.sudo, runtime, socket, job.image,
+                              job.expected_digest, sandbox)
+
+
+def kubelet_pull_login(transport: Transport, sudo: bool,
+                       reference: str) -> tuple[PullAuth | None, str]:
+    """The login the kubelet would pass for ``reference`` (read from its config.json, over the
+    node's connection: never on a command line), and where it came from, for the report."""
+    from app.cri.image_service import PullAuth
+    from app.runtimes.credentials import KUBELET_CONFIG, kubelet_login
+
+    try:
+        raw = transport.read_file(KUBELET_CONFIG, sudo=sudo)
+    except RegwizError as error:
+        return None, f"without a credential ({KUBELET_CONFIG} unreadable: {error.message})"
+    login = kubelet_login(raw, reference)
+    if login is None:
+        return None, f"without a credential (none for it in {KUBELET_CONFIG})"
+    return PullAuth(*login), f"with the kubelet's credential from {KUBELET_CONFIG}"
+
+
+def run_cri_pull_check(transport: Transport, plan: Plan, sudo: bool, runtime: str,
+                       socket: str, image: ProvenImage, expected_digest: str | None,
+                       sandbox: str | None = None) -> list[NodeCheck] | str:
+    """PullImage, ImageStatus, RemoveImage through ``socket`` as the kubelet calls them (and
+    the sandbox image's check); a reason string when the CRI cannot be reached (the caller
+    falls back)."""
+    from app.cri.grpc_stream import GrpcError
+    from app.cri.pull import CriUnreachable, cri_pull
+    from app.cri.relay import describe_relay
+
+    login, source = kubelet_pull_login(transport, sudo, image.reference)
+    kind = f"CRI pull as the kubelet ({runtime})"
+    shown = (f"CRI PullImage/ImageStatus/RemoveImage {image.reference} over "
+             f"{describe_relay(transport, socket, sudo=sudo)}")
+    try:
+        # never remove the cluster's own image (a registry regwiz did not deploy)
+        remove = isinstance(image, SelftestImage)
+        result = cri_pull(transport, socket, image.reference, login, sudo=sudo,
+                          timeout=PULL_TIMEOUT, sandbox_image=sandbox, remove=remove)
+    except CriUnreachable as error:
+        return error.message
+    except GrpcError as error:
+        detail, hint = explain_node_failure(error.message, plan.registry_reference)
+        return [NodeCheck(kind, shown, False, f"{detail} (pulled {source})", hint)]
+    extra = [sandbox_check(result.sandbox, runtime)] if result.sandbox else []
+    if expected_digest and result.digest != expected_digest:
+        return [NodeCheck(kind, shown, False,
+                          f"the CRI reports digest {result.digest} for {image.reference}, "
+                          f"pushed was {expected_digest}",
+                          "the node reached another registry under this name: check DNS/mirrors",
+                          result.digest), *extra]
+    return [NodeCheck(kind, shown, True,
+                      f"pulled {image.reference} through {result.runtime}'s CRI ({result.api}) "
+                      f"{source}; digest {result.digest}; "
+                      f"{'removed again' if remove else 'left on the node'}", None,
+                      result.digest),
+            *extra]
+
+
+def sandbox_check(sandbox: SandboxStatus, runtime: str) -> NodeCheck:
+    """What the node's sandbox (pause) image means for pods. Informational: it never fails the
+    node (an air-gapped node may be given it another way), but a hint says what to do."""
+    kind = f"sandbox image ({runtime})"
+    shown = f"CRI ImageStatus {sandbox.image} (PullImage when missing)"
+    if sandbox.present:
+        return NodeCheck(kind, shown, True, f"{sandbox.image} is on the node")
+    if sandbox.pulled:
+        return NodeCheck(kind, shown, True, f"{sandbox.image} was not on the node; it pulls "
+                                            "(removed again)")
+    return NodeCheck(kind, shown, True,
+                     f"{sandbox.image} is not on the node and cannot be pulled: {sandbox.error}",
+                     "every pod starts with this image: load it on the node (ctr -n k8s.io "
+                     "images import) or point the CRI's sandbox_image at your registry")
 
 
 def _login_checks(
@@ -848,22 +951,26 @@ def _credential_checks(
     from app.runtimes import registry as runtimes
 
     checks = [trust_problem_check(problem) for _, problem in runtimes.trust_problems(facts)]
+    proven: set[str] = set()
     checks += _runtime_pull_checks(
         job, node, facts, transport,
         lambda adapter, name, have: adapter.credential_pull_check(
             name, facts, job.image.reference, sudo=node.sudo, helpers=have,
-            image_id=job.image.image_id))
-    targets: list[tuple[str, str] | None] = list(
-        runtimes.ca_locations(facts, job.plan.registry_address, False))
-    if node.os_trust_store or not targets:
+            image_id=job.image.image_id), proven)
+    # The kubelet's file by curl only where no CRI pull already used it.
+    targets: list[tuple[str, str] | None] = [
+        target for target in runtimes.ca_locations(facts, job.plan.registry_address, False)
+        if target[0] not in proven]
+    if node.os_trust_store or not (targets or proven):
         targets.append(None)
     for target in targets:
         if job.stop():
             raise RegwizError("cancelled")
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, "kubelet credential"))
         checks.append(run_kubelet_credential_check(transport, job, node, target))
-    first = targets[0]
-    checks.append(run_anonymous_check(transport, job.plan, first[1] if first else None))
+    locations = runtimes.ca_locations(facts, job.plan.registry_address, False)
+    first = locations[0][1] if locations else None
+    checks.append(run_anonymous_check(transport, job.plan, first))
     return checks
 
 

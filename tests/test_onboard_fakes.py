@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.certs import ensure_certificates
 from app.plan import NodeSettings, Plan, ResolvedNode, new_plan
+from app.runtimes.containerd import REGWIZ_DIRS_SCRIPT, RUNNING_CONFIG_SCRIPT
 from app.runtimes.facts import OS_RELEASE_MARKER
 from app.runtimes.probe import probe_script
 from app.runtimes.registry import adapters
@@ -46,6 +47,8 @@ class FakeNode(Transport):
             self.on_command(argv)
         if argv == ["sh", "-c", probe_script(adapters())]:  # the registered adapters' probe
             return CommandResult(argv, 0, self._probe_text(), "")
+        if argv[:3] in (["sh", "-c", REGWIZ_DIRS_SCRIPT], ["sh", "-c", RUNNING_CONFIG_SCRIPT]):
+            return CommandResult(argv, 0, "", "")  # containerd's read-only looks
         self.commands.append(argv)
         if argv[:2] == ["systemctl", "is-active"]:
             return CommandResult(argv, 0, "inactive\n" if argv[2] in self.down else "active\n",

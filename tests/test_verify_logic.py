@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.errors import RegwizError
-from app.plan import new_plan
+from app.plan import NodeSettings, Secrets, new_plan
 from app.runtimes import registry as runtimes
 from app.runtimes.base import NodeCheckSpec
 from app.runtimes.containerd import digest_from_ctr_list, remember_config
@@ -376,3 +376,31 @@ def test_a_node_whose_host_key_was_rejected_fails_without_a_connection() -> None
     _verify_node_safely(job, node, result)
     assert result.state is CheckState.FAILED
     assert "was rejected" in result.message and result.checks == []
+
+
+def test_a_cri_runtime_falls_back_to_its_own_pull_and_says_what_was_not_proven() -> None:
+    """A node transport that cannot carry a stream to the CRI socket: the containerd node is
+    checked with ctr as before, and the check's name says the CRI path was not proven."""
+    from app.runtimes.facts import ProbeResult, facts_from_probe
+    from app.verify import _NodeJob, _runtime_pull_checks
+
+    plan = new_plan()
+    plan.registry.address, plan.registry.port = "198.18.6.2", 8443
+    image = build_selftest_image(REG, tag="t")
+    facts = facts_from_probe(ProbeResult(sockets={"/run/containerd/containerd.sock"}))
+    facts.runtimes = ["containerd"]
+    job = _NodeJob(plan, Secrets(), None, image, None, None, lambda _event: None, lambda: False)
+    plan.nodes = [NodeSettings(host="n")]
+    node = plan.resolved_nodes()[0]
+    transport = ScriptedTransport({})
+
+    def ctr(adapter, name, have):  # type: ignore[no-untyped-def]
+        return adapter.pull_check(name, facts, image.reference, sudo=True, helpers=have,
+                                  image_id=None)
+
+    checks = _runtime_pull_checks(job, node, facts, transport, ctr)
+    assert [c.kind for c in checks] == [
+        "containerd pull (ctr --hosts-dir /etc/containerd/certs.d) (CRI not reachable: no way "
+        "to reach a socket through ScriptedTransport)"]
+    assert checks[0].passed  # the fallback's own pull worked (scripted)
+    assert transport.ran[-1][:3] == ["ctr", "-n", "k8s.io"]

@@ -162,6 +162,7 @@ class TrustProblem:
     check: str  # the name verify reports the problem under
     detail: str  # verify's longer explanation
     hint: str
+    mismatch: bool = False  # status: "mismatch" (configured, but not as containerd runs it)
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,17 @@ class RuntimeAdapter(abc.ABC):
 
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
-        """How ``name`` pulls ``reference`` (None when there is no pull check for it)."""
+        """How ``name`` pulls ``reference`` (None when there is no pull check for it). For a
+        CRI runtime this is the fallback when its CRI socket cannot be reached."""
+        return None
+
+    def cri_socket(self, name: str, facts: NodeFacts) -> str | None:
+        """The socket where ``name`` serves the kubelet's CRI (None: not a CRI runtime).
+        verify pulls through it exactly as the kubelet does (app.cri)."""
+        return None
+
+    def sandbox_image(self, name: str, facts: NodeFacts) -> str | None:
+        """The sandbox (pause) image ``name``'s CRI starts every pod with (None: unknown)."""
         return None
 
     # --- the registry's pull credential (docs/runtimes.md, "Pull credentials") ---------------

@@ -208,19 +208,80 @@ def probed_config_mode(probe: ProbeResult) -> int:
     return int(raw, 8) if 3 <= len(raw) <= 4 and set(raw) <= set("01234567") else 0o644
 
 
+# Prints the command line (one argument a line) of each containerd running in this host's mount
+# namespace (the machine may show others', e.g. of containers); nothing when none runs.
+RUNNING_CONFIG_SCRIPT = """own=$(readlink /proc/self/ns/mnt)
+for p in $(pgrep -x containerd 2>/dev/null); do
+  [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$own" ] || continue
+  tr '\\0' '\\n' < "/proc/$p/cmdline" 2>/dev/null
+  echo "--regwiz-end--"
+done
+true
+"""
+
+
+def running_config_file(output: str) -> str:
+    """The config file the node's CRI containerd was started with (``--config``/``-c``), from
+    RUNNING_CONFIG_SCRIPT's output; the default when none runs or it names none. Docker's own
+    containerd (its config under a docker directory) is not the kubelet's."""
+    for block in output.split("--regwiz-end--\n"):
+        args = [arg for arg in block.split("\n") if arg]
+        if not args:
+            continue
+        path = CONTAINERD_CONFIG
+        for index, arg in enumerate(args):
+            if arg in ("--config", "-c") and index + 1 < len(args):
+                path = args[index + 1]
+            elif arg.startswith("--config="):
+                path = arg.partition("=")[2]
+        if "/docker/" not in path:
+            return path
+    return CONTAINERD_CONFIG
+
+
 @dataclass(frozen=True)
 class ContainerdFacts:
     config_text: str | None  # config.toml as read (None: no such file)
-    state: ContainerdConfigState
+    state: ContainerdConfigState  # what config.toml alone says
+    # What containerd really runs (`containerd config dump`: imports and defaults included);
+    # None when the dump could not be made (then config.toml alone decides).
+    effective: ContainerdConfigState | None = None
+    sandbox_image: str = ""  # the CRI's sandbox (pause) image, from the dump
+    regwiz_dirs: tuple[str, ...] = ()  # hosts dirs holding a hosts.toml regwiz wrote
+    config_file: str = CONTAINERD_CONFIG  # the file containerd was started with
+
+    @property
+    def running(self) -> ContainerdConfigState:
+        return self.effective if self.effective is not None else self.state
 
 
-def remember_config(facts: NodeFacts, config_text: str | None) -> ContainerdFacts:
-    """Parse config.toml and keep it with the node's facts."""
+def remember_config(facts: NodeFacts, config_text: str | None, dump: str | None = None,
+                    regwiz_dirs: tuple[str, ...] = (),
+                    config_file: str = CONTAINERD_CONFIG) -> ContainerdFacts:
+    """Parse config.toml (and the effective configuration) and keep them with the facts."""
     version = probed_version(facts.probe)
-    state = parse_containerd_config(config_text, version[0] if version else None)
-    found = ContainerdFacts(config_text, state)
+    major = version[0] if version else None
+    state = parse_containerd_config(config_text, major)
+    effective = parse_containerd_config(dump, major) if dump else None
+    found = ContainerdFacts(config_text, state, effective, sandbox_image(dump) if dump else "",
+                            regwiz_dirs, config_file)
     facts.extras[ContainerdAdapter.key] = found
     return found
+
+
+def sandbox_image(dump: str) -> str:
+    """The CRI's sandbox (pause) image in a config dump ("" when it names none)."""
+    import tomlkit
+    import tomlkit.exceptions
+
+    try:
+        plugins = tomlkit.parse(dump).unwrap().get("plugins", {})
+    except tomlkit.exceptions.ParseError:
+        return ""
+    v2 = plugins.get("io.containerd.grpc.v1.cri", {})
+    v3 = plugins.get("io.containerd.cri.v1.images", {}).get("pinned_images", {})
+    found = v2.get("sandbox_image") or v3.get("sandbox") or ""
+    return found if isinstance(found, str) else ""
 
 
 def config_facts(facts: NodeFacts) -> ContainerdFacts | None:
@@ -229,12 +290,48 @@ def config_facts(facts: NodeFacts) -> ContainerdFacts | None:
 
 
 def hosts_dir(facts: NodeFacts) -> str:
-    """The certs.d directory containerd reads on this node (its default when it reads none)."""
+    """The certs.d directory containerd really reads on this node (its default when it reads
+    none)."""
     found = config_facts(facts)
     if found is None:
         return DEFAULT_CONTAINERD_HOSTS_DIR
-    return (effective_hosts_dir(found.state, probed_version(facts.probe))
+    return (effective_hosts_dir(found.running, probed_version(facts.probe))
             or DEFAULT_CONTAINERD_HOSTS_DIR)
+
+
+# Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote.
+REGWIZ_DIRS_SCRIPT = """for d; do
+  for f in "$d"/*/hosts.toml; do
+    grep -qs '^# Written by regwiz' "$f" && { echo "$d"; break; }
+  done
+done
+true
+"""
+
+
+def _dirs_in(config: str | None) -> list[str]:
+    try:
+        return parse_containerd_config(config).hosts_dirs
+    except NodeSetupError:
+        return []
+
+
+def config_mismatch(found: ContainerdFacts,
+                    version: tuple[int, int] | None) -> tuple[str, str] | None:
+    """(summary, detail) when regwiz's hosts.toml files lie in a directory the configuration
+    containerd runs does not read (e.g. an imports drop-in points config_path elsewhere)."""
+    if found.effective is None:
+        return None
+    reads = found.effective.hosts_dirs or (
+        [DEFAULT_CONTAINERD_HOSTS_DIR] if effective_hosts_dir(found.effective, version) else [])
+    stray = [d for d in found.regwiz_dirs if d not in reads]
+    if not reads or not stray or any(d in reads for d in found.regwiz_dirs):
+        return None  # (no hosts dir read at all: the "no config_path" problem says it)
+    where = ":".join(reads)
+    return (f"containerd reads {where}, not {stray[0]} where regwiz wrote hosts.toml",
+            f"regwiz's hosts.toml is in {stray[0]}, but the configuration containerd runs "
+            f"(`containerd config dump`, imports included) has CRI registry config_path = "
+            f"{where!r}: the kubelet's pulls ignore it")
 
 
 def _ctr_digest(output: str, reference: str) -> str | None:
@@ -284,8 +381,22 @@ class ContainerdAdapter(RuntimeAdapter):
         if not ("containerd" in probe.binaries or CONTAINERD_CONFIG in probe.paths
                 or CONTAINERD_SOCKET in probe.sockets or wanted == "containerd"):
             return
-        raw = transport.read_file(CONTAINERD_CONFIG, sudo=sudo, timeout=timeout)
-        remember_config(facts, raw.decode("utf-8", errors="replace") if raw is not None else None)
+        # The file containerd was started with: a config.toml it never loads must not count.
+        running = transport.run(["sh", "-c", RUNNING_CONFIG_SCRIPT], sudo=sudo, timeout=timeout,
+                                check=False)
+        config_file = running_config_file(running.stdout)
+        raw = transport.read_file(config_file, sudo=sudo, timeout=timeout)
+        text = raw.decode("utf-8", errors="replace") if raw is not None else None
+        dump = None
+        if "containerd" in probe.binaries:  # the configuration containerd really runs
+            done = transport.run(["containerd", "--config", config_file, "config", "dump"],
+                                 sudo=sudo, timeout=timeout, check=False)
+            dump = done.stdout if done.ok else None
+        candidates = dict.fromkeys([DEFAULT_CONTAINERD_HOSTS_DIR,
+                                    *_dirs_in(text), *_dirs_in(dump)])
+        listed = transport.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", *candidates],
+                               sudo=sudo, timeout=timeout, check=False)
+        remember_config(facts, text, dump, tuple(listed.stdout.split()), config_file)
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe
@@ -300,7 +411,9 @@ class ContainerdAdapter(RuntimeAdapter):
                       ca_pem: bytes) -> list[NodeAction]:
         found = config_facts(facts)
         state = found.state if found else parse_containerd_config(None)
-        directory = effective_hosts_dir(state, probed_version(facts.probe))
+        # What containerd runs decides (a config_path set only in an imported drop-in counts).
+        running = found.running if found else state
+        directory = effective_hosts_dir(running, probed_version(facts.probe))
         actions: list[NodeAction] = []
         if directory is None:
             directory = DEFAULT_CONTAINERD_HOSTS_DIR
@@ -322,9 +435,10 @@ class ContainerdAdapter(RuntimeAdapter):
     def _enable_config_path(self, facts: NodeFacts, found: ContainerdFacts | None,
                             state: ContainerdConfigState, directory: str) -> list[NodeAction]:
         new_config = enable_config_path(found.config_text if found else None, state, directory)
+        config_file = found.config_file if found else CONTAINERD_CONFIG
         return [
             FileAction(
-                CONTAINERD_CONFIG, new_config.encode(), "containerd",
+                config_file, new_config.encode(), "containerd",
                 "enable containerd's registry hosts directory (config_path)",
                 "containerd ignores certs.d until config_path is set; the old file is backed up",
                 mode=probed_config_mode(facts.probe), backup=True,
@@ -332,7 +446,7 @@ class ContainerdAdapter(RuntimeAdapter):
             CommandAction(
                 ("systemctl", "restart", "containerd"), "containerd", "restart containerd",
                 "containerd reads config.toml only at start (needed once, for config_path)",
-                triggers=(CONTAINERD_CONFIG,), service="containerd", wait_active="containerd",
+                triggers=(config_file,), service="containerd", wait_active="containerd",
             ),
         ]
 
@@ -342,18 +456,34 @@ class ContainerdAdapter(RuntimeAdapter):
     def trust_problem(self, name: str, facts: NodeFacts) -> TrustProblem | None:
         # Without config_path the CRI reads no hosts dir: a ctr pull would pass, kubelet's fail.
         found = config_facts(facts)
-        if found is None or effective_hosts_dir(found.state,
-                                                probed_version(facts.probe)) is not None:
+        if found is None:
+            return None
+        version = probed_version(facts.probe)
+        mismatch = config_mismatch(found, version)
+        if mismatch is not None:
+            return TrustProblem(
+                path=found.config_file, summary=mismatch[0], check="containerd configuration",
+                detail=mismatch[1], mismatch=True,
+                hint="run regwiz onboard: it writes hosts.toml where containerd reads it, or "
+                     "fix the drop-in's config_path")
+        if effective_hosts_dir(found.running, version) is not None:
             return None
         return TrustProblem(
-            path=CONTAINERD_CONFIG,
+            path=found.config_file,
             summary="no registry config_path: the CRI reads no certs.d directory",
             check="containerd configuration",
-            detail=f"{CONTAINERD_CONFIG} sets no registry config_path: the CRI reads no certs.d "
-                   "directory",
+            detail=f"the configuration containerd runs ({found.config_file} and its imports) "
+                   "sets no registry config_path: the CRI reads no certs.d directory",
             hint="run regwiz onboard: it enables config_path and restarts containerd once",
         )
 
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         return pull_spec(reference, sudo=sudo, hosts_dir=hosts_dir(facts), image_id=image_id)
+
+    def cri_socket(self, name: str, facts: NodeFacts) -> str | None:
+        return CONTAINERD_SOCKET
+
+    def sandbox_image(self, name: str, facts: NodeFacts) -> str | None:
+        found = config_facts(facts)
+        return found.sandbox_image or None if found else None

@@ -48,6 +48,8 @@ __all__ = [
     "credential_fingerprint",
     "docker_config_auth",
     "installed_auth",
+    "keyring_matches",
+    "kubelet_login",
     "merge_docker_config",
     "merge_registries_auth",
     "registries_yaml_auth",
@@ -205,3 +207,51 @@ def installed_auth(location: CredentialLocation, raw: bytes | None,
     if location.format == FORMAT_REGISTRIES_YAML:
         return registries_yaml_auth(raw, registry)
     return docker_config_auth(raw, registry)
+
+
+# --------------------------------------------------------------------------- the kubelet's keyring
+
+
+def _split_registry_key(key: str) -> tuple[list[str], str, str]:
+    """(host labels, port, path) of a config.json key: "https://h:5000/p", "h:5000", "*.h"."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(key if "://" in key else f"https://{key}")
+    host, _, port = parts.netloc.rpartition(":") if parts.netloc.count(":") == 1 else (
+        parts.netloc, "", "")
+    return host.lower().split("."), port, parts.path.rstrip("/")
+
+
+def keyring_matches(key: str, image: str) -> bool:
+    """Does the config.json key ``key`` cover the image reference ``image``? As the kubelet's
+    keyring decides: the same number of host labels, each matching (``*`` globs allowed), the
+    same port, and the key's path a prefix of the image's repository path."""
+    from fnmatch import fnmatchcase
+
+    key_labels, key_port, key_path = _split_registry_key(key)
+    image_labels, image_port, image_path = _split_registry_key(image.split("@")[0])
+    if len(key_labels) != len(image_labels) or key_port != image_port:
+        return False
+    if not all(fnmatchcase(label, glob) for glob, label in zip(key_labels, image_labels,
+                                                               strict=True)):
+        return False
+    return not key_path or image_path == key_path or image_path.startswith(key_path + "/")
+
+
+def kubelet_login(raw: bytes | None, image: str) -> tuple[str, str] | None:
+    """(user, password) the kubelet would pass to the runtime for ``image`` from its
+    Docker-format config.json, the most specific matching key first; None: no match."""
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    auths = data.get("auths") if isinstance(data, dict) else None
+    if not isinstance(auths, dict):
+        return None
+    for key in sorted(auths, key=len, reverse=True):
+        if isinstance(key, str) and keyring_matches(key, image):
+            auth = docker_config_auth(json.dumps({"auths": {key: auths[key]}}).encode(), key)
+            user, password = _decode_auth(auth) if auth else ("", "")
+            if user:
+                return user, password
+    return None

@@ -67,3 +67,9 @@ class CrioAdapter(CaFileAdapter):
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         return pull_spec(reference, sudo=sudo, have=helpers)
+
+    def cri_socket(self, name: str, facts: NodeFacts) -> str | None:
+        if name != "cri-o":  # podman is no CRI runtime
+            return None
+        found = [s for s in CRIO_SOCKETS if s in facts.probe.sockets]
+        return found[0] if found else CRIO_SOCKETS[0]

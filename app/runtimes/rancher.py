@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 K3S_SERVICES = ("k3s", "k3s-agent")
 RKE2_SERVICES = ("rke2-server", "rke2-agent")
+RANCHER_CRI_SOCKET = "/run/k3s/containerd/containerd.sock"
 # The servers: members of the embedded-etcd quorum (an external datastore cannot be seen from
 # the node's files, so every server counts as one).
 SERVER_SERVICES = ("k3s", "rke2-server")
@@ -145,7 +146,7 @@ class RancherAdapter(RuntimeAdapter):
     names = ("k3s", "rke2")
     plan_names = ("k3s", "rke2")
     probe_binaries = ("k3s", "rke2")
-    probe_sockets = ("/run/k3s/containerd/containerd.sock",)
+    probe_sockets = (RANCHER_CRI_SOCKET,)
     probe_paths = ("/etc/rancher/k3s", "/etc/rancher/rke2", "/var/lib/rancher/k3s",
                    "/var/lib/rancher/rke2")
     probe_services = (*K3S_SERVICES, *RKE2_SERVICES)
@@ -184,6 +185,9 @@ class RancherAdapter(RuntimeAdapter):
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:
         return pull_spec(name, reference, sudo=sudo)
+
+    def cri_socket(self, name: str, facts: NodeFacts) -> str | None:
+        return RANCHER_CRI_SOCKET  # k3s and RKE2 both serve their containerd here
 
     def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:
         # configs."REG".auth in the same registries.yaml as the CA: the restart in

@@ -80,9 +80,8 @@ def test_apply_from_a_fresh_plan_verifies_every_node(
     for name in ("containerd", "bare"):
         node = by_host[lab[name].ip]
         assert node.runtimes == ["containerd"]
-        assert [c.kind for c in node.checks] == [
-            "containerd pull (ctr --hosts-dir /etc/containerd/certs.d)"
-        ]
+        assert [c.kind for c in node.checks] == [  # through the CRI, as the kubelet pulls
+            "CRI pull as the kubelet (containerd)", "sandbox image (containerd)"]
     for name in ("docker", "containerd", "bare"):  # really pulled: the pushed digest came back
         assert by_host[lab[name].ip].checks[0].digest == report.push_pull.pushed_digest
     plain = by_host[lab["plain"].ip]

@@ -31,6 +31,7 @@ from app.status import CredentialState, StatusReport, collect_status
 from app.verify import VerifyReport, verify
 from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
 from tests.lab.plans import core_plan_text
+from tests.lab.ps_watcher import PsWatcher
 from tests.lab.trust import https_status, reset_node_trust
 from tests.polling import poll_until
 
@@ -237,12 +238,26 @@ def _verify(setup: Setup) -> VerifyReport:
 
 def test_verify_proves_the_installed_credential_and_the_anonymous_refusal(
         setup: Setup) -> None:
-    report = _verify(setup)
+    hosts = [setup.lab[name] for name in NODES]
+    with PsWatcher(hosts) as watcher:
+        report = _verify(setup)
     assert report.ok, report.to_dict()
+    # no secret on any command line on any node while verify ran (CRI pulls included)
+    assert watcher.samples > len(hosts)
+    secrets = (setup.cluster_password, setup.auth(), setup.operator_password)
+    leaked = [line for line in watcher.seen if any(secret in line for secret in secrets)]
+    assert leaked == []
+    for name in ("containerd", "bare"):  # containerd nodes: the CRI pull as the kubelet makes it
+        node = next(n for n in report.nodes if n.host == setup.ip(name))
+        cri = [c for c in node.checks if c.kind == "CRI pull as the kubelet (containerd)"]
+        assert cri and cri[0].passed, node
+        assert "with the kubelet's credential from /var/lib/kubelet/config.json" in cri[0].detail
     kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
     for name in NODES:
         assert kinds[setup.ip(name)][-1] == "anonymous access refused", kinds
-        assert any(kind.startswith("kubelet credential") for kind in kinds[setup.ip(name)])
+        proof = ("CRI pull as the kubelet" if name in ("containerd", "bare")
+                 else "kubelet credential")
+        assert any(kind.startswith(proof) for kind in kinds[setup.ip(name)])
     assert kinds[setup.ip("docker")][0] == "docker pull with root's ~/.docker/config.json"
     assert "OS trust store" in kinds[setup.ip("plain")][0]
     text = json.dumps(report.to_dict())
@@ -262,9 +277,11 @@ def test_rotation_updates_every_node_and_status_shows_stale_until_then(setup: Se
     stale = _verify(setup)
     assert not stale.ok and stale.push_pull.passed
     for node in stale.nodes:
-        refused = [c for c in node.checks if c.kind.startswith("kubelet credential")]
+        refused = [c for c in node.checks if c.kind.startswith(("kubelet credential",
+                                                                 "CRI pull as the kubelet"))]
         assert refused and not refused[0].passed, node
-        assert "HTTP 401" in refused[0].detail and "regwiz onboard" in (refused[0].hint or "")
+        assert ("HTTP 401" in refused[0].detail or "401 Unauthorized" in refused[0].detail), \
+            refused[0].detail
     plain = setup.lab["plain"]
     plain.stop_sshd()
     try:

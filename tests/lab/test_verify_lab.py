@@ -118,8 +118,16 @@ def test_verify_pulls_on_every_node_and_cleans_up(setup: Setup) -> None:
     assert listed == ["check"], listed
     kinds = {node.host: [c.kind for c in node.checks] for node in report.nodes}
     assert kinds[setup.ip("docker")] == ["docker pull"]
-    assert kinds[setup.ip("containerd")][0].startswith("containerd pull")
-    assert kinds[setup.ip("bare")][0].startswith("containerd pull")
+    # containerd nodes: through containerd's own CRI, as the kubelet pulls (issue 13); the
+    # containerd node logs in as rwops (sudo by password), bare as rwdeploy (NOPASSWD)
+    for name in ("containerd", "bare"):
+        assert kinds[setup.ip(name)] == ["CRI pull as the kubelet (containerd)",
+                                         "sandbox image (containerd)"], kinds
+        check = next(n for n in report.nodes if n.host == setup.ip(name)).checks[0]
+        assert "through containerd 1.6" in check.detail and "CRI (runtime.v1)" in check.detail
+        assert check.digest == push.pushed_digest
+        assert check.command.endswith("sudo relay to /run/containerd/containerd.sock "
+                                      "(python3, socat or nc -U)"), check.command
     assert kinds[setup.ip("plain")] == ["TLS handshake (OS trust store only)"]
     assert node_images(setup) == before  # nothing of the self-test image stays on the nodes
     assert "selftest" not in json.dumps(node_images(setup))
@@ -284,9 +292,11 @@ def test_htpasswd_registry_proves_each_node_pulls_with_its_installed_credential(
         for name in ("docker", "containerd", "bare", "plain"):
             node_kinds = kinds[lab[name].ip]
             assert node_kinds[-1] == "anonymous access refused", node_kinds
-            assert any(k.startswith("kubelet credential") for k in node_kinds), node_kinds
-        assert any(f"/etc/containerd/certs.d/{reg}/ca.crt" in k or "containerd" in k
-                   for k in kinds[lab["bare"].ip]), kinds
+            # containerd nodes: the kubelet's credential is proven by the CRI pull itself
+            proof = ("CRI pull as the kubelet (containerd)" if name in ("containerd", "bare")
+                     else "kubelet credential")
+            assert any(k.startswith(proof) for k in node_kinds), node_kinds
+        assert f"/etc/containerd/certs.d/{reg}/ca.crt" not in json.dumps(kinds)
         digests = {c["digest"] for node in report["nodes"] for c in node["checks"]
                    if c["digest"]}
         assert digests == {report["push_pull"]["pushed_digest"]}

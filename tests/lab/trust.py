@@ -27,6 +27,12 @@ def reset_node_trust(lab: Lab, registry: str) -> None:
 
 def _restore_containerd_config(host: LabHost) -> None:
     config = host.host_path("/etc/containerd/config.toml")
+    # imports drop-ins and another hosts dir a CRI test may have left (tests/lab/test_cri_lab.py)
+    names = ("/etc/containerd/conf.d", "/etc/containerd/certs-elsewhere.d",
+             "/etc/containerd/.lab-config-file", "/etc/containerd/lab-real.toml")
+    if any(host.host_path(name).exists() for name in names):
+        host.exec(["rm", "-rf", *names])
+        config.write_text("")  # forces the restart below
     if config.read_text() != CONTAINERD_CONFIG_BASE:
         config.write_text(CONTAINERD_CONFIG_BASE)
         host.stop_daemon("containerd")
