@@ -10,6 +10,12 @@ import json
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.plan import new_plan, save_plan
+
+if TYPE_CHECKING:
+    from tests.deploy_helpers import LocalRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -110,3 +116,19 @@ class Pusher:
         status, headers, _ = self.call("HEAD", f"/v2/{repository}/manifests/{reference}",
                                        extra={"Accept": accept})
         return headers.get("docker-content-digest") if status == 200 else None
+
+
+def local_plan(path: Path, registry: LocalRegistry, **registry_keys: object) -> Path:
+    """A plan for the local registry: host "local", no auth, delete enabled, its data dir."""
+    plan = new_plan(path)
+    plan.certificate.directory = str(registry.ca_path.parent)
+    plan.registry.host = "local"
+    plan.registry.sudo = False
+    plan.registry.address = "127.0.0.1"
+    plan.registry.port = int(registry.base.rsplit(":", 1)[1])
+    plan.registry.auth = "none"
+    plan.registry.delete_enabled = True
+    plan.registry.data_dir = str(registry.ca_path.parent.parent / "data")
+    for key, value in registry_keys.items():
+        setattr(plan.registry, key, value)
+    return save_plan(plan)

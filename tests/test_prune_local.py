@@ -12,10 +12,10 @@ import pytest
 
 from app.cli import main
 from app.image_facts import CACHE_NAME, ManifestCache, RegistryReader
-from app.plan import Plan, load_plan, new_plan, save_plan
+from app.plan import Plan, load_plan, save_plan
 from app.status import collect_catalog
 from tests.deploy_helpers import LocalRegistry, local_registry, make_pki
-from tests.image_helpers import Pushed, Pusher
+from tests.image_helpers import Pushed, Pusher, local_plan
 
 
 @dataclass
@@ -30,20 +30,6 @@ class Setup:
 
     def reader(self) -> RegistryReader:
         return RegistryReader.for_plan(self.plan, None)
-
-
-def local_plan(path: Path, registry: LocalRegistry, **registry_keys: object) -> Path:
-    plan = new_plan(path)
-    plan.certificate.directory = str(registry.ca_path.parent)
-    plan.registry.host = "local"
-    plan.registry.sudo = False
-    plan.registry.address = "127.0.0.1"
-    plan.registry.port = int(registry.base.rsplit(":", 1)[1])
-    plan.registry.auth = "none"
-    plan.registry.delete_enabled = True
-    for key, value in registry_keys.items():
-        setattr(plan.registry, key, value)
-    return save_plan(plan)
 
 
 @pytest.fixture
@@ -168,3 +154,32 @@ def test_a_registry_refusing_delete_stops_at_the_first_manifest(
         assert cli(setup, "--keep-last", "1", "--yes") == 1
         out = capsys.readouterr().out
         assert "[1/2] failed" in out and "[2/2]" not in out and "delete_enabled" in out
+
+
+def test_status_shows_the_volume_and_warns_at_the_threshold(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.plan import Secrets
+    from app.status import registry_host_status
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    push_app(setup)
+    _, disk = registry_host_status(setup.plan, Secrets(), None)
+    assert disk.volume_error is None and disk.volume_bytes and disk.volume_free_bytes
+    assert disk.used_percent is not None and 1 <= disk.used_percent <= 100
+    assert disk.warn_percent == 85 and disk.used_bytes
+    plan = setup.plan
+    plan.registry.disk_warn_percent = 1
+    save_plan(plan)
+    _, disk = registry_host_status(setup.plan, Secrets(), None)
+    assert disk.too_full
+    assert main(["status", "--plan", str(setup.plan_path), "--no-nodes", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["disk"]["too_full"] is True and report["healthy"] is False
+    assert {s["name"]: s["tag_count"] for s in report["catalog"]["sizes"]} == {
+        "app": 3, "other": 1}
+    main(["status", "--plan", str(setup.plan_path), "--no-nodes"])
+    out = capsys.readouterr().out
+    assert "WARNING: the volume is" in out and "disk_warn_percent = 1" in out
+    assert "app: v1, v2, v3  [3 tags," in out
