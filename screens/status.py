@@ -138,8 +138,8 @@ def volume_text(disk: DiskStatus) -> Text:
                 f"{format_bytes(disk.volume_bytes or 0)} ")
     text.append(f"({disk.used_percent}%)", style="bold red" if disk.too_full else "green")
     if disk.too_full:
-        text.append(f"\n{'':<13}⚠ at or above {disk.warn_percent}% (registry.disk_warn_percent):"
-                    " prune old tags, then run the registry's garbage collection",
+        text.append(f"\n{'':<13}⚠ at or above disk_warn_percent ({disk.warn_percent}%): "
+                    "prune old tags (Prune…), then collect the registry's garbage",
                     style="bold red")
     return text
 

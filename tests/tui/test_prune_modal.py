@@ -49,7 +49,7 @@ async def test_prune_modal_previews_confirms_and_deletes_with_progress(
         assert isinstance(screen, StatusScreen)
         panel = " ".join(text(screen.query_one("#status-text", Static)).split())
         assert "app 3 tags," in panel and "other 1 tag," in panel
-        assert "free of" in panel and "at or above 1%" in panel
+        assert "free of" in panel and "at or above disk_warn_percent (1%)" in panel
 
         screen.query_one("#prune", Button).press()
         await pilot.pause()
