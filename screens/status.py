@@ -139,7 +139,7 @@ def volume_text(disk: DiskStatus) -> Text:
     text.append(f"({disk.used_percent}%)", style="bold red" if disk.too_full else "green")
     if disk.too_full:
         text.append(f"\n{'':<13}⚠ at or above disk_warn_percent ({disk.warn_percent}%): "
-                    "prune old tags (Prune…), then collect the registry's garbage",
+                    "prune old tags, then collect garbage",
                     style="bold red")
     return text
 
