@@ -183,3 +183,30 @@ def test_status_shows_the_volume_and_warns_at_the_threshold(
     out = capsys.readouterr().out
     assert "WARNING: the volume is" in out and "disk_warn_percent = 1" in out
     assert "app: v1, v2, v3  [3 tags," in out
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+     "/dev/sda1 1000 600 400 60% /registry-image\n", (1000 * 1024, 600 * 1024, 400 * 1024)),
+    # a long device name wraps the line (POSIX df -P does not, busybox may)
+    ("Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+     "/dev/mapper/a-very-long-volume-name\n 2048 1024 1024 50% /data dir\n",
+     (2048 * 1024, 1024 * 1024, 1024 * 1024)),
+    ("df: /nope: No such file or directory\n", None),
+    ("", None),
+])
+def test_df_output_parses(output: str, expected: tuple[int, int, int] | None) -> None:
+    from app.status import parse_df_output
+
+    assert parse_df_output(output) == expected
+
+
+def test_used_percent_rounds_up_like_df() -> None:
+    from app.status import DiskStatus
+
+    disk = DiskStatus("/d", volume_bytes=1000, volume_used_bytes=1, volume_free_bytes=999,
+                      warn_percent=1)
+    assert disk.used_percent == 1 and disk.too_full
+    disk.warn_percent = 2
+    assert not disk.too_full
+    assert DiskStatus("/d").used_percent is None and not DiskStatus("/d").too_full
