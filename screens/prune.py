@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from app.htpasswd import Credentials
     from app.image_facts import RegistryReader
     from app.retention import DeleteResult
+    from screens.app import RegwizApp
 
 JOB = "prune"
+DELETE_OFF = "deleting is off (registry.delete_enabled = false)"
 _GLOB = re.compile(r"^[A-Za-z0-9_.\-*?\[\]/]+$")
 VERDICT_STYLE = {Verdict.KEEP: "green", Verdict.DELETE: "bold red"}
 STATE_STYLE = {DeleteState.DELETED: "bold red", DeleteState.GONE: "dim",
@@ -65,8 +67,10 @@ class PruneModal(ModalScreen[bool]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
-    def __init__(self, plan: Plan, secrets: Secrets, credentials: Credentials | None) -> None:
+    def __init__(self, plan: Plan, secrets: Secrets, credentials: Credentials | None,
+                 wizard: RegwizApp | None = None) -> None:
         super().__init__(classes="modal")
+        self.wizard = wizard  # to turn delete on: save the plan, go to Deploy
         self.plan = plan
         self.secrets = secrets
         self.credentials = credentials
@@ -103,6 +107,7 @@ class PruneModal(ModalScreen[bool]):
                 yield Button("Preview", id="preview", variant="primary", compact=True)
                 yield Button("Delete…", id="delete", variant="error", compact=True,
                              disabled=True)
+                yield Button("Enable delete…", id="enable-delete", compact=True)
                 yield Button("Close", id="close", compact=True)
             yield Static("", id="prune-problems", markup=False)
             yield DataTable(id="prune-table", cursor_type="row", zebra_stripes=True)
@@ -115,10 +120,10 @@ class PruneModal(ModalScreen[bool]):
                            ("created", "created"), ("reason", "why")):
             table.add_column(label, key=key)
         self.query_one("#prune-progress", ProgressBar).display = False
+        self.query_one("#enable-delete", Button).display = not self.plan.registry.delete_enabled
         if not self.plan.registry.delete_enabled:
-            self.say("delete_enabled is off in the plan: Preview shows what would go; to "
-                     "delete, set registry.delete_enabled = true on the Host step and deploy "
-                     "again (the same data stays)")
+            self.say(f"{DELETE_OFF}: Preview shows what would go; Enable delete… turns it on "
+                     "(a redeploy with the same data)")
 
     def say(self, text: str) -> None:
         self.query_one("#prune-result", Static).update(text)
@@ -160,6 +165,30 @@ class PruneModal(ModalScreen[bool]):
             self.run_preview(rule)
         elif button == "delete" and self.preview is not None:
             self.ask_delete(self.preview)
+        elif button == "enable-delete":
+            self.ask_enable_delete()
+
+    def ask_enable_delete(self) -> None:
+        """Set delete_enabled in the plan, save it and go to Deploy: deploying again recreates
+        the registry container with the same data directory."""
+        from screens.confirm import ConfirmModal
+
+        def answered(yes: bool | None) -> None:
+            if not yes or self.wizard is None:
+                return
+            self.plan.registry.delete_enabled = True
+            if not self.wizard.save_plan():
+                self.plan.registry.delete_enabled = False
+                return
+            self.dismiss(False)
+            self.wizard.goto("deploy", save=False)
+
+        self.app.push_screen(ConfirmModal(
+            "Allow deleting?",
+            "Sets registry.delete_enabled = true in the plan and opens the Deploy step: "
+            "deploying again recreates the registry container with the same data directory "
+            "(every image stays; pulls pause for a few seconds). Then come back to Prune.",
+            confirm_label="Enable and go to Deploy", cancel_label="Not now"), answered)
 
     def ask_delete(self, prune: PrunePlan) -> None:
         from screens.confirm import ConfirmModal
@@ -257,8 +286,8 @@ class PruneModal(ModalScreen[bool]):
         text = (f"{count} tag(s) to delete ({prune.manifest_count} manifest(s)), "
                 f"{len(prune.to_keep)} kept, in {len(prune.repositories)} repositories")
         if count and not allowed:
-            text += ("\ndelete_enabled is off in the plan: set registry.delete_enabled = true "
-                     "on the Host step and deploy again (the same data stays)")
+            text += (f"\n{DELETE_OFF}: Enable delete… sets registry.delete_enabled = true and "
+                     "opens Deploy (a redeploy with the same data)")
         self.say(text)
 
     def on_prune_progressed(self, message: PruneProgressed) -> None:

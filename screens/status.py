@@ -206,7 +206,8 @@ class StatusScreen(WizardScreen):
                 self.action_refresh_now()
 
         self.app.push_screen(PruneModal(plan, self.wizard.secrets,
-                                        saved_credentials(self.wizard.plan_path)), closed)
+                                        saved_credentials(self.wizard.plan_path), self.wizard),
+                             closed)
 
     def on_mount(self) -> None:
         self.show_notes()

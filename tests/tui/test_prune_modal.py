@@ -12,6 +12,7 @@ from textual.widgets import Button, DataTable, Input, ProgressBar, Static
 
 from app.plan import load_plan, save_plan
 from screens.confirm import ConfirmModal
+from screens.deploy import DeployScreen
 from screens.prune import PruneModal
 from screens.status import StatusScreen
 from tests.deploy_helpers import LocalRegistry, local_registry, make_pki
@@ -55,6 +56,7 @@ async def test_prune_modal_previews_confirms_and_deletes_with_progress(
         await pilot.pause()
         modal = app.screen
         assert isinstance(modal, PruneModal)
+        assert not modal.query_one("#enable-delete", Button).display  # delete is on
         modal.query_one("#keep-last", Input).value = "0"
         modal.query_one("#protect", Input).value = "ok bad;name"
         await pilot.pause()
@@ -133,3 +135,13 @@ async def test_prune_modal_says_how_to_enable_delete(
         assert modal.query_one("#delete", Button).disabled
         result = text(modal.query_one("#prune-result", Static))
         assert "1 tag(s) to delete" in result and "delete_enabled = true" in result
+        enable = modal.query_one("#enable-delete", Button)
+        assert enable.display
+        enable.press()
+        await wait_until_async(lambda: isinstance(app.screen, ConfirmModal),
+                               lambda: pilot.pause(0.02), "the confirmation")
+        app.screen.query_one("#confirm", Button).press()
+        await wait_until_async(lambda: isinstance(app.screen, DeployScreen),
+                               lambda: pilot.pause(0.02), "the Deploy step")
+        assert load_plan(plan_path).registry.delete_enabled
+        assert app.plan is not None and app.plan.registry.delete_enabled
