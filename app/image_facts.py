@@ -249,7 +249,8 @@ class RegistryReader:
         from app import registry_api
 
         return registry_api.manifest_digest(self.base, self.ca_path, repository, tag,
-                                            auth=self.auth, timeout=self.timeout)
+                                            auth=self.auth, timeout=self.timeout,
+                                            context=self.context)
 
     def delete(self, repository: str, digest: str) -> None:
         from app import registry_api

@@ -316,11 +316,13 @@ def manifest_digest(
     *,
     auth: BasicAuth | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    context: ssl.SSLContext | None = None,
 ) -> str | None:
     """The ``Docker-Content-Digest`` of a tag or digest, or None when it does not exist."""
     path = f"/v2/{_repo_path(repository)}/manifests/{urllib.parse.quote(reference, safe=':')}"
     answer = request(
-        base, ca, "HEAD", path, auth=auth, timeout=timeout, headers={"Accept": MANIFEST_MEDIA_TYPES}
+        base, ca, "HEAD", path, auth=auth, timeout=timeout, context=context,
+        headers={"Accept": MANIFEST_MEDIA_TYPES},
     )
     if answer.status == 404:
         return None

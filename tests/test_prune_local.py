@@ -210,3 +210,27 @@ def test_used_percent_rounds_up_like_df() -> None:
     disk.warn_percent = 2
     assert not disk.too_full
     assert DiskStatus("/d").used_percent is None and not DiskStatus("/d").too_full
+
+
+def test_a_manifest_another_tag_came_to_use_after_the_preview_is_kept(setup: Setup) -> None:
+    from app.retention import DeleteState, RetentionRule, plan_prune, run_prune
+
+    pushed = push_app(setup)
+    reader = setup.reader()
+    prune = plan_prune(reader, RetentionRule(1, repositories=("app",)))
+    assert {d.tag for d in prune.to_delete} == {"v1", "v2"}
+    # meanwhile someone tags v1's image again
+    status, _, manifest = setup.pusher.call(
+        "GET", f"/v2/app/manifests/{pushed['v1'].digest}",
+        extra={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert status == 200
+    setup.pusher.put_manifest("app", "pinned", manifest,
+                              "application/vnd.oci.image.manifest.v1+json")
+    seen: list[tuple[str, DeleteState]] = []
+    report = run_prune(reader, prune, on_progress=lambda r: seen.append((r.tags[0], r.state)))
+    assert seen == [("v2", DeleteState.DELETED), ("v1", DeleteState.SKIPPED)]
+    assert report.ok and report.deleted_tags == ["app:v2"]
+    assert "pinned" in report.results[1].message
+    assert setup.pusher.head("app", "pinned") == pushed["v1"].digest
+    assert setup.pusher.head("app", "v1") == pushed["v1"].digest
+    assert setup.pusher.head("app", "v2") is None
