@@ -274,10 +274,11 @@ class PruneModal(ModalScreen[bool]):
             return
         for repository in prune.repositories:
             for decision in repository.decisions:
-                table.add_row(repository.name, decision.tag,
+                # Text, not str: a str cell is read as markup ("protected (v[12])")
+                table.add_row(Text(repository.name), Text(decision.tag),
                               Text(decision.verdict.value,
                                    style=VERDICT_STYLE[decision.verdict]),
-                              (decision.created or "unknown")[:10], decision.reason,
+                              Text((decision.created or "unknown")[:10]), Text(decision.reason),
                               key=f"{repository.name}:{decision.tag}")
         self.preview = prune
         count = len(prune.to_delete)
@@ -300,7 +301,7 @@ class PruneModal(ModalScreen[bool]):
                 table.update_cell(key, "verdict", Text(result.state.value,
                                                        style=STATE_STYLE[result.state]))
                 if result.message:
-                    table.update_cell(key, "reason", result.message)
+                    table.update_cell(key, "reason", Text(result.message))
         if result.state is DeleteState.DELETED:
             self.deleted_any = True
         self.say(f"{result.done}/{result.total}: {result.state.value} "

@@ -104,7 +104,7 @@ def print_prune_plan(prune: PrunePlan) -> None:
         for decision in repository.decisions:
             digest = (decision.digest or "?")[:19]
             created = (decision.created or "unknown")[:19].replace("T", " ")
-            echo(f"  {decision.verdict.value:<7}{decision.tag:<{width}}  {digest}  {created}  "
+            echo(f"  {decision.verdict.value:<7}{decision.tag:<{width}}  {digest}  {created:<19}  "
                  f"{decision.reason}")
     echo(f"prune: {len(prune.to_delete)} tag(s) to delete ({prune.manifest_count} "
          f"manifest(s)), {len(prune.to_keep)} kept, in {len(prune.repositories)} "

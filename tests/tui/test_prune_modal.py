@@ -116,6 +116,7 @@ async def test_prune_modal_says_how_to_enable_delete(
     pusher = Pusher(registry.base, registry.ca_path)
     for n in (1, 2):
         pusher.image("app", f"v{n}", [f"own {n}".encode()], f"2026-01-0{n}T00:00:00Z")
+    pusher.image("app", "x1", [b"x1"], "2025-01-01T00:00:00Z")
     local_plan(plan_path, registry)
     plan = load_plan(plan_path)
     plan.registry.delete_enabled = False
@@ -129,9 +130,12 @@ async def test_prune_modal_says_how_to_enable_delete(
         modal = app.screen
         assert isinstance(modal, PruneModal)
         modal.query_one("#keep-last", Input).value = "1"
+        modal.query_one("#protect", Input).value = "x[a1]"  # a glob with brackets
         modal.query_one("#preview", Button).press()
         await settle(app, pilot)
-        assert modal.query_one("#prune-table", DataTable).row_count == 2
+        table = modal.query_one("#prune-table", DataTable)
+        assert table.row_count == 3
+        assert str(table.get_cell("app:x1", "reason")) == "protected (x[a1])"
         assert modal.query_one("#delete", Button).disabled
         result = text(modal.query_one("#prune-result", Static))
         assert "1 tag(s) to delete" in result and "delete_enabled = true" in result
