@@ -78,6 +78,8 @@ class RegistrySettings:
     #: "htpasswd" (the default: accounts with roles, enforced by the front) or "none"
     auth: str = "htpasswd"
     delete_enabled: bool = False
+    #: status warns (and exits 1) when the data volume is at least this full (percent, 1..99)
+    disk_warn_percent: int = 85
     #: the environment variable holding this host's sudo password (a name, never the secret)
     sudo_password_env: str | None = None
     #: the one host address the port is published on ("0.0.0.0": every IPv4 address)
@@ -493,6 +495,8 @@ def _read_registry(problems: list[str], table: object) -> RegistrySettings:
             "certs_dir": r.text("certs_dir", validate.check_certs_dir),
             "auth": r.text("auth", validate.check_auth),
             "delete_enabled": r.boolean("delete_enabled"),
+            "disk_warn_percent": r.integer("disk_warn_percent", validate.check_percent,
+                                           "a percentage from 1 to 99"),
             "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
             "bind_address": r.text("bind_address", validate.check_bind_address),
             "front_image": r.text("front_image", validate.check_image),

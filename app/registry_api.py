@@ -316,11 +316,13 @@ def manifest_digest(
     *,
     auth: BasicAuth | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    context: ssl.SSLContext | None = None,
 ) -> str | None:
     """The ``Docker-Content-Digest`` of a tag or digest, or None when it does not exist."""
     path = f"/v2/{_repo_path(repository)}/manifests/{urllib.parse.quote(reference, safe=':')}"
     answer = request(
-        base, ca, "HEAD", path, auth=auth, timeout=timeout, headers={"Accept": MANIFEST_MEDIA_TYPES}
+        base, ca, "HEAD", path, auth=auth, timeout=timeout, context=context,
+        headers={"Accept": MANIFEST_MEDIA_TYPES},
     )
     if answer.status == 404:
         return None
@@ -343,3 +345,91 @@ def delete_manifest(
     path = f"/v2/{_repo_path(repository)}/manifests/{digest}"
     answer = request(base, ca, "DELETE", path, auth=auth, timeout=timeout)
     _check(answer, f"deleting {repository}@{digest}", ok=(200, 202))
+
+
+# --- manifests and blobs (sizes, creation times, retention) ------------------------------------
+
+MAX_MANIFEST_BYTES = 4 << 20  # the registry itself refuses manifests over 4 MiB
+MAX_CONFIG_BYTES = 8 << 20  # an image config is JSON: a few KiB, rarely a few MiB
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as the registry serves it, its digest checked against its bytes."""
+
+    digest: str
+    media_type: str
+    body: bytes
+
+    def data(self) -> dict[str, object]:
+        try:
+            parsed = json.loads(self.body)
+        except ValueError:
+            raise RegistryAPIError(f"manifest {self.digest} is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise RegistryAPIError(f"manifest {self.digest} is not a JSON object")
+        return parsed
+
+
+def _sha256(body: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def get_manifest(
+    base: str,
+    ca: Path | str | bytes,
+    repository: str,
+    reference: str,
+    *,
+    auth: BasicAuth | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    context: ssl.SSLContext | None = None,
+) -> Manifest:
+    """``GET`` a manifest (image, OCI index or Docker manifest list) by tag or digest.
+
+    Raises RegistryAPIError (``status`` 404 when it does not exist); a body whose digest is
+    not the one asked for (or announced) is refused.
+    """
+    what = f"reading manifest {repository}:{reference}"
+    path = f"/v2/{_repo_path(repository)}/manifests/{urllib.parse.quote(reference, safe=':')}"
+    answer = _check(request(base, ca, "GET", path, auth=auth, timeout=timeout, context=context,
+                            headers={"Accept": MANIFEST_MEDIA_TYPES}), what)
+    if len(answer.body) > MAX_MANIFEST_BYTES:
+        raise RegistryAPIError(f"{what}: larger than {MAX_MANIFEST_BYTES} bytes")
+    digest = _sha256(answer.body)
+    expected = reference if reference.startswith("sha256:") else answer.header(
+        "docker-content-digest")
+    if expected and expected != digest:
+        raise RegistryAPIError(f"{what}: the body's digest {digest} is not {expected}")
+    media_type = (answer.header("content-type") or "").split(";")[0].strip()
+    return Manifest(digest, media_type, answer.body)
+
+
+def get_blob(
+    base: str,
+    ca: Path | str | bytes,
+    repository: str,
+    digest: str,
+    *,
+    auth: BasicAuth | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    context: ssl.SSLContext | None = None,
+    limit: int = MAX_CONFIG_BYTES,
+) -> bytes:
+    """A small blob (an image config) by digest, checked against that digest."""
+    what = f"reading blob {repository}@{digest}"
+    if not digest.startswith("sha256:"):
+        raise RegistryAPIError(f"{what}: only sha256 digests are read")
+    path = f"/v2/{_repo_path(repository)}/blobs/{digest}"
+    answer = request(base, ca, "GET", path, auth=auth, timeout=timeout, context=context)
+    if answer.status in (301, 302, 303, 307, 308):
+        raise RegistryAPIError(f"{what}: the registry redirects blob reads (a storage "
+                               "redirect): not followed", status=answer.status)
+    _check(answer, what)
+    if len(answer.body) > limit:
+        raise RegistryAPIError(f"{what}: larger than {limit} bytes")
+    if _sha256(answer.body) != digest:
+        raise RegistryAPIError(f"{what}: the body does not match its digest")
+    return answer.body

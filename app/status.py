@@ -75,6 +75,8 @@ class CatalogStatus:
     repository_count: int = 0
     truncated: bool = False  # tags listed only for the first MAX_REPOSITORIES_WITH_TAGS
     error: str | None = None
+    sizes: list[RepositorySize] = field(default_factory=list)  # the same repositories
+    manifests_fetched: int = 0  # manifests read this time (the others came from the cache)
 
 
 @dataclass
@@ -92,7 +94,40 @@ class ContainerStatus:
 @dataclass
 class DiskStatus:
     path: str
-    used_bytes: int | None = None
+    used_bytes: int | None = None  # the data directory's own size (du)
+    error: str | None = None
+    # The volume holding the data directory (df): its size, what is used and free on it.
+    volume_bytes: int | None = None
+    volume_used_bytes: int | None = None
+    volume_free_bytes: int | None = None
+    volume_error: str | None = None
+    warn_percent: int = 85  # the plan's registry.disk_warn_percent
+
+    @property
+    def used_percent(self) -> int | None:
+        """How full the volume is, rounded up as df rounds it (None: unknown)."""
+        if self.volume_used_bytes is None or self.volume_free_bytes is None:
+            return None
+        usable = self.volume_used_bytes + self.volume_free_bytes
+        if usable <= 0:
+            return None
+        return -(-self.volume_used_bytes * 100 // usable)
+
+    @property
+    def too_full(self) -> bool:
+        """The volume is at least ``warn_percent`` full."""
+        percent = self.used_percent
+        return percent is not None and percent >= self.warn_percent
+
+
+@dataclass
+class RepositorySize:
+    """A repository's tags and the unique size of the blobs they use (from the manifests)."""
+
+    name: str
+    tag_count: int = 0
+    unique_bytes: int = 0
+    unsized_tags: int = 0  # tags whose manifest could not be read (not in unique_bytes)
     error: str | None = None
 
 
@@ -188,6 +223,7 @@ class StatusReport:
             and (self.container.running or not self.managed)
             and not self.server_certificate.out_of_date
             and not self.stale_nodes
+            and not self.disk.too_full
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +231,8 @@ class StatusReport:
         data["healthy"] = self.healthy
         data["server_certificate"]["expiring"] = self.server_certificate.expiring
         data["ca_certificate"]["expiring"] = self.ca_certificate.expiring
+        data["disk"]["used_percent"] = self.disk.used_percent
+        data["disk"]["too_full"] = self.disk.too_full
         return data
 
 
@@ -374,7 +412,10 @@ def certificate_status_from_pem(pem: bytes, source: str) -> CertificateStatus:
     )
 
 
-def collect_catalog(plan: Plan, ca_path: Path, auth: tuple[str, str] | None) -> CatalogStatus:
+def collect_catalog(plan: Plan, ca_path: Path, auth: tuple[str, str] | None,
+                    *, sizes: bool = True) -> CatalogStatus:
+    """Repositories and tags; with ``sizes``, each repository's unique size from its manifests
+    (those seen before come from the cache next to the plan)."""
     from app import registry_api
 
     base = registry_api.base_url(plan.registry.address, plan.registry.port)
@@ -388,7 +429,28 @@ def collect_catalog(plan: Plan, ca_path: Path, auth: tuple[str, str] | None) -> 
             result.repositories[name] = registry_api.tags(base, ca_path, name, auth=basic)
     except RegwizError as error:
         result.error = error.message
+        return result
+    if sizes and result.repositories:
+        _fill_sizes(plan, auth, result)
     return result
+
+
+def _fill_sizes(plan: Plan, auth: tuple[str, str] | None,
+                catalog: CatalogStatus) -> None:
+    from app.image_facts import ManifestCache, RegistryReader, repositories_facts
+
+    cache = ManifestCache.for_plan(plan)
+    try:
+        reader = RegistryReader.for_plan(plan, auth, cache)
+        facts = repositories_facts(reader, list(catalog.repositories),
+                                   lambda name: catalog.repositories[name])
+    except RegwizError as error:
+        catalog.sizes = [RepositorySize(name, len(tags), error=error.message)
+                         for name, tags in catalog.repositories.items()]
+        return
+    catalog.manifests_fetched = cache.fetched
+    catalog.sizes = [RepositorySize(repo.name, len(repo.tags), repo.unique_bytes,
+                                    repo.unsized_tags, repo.error) for repo in facts]
 
 
 # --- the registry host: container and disk -----------------------------------------------------
@@ -400,7 +462,7 @@ def registry_host_status(
     from app.connections import open_registry_transport
 
     container = ContainerStatus(plan.registry.container_name)
-    disk = DiskStatus(plan.registry.data_dir)
+    disk = DiskStatus(plan.registry.data_dir, warn_percent=plan.registry.disk_warn_percent)
     try:
         transport = open_registry_transport(plan, secrets, policy)
     except RegwizError as error:
@@ -449,6 +511,7 @@ def apply_container_attrs(container: ContainerStatus, attrs: dict[str, Any]) -> 
 
 
 def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
+    _fill_volume(plan, transport, disk)
     try:
         answer = transport.run(["du", "-sb", disk.path], sudo=plan.registry.sudo, timeout=120.0)
     except RegwizError as error:
@@ -457,6 +520,36 @@ def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
     disk.used_bytes = parse_du_output(answer.stdout)
     if disk.used_bytes is None:
         disk.error = f"unexpected du output: {answer.stdout.strip()[:80]!r}"
+
+
+def _fill_volume(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
+    """The data directory's volume, from POSIX ``df -P -k`` (coreutils, busybox alike)."""
+    try:
+        answer = transport.run(["df", "-P", "-k", disk.path], sudo=plan.registry.sudo,
+                               timeout=30.0)
+    except RegwizError as error:
+        disk.volume_error = error.message
+        return
+    volume = parse_df_output(answer.stdout)
+    if volume is None:
+        disk.volume_error = f"unexpected df output: {answer.stdout.strip()[-80:]!r}"
+        return
+    disk.volume_bytes, disk.volume_used_bytes, disk.volume_free_bytes = volume
+
+
+def parse_df_output(output: str) -> tuple[int, int, int] | None:
+    """(size, used, available) in bytes from ``df -P -k`` output (header, then one line; a long
+    device name may wrap it onto two)."""
+    lines = output.strip().splitlines()[1:]
+    fields = " ".join(lines).split()
+    # Filesystem 1024-blocks Used Available Capacity Mounted-on: the numbers precede "NN%".
+    for index, value in enumerate(fields):
+        if value.endswith("%") and value[:-1].isdigit() and index >= 3:
+            numbers = fields[index - 3:index]
+            if all(n.isdigit() for n in numbers):
+                size, used, free = (int(n) * 1024 for n in numbers)
+                return size, used, free
+    return None
 
 
 def parse_du_output(output: str) -> int | None:

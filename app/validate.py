@@ -354,6 +354,13 @@ def check_days(value: object, maximum: int = MAX_VALIDITY_DAYS) -> str | None:
     return None
 
 
+def check_percent(value: object) -> str | None:
+    """A warning threshold in percent: an integer from 1 to 99."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
+        return f"expected a percentage from 1 to 99, got {_shown(value)}"
+    return None
+
+
 def check_remote_path(value: object) -> str | None:
     """Absolute path on a remote host: starts with '/', no control characters, no '..'."""
     if (problem := _not_text(value)) is not None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # annotations only: the domain modules load with the job that
     from app.images.copy import ImageEvent, ImagesReport
     from app.nodes_import import NodeEntry
     from app.onboard import NodeProgress, OnboardReport
+    from app.retention import DeleteResult, PrunePlan, PruneReport
     from app.status import StatusReport
     from app.steps import StepResult
     from app.verify import VerifyProgress, VerifyReport
@@ -110,6 +111,27 @@ class AccountsChanged(Message):
 
     text: str
     done: bool
+
+
+@dataclass
+class PrunePreviewed(Message):
+    """What prune would delete and keep (screens/prune.py); nothing was changed."""
+
+    prune: PrunePlan
+
+
+@dataclass
+class PruneProgressed(Message):
+    """One manifest was deleted (or skipped, or failed) during a prune."""
+
+    result: DeleteResult
+
+
+@dataclass
+class PruneFinished(Message):
+    """The prune's deletions ended (every one, or stopped early: ``report.stopped``)."""
+
+    report: PruneReport
 
 
 # --- registry host, certificates, nodes ---------------------------------------------------------

@@ -18,7 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
-from app.status import CertificateStatus, StatusReport, TrustState, format_bytes
+from app.errors import RegwizError
+from app.status import CertificateStatus, DiskStatus, StatusReport, TrustState, format_bytes
 from screens import validators
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
@@ -93,11 +94,53 @@ def render_report(report: StatusReport) -> Text:
     if catalog.error:
         text.append(catalog.error, style="red")
     else:
-        shown = [f"{name} ({', '.join(tags[:3])}{'…' if len(tags) > 3 else ''})"
-                 for name, tags in list(catalog.repositories.items())[:4]]
         text.append(f"{catalog.repository_count} repositor"
-                    f"{'y' if catalog.repository_count == 1 else 'ies'}"
-                    + (f": {'; '.join(shown)}" if shown else ""))
+                    f"{'y' if catalog.repository_count == 1 else 'ies'}")
+        text.append_text(repositories_text(report))
+    return text
+
+
+SHOWN_REPOSITORIES = 6
+
+
+def repositories_text(report: StatusReport) -> Text:
+    """One line per repository: its tags, how many, and the unique size of its blobs."""
+    catalog = report.catalog
+    sizes = {size.name: size for size in catalog.sizes}
+    text = Text()
+    names = list(catalog.repositories)
+    for name in names[:SHOWN_REPOSITORIES]:
+        tags = catalog.repositories[name]
+        text.append(f"\n{'':<13}  {name}", style="bold")
+        size = sizes.get(name)
+        if size is not None:
+            text.append(f"  {size.tag_count} tag{'s' if size.tag_count != 1 else ''}, "
+                        f"{format_bytes(size.unique_bytes)}")
+            if size.unsized_tags:
+                text.append(f" (+{size.unsized_tags} not sized)", style="yellow")
+            if size.error:
+                text.append(f"  {size.error}", style="red")
+        shown = ", ".join(tags[:3]) + ("…" if len(tags) > 3 else "")
+        text.append(f"  ({shown or 'no tags'})", style="dim")
+    more = catalog.repository_count - min(len(names), SHOWN_REPOSITORIES)
+    if more > 0:
+        text.append(f"\n{'':<13}  … and {more} more", style="dim")
+    return text
+
+
+def volume_text(disk: DiskStatus) -> Text:
+    """The data volume's used and free space, red with a warning at the plan's threshold."""
+    text = Text(f"\n{'volume':<13}", style="bold")
+    if disk.volume_used_bytes is None or disk.volume_free_bytes is None:
+        return text.append(disk.volume_error or "unknown", style="red")
+    text.append(f"{format_bytes(disk.volume_used_bytes)} used, "
+                f"{format_bytes(disk.volume_free_bytes)} free of "
+                f"{format_bytes(disk.volume_bytes or 0)} ")
+    text.append(f"({disk.used_percent}%)", style="bold red" if disk.too_full else "green")
+    if disk.too_full:
+        text.append(f"\n{'':<13}⚠ at or above disk_warn_percent ({disk.warn_percent}%): "
+                    "prune old tags, then collect garbage",
+                    style="bold red")
     return text
 
 
@@ -121,6 +164,7 @@ class StatusScreen(WizardScreen):
             yield Checkbox("check nodes", True, id="include-nodes", compact=True)
             yield Button("Accounts…", id="accounts", compact=True)
             yield Button("Images…", id="images", compact=True)
+            yield Button("Prune…", id="prune", compact=True)
         with Vertical(id="status-panel"):
             yield Static("", id="status-notes", markup=False)
             yield Static("collecting…", id="status-text", classes="summary")
@@ -139,6 +183,7 @@ class StatusScreen(WizardScreen):
         shown.display = bool(notes)
         self.query_one("#accounts", Button).display = (  # a registry of its own keeps its own
             plan is not None and plan.registry.managed and plan.registry.auth == "htpasswd")
+        self.query_one("#prune", Button).display = plan is not None and plan.registry.managed
 
     def action_images(self) -> None:
         """Copy images into the registry (a modal with live progress per image)."""
@@ -151,6 +196,25 @@ class StatusScreen(WizardScreen):
 
         plan = self.wizard.require_plan()
         self.app.push_screen(AccountsModal(plan, self.wizard.secrets, self.wizard))
+
+    def action_prune(self) -> None:
+        from app.plan import require_managed
+        from screens.prune import PruneModal
+
+        plan = self.wizard.require_plan()
+        try:
+            require_managed(plan, "prune")
+        except RegwizError as error:
+            self.query_one("#status-state", Static).update(f"✗ {error.message}")
+            return
+
+        def closed(deleted: bool | None) -> None:
+            if deleted:
+                self.action_refresh_now()
+
+        self.app.push_screen(PruneModal(plan, self.wizard.secrets,
+                                        saved_credentials(self.wizard.plan_path), self.wizard),
+                             closed)
 
     def on_mount(self) -> None:
         self.show_notes()
@@ -179,7 +243,7 @@ class StatusScreen(WizardScreen):
 
     def button_actions(self) -> dict[str, Callable[[], object]]:
         return {"refresh": self.action_refresh_now, "accounts": self.action_accounts,
-                "images": self.action_images}
+                "images": self.action_images, "prune": self.action_prune}
 
     def action_refresh_now(self) -> None:
         if any(w.group == JOB and not w.is_finished for w in self.workers):
@@ -222,9 +286,16 @@ class StatusScreen(WizardScreen):
             if report.nodes is not None else healthy)
 
     def palette_actions(self) -> list[PaletteAction]:
-        return [("Refresh status", "Collect the status now", self.action_refresh_now),
-                ("Copy images in", "Push images into the registry (references, an archive or "
-                 "an OCI layout) with live progress", self.action_images)]
+        actions: list[PaletteAction] = [
+            ("Refresh status", "Collect the status now", self.action_refresh_now),
+            ("Copy images in", "Push images into the registry (references, an archive or "
+             "an OCI layout) with live progress", self.action_images)]
+        plan = self.wizard.plan
+        if plan is not None and plan.registry.managed:
+            actions.append(("Prune old tags…", "Keep the newest N tags of each repository, "
+                            "delete the rest (preview first)", self.action_prune))
+        return actions
+
 
 
 def registry_host_text(report: StatusReport) -> Text:
@@ -244,7 +315,7 @@ def registry_host_text(report: StatusReport) -> Text:
     disk = report.disk
     text.append(disk.error or f"{human_bytes(disk.used_bytes)} in {disk.path}",
                 style="red" if disk.error else "")
-    return text
+    return text.append_text(volume_text(disk))
 
 
 def _check_interval(value: str) -> str | None:

@@ -315,6 +315,7 @@ KEYS = {
         "certs_dir",
         "auth",
         "delete_enabled",
+        "disk_warn_percent",
     ],
 }
 NODE_KEYS = ["host", "ssh_user", "ssh_port", "sudo", "runtime", "os_trust_store", "identity_file"]

@@ -18,12 +18,21 @@ from app.commands.common import (
 from app.terminal_text import echo
 
 if TYPE_CHECKING:
-    from app.status import CertificateStatus, NodeTrustStatus, StatusReport
+    from app.status import (
+        CertificateStatus,
+        DiskStatus,
+        NodeTrustStatus,
+        RepositorySize,
+        StatusReport,
+    )
 
 DESCRIPTION = """\
 Show the registry's state: reachable and TLS valid (checked against the plan's CA only), response
-time, days left on the served certificate and on the CA, repositories and tags, the container's
-state and restart count, disk used by the data directory, and for every node whether the CA file
+time, days left on the served certificate and on the CA, repositories and tags (with each
+repository's number of tags and the unique size of the blobs they use, read from the manifests and
+cached next to the plan in manifest-cache.json), the container's state and restart count, disk
+used by the data directory and the used/free space of its volume (a warning, and exit 1, at
+registry.disk_warn_percent, default 85), and for every node whether the CA file
 its runtime reads is the plan's current CA (a stale or missing one means: run regwiz onboard),
 and, when the registry uses htpasswd and credentials/cluster.json exists, whether the node holds
 the current pull credential (compared by fingerprint; the secret is never shown).
@@ -137,6 +146,22 @@ def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) 
     disk = report.disk
     used = format_bytes(disk.used_bytes) if disk.used_bytes is not None else disk.error
     line("disk", f"{disk.path}: {used}")
+    line("", f"volume: {volume_text(disk)}")
+    if disk.too_full:
+        line("", f"  WARNING: the volume is {disk.used_percent}% full (registry."
+             f"disk_warn_percent = {disk.warn_percent}): prune old tags (regwiz prune), then "
+             "run the registry's garbage collection; deleting tags alone frees nothing")
+
+
+def volume_text(disk: DiskStatus) -> str:
+    """"12.0 GiB used, 3.0 GiB free of 15.0 GiB (80%)", or why it is unknown."""
+    from app.status import format_bytes
+
+    if disk.volume_used_bytes is None or disk.volume_free_bytes is None:
+        return disk.volume_error or "unknown"
+    size = format_bytes(disk.volume_bytes or 0)
+    return (f"{format_bytes(disk.volume_used_bytes)} used, "
+            f"{format_bytes(disk.volume_free_bytes)} free of {size} ({disk.used_percent}%)")
 
 
 def print_nodes(report: StatusReport, line: Callable[[str, str], None]) -> None:
@@ -177,6 +202,22 @@ def print_catalog(report: StatusReport, line: Callable[[str, str], None]) -> Non
         return
     more = f" (tags of the first {len(catalog.repositories)})" if catalog.truncated else ""
     line("catalog", f"{catalog.repository_count} repositories{more}")
+    sizes = {size.name: size for size in catalog.sizes}
     for name, tags in catalog.repositories.items():
         shown = ", ".join(tags[:8]) + (f" (+{len(tags) - 8})" if len(tags) > 8 else "")
-        line("", f"  {name}: {shown or '(no tags)'}")
+        size = sizes.get(name)
+        line("", f"  {name}: {shown or '(no tags)'}"
+             + (f"  [{size_text(size)}]" if size is not None else ""))
+
+
+def size_text(size: RepositorySize) -> str:
+    """"3 tags, 12.5 MiB" (the unique size of the blobs its tags use)."""
+    from app.status import format_bytes
+
+    text = f"{size.tag_count} tag{'s' if size.tag_count != 1 else ''}, " \
+           f"{format_bytes(size.unique_bytes)}"
+    if size.unsized_tags:
+        text += f" (+{size.unsized_tags} not sized)"
+    if size.error:
+        text += f", {size.error}"
+    return text

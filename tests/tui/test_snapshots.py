@@ -28,6 +28,7 @@ from app.status import (
     NodeCAFile,
     NodeTrustStatus,
     RegistryHealth,
+    RepositorySize,
     StatusReport,
     TrustState,
 )
@@ -164,6 +165,9 @@ def test_step(snap_compare: Snap, snap_plan: Path, step: str, size: tuple[int, i
     assert snap_compare(make(step, snap_plan), terminal_size=size, run_before=steady)
 
 
+GIB = 1 << 30
+
+
 def sample_report() -> StatusReport:
     """A healthy-looking registry with one stale node (fixed values: no clock, no network)."""
     return StatusReport(
@@ -176,10 +180,13 @@ def sample_report() -> StatusReport:
         ca_certificate=CertificateStatus("ca.crt", "CN=registry CA",
                                          "2036-01-01T00:00:00+00:00", 3650, "EF:01"),
         served_matches_local=True,
-        catalog=CatalogStatus({"regwiz/selftest": ["a1b2"], "team/api": ["1.0", "1.1"]}, 2),
+        catalog=CatalogStatus({"regwiz/selftest": ["a1b2"], "team/api": ["1.0", "1.1"]}, 2,
+                              sizes=[RepositorySize("regwiz/selftest", 1, 1_536),
+                                     RepositorySize("team/api", 2, 31_457_280, unsized_tags=1)]),
         container=ContainerStatus("registry", found=True, state="running", running=True,
                                   restart_count=0, image="registry:2"),
-        disk=DiskStatus("/registry-image", used_bytes=52_428_800),
+        disk=DiskStatus("/registry-image", used_bytes=52_428_800, volume_bytes=50 * GIB,
+                        volume_used_bytes=45 * GIB, volume_free_bytes=5 * GIB),
         nodes=[
             NodeTrustStatus("198.18.0.3", TrustState.MATCH, ["docker"], [NodeCAFile(
                 "docker", "/etc/docker/certs.d/198.18.0.2:8443/ca.crt", TrustState.MATCH)]),
