@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # annotations only: the domain modules load with the job that
     from app.images.copy import ImageEvent, ImagesReport
     from app.nodes_import import NodeEntry
     from app.onboard import NodeProgress, OnboardReport
+    from app.renewal import RenewalReport
     from app.retention import DeleteResult, PrunePlan, PruneReport
     from app.status import StatusReport
     from app.steps import StepResult
@@ -186,3 +187,10 @@ class ImageProgressed(Message):
 @dataclass
 class ImagesFinished(Message):
     report: ImagesReport
+
+
+@dataclass
+class RenewalFinished(Message):
+    """The server certificate was renewed, deployed and read back (``report.ok``)."""
+
+    report: RenewalReport

@@ -8,7 +8,7 @@ threshold, the catalog, the container, disk use and each node's trust in the cur
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -17,16 +17,21 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
+from textual.worker import get_current_worker
 
 from app.errors import RegwizError
 from app.status import CertificateStatus, DiskStatus, StatusReport, TrustState, format_bytes
 from screens import validators
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
-from screens.messages import JobFailed, StatusReady
+from screens.messages import JobFailed, RenewalFinished, StatusReady, StepProgress
 from screens.wizard_screen import PaletteAction, WizardScreen
 
+if TYPE_CHECKING:
+    from app.steps import StepResult
+
 JOB = "background-status"  # "background" groups never block navigation or quitting
+RENEW_JOB = "renew"
 DEFAULT_INTERVAL = 30
 TRUST_STYLE = {TrustState.MATCH: "bold green", TrustState.MISMATCH: "bold red",
                TrustState.MISSING: "bold yellow", TrustState.ERROR: "red"}
@@ -162,14 +167,17 @@ class StatusScreen(WizardScreen):
                         validators=[validators.Checked(_check_interval)])
             yield Label("s", classes="switch-label")
             yield Checkbox("check nodes", True, id="include-nodes", compact=True)
+        with Horizontal(classes="button-row", id="status-actions"):
             yield Button("Accounts…", id="accounts", compact=True)
             yield Button("Images…", id="images", compact=True)
             yield Button("Prune…", id="prune", compact=True)
+            yield Button("Renew certificate…", id="renew", compact=True)
         with Vertical(id="status-panel"):
             yield Static("", id="status-notes", markup=False)
             yield Static("collecting…", id="status-text", classes="summary")
             yield DataTable(id="trust-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="status-state", markup=False)
+            yield Static("", id="action-result", markup=False)
 
     def show_notes(self) -> None:
         """The plan's warnings that need no connection: no auth, an unencrypted CA key."""
@@ -181,9 +189,11 @@ class StatusScreen(WizardScreen):
         shown = self.query_one("#status-notes", Static)
         shown.update("\n".join(f"⚠ {n}" for n in notes))
         shown.display = bool(notes)
-        self.query_one("#accounts", Button).display = (  # a registry of its own keeps its own
-            plan is not None and plan.registry.managed and plan.registry.auth == "htpasswd")
-        self.query_one("#prune", Button).display = plan is not None and plan.registry.managed
+        managed = plan is not None and plan.registry.managed  # a registry of its own: its tools
+        self.query_one("#accounts", Button).display = (
+            managed and plan is not None and plan.registry.auth == "htpasswd")
+        self.query_one("#prune", Button).display = managed
+        self.query_one("#renew", Button).display = managed
 
     def action_images(self) -> None:
         """Copy images into the registry (a modal with live progress per image)."""
@@ -243,7 +253,58 @@ class StatusScreen(WizardScreen):
 
     def button_actions(self) -> dict[str, Callable[[], object]]:
         return {"refresh": self.action_refresh_now, "accounts": self.action_accounts,
-                "images": self.action_images, "prune": self.action_prune}
+                "images": self.action_images, "prune": self.action_prune,
+                "renew": self.action_renew}
+
+    # --- renewing the certificate ------------------------------------------------------------
+
+    def action_renew(self) -> None:
+        """Renew tls.crt from the same CA and deploy it, after a confirmation."""
+        if self.wizard.busy_workers():
+            self.notify("A job is still running", severity="warning")
+            return
+        from screens.confirm import ConfirmModal
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Renew the server certificate?",
+                "A new tls.crt from the same CA, deployed now: the old container is kept "
+                "until the new one answers; pulls pause for a few seconds. Nodes need nothing: "
+                "they trust the CA, and it is unchanged.",
+                confirm_label="Renew and deploy", cancel_label="Not now"),
+            self.renew_if_confirmed)
+
+    def renew_if_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.renew()
+
+    @work(thread=True, exit_on_error=False, group=RENEW_JOB, name="Renew")
+    def renew(self) -> None:
+        from app.connections import open_registry_transport
+        from app.renewal import renew_and_deploy
+
+        worker = get_current_worker()
+        plan, secrets = self.wizard.require_plan(), self.wizard.secrets
+        policy = ask_host_key_policy(self.wizard)
+
+        def progress(result: StepResult) -> None:
+            self.post_message(StepProgress(result, RENEW_JOB))
+
+        self.report_job(RENEW_JOB, lambda: renew_and_deploy(
+            plan, secrets, None, connect=lambda: open_registry_transport(plan, secrets, policy),
+            on_progress=progress, should_stop=lambda: worker.is_cancelled), RenewalFinished)
+
+    def on_step_progress(self, message: StepProgress) -> None:
+        if message.job == RENEW_JOB:
+            self.query_one("#action-result", Static).update(
+                f"renewing: {message.result.what} — {message.result.outcome.value}")
+
+    def on_renewal_finished(self, message: RenewalFinished) -> None:
+        report = message.report
+        text = "\n".join(("✓ " if report.ok else "✗ ") + line for line in report.lines())
+        self.query_one("#action-result", Static).update(text)
+        self.notify(report.lines()[0], severity="information" if report.ok else "error")
+        self.action_refresh_now()
 
     def action_refresh_now(self) -> None:
         if any(w.group == JOB and not w.is_finished for w in self.workers):
@@ -267,7 +328,8 @@ class StatusScreen(WizardScreen):
 
     def on_job_failed(self, message: JobFailed) -> None:
         hint = f" (hint: {message.hint})" if message.hint else ""
-        self.query_one("#status-state", Static).update(f"✗ {message.error}{hint}")
+        where = "#action-result" if message.job == RENEW_JOB else "#status-state"
+        self.query_one(where, Static).update(f"✗ {message.error}{hint}")
 
     def show_report(self, report: StatusReport) -> None:
         self.query_one("#status-text", Static).update(render_report(report))
@@ -294,6 +356,8 @@ class StatusScreen(WizardScreen):
         if plan is not None and plan.registry.managed:
             actions.append(("Prune old tags…", "Keep the newest N tags of each repository, "
                             "delete the rest (preview first)", self.action_prune))
+            actions.append(("Renew certificate", "A new server certificate from the same CA, "
+                            "deployed and checked", self.action_renew))
         return actions
 
 
