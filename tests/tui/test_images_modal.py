@@ -22,6 +22,7 @@ from screens.images import ImagesModal
 from screens.status import StatusScreen
 from tests.deploy_helpers import LocalRegistry, local_registry, make_pki
 from tests.image_layouts import Layout
+from tests.polling import wait_until_async
 from tests.tui.conftest import AppFactory, settle
 
 PASSWORD = "operator-password"
@@ -48,9 +49,17 @@ def plan_for(registry: LocalRegistry, plan_path: Path) -> Plan:
 
 
 async def push(app: Any, pilot: Pilot[Any]) -> str:
-    await pilot.click("#push")
+    """Press Push and return the result line once this push has written it."""
+    result = app.screen.query_one("#images-result", Static)
+    result.update("")
+    app.screen.query_one("#push").scroll_visible(animate=False, immediate=True)
+    await pilot.pause()
+    assert await pilot.click("#push"), "the click on Push hit another widget"
+    await wait_until_async(lambda: str(result.render()).strip() != "" and
+                           "copying" not in str(result.render()),
+                           lambda: pilot.pause(0.05), "the push's result", 120)
     await settle(app, pilot)
-    return str(app.screen.query_one("#images-result", Static).render())
+    return str(result.render())
 
 
 async def test_images_go_in_with_progress_per_image_and_a_second_push_sends_nothing(
