@@ -14,6 +14,7 @@ from textual.message import Message
 if TYPE_CHECKING:  # annotations only: the domain modules load with the job that needs them
     from app.ca_fetch import PresentedChain
     from app.deploy import DeployReport
+    from app.gc import GcReport
     from app.images.copy import ImageEvent, ImagesReport
     from app.nodes_import import NodeEntry
     from app.onboard import NodeProgress, OnboardReport
@@ -194,3 +195,10 @@ class RenewalFinished(Message):
     """The server certificate was renewed, deployed and read back (``report.ok``)."""
 
     report: RenewalReport
+
+
+@dataclass
+class GarbageCollected(Message):
+    """The read-only window closed: what was freed, and whether the registry is read-write."""
+
+    report: GcReport

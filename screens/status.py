@@ -24,7 +24,13 @@ from app.status import CertificateStatus, DiskStatus, StatusReport, TrustState, 
 from screens import validators
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
-from screens.messages import JobFailed, RenewalFinished, StatusReady, StepProgress
+from screens.messages import (
+    GarbageCollected,
+    JobFailed,
+    RenewalFinished,
+    StatusReady,
+    StepProgress,
+)
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 if TYPE_CHECKING:
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 
 JOB = "background-status"  # "background" groups never block navigation or quitting
 RENEW_JOB = "renew"
+GC_JOB = "gc"
 DEFAULT_INTERVAL = 30
 TRUST_STYLE = {TrustState.MATCH: "bold green", TrustState.MISMATCH: "bold red",
                TrustState.MISSING: "bold yellow", TrustState.ERROR: "red"}
@@ -171,7 +178,8 @@ class StatusScreen(WizardScreen):
             yield Button("Accounts…", id="accounts", compact=True)
             yield Button("Images…", id="images", compact=True)
             yield Button("Prune…", id="prune", compact=True)
-            yield Button("Renew certificate…", id="renew", compact=True)
+            yield Button("Renew cert…", id="renew", compact=True)
+            yield Button("Collect garbage…", id="gc", compact=True)
         with Vertical(id="status-panel"):
             yield Static("", id="status-notes", markup=False)
             yield Static("collecting…", id="status-text", classes="summary")
@@ -194,6 +202,7 @@ class StatusScreen(WizardScreen):
             managed and plan is not None and plan.registry.auth == "htpasswd")
         self.query_one("#prune", Button).display = managed
         self.query_one("#renew", Button).display = managed
+        self.query_one("#gc", Button).display = managed
 
     def action_images(self) -> None:
         """Copy images into the registry (a modal with live progress per image)."""
@@ -254,7 +263,7 @@ class StatusScreen(WizardScreen):
     def button_actions(self) -> dict[str, Callable[[], object]]:
         return {"refresh": self.action_refresh_now, "accounts": self.action_accounts,
                 "images": self.action_images, "prune": self.action_prune,
-                "renew": self.action_renew}
+                "renew": self.action_renew, "gc": self.action_gc}
 
     # --- renewing the certificate ------------------------------------------------------------
 
@@ -294,7 +303,53 @@ class StatusScreen(WizardScreen):
             plan, secrets, None, connect=lambda: open_registry_transport(plan, secrets, policy),
             on_progress=progress, should_stop=lambda: worker.is_cancelled), RenewalFinished)
 
+    # --- garbage collection -------------------------------------------------------------------
+
+    def action_gc(self) -> None:
+        """Garbage collection in a read-only window, after a confirmation."""
+        if self.wizard.busy_workers():
+            self.notify("A job is still running", severity="warning")
+            return
+        from screens.confirm import ConfirmModal
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Collect garbage now?",
+                "The registry is redeployed read-only (pulls go on, pushes are refused), "
+                "Distribution's garbage-collect frees what deleted images left, and the "
+                "registry is redeployed read-write. Multi-platform images are kept whole.",
+                confirm_label="Collect garbage", cancel_label="Not now"),
+            self.gc_if_confirmed)
+
+    def gc_if_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.collect_garbage()
+
+    @work(thread=True, exit_on_error=False, group=GC_JOB, name="Garbage collection")
+    def collect_garbage(self) -> None:
+        from app.connections import open_registry_transport
+        from app.gc import collect_garbage
+
+        plan, secrets = self.wizard.require_plan(), self.wizard.secrets
+        policy = ask_host_key_policy(self.wizard)
+
+        def progress(result: StepResult) -> None:
+            self.post_message(StepProgress(result, GC_JOB))
+
+        self.report_job(GC_JOB, lambda: collect_garbage(
+            plan, secrets, connect=lambda: open_registry_transport(plan, secrets, policy),
+            on_progress=progress), GarbageCollected)
+
+    def on_garbage_collected(self, message: GarbageCollected) -> None:
+        report = message.report
+        self.query_one("#action-result", Static).update("\n".join(report.lines()))
+        self.notify(report.lines()[-1], severity="information" if report.ok else "error")
+        self.action_refresh_now()
+
     def on_step_progress(self, message: StepProgress) -> None:
+        if message.job == GC_JOB:
+            self.query_one("#action-result", Static).update(
+                f"garbage collection: {message.result.what} — {message.result.outcome.value}")
         if message.job == RENEW_JOB:
             self.query_one("#action-result", Static).update(
                 f"renewing: {message.result.what} — {message.result.outcome.value}")
@@ -328,7 +383,7 @@ class StatusScreen(WizardScreen):
 
     def on_job_failed(self, message: JobFailed) -> None:
         hint = f" (hint: {message.hint})" if message.hint else ""
-        where = "#action-result" if message.job == RENEW_JOB else "#status-state"
+        where = "#action-result" if message.job in (RENEW_JOB, GC_JOB) else "#status-state"
         self.query_one(where, Static).update(f"✗ {message.error}{hint}")
 
     def show_report(self, report: StatusReport) -> None:
@@ -358,6 +413,8 @@ class StatusScreen(WizardScreen):
                             "delete the rest (preview first)", self.action_prune))
             actions.append(("Renew certificate", "A new server certificate from the same CA, "
                             "deployed and checked", self.action_renew))
+            actions.append(("Collect garbage", "Free the disk of deleted images in a read-only "
+                            "window", self.action_gc))
         return actions
 
 

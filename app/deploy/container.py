@@ -76,10 +76,22 @@ class ContainerSpec:
 MINIMUM_TLS = "tls1.2"
 
 
-def container_spec(plan: Plan) -> ContainerSpec:
+# Distribution's read-only mode, for garbage collection: pulls go on, pushes and deletes get
+# 405. The value is the YAML of the whole map: REGISTRY_..._READONLY_ENABLED=true is parsed into
+# a map type Distribution 2.8 does not expect, and the registry panics.
+READ_ONLY_ENV = ("REGISTRY_STORAGE_MAINTENANCE_READONLY", "enabled: true")
+
+
+def container_spec(plan: Plan, *, read_only: bool = False) -> ContainerSpec:
+    """The registry container for ``plan``; ``read_only`` for a garbage-collection window."""
+    spec = _plain_spec(plan) if plan.registry.auth != "htpasswd" else _behind_front_spec(plan)
+    if read_only:
+        spec.environment[READ_ONLY_ENV[0]] = READ_ONLY_ENV[1]
+    return spec
+
+
+def _plain_spec(plan: Plan) -> ContainerSpec:
     registry = plan.registry
-    if registry.auth == "htpasswd":
-        return _behind_front_spec(plan)
     environment = {
         "REGISTRY_HTTP_ADDR": "0.0.0.0:443",
         "REGISTRY_HTTP_TLS_CERTIFICATE": f"{CONTAINER_CERTS_DIR}/tls.crt",

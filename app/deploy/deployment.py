@@ -24,6 +24,7 @@ from app.certs import certificate_problems, on_disk_differences
 from app.deploy.container import (
     CONTAINER_CERTS_DIR,
     HTPASSWD_NAME,
+    ContainerSpec,
     container_spec,
     matches,
     published_ports,
@@ -74,6 +75,7 @@ class DeployOptions:
     allow_pull: bool = True
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
     min_free_mb: int = 512
+    read_only: bool = False  # Distribution's read-only mode (a garbage-collection window)
 
 
 @dataclass
@@ -172,7 +174,7 @@ class Deployment(OnRegistryHost):
                 Step(f"Run container {registry.container_name}", self.where,
                      "the registry itself (no published port), restarted by Docker after "
                      "reboots", self._or_roll_back(self._ensure_container),
-                     self._replace_details(container_spec(self.plan).details(),
+                     self._replace_details(self._spec().details(),
                                            registry.container_name)),
                 Step(f"Run front {front.name} on {front.bind_address}:{front.port}", self.where,
                      "TLS, basic auth and the push/pull roles, in front of the registry",
@@ -184,7 +186,7 @@ class Deployment(OnRegistryHost):
                 Step(f"Run container {registry.container_name}", self.where,
                      "the registry itself, restarted by Docker after reboots",
                      self._or_roll_back(self._ensure_container),
-                     self._replace_details(container_spec(self.plan).details(),
+                     self._replace_details(self._spec().details(),
                                            registry.container_name)))
         steps += self._verify_steps()
         return [guarded(step) for step in steps]
@@ -504,8 +506,11 @@ class Deployment(OnRegistryHost):
         wrote = self.transport.write_file(marker, text, mode=0o644, sudo=registry.sudo)
         return Outcome.CHANGED if made or wrote else Outcome.UNCHANGED
 
+    def _spec(self) -> ContainerSpec:
+        return container_spec(self.plan, read_only=self.options.read_only)
+
     def _ensure_container(self) -> Outcome:
-        spec = container_spec(self.plan)
+        spec = self._spec()
         labels = spec.labels(
             sha256_fingerprint(self._files.cert_pem),
             hashlib.sha256(self._htpasswd.content).hexdigest(),
