@@ -88,6 +88,7 @@ class ContainerStatus:
     restart_count: int | None = None
     started_at: str | None = None
     image: str | None = None
+    image_id: str | None = None  # "sha256:...": the image the container really runs
     error: str | None = None
 
 
@@ -508,6 +509,7 @@ def apply_container_attrs(container: ContainerStatus, attrs: dict[str, Any]) -> 
     container.restart_count = attrs.get("RestartCount")
     container.started_at = state.get("StartedAt")
     container.image = (attrs.get("Config") or {}).get("Image")
+    container.image_id = attrs.get("Image")  # the exact image running, whatever the tag says now
 
 
 def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus) -> None:

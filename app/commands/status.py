@@ -137,8 +137,9 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
 def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) -> None:
     con = report.container
     if con.found:
+        pinned = f" ({con.image_id[:19]})" if con.image_id else ""
         line("container", f"{con.name}: {con.state}, {con.restart_count} restart(s), "
-             f"started {con.started_at}, image {con.image}")
+             f"started {con.started_at}, image {con.image}{pinned}")
     else:
         line("container", f"{con.name}: {con.error}")
     from app.status import format_bytes

@@ -1,0 +1,72 @@
+"""Registry upgrades (issue 15, item 5) on a registry regwiz deployed (front, accounts):
+
+- an upgrade to an image that cannot start is rolled back: exit 1, the old container runs under
+  its name with every image (same digests), and the plan still names the old image;
+- an upgrade to a working image (the lab's registry image under a new tag, standing in for a newer
+  release) is deployed with the same data and written into the plan; status shows the image the
+  container really runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.plan import load_plan
+from tests.image_helpers import Pusher, basic_header
+from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab
+from tests.lab.test_private_lab import Private, private_registry
+
+pytestmark = pytest.mark.lab
+BROKEN = "regwiz-lab/registry-broken:upgrade"
+NEWER = "regwiz-lab/registry:upgrade"
+
+
+@pytest.fixture
+def deployed(lab: Lab, tmp_path: Path) -> Iterator[Private]:
+    host = lab["registry"]
+    dockerfile = f'FROM {BUSYBOX_IMAGE}\nENTRYPOINT ["sh", "-c", "exit 3"]\n'.encode()
+    host.exec(["docker", "build", "-q", "-t", BROKEN, "-"], input=dockerfile, timeout=120)
+    host.exec(["docker", "tag", REGISTRY_IMAGE, NEWER])
+    try:
+        with private_registry(lab, tmp_path, "rwp-upgrade-lab") as made:
+            assert made.cli("deploy") == 0
+            yield made
+    finally:
+        host.exec(["docker", "rmi", "-f", BROKEN, NEWER], check=False)
+
+
+def test_upgrade_rolls_back_a_broken_image_and_takes_a_working_one(
+        deployed: Private, capsys: pytest.CaptureFixture[str]) -> None:
+    push = Pusher(f"https://{deployed.address}", deployed.certs / "ca.crt",
+                  basic_header("operator", deployed.password("operator")))
+    held = {tag: push.image("team/app", tag, [os.urandom(5000)], "2026-01-01T00:00:00Z").digest
+            for tag in ("1.0", "2.0")}
+    container_before = _container_id(deployed)
+
+    capsys.readouterr()
+    assert deployed.cli("upgrade", "--image", BROKEN) == 1
+    out = capsys.readouterr().out
+    assert "not upgraded" in out and "rolled back to the previous container" in out, out
+    assert load_plan(deployed.plan).registry.image == REGISTRY_IMAGE
+    assert _container_id(deployed) == container_before  # the very same container, running
+    assert {tag: push.head("team/app", tag) for tag in held} == held
+
+    assert deployed.cli("upgrade", "--image", NEWER) == 0
+    assert load_plan(deployed.plan).registry.image == NEWER
+    assert {tag: push.head("team/app", tag) for tag in held} == held
+    capsys.readouterr()
+    assert deployed.cli("status", "--no-nodes") == 0
+    status = capsys.readouterr().out
+    assert f"image {NEWER} (sha256:" in status, status
+
+
+def _container_id(private: Private) -> str:
+    answer = private.host.exec(["docker", "inspect", "--format", "{{.Id}} {{.State.Running}}",
+                                private.name])
+    container, running = answer.stdout.decode().split()
+    assert running == "true"
+    return container
