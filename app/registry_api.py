@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import RegwizError
+from app.images.digests import sha256_digest
 
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
 DEFAULT_TIMEOUT = 10.0
@@ -308,6 +309,10 @@ def tags(
     return [str(tag) for tag in found] if isinstance(found, list) else []
 
 
+def _manifest_path(repository: str, reference: str) -> str:
+    return f"/v2/{_repo_path(repository)}/manifests/{urllib.parse.quote(reference, safe=':')}"
+
+
 def manifest_digest(
     base: str,
     ca: Path | str | bytes,
@@ -319,7 +324,7 @@ def manifest_digest(
     context: ssl.SSLContext | None = None,
 ) -> str | None:
     """The ``Docker-Content-Digest`` of a tag or digest, or None when it does not exist."""
-    path = f"/v2/{_repo_path(repository)}/manifests/{urllib.parse.quote(reference, safe=':')}"
+    path = _manifest_path(repository, reference)
     answer = request(
         base, ca, "HEAD", path, auth=auth, timeout=timeout, context=context,
         headers={"Accept": MANIFEST_MEDIA_TYPES},
@@ -371,12 +376,6 @@ class Manifest:
         return parsed
 
 
-def _sha256(body: bytes) -> str:
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
 def get_manifest(
     base: str,
     ca: Path | str | bytes,
@@ -393,12 +392,12 @@ def get_manifest(
     not the one asked for (or announced) is refused.
     """
     what = f"reading manifest {repository}:{reference}"
-    path = f"/v2/{_repo_path(repository)}/manifests/{urllib.parse.quote(reference, safe=':')}"
+    path = _manifest_path(repository, reference)
     answer = _check(request(base, ca, "GET", path, auth=auth, timeout=timeout, context=context,
                             headers={"Accept": MANIFEST_MEDIA_TYPES}), what)
     if len(answer.body) > MAX_MANIFEST_BYTES:
         raise RegistryAPIError(f"{what}: larger than {MAX_MANIFEST_BYTES} bytes")
-    digest = _sha256(answer.body)
+    digest = sha256_digest(answer.body)
     expected = reference if reference.startswith("sha256:") else answer.header(
         "docker-content-digest")
     if expected and expected != digest:
@@ -430,6 +429,6 @@ def get_blob(
     _check(answer, what)
     if len(answer.body) > limit:
         raise RegistryAPIError(f"{what}: larger than {limit} bytes")
-    if _sha256(answer.body) != digest:
+    if sha256_digest(answer.body) != digest:
         raise RegistryAPIError(f"{what}: the body does not match its digest")
     return answer.body

@@ -8,7 +8,7 @@ threshold, the catalog, the container, disk use and each node's trust in the cur
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -34,7 +34,15 @@ from screens.messages import (
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 if TYPE_CHECKING:
+    from textual.message import Message
+
+    from app.plan import Plan, Secrets
     from app.steps import StepResult
+    from app.transport.base import Transport
+
+    # A day-two job: (plan, secrets, connect, on_progress) -> its report
+    RegistryJob = Callable[[Plan, Secrets, Callable[[], Transport],
+                            Callable[[StepResult], None]], Any]
 
 JOB = "background-status"  # "background" groups never block navigation or quitting
 RENEW_JOB = "renew"
@@ -265,80 +273,73 @@ class StatusScreen(WizardScreen):
                 "images": self.action_images, "prune": self.action_prune,
                 "renew": self.action_renew, "gc": self.action_gc}
 
-    # --- renewing the certificate ------------------------------------------------------------
+    # --- day-two jobs on the registry host (confirmed first, run in a worker) ------------------
+
+    def confirm_then(self, title: str, body: str, label: str, run: Callable[[], object]) -> None:
+        """Ask ``title`` and run ``run`` when confirmed; nothing while another job runs."""
+        if self.wizard.busy_workers():
+            self.notify("A job is still running", severity="warning")
+            return
+        from screens.confirm import ConfirmModal
+
+        def decide(confirmed: bool | None) -> None:
+            if confirmed:
+                run()
+
+        self.app.push_screen(ConfirmModal(title, body, confirm_label=label,
+                                          cancel_label="Not now"), decide)
 
     def action_renew(self) -> None:
         """Renew tls.crt from the same CA and deploy it, after a confirmation."""
-        if self.wizard.busy_workers():
-            self.notify("A job is still running", severity="warning")
-            return
-        from screens.confirm import ConfirmModal
-
-        self.app.push_screen(
-            ConfirmModal(
-                "Renew the server certificate?",
-                "A new tls.crt from the same CA, deployed now: the old container is kept "
-                "until the new one answers; pulls pause for a few seconds. Nodes need nothing: "
-                "they trust the CA, and it is unchanged.",
-                confirm_label="Renew and deploy", cancel_label="Not now"),
-            self.renew_if_confirmed)
-
-    def renew_if_confirmed(self, confirmed: bool | None) -> None:
-        if confirmed:
-            self.renew()
-
-    @work(thread=True, exit_on_error=False, group=RENEW_JOB, name="Renew")
-    def renew(self) -> None:
-        from app.connections import open_registry_transport
-        from app.renewal import renew_and_deploy
-
-        worker = get_current_worker()
-        plan, secrets = self.wizard.require_plan(), self.wizard.secrets
-        policy = ask_host_key_policy(self.wizard)
-
-        def progress(result: StepResult) -> None:
-            self.post_message(StepProgress(result, RENEW_JOB))
-
-        self.report_job(RENEW_JOB, lambda: renew_and_deploy(
-            plan, secrets, None, connect=lambda: open_registry_transport(plan, secrets, policy),
-            on_progress=progress, should_stop=lambda: worker.is_cancelled), RenewalFinished)
-
-    # --- garbage collection -------------------------------------------------------------------
+        self.confirm_then(
+            "Renew the server certificate?",
+            "A new tls.crt from the same CA, deployed now: the old container is kept until the "
+            "new one answers; pulls pause for a few seconds. Nodes need nothing: they trust the "
+            "CA, and it is unchanged.", "Renew and deploy", self.renew)
 
     def action_gc(self) -> None:
         """Garbage collection in a read-only window, after a confirmation."""
-        if self.wizard.busy_workers():
-            self.notify("A job is still running", severity="warning")
-            return
-        from screens.confirm import ConfirmModal
+        self.confirm_then(
+            "Collect garbage now?",
+            "The registry is redeployed read-only (pulls go on, pushes are refused), "
+            "Distribution's garbage-collect frees what deleted images left, and the registry is "
+            "redeployed read-write. Multi-platform images are kept whole.",
+            "Collect garbage", self.collect_garbage)
 
-        self.app.push_screen(
-            ConfirmModal(
-                "Collect garbage now?",
-                "The registry is redeployed read-only (pulls go on, pushes are refused), "
-                "Distribution's garbage-collect frees what deleted images left, and the "
-                "registry is redeployed read-write. Multi-platform images are kept whole.",
-                confirm_label="Collect garbage", cancel_label="Not now"),
-            self.gc_if_confirmed)
+    @work(thread=True, exit_on_error=False, group=RENEW_JOB, name="Renew")
+    def renew(self) -> None:
+        from app.renewal import renew_and_deploy
 
-    def gc_if_confirmed(self, confirmed: bool | None) -> None:
-        if confirmed:
-            self.collect_garbage()
+        worker = get_current_worker()
+        self.run_on_registry_host(RENEW_JOB, lambda plan, secrets, connect, progress:
+                                  renew_and_deploy(plan, secrets, None, connect=connect,
+                                                   on_progress=progress,
+                                                   should_stop=lambda: worker.is_cancelled),
+                                  RenewalFinished)
 
     @work(thread=True, exit_on_error=False, group=GC_JOB, name="Garbage collection")
     def collect_garbage(self) -> None:
-        from app.connections import open_registry_transport
         from app.gc import collect_garbage
+
+        self.run_on_registry_host(GC_JOB, lambda plan, secrets, connect, progress:
+                                  collect_garbage(plan, secrets, connect=connect,
+                                                  on_progress=progress), GarbageCollected)
+
+    def run_on_registry_host(self, job: str, run: RegistryJob,
+                             finished: Callable[[Any], Message]) -> None:
+        """From a worker: ``run`` with the plan, secrets, a registry-host connector (host keys
+        asked through the wizard) and a progress callback posting each step as it goes."""
+        from app.connections import open_registry_transport
 
         plan, secrets = self.wizard.require_plan(), self.wizard.secrets
         policy = ask_host_key_policy(self.wizard)
 
         def progress(result: StepResult) -> None:
-            self.post_message(StepProgress(result, GC_JOB))
+            self.post_message(StepProgress(result, job))
 
-        self.report_job(GC_JOB, lambda: collect_garbage(
-            plan, secrets, connect=lambda: open_registry_transport(plan, secrets, policy),
-            on_progress=progress), GarbageCollected)
+        self.report_job(job, lambda: run(
+            plan, secrets, lambda: open_registry_transport(plan, secrets, policy), progress),
+            finished)
 
     def on_garbage_collected(self, message: GarbageCollected) -> None:
         report = message.report

@@ -23,6 +23,7 @@ from app.gc import collect_garbage
 from app.plan import Secrets, load_plan
 from tests.image_helpers import Pusher, basic_header
 from tests.lab.lab import Lab
+from tests.lab.status_actions import run_status_action
 from tests.lab.test_private_lab import Private, private_registry
 
 pytestmark = pytest.mark.lab
@@ -94,31 +95,12 @@ def test_gc_frees_deleted_images_in_a_read_only_window_and_keeps_everything_tagg
 
 async def test_the_status_step_collects_garbage_after_a_confirmation(
         deployed: Private, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from textual.widgets import Static
-
-    from screens.app import RegwizApp
-    from screens.confirm import ConfirmModal
-    from tests.polling import wait_until_async
-    from tests.tui.conftest import settle
-
     push = pusher(deployed)
     push.image("team/app", "old", [os.urandom(LAYER)], "2026-01-01T00:00:00Z")
     push.image("team/app", "new", [os.urandom(LAYER)], "2026-02-01T00:00:00Z")
     assert main(["prune", "--plan", str(deployed.plan), "--keep-last", "1", "--yes"]) == 0
-    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(deployed.known_hosts))
-    app = RegwizApp(deployed.plan, data_dir=tmp_path / "data", secrets=Secrets(),
-                    start="status")
-    app.open_plan(deployed.plan)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.click("#gc")
-        assert isinstance(app.screen, ConfirmModal)
-        await pilot.click("#confirm")
-        result = app.screen.query_one("#action-result", Static)
-        await wait_until_async(lambda: "read-write again" in str(result.render())
-                               or "READ-ONLY" in str(result.render()),
-                               lambda: pilot.pause(0.1), "the garbage collection", 300)
-        text = str(result.render())
-        assert "read-write again" in text and "freed" in text, text
-        await settle(app, pilot)
+    text = await run_status_action(
+        deployed, tmp_path / "data", monkeypatch, "#gc",
+        lambda shown: "read-write again" in shown or "READ-ONLY" in shown)
+    assert "read-write again" in text and "freed" in text, text
     assert push.head("team/app", "new") is not None

@@ -10,18 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.widgets import Static
 
 from app.certs import inspect_certificate
 from app.images.endpoint import RegistryEndpoint
-from app.plan import Secrets
 from app.registry_api import BasicAuth, tls_context
-from screens.app import RegwizApp
-from screens.confirm import ConfirmModal
 from tests.lab.lab import Lab
+from tests.lab.status_actions import run_status_action
 from tests.lab.test_private_lab import Private, private_registry
-from tests.polling import wait_until_async
-from tests.tui.conftest import settle
 
 pytestmark = pytest.mark.lab
 
@@ -76,21 +71,10 @@ def test_renew_serves_a_new_certificate_from_the_same_ca_and_keeps_the_images(
 
 async def test_the_status_step_renews_after_a_confirmation(
         deployed: Private, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REGWIZ_KNOWN_HOSTS", str(deployed.known_hosts))
     _, tls_before = fingerprints(deployed)
-    app = RegwizApp(deployed.plan, data_dir=tmp_path / "data", secrets=Secrets(),
-                    start="status")
-    app.open_plan(deployed.plan)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.click("#renew")
-        assert isinstance(app.screen, ConfirmModal)
-        await pilot.click("#confirm")
-        state = app.screen.query_one("#action-result", Static)
-        await wait_until_async(
-            lambda: "renewed tls.crt" in str(state.render()) or "✗" in str(state.render()),
-            lambda: pilot.pause(0.1), "the renewal", 300)
-        assert "✓ renewed" in str(state.render()), (str(state.render()), app.screen)
-        await settle(app, pilot)
+    text = await run_status_action(
+        deployed, tmp_path / "data", monkeypatch, "#renew",
+        lambda shown: "renewed tls.crt" in shown or "✗" in shown)
+    assert "✓ renewed" in text, text
     _, tls_after = fingerprints(deployed)
     assert tls_after != tls_before and served_fingerprint(deployed) == tls_after
