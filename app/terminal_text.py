@@ -26,6 +26,11 @@ _SEQUENCE = re.compile(f"{_STRING}|{_CSI}|{_OTHER_ESC}", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def one_line(text: str) -> str:
+    """``text``'s non-blank lines joined by spaces, for a reason shown inside a sentence."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def plain_text(text: str) -> str:
     """``text`` with every terminal control sequence and control character removed."""
     if text.isprintable():

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from app.errors import RegwizError
 from app.runtimes.base import CommandAction, NodeSetupError, TrustProblem
+from app.terminal_text import one_line
 from app.transport.base import TransportError, display_command
 
 if TYPE_CHECKING:
@@ -279,7 +280,8 @@ def _restart_problem(transport: Transport, action: CommandAction, sudo: bool,
     except TransportError as error:
         if error.kind not in ("command", "timeout"):
             raise  # unreachable, sudo, permission: the restart did not run
-        failed = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+        # the kind decided above; the message is only shown, as one line of the node's reason
+        failed = one_line(error.message)
         active = _active(transport, action, sudo, timeout, ACTIVE_CHECKS_AFTER_FAILURE)
         return None if active else failed
     if _active(transport, action, sudo, timeout, ACTIVE_CHECKS):
