@@ -19,8 +19,9 @@ from typing import Any
 
 from app.errors import RegwizError
 from app.images.digests import HashingReader
-from app.images.endpoint import ImageTransferError, Manifest, RegistryEndpoint
+from app.images.endpoint import ImageTransferError, RegistryEndpoint
 from app.images.sources import ImageSource, SourceImage
+from app.registry_api import Manifest
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")

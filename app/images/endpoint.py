@@ -19,7 +19,7 @@ from typing import Protocol
 
 from app.errors import RegwizError
 from app.images.digests import sha256_digest
-from app.registry_api import MANIFEST_MEDIA_TYPES, BasicAuth, explain_tls_error
+from app.registry_api import MANIFEST_MEDIA_TYPES, BasicAuth, Manifest, explain_tls_error
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0
@@ -42,13 +42,6 @@ class ImageTransferError(RegwizError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Manifest:
-    body: bytes  # exactly as the registry sent it: its digest is the image's identity
-    media_type: str
-    digest: str
-
-
 @dataclass
 class RegistryEndpoint:
     """``host`` ("HOST:PORT" or a name) over HTTPS verified with ``context``; ``login`` is
@@ -69,7 +62,7 @@ class RegistryEndpoint:
                                            repository, headers={"Accept": MANIFEST_MEDIA_TYPES})
         _expect(status, (200,), f"reading {self.host}/{repository}:{reference}", body)
         media_type = headers.get("content-type", "").split(";")[0].strip() or _media_type_of(body)
-        return Manifest(body, media_type, sha256_digest(body))
+        return Manifest(sha256_digest(body), media_type, body)
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         status, headers, body = self._call("HEAD", _manifest_path(repository, reference),

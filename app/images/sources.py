@@ -21,9 +21,9 @@ from typing import IO, Any, Protocol
 
 from app.errors import UsageError
 from app.images.digests import sha256_digest
-from app.images.endpoint import ImageTransferError, Manifest, RegistryEndpoint
+from app.images.endpoint import ImageTransferError, RegistryEndpoint
 from app.images.references import ImageRef
-from app.registry_api import BasicAuth
+from app.registry_api import BasicAuth, Manifest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -167,7 +167,7 @@ class OciLayoutSource:
     def manifest(self, repository: str, reference: str) -> Manifest:
         body = self.files.read(_blob_name(reference))
         data = _json_object(body, f"{self.where} {reference}")
-        return Manifest(body, str(data.get("mediaType") or OCI_MANIFEST), sha256_digest(body))
+        return Manifest(sha256_digest(body), str(data.get("mediaType") or OCI_MANIFEST), body)
 
     def blob(self, repository: str, digest: str) -> tuple[Iterator[bytes], int | None]:
         stream, size = self.files.open(_blob_name(digest))
@@ -238,7 +238,7 @@ class DockerArchiveSource:
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
             "layers": descriptors,
         }, separators=(",", ":")).encode()
-        manifest = Manifest(body, OCI_MANIFEST, sha256_digest(body))
+        manifest = Manifest(sha256_digest(body), OCI_MANIFEST, body)
         self._made[manifest.digest] = manifest
         return manifest
 
