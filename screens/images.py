@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 
 from app.errors import RegwizError
 from app.paths import expand_user
+from app.status import format_bytes
 from screens.messages import ImageProgressed, ImagesFinished, JobFailed
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class ImagesModal(ModalScreen[None]):
         table.update_cell(event.image, "state", state if event.what != "failed"
                           else f"✗ {event.detail}")
         table.update_cell(event.image, "blobs", f"{tally[0]} sent, {tally[1]} there")
-        table.update_cell(event.image, "sent", _size(tally[2]))
+        table.update_cell(event.image, "sent", format_bytes(tally[2]))
 
     def on_images_finished(self, message: ImagesFinished) -> None:
         self.set_running(False)
@@ -183,7 +184,7 @@ class ImagesModal(ModalScreen[None]):
         good = sum(1 for image in report.images if image.ok)
         failed = [image for image in report.images if not image.ok]
         lines = [f"{good} of {len(report.images)} image(s) copied and checked in "
-                 f"{report.seconds:.1f}s, {_size(report.bytes_sent)} sent"]
+                 f"{report.seconds:.1f}s, {format_bytes(report.bytes_sent)} sent"]
         lines += [f"✗ {image.target}: {image.message}" for image in failed[:3]]
         self.show_result("\n".join(lines))
 
@@ -194,9 +195,3 @@ class ImagesModal(ModalScreen[None]):
 
     def show_result(self, text: str) -> None:
         self.query_one("#images-result", Static).update(text)
-
-
-def _size(count: int) -> str:
-    from app.images.copy import format_size
-
-    return format_size(count)

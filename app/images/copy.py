@@ -22,6 +22,7 @@ from app.images.digests import HashingReader
 from app.images.endpoint import ImageTransferError, RegistryEndpoint
 from app.images.sources import ImageSource, SourceImage
 from app.registry_api import Manifest
+from app.status import format_bytes
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -119,7 +120,7 @@ def _run_one(copy: _Copy, source: ImageSource, target: RegistryEndpoint, pool: T
         _put_manifests(copy, target)
         _check_tag(copy, target)
         result.ok = True
-        result.message = (f"{result.blobs_sent} blob(s) sent ({format_size(result.bytes_sent)}), "
+        result.message = (f"{result.blobs_sent} blob(s) sent ({format_bytes(result.bytes_sent)}), "
                           f"{result.blobs_present} already there")
         notify(ImageEvent(result.target, "done", result.message))
     except RegwizError as error:
@@ -206,12 +207,3 @@ def _json(manifest: Manifest) -> dict[str, Any]:
 def target_name(target: RegistryEndpoint, image: SourceImage) -> str:
     """REGISTRY/REPOSITORY:TAG: how reports and progress name an image."""
     return f"{target.host}/{image.target_repository}:{image.target_tag}"
-
-
-def format_size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
