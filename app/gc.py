@@ -134,14 +134,12 @@ def _run_collector(plan: Plan, connect: Callable[[], Transport], dry_run: bool) 
 
 def _used_bytes(plan: Plan, connect: Callable[[], Transport]) -> int | None:
     """``du`` of the data directory on the registry host (None when it cannot be read)."""
-    from app.status import parse_du_output
+    from app.status import data_dir_bytes
 
     transport = connect()
     try:
-        answer = transport.run(["du", "-sb", plan.registry.data_dir], sudo=plan.registry.sudo,
-                               timeout=GC_TIMEOUT, check=False)
+        return data_dir_bytes(plan, transport, timeout=GC_TIMEOUT)
     except RegwizError:
         return None
     finally:
         transport.close()
-    return parse_du_output(answer.stdout) if answer.ok else None

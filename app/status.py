@@ -515,13 +515,19 @@ def apply_container_attrs(container: ContainerStatus, attrs: dict[str, Any]) -> 
 def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
     _fill_volume(plan, transport, disk)
     try:
-        answer = transport.run(["du", "-sb", disk.path], sudo=plan.registry.sudo, timeout=120.0)
+        disk.used_bytes = data_dir_bytes(plan, transport)
     except RegwizError as error:
         disk.error = error.message
-        return
-    disk.used_bytes = parse_du_output(answer.stdout)
-    if disk.used_bytes is None:
-        disk.error = f"unexpected du output: {answer.stdout.strip()[:80]!r}"
+
+
+def data_dir_bytes(plan: Plan, transport: Transport, timeout: float = 120.0) -> int:
+    """``du -sb`` of the registry's data directory on its host; RegwizError when unreadable."""
+    answer = transport.run(["du", "-sb", plan.registry.data_dir], sudo=plan.registry.sudo,
+                           timeout=timeout)
+    used = parse_du_output(answer.stdout)
+    if used is None:
+        raise RegwizError(f"unexpected du output: {answer.stdout.strip()[:80]!r}")
+    return used
 
 
 def _fill_volume(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
