@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from app.certs import describe, fingerprint, issued_by
 from app.errors import RegwizError
+from app.validate import is_ip_address
 
 if TYPE_CHECKING:
     from app.plan import Plan
@@ -121,7 +122,7 @@ def _presented_ders(address: str, port: int, timeout: float, where: str) -> list
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # reading what is presented, before anything is trusted
-    server_name = None if _is_ip(address) else address
+    server_name = None if is_ip_address(address) else address
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw, \
                 context.wrap_socket(raw, server_hostname=server_name) as tls:
@@ -148,13 +149,3 @@ def _der(cert: object) -> bytes:
     if isinstance(cert, bytes):
         return cert
     return bytes(cert.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
-
-
-def _is_ip(address: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
