@@ -469,12 +469,17 @@ def registry_host_status(
     except RegwizError as error:
         container.error = disk.error = error.message
         return container, disk
+    # Each section is filled on its own: a Docker failure must not hide the disk, nor the reverse.
     try:
-        _fill_container(plan, transport, container)
-        _fill_disk(plan, transport, disk)
-    except Exception as error:  # noqa: BLE001 - report it in the sections, never raise
-        container.error = container.error or f"unexpected error: {error!r}"
-        disk.error = disk.error or f"unexpected error: {error!r}"
+        try:
+            _fill_container(plan, transport, container)
+        except Exception as error:  # noqa: BLE001 - report it in the section, never raise
+            container.error = container.error or f"unexpected error: {error!r}"
+        try:
+            _fill_disk(plan, transport, disk)
+        except Exception as error:  # noqa: BLE001 - report it in the section, never raise
+            disk.error = disk.error or f"unexpected error: {error!r}"
+            disk.volume_error = disk.volume_error or disk.error
     finally:
         transport.close()
     return container, disk

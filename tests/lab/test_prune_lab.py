@@ -63,7 +63,8 @@ def test_prune_keeps_the_newest_and_every_kept_image_pulls(
     # tag and as the index's child)
     assert report["catalog"]["manifests_fetched"] in (8, 9)
     disk = report["disk"]
-    assert disk["volume_bytes"] and disk["volume_free_bytes"] and disk["used_percent"]
+    assert disk["volume_bytes"] and disk["volume_free_bytes"] and disk["used_percent"], \
+        (disk, report["container"])
     assert disk["too_full"] is (disk["used_percent"] >= 85)
     assert private.cli("status", "--no-nodes", "--json") in (0, 1)
     assert json.loads(capsys.readouterr().out)["catalog"]["manifests_fetched"] == 0  # cached
