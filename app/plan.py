@@ -11,6 +11,7 @@ import contextlib
 import getpass
 import ipaddress
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -111,6 +112,9 @@ class NodeDefaults:
     os_trust_store: bool = False
     identity_file: str | None = None
     sudo_password_env: str | None = None
+    #: true: nodes pull mirrored upstreams only through the mirrors, never from the upstream
+    #: itself (air-gapped clusters); false: the upstream is the fallback
+    mirror_only: bool = False
 
 
 @dataclass
@@ -125,6 +129,7 @@ class NodeSettings:
     os_trust_store: bool | None = None
     identity_file: str | None = None
     sudo_password_env: str | None = None
+    mirror_only: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,51 @@ class ResolvedNode:
     os_trust_store: bool
     identity_file: str | None
     sudo_password_env: str | None = None
+    mirror_only: bool = False
+
+
+#: Where a pull-through cache fetches from when the plan gives no remote_url.
+WELL_KNOWN_UPSTREAMS: dict[str, str] = {
+    "docker.io": "https://registry-1.docker.io",
+    "registry.k8s.io": "https://registry.k8s.io",
+    "quay.io": "https://quay.io",
+    "ghcr.io": "https://ghcr.io",
+}
+MIRROR_PASSWORD_ENV = "REGWIZ_MIRROR_{name}_PASSWORD"  # noqa: S105 - a variable name pattern
+_MIRROR_PASSWORD_VAR = re.compile(r"REGWIZ_MIRROR_[A-Z0-9_]+_PASSWORD")
+
+
+@dataclass
+class MirrorSettings:
+    """One ``[[mirrors]]`` entry: a pull-through cache of ``upstream`` on the registry host.
+
+    The upstream's password is never in the plan: ``password_env`` names its variable."""
+
+    upstream: str  # the registry name image references use, e.g. docker.io
+    port: int  # published on the registry host, next to the registry's own port
+    remote_url: str | None = None  # default: WELL_KNOWN_UPSTREAMS[upstream]
+    remote_ca: str | None = None  # a PEM (on this machine) the cache trusts for the upstream
+    username: str | None = None  # a login at the upstream: the cache is then private
+
+    @property
+    def url(self) -> str:
+        """The upstream's URL the cache fetches from."""
+        return self.remote_url or WELL_KNOWN_UPSTREAMS.get(self.upstream, "")
+
+    @property
+    def slug(self) -> str:
+        """The upstream as a name part: docker.io -> docker-io (containers, directories)."""
+        return re.sub(r"[^a-z0-9]+", "-", self.upstream.lower()).strip("-")
+
+    @property
+    def password_env(self) -> str:
+        """REGWIZ_MIRROR_DOCKER_IO_PASSWORD for docker.io."""
+        return MIRROR_PASSWORD_ENV.format(name=self.slug.replace("-", "_").upper())
+
+    @property
+    def private(self) -> bool:
+        """A cache holding what a login fetched: never served to anonymous clients."""
+        return self.username is not None
 
 
 @dataclass
@@ -148,6 +198,7 @@ class Plan:
     node_defaults: NodeDefaults = field(default_factory=NodeDefaults)
     nodes: list[NodeSettings] = field(default_factory=list)
     path: Path | None = None
+    mirrors: list[MirrorSettings] = field(default_factory=list)
 
     @property
     def cert_dir(self) -> Path:
@@ -179,6 +230,10 @@ class Plan:
     def registry_reference(self) -> str:
         """HOST:PORT as used in image references and certs.d folder names (HOST alone for 443)."""
         return self.registry_address.reference
+
+    def mirror_address(self, mirror: MirrorSettings) -> RegistryAddress:
+        """Where nodes reach a mirror: the registry's address (its certificate) on its own port."""
+        return RegistryAddress(self.registry.address, mirror.port)
 
     def all_sans(self) -> list[str]:
         """Configured SANs, then the CN and the registry address when valid SANs; no duplicates."""
@@ -214,6 +269,7 @@ class Plan:
                 os_trust_store=pick(node.os_trust_store, defaults.os_trust_store),
                 identity_file=pick(node.identity_file, defaults.identity_file),
                 sudo_password_env=pick(node.sudo_password_env, defaults.sudo_password_env),
+                mirror_only=pick(node.mirror_only, defaults.mirror_only),
             )
             for node in self.nodes
         ]
@@ -289,6 +345,11 @@ class Secrets:
     #: the values of REGWIZ_SUDO_PASSWORD_<NAME> variables, which the plan's
     #: ``sudo_password_env`` keys name (variable name -> password)
     named_sudo_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    #: upstream logins of private mirrors: REGWIZ_MIRROR_<NAME>_PASSWORD -> password
+    mirror_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def mirror_password(self, mirror: MirrorSettings) -> str | None:
+        return self.mirror_passwords.get(mirror.password_env) or None
 
     def sudo_password_for(self, host: str, env_name: str | None = None) -> str | None:
         """The sudo password to use on ``host``: its own, else the variable the plan names for
@@ -308,7 +369,9 @@ class Secrets:
                                   for name, var in SECRET_ENV_VARS.items()}
         named = {var: value for var, value in env.items()
                  if var.startswith(SHARED_SUDO_PASSWORD_ENV + "_") and value}
-        return cls(**values, named_sudo_passwords=named)
+        mirrors = {var: value for var, value in env.items()
+                   if _MIRROR_PASSWORD_VAR.fullmatch(var) and value}
+        return cls(**values, named_sudo_passwords=named, mirror_passwords=mirrors)
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -525,7 +588,51 @@ def _read_node_fields(r: _Reader) -> dict[str, Any]:
         "os_trust_store": r.boolean("os_trust_store"),
         "identity_file": r.text("identity_file", validate.check_local_path),
         "sudo_password_env": r.text("sudo_password_env", validate.check_sudo_password_env),
+        "mirror_only": r.boolean("mirror_only"),
     }
+
+
+def _read_mirrors(problems: list[str], value: object) -> list[MirrorSettings]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"mirrors: expected a list of [[mirrors]] tables, got {_type_name(value)}")
+        return []
+    mirrors = []
+    for index, entry in enumerate(value):
+        mirror = _read_mirror(problems, entry, f"mirrors[{index}]")
+        if mirror is not None:
+            mirrors.append(mirror)
+    return mirrors
+
+
+def _read_mirror(problems: list[str], entry: object, prefix: str) -> MirrorSettings | None:
+    if not isinstance(entry, dict):
+        problems.append(f'{prefix}: expected a table with upstream = "...", got '
+                        f"{_type_name(entry)}")
+        return None
+    r = _Reader(problems, entry, prefix)
+    upstream = r.text("upstream", validate.check_upstream, required=True)
+    port = r.integer("port", validate.check_port, _PORT)
+    values = {
+        "remote_url": r.text("remote_url", validate.check_remote_url),
+        "remote_ca": r.text("remote_ca", validate.check_local_path),
+        "username": r.text("username", validate.check_upstream_user),
+    }
+    r.report_unknown()
+    if "port" not in entry:
+        problems.append(f"{prefix}.port: missing: give the port the cache is published on, "
+                        "e.g. 5001 (each mirror its own)")
+    if upstream is None or port is None:
+        return None
+    mirror = MirrorSettings(upstream=upstream, port=port)
+    _apply(mirror, values)
+    if not mirror.url and "remote_url" not in entry:
+        known = ", ".join(WELL_KNOWN_UPSTREAMS)
+        problems.append(f"{prefix}.remote_url: missing: {upstream} is not one regwiz knows "
+                        f"({known}); give the URL the cache fetches from, e.g. "
+                        f"https://{upstream}")
+    return mirror
 
 
 def _read_nodes(problems: list[str], table: object) -> tuple[NodeDefaults, list[NodeSettings]]:
@@ -580,19 +687,19 @@ def parse_plan(text: str, path: Path | str | None = None) -> Plan:
 def _plan_from_data(problems: list[str], data: dict[str, Any], path: Path | None) -> Plan:
     """Read every section, appending one line per problem; invalid values keep defaults."""
     for name in data:
-        if name not in ("certificate", "registry", "nodes"):
-            problems.append(
-                f"{_key_shown(name)}: unknown section (expected certificate, registry, nodes)"
-            )
+        if name not in ("certificate", "registry", "nodes", "mirrors"):
+            problems.append(f"{_key_shown(name)}: unknown section (expected certificate, "
+                            "registry, nodes, mirrors)")
     try:
         registry_table = data.get("registry")
         managed = not (isinstance(registry_table, dict) and registry_table.get("managed") is False)
         certificate = _read_certificate(problems, data.get("certificate"), managed=managed)
         registry = _read_registry(problems, data.get("registry"))
         node_defaults, nodes = _read_nodes(problems, data.get("nodes"))
+        mirrors = _read_mirrors(problems, data.get("mirrors"))
     except Exception as error:  # noqa: BLE001 - a last line of defence: report, never crash
         raise PlanError([f"could not read the plan: {type(error).__name__}"], path) from None
-    return Plan(certificate, registry, node_defaults, nodes, path)
+    return Plan(certificate, registry, node_defaults, nodes, path, mirrors)
 
 
 def _parse_toml(text: object, path: Path | None) -> dict[str, Any]:
@@ -690,7 +797,12 @@ def _cross_field_problems(plan: Plan) -> list[str]:
             f"ca_validity_days ({cert.ca_validity_days}); a certificate cannot outlive its CA"
         )
     if not registry.managed:
+        if plan.mirrors:
+            problems.append("mirrors: regwiz runs pull-through caches on the registry host it "
+                            "deploys, and this plan's registry has managed = false; remove the "
+                            "[[mirrors]] tables (configure mirrors in your registry's own tools)")
         return problems + _duplicate_node_problems(plan)
+    problems += _mirror_problems(plan)
     if _nested(registry.data_dir, registry.certs_dir):
         problems.append(
             f"registry.certs_dir: {registry.certs_dir} and data_dir {registry.data_dir} overlap; "
@@ -713,6 +825,30 @@ def _cross_field_problems(plan: Plan) -> list[str]:
             for key in trusting
         ]
     return problems + _duplicate_node_problems(plan)
+
+
+def _mirror_problems(plan: Plan) -> list[str]:
+    """Each mirror its own port (not the registry's) and its own upstream."""
+    problems: list[str] = []
+    ports = {plan.registry.port: "registry.port"}
+    upstreams: dict[str, int] = {}
+    for index, mirror in enumerate(plan.mirrors):
+        key = f"mirrors[{index}]"
+        if mirror.port in ports:
+            problems.append(f"{key}.port: {mirror.port} is already used by {ports[mirror.port]}; "
+                            "give each mirror a port of its own")
+        else:
+            ports[mirror.port] = f"{key}.port"
+        upstream = mirror.upstream.lower()
+        if upstream in upstreams:
+            problems.append(f"{key}.upstream: {mirror.upstream} already has a mirror "
+                            f"(mirrors[{upstreams[upstream]}])")
+        else:
+            upstreams[upstream] = index
+        if upstream == plan.registry_reference.lower():
+            problems.append(f"{key}.upstream: {mirror.upstream} is this plan's own registry; "
+                            "a mirror caches another registry")
+    return problems
 
 
 def _duplicate_node_problems(plan: Plan) -> list[str]:
@@ -804,14 +940,20 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         certificate = _non_default(certificate, CertificateSettings(), fresh.certificate)
         registry = {"address": plan.registry.address, "port": plan.registry.port,
                     **_non_default(registry, RegistrySettings(), fresh.registry)}
-    return {
+    defaults = clean(plan.node_defaults)
+    if not plan.node_defaults.mirror_only:  # the default, and meaningless without mirrors
+        defaults.pop("mirror_only", None)
+    data: dict[str, Any] = {
         "certificate": certificate,
         "registry": registry,
         "nodes": {
-            "defaults": clean(plan.node_defaults),
+            "defaults": defaults,
             "hosts": [clean(node) for node in plan.nodes],
         },
     }
+    if plan.mirrors:
+        data["mirrors"] = [clean(mirror) for mirror in plan.mirrors]
+    return data
 
 
 def _non_default(values: dict[str, Any], *defaults: object) -> dict[str, Any]:
@@ -838,7 +980,8 @@ def render_plan(plan: Plan, existing_text: str | None = None) -> str:
         nodes = tomlkit.table(is_super_table=True)
         document["nodes"] = nodes
     _merge_table(nodes, data["nodes"]["defaults"], "defaults")
-    _merge_hosts(nodes, data["nodes"]["hosts"])
+    _merge_array_of_tables(nodes, "hosts", data["nodes"]["hosts"])
+    _merge_array_of_tables(document, "mirrors", data.get("mirrors", []))
     return tomlkit.dumps(document)
 
 
@@ -865,21 +1008,22 @@ def _plain(value: Any) -> Any:
     return value.unwrap() if hasattr(value, "unwrap") else value
 
 
-def _merge_hosts(nodes: Any, hosts: list[dict[str, Any]]) -> None:
-    existing = nodes.get("hosts")
+def _merge_array_of_tables(parent: Any, name: str, hosts: list[dict[str, Any]]) -> None:
+    """``[[name]]`` tables (nodes.hosts, mirrors) updated in place, comments kept."""
+    existing = parent.get(name)
     if not hosts:
         if existing is not None:
-            del nodes["hosts"]
+            del parent[name]
         return
     if existing is None or not isinstance(existing, tomlkit.items.AoT):
         if existing is not None:
-            del nodes["hosts"]
+            del parent[name]
         array = tomlkit.aot()
         for values in hosts:
             table = tomlkit.table()
             _merge_values(table, values)
             array.append(table)
-        nodes["hosts"] = array
+        parent[name] = array
         return
     # Same position keeps the table and its comments; extra tables go, new ones are appended.
     while len(existing) > len(hosts):

@@ -519,3 +519,44 @@ def check_repository_reference(value: object) -> str | None:
     if len(value) > 255 or not _REPOSITORY_REF.fullmatch(value):
         return f"expected an image such as library/busybox:latest, got {_shown(value)}"
     return None
+
+
+def check_upstream(value: object) -> str | None:
+    """A mirrored registry's name as image references spell it: docker.io, host:5000."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    if "://" in value or "/" in value:
+        return (f"give the registry name as image references use it (e.g. docker.io), not a URL "
+                f"or path: {_shown(value)}; the URL goes in remote_url")
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if port and (not port.isdigit() or check_port(int(port)) is not None):
+        return f"the port after ':' must be 1..65535, got {_shown(value)}"
+    problem = check_san(host)
+    if problem is not None or host.startswith("*"):
+        return f"expected a registry name such as docker.io or HOST:PORT, got {_shown(value)}"
+    if host != host.lower():
+        return f"registry names are lower case: {_shown(value.lower())}"
+    return None
+
+
+def check_remote_url(value: object) -> str | None:
+    """The URL a pull-through cache fetches from: https://HOST[:PORT] (http only by choice)."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    match = re.fullmatch(r"(https?)://([^/\s@]+)/?", value)
+    if match is None:
+        return (f"expected https://HOST or https://HOST:PORT (no path, no user), "
+                f"got {_shown(value)}")
+    return check_upstream(match.group(2))
+
+
+def check_upstream_user(value: object) -> str | None:
+    """A login name at an upstream registry (printable, no spaces)."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    if not value or len(value) > 255 or _has_control(value) or " " in value:
+        return f"expected a user name without spaces, got {_shown(value)}"
+    return None
