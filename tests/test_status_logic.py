@@ -137,7 +137,7 @@ def test_certificate_status_and_bad_pem() -> None:
 
 def test_judge_ca_file() -> None:
     current, other = make_pki(["r"]), make_pki(["r"], cn="old CA")
-    fp = pem_fingerprints(current.ca_pem)[0]
+    fp = (pem_fingerprints(current.ca_pem)[0],)
     assert judge_ca_file("docker", "/p", current.ca_pem, fp).state is TrustState.MATCH
     stale = judge_ca_file("docker", "/p", other.ca_pem, fp)
     assert stale.state is TrustState.MISMATCH and stale.detail == "another CA (stale)"
