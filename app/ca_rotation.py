@@ -326,6 +326,8 @@ def _onboard(job: RotationJob, phase: str, goal: str) -> int:
     """Onboard every node of the plan; a node that fails stops the phase."""
     from app import onboard
 
+    if not job.plan.nodes:
+        return 0  # a registry alone: its own host's trust is the deploy's
     result = onboard.onboard_nodes(
         job.plan, job.secrets, host_key_policy=job.host_key_policy, on_progress=job.on_node,
         should_stop=job.should_stop, parallel=job.parallel, max_restarts=job.max_restarts)
