@@ -96,6 +96,20 @@ def clear_state(plan: Plan) -> None:
     state_path(plan).unlink(missing_ok=True)
 
 
+def rotation_note(plan: Plan) -> str | None:
+    """A note while a CA rotation is under way (None when none is, or for an unmanaged plan)."""
+    if not plan.registry.managed:
+        return None
+    try:
+        state = load_state(plan)
+    except RegwizError as error:
+        return error.message
+    if state is None:
+        return None
+    return (f"a CA rotation is under way (next: phase {state.phase} of add, switch, finish): "
+            "run regwiz rotate-ca --plan FILE (or Rotate CA… on the Status step) to go on")
+
+
 # --------------------------------------------------------------------------- resuming (pure)
 
 

@@ -914,7 +914,8 @@ def _expiry_warnings(leaf: CertInfo, ca: CertInfo) -> list[str]:
     if leaf.days_left < EXPIRY_WARNING_DAYS:
         warnings.append(f"the server certificate expires in {leaf.days_left} days: renew it")
     if ca.days_left < EXPIRY_WARNING_DAYS:
-        warnings.append(f"the CA expires in {ca.days_left} days: plan a --new-ca and re-onboarding")
+        warnings.append(f"the CA expires in {ca.days_left} days: replace it with regwiz "
+                        "rotate-ca (nodes keep pulling throughout)")
     return warnings
 
 

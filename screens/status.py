@@ -203,11 +203,13 @@ class StatusScreen(WizardScreen):
 
     def show_notes(self) -> None:
         """The plan's warnings that need no connection: no auth, an unencrypted CA key."""
+        from app.ca_rotation import rotation_note
         from app.plan import auth_warning
         from app.status import ca_key_note
 
         plan = self.wizard.plan
-        notes = [] if plan is None else [n for n in (auth_warning(plan), ca_key_note(plan)) if n]
+        notes = [] if plan is None else [
+            n for n in (auth_warning(plan), ca_key_note(plan), rotation_note(plan)) if n]
         shown = self.query_one("#status-notes", Static)
         shown.update("\n".join(f"⚠ {n}" for n in notes))
         shown.display = bool(notes)
@@ -415,6 +417,7 @@ class StatusScreen(WizardScreen):
 
     def on_ca_rotation_finished(self, message: CaRotationFinished) -> None:
         report = message.report
+        self.show_notes()  # the "rotation under way" note comes or goes
         mark = "✓ " if report.ok else "✗ "
         self.query_one("#action-result", Static).update(
             "\n".join(mark + line for line in report.lines()))

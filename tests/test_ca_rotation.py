@@ -239,6 +239,14 @@ def test_a_finish_whose_certificate_is_not_from_the_new_ca_switches_again(
     assert certificate_signed_by(plan.cert_dir / "tls.crt", plan.cert_dir / "ca.crt")
 
 
+def test_status_notes_a_rotation_under_way(plan: Plan) -> None:
+    assert ca_rotation.rotation_note(plan) is None
+    ca_rotation.save_state(plan, RotationState("switch", "t"))
+    assert "next: phase switch" in (ca_rotation.rotation_note(plan) or "")
+    ca_rotation.state_path(plan).write_text("{broken")
+    assert "cannot read the CA rotation record" in (ca_rotation.rotation_note(plan) or "")
+
+
 def test_renew_is_refused_while_a_rotation_is_under_way(plan: Plan) -> None:
     from app.renewal import renew_and_deploy
 
