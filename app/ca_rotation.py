@@ -87,9 +87,16 @@ def load_state(plan: Plan) -> RotationState | None:
 
 
 def save_state(plan: Plan, state: RotationState) -> None:
+    from app.certs import os_reason
     from app.plan import atomic_write
 
-    atomic_write(state_path(plan), json.dumps(asdict(state), indent=2).encode() + b"\n", 0o644)
+    path = state_path(plan)
+    try:
+        atomic_write(path, json.dumps(asdict(state), indent=2).encode() + b"\n", 0o644)
+    except OSError as error:
+        raise RegwizError(f"cannot record the CA rotation's phase in {path}: "
+                          f"{os_reason(error)}", "free some space or fix the certificate "
+                          "folder's permissions, then run again") from None
 
 
 def clear_state(plan: Plan) -> None:
