@@ -151,6 +151,7 @@ def _check_between_phases(setup: Setup, event: ca_rotation.RotationEvent) -> Non
         # the registry now serves a certificate from the new CA, the old CA still is ca.crt
         assert certificate_signed_by(setup.certs / "tls.crt", setup.certs / "ca-next.crt")
         assert not certificate_signed_by(setup.certs / "tls.crt", setup.certs / "ca.crt")
+        assert setup.cli("verify") == 0  # push from the registry host, pull on every node
         setup.lab["docker"].stop_sshd()  # the finish cannot reach it: the run must stop there
     setup.seen.append(event.phase)
 
@@ -203,10 +204,13 @@ def test_rotation_keeps_every_node_pulling_and_resumes_after_a_failed_phase(
     # the registry host's own Docker trusts the new CA alone, too
     registry_host = setup.lab["registry"].host_path(f"/etc/docker/certs.d/{setup.registry}/ca.crt")
     assert pem_fingerprints(registry_host.read_bytes()) == [new_ca]
+    assert setup.cli("verify") == 0
 
 
 @pytest.fixture
-def deployed(lab: Lab, tmp_path: Path) -> Iterator[Private]:
+def deployed(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Private]:
+    # the wizard below is given no passphrase: this registry's CA key is made without one
+    monkeypatch.delenv("REGWIZ_CA_KEY_PASSPHRASE", raising=False)
     with private_registry(lab, tmp_path, "rwp-rotate-lab") as made:
         assert made.cli("deploy") == 0
         yield made
