@@ -29,6 +29,7 @@ from screens.messages import (
     CaRotationProgressed,
     GarbageCollected,
     JobFailed,
+    NodeProgressed,
     RenewalFinished,
     StatusReady,
     StepProgress,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from textual.message import Message
 
     from app.ca_rotation import RotationEvent
+    from app.onboard import NodeProgress
     from app.plan import Plan, Secrets
     from app.steps import StepResult
     from app.transport.base import Transport
@@ -354,9 +356,12 @@ class StatusScreen(WizardScreen):
         def stepped(result: StepResult) -> None:
             self.post_message(StepProgress(result, ROTATE_JOB))
 
+        def onboarding(progress: NodeProgress) -> None:
+            self.post_message(NodeProgressed(progress))
+
         job = RotationJob(plan, secrets, policy,
                           lambda: open_registry_transport(plan, secrets, policy),
-                          on_event=progressed, on_step=stepped,
+                          on_event=progressed, on_node=onboarding, on_step=stepped,
                           should_stop=lambda: worker.is_cancelled)
         self.rotation_lines = []
         self.report_job(ROTATE_JOB, lambda: rotate_ca(job), CaRotationFinished)
@@ -409,6 +414,12 @@ class StatusScreen(WizardScreen):
             self.show_rotation("")
         else:
             self.show_rotation(event.text)
+
+    def on_node_progressed(self, message: NodeProgressed) -> None:
+        """Only a CA rotation onboards nodes from this step."""
+        progress = message.progress
+        self.show_rotation(f"node {progress.host}: {progress.state.value}"
+                           + (f" — {progress.message}" if progress.message else ""))
 
     def show_rotation(self, now: str) -> None:
         """Every phase begun so far, and what the current one does now."""

@@ -101,7 +101,8 @@ async def test_a_failed_phase_is_named_with_how_to_resume(
 
 async def test_each_phase_shows_its_progress_while_it_runs(
         make_app: AppFactory, status_plan: Path) -> None:
-    from screens.messages import CaRotationProgressed
+    from app.onboard import NodeProgress, NodeState
+    from screens.messages import CaRotationProgressed, NodeProgressed
 
     app = make_app("status")
     app.open_plan(status_plan)
@@ -118,3 +119,7 @@ async def test_each_phase_shows_its_progress_while_it_runs(
         assert result_text(app).splitlines() == [
             f"phase 1/3 {PHASE_TITLES['add']}", f"phase 2/3 {PHASE_TITLES['switch']}",
             "  deploying"]
+        screen.post_message(NodeProgressed(NodeProgress(
+            "198.18.9.3", NodeState.RUNNING, "containerd", "writing files", (), 0.5)))
+        await pilot.pause()
+        assert result_text(app).splitlines()[-1] == "  node 198.18.9.3: running — writing files"
