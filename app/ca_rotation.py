@@ -314,7 +314,8 @@ def _finish(job: RotationJob, report: RotationReport) -> PhaseOutcome:
         _require_served_from_new(job)
     report.backups = promote_next_ca(job.plan)
     kept = (f"the old CA is kept as {', '.join(report.backups)} in {files.directory}"
-            if report.backups else "the new CA already was ca.crt")
+            if report.backups else "the new CA already is ca.crt (an earlier run kept the "
+                                   "old one)")
     job.on_event(RotationEvent("finish", 3, f"{kept}; onboarding the nodes with the new CA "
                                             "alone"))
     count = _onboard(job, "finish", "trust only the new CA")
