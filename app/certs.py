@@ -729,6 +729,10 @@ def ensure_certificates(
     """
     _require_valid(plan)
     files = CertFiles(plan.cert_dir)
+    if new_ca and files.ca_next_crt.exists():
+        # a second new CA would leave the nodes trusting neither the rotation's nor this one
+        raise CertError("a CA rotation is under way (its new CA is ca-next.crt): finish it "
+                        "instead of making another CA", "run regwiz rotate-ca --plan FILE")
     _prepare_directory(files.directory)
     notes: list[str] = []
     ca_action = "reused"

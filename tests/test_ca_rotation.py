@@ -112,6 +112,15 @@ def test_add_needs_the_passphrase_of_an_encrypted_ca_key(plan: Plan) -> None:
     assert not CertFiles(plan.cert_dir).ca_next_crt.exists()
 
 
+def test_no_other_new_ca_while_a_rotation_is_under_way(plan: Plan) -> None:
+    prepare_next_ca(plan, PASSPHRASE)
+    before = fingerprint(plan.cert_dir / "ca.crt")
+    with pytest.raises(CertError) as info:
+        ensure_certificates(plan, new_ca=True, ca_passphrase=PASSPHRASE)
+    assert "rotate-ca" in (info.value.hint or "")
+    assert fingerprint(plan.cert_dir / "ca.crt") == before
+
+
 def test_an_interrupted_promotion_is_not_backed_up_twice(plan: Plan) -> None:
     files = CertFiles(plan.cert_dir)
     prepare_next_ca(plan, PASSPHRASE)
