@@ -9,6 +9,10 @@ Files in the plan's certificate directory (``CertFiles``):
 - ``tls.key`` the server's private key (0600, never encrypted: the registry must read it)
 - ``tls.csr`` a certificate signing request for ``tls.key``, for signing by another CA
 
+While a CA rotation runs (``app.ca_rotation``) the directory also holds ``ca-next.crt`` and
+``ca-next.key`` (the new CA, encrypted like ca.key) and ``ca-bundle.crt`` (both CAs: what nodes
+trust meanwhile); finishing makes the new pair ca.crt/ca.key and keeps the old as ``*.old-<time>``.
+
 Every file is written atomically with its mode set before content lands. The files of one change
 (a new CA and its server certificate, an import) are all written to temp files first and only
 then renamed into place, so a full disk or a failed write leaves the previous files as they were.
@@ -48,6 +52,7 @@ from app.cert_drift import (
 from app.errors import RegwizError
 from app.paths import expand_user
 from app.plan import (
+    CA_BUNDLE_NAME,
     CertificateSettings,
     Plan,
     atomic_write,
@@ -97,7 +102,7 @@ def _file_errors_reported(function: _F) -> _F:
 
 @dataclass(frozen=True)
 class CertFiles:
-    """The five files in a certificate directory."""
+    """The files in a certificate directory (and a CA rotation's, while one runs)."""
 
     directory: Path
 
@@ -123,6 +128,23 @@ class CertFiles:
     @property
     def tls_csr(self) -> Path:
         return self.directory / "tls.csr"
+
+    @property
+    def ca_next_crt(self) -> Path:
+        return self.directory / "ca-next.crt"
+
+    @property
+    def ca_next_key(self) -> Path:
+        return self.directory / "ca-next.key"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.directory / CA_BUNDLE_NAME
+
+    @property
+    def trusted(self) -> Path:
+        """What clients of this registry trust: ca.crt, or both CAs while a rotation runs."""
+        return self.ca_bundle if self.ca_bundle.is_file() else self.ca_crt
 
 
 # --------------------------------------------------------------------------- inspection
@@ -305,10 +327,11 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def certificate_problems(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, address: str,
                          now: dt.datetime | None = None) -> list[str]:
     """Why this tls.crt/tls.key cannot serve ``address`` for clients trusting ca.crt (empty
-    when it can): the same checks ``ensure_certificates`` makes before reissuing."""
+    when it can): the same checks ``ensure_certificates`` makes before reissuing. ``ca_pem``
+    may be a bundle (a CA rotation's old and new CA): any of them may have signed tls.crt."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
-        ca = x509.load_pem_x509_certificate(ca_pem)
+        cas = x509.load_pem_x509_certificates(ca_pem)
     except ValueError as error:
         return [f"tls.crt or ca.crt is not a PEM certificate ({error})"]
     problems = []
@@ -316,7 +339,7 @@ def certificate_problems(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, address
         problems.append(f"tls.crt expired on {cert.not_valid_after_utc:%Y-%m-%d}")
     if address_problem := _address_problem(cert, address):
         problems.append(address_problem)
-    if not issued_by(cert, ca):
+    if not any(issued_by(cert, ca) for ca in cas):
         problems.append("tls.crt is not signed by ca.crt")
     try:
         key = _parse_private_key(key_pem, "tls.key")
@@ -706,6 +729,10 @@ def ensure_certificates(
     """
     _require_valid(plan)
     files = CertFiles(plan.cert_dir)
+    if new_ca and files.ca_next_crt.exists():
+        # a second new CA would leave the nodes trusting neither the rotation's nor this one
+        raise CertError("a CA rotation is under way (its new CA is ca-next.crt): finish it "
+                        "instead of making another CA", "run regwiz rotate-ca --plan FILE")
     _prepare_directory(files.directory)
     notes: list[str] = []
     ca_action = "reused"
@@ -814,7 +841,7 @@ def _reissue_reasons(
         reasons.append("tls.key was missing")
     elif not _key_matches(key, cert):
         reasons.append("tls.key did not match tls.crt")
-    if not issued_by(cert, ca.cert):
+    if not issued_by(cert, ca.cert) and not _issued_by_next_ca(files, cert):
         reasons.append("tls.crt was not signed by ca.crt")
     missing = [san for san in plan.all_sans() if not sans_cover(cert_sans(cert), san)]
     if missing:
@@ -891,7 +918,8 @@ def _expiry_warnings(leaf: CertInfo, ca: CertInfo) -> list[str]:
     if leaf.days_left < EXPIRY_WARNING_DAYS:
         warnings.append(f"the server certificate expires in {leaf.days_left} days: renew it")
     if ca.days_left < EXPIRY_WARNING_DAYS:
-        warnings.append(f"the CA expires in {ca.days_left} days: plan a --new-ca and re-onboarding")
+        warnings.append(f"the CA expires in {ca.days_left} days: replace it with regwiz "
+                        "rotate-ca (nodes keep pulling throughout)")
     return warnings
 
 
@@ -1143,3 +1171,115 @@ def on_disk_differences(plan: Plan) -> list[str]:
     except (OSError, ValueError):
         return []
     return plan_differences(plan, cert, issued_here=files.ca_key.exists())
+
+
+# --------------------------------------------------------------------------- CA rotation
+
+
+def _issued_by_next_ca(files: CertFiles, cert: x509.Certificate) -> bool:
+    """Is ``cert`` signed by a CA rotation's new CA? Then it is current, not one to reissue."""
+    if not files.ca_next_crt.exists():
+        return False
+    with contextlib.suppress(CertError):
+        next_ca = _parse_certificates(_read(files.ca_next_crt, "CA certificate"),
+                                      str(files.ca_next_crt))[0]
+        return issued_by(cert, next_ca)
+    return False
+
+
+def _load_next_ca(files: CertFiles, passphrase: str | None) -> _CA | None:
+    """The rotation's new CA, or None when it is not (completely) there yet."""
+    if not files.ca_next_crt.exists() or not files.ca_next_key.exists():
+        return None  # _Changes writes the pair together; a lone half was never trusted
+    cert = _parse_certificates(_read(files.ca_next_crt, "CA certificate"),
+                               str(files.ca_next_crt))[0]
+    _tighten(files.ca_next_key)
+    key = _parse_private_key(_read(files.ca_next_key, "CA key"), str(files.ca_next_key),
+                             passphrase, _CA_KEY_ENCRYPTED_HINT)
+    if not _key_matches(key, cert):
+        raise CertError(f"{files.ca_next_key.name} does not belong to {files.ca_next_crt.name}",
+                        "remove both, then run regwiz rotate-ca again (it makes a new pair)")
+    return _CA(cert, key)
+
+
+@_file_errors_reported
+def prepare_next_ca(plan: Plan, passphrase: str | None) -> tuple[CertInfo, CertInfo]:
+    """A CA rotation's first step: the new CA as ca-next.crt/ca-next.key (made once, then
+    reused; its key encrypted with ``passphrase`` like ca.key) and ca-bundle.crt holding the
+    current and the new CA. Returns (current CA, new CA)."""
+    _require_valid(plan)
+    files = CertFiles(plan.cert_dir)
+    current = _load_ca(files, passphrase)  # also proves the passphrase opens ca.key
+    if current is None:
+        raise CertError(f"there is no CA in {files.directory} to rotate",
+                        "create it first: regwiz certs --plan FILE")
+    if current.key is None:
+        raise CertError("the CA was imported (there is no ca.key): regwiz can only rotate a CA "
+                        "it made", "import a certificate from your new CA with --import-cert")
+    upcoming = _load_next_ca(files, passphrase)
+    if upcoming is None:
+        cert, key = create_ca(plan)
+        changes = _Changes()
+        changes.write(files.ca_next_key, _key_pem(key, passphrase), PRIVATE_MODE)
+        changes.write(files.ca_next_crt, _pem(cert), PUBLIC_MODE)
+        changes.commit()
+        upcoming = _CA(cert, key)
+    _write(files.ca_bundle, _pem(current.cert) + _pem(upcoming.cert), PUBLIC_MODE)
+    return describe(current.cert), describe(upcoming.cert)
+
+
+@_file_errors_reported
+def issue_from_next_ca(plan: Plan, passphrase: str | None) -> CertSummary:
+    """A CA rotation's switch: tls.crt (with a new key) signed by ca-next.crt, unless the one
+    there already is (a re-run changes nothing)."""
+    _require_valid(plan)
+    files = CertFiles(plan.cert_dir)
+    upcoming = _load_next_ca(files, passphrase)
+    if upcoming is None:
+        raise CertError(f"the new CA ({files.ca_next_crt.name}, {files.ca_next_key.name}) is "
+                        f"not in {files.directory}",
+                        "run regwiz rotate-ca again: its add phase makes it")
+    changes = _Changes()
+    try:
+        summary = _ensure_leaf(plan, files, upcoming, changes, renew=False, reuse_key=False)
+    except BaseException:
+        changes.discard()
+        raise
+    changes.commit()
+    summary.ca_action = "new (rotation)"
+    if summary.leaf_action != "unchanged":
+        summary.reasons = ["the CA rotation: signed by the new CA"]
+    return summary
+
+
+@_file_errors_reported
+def promote_next_ca(plan: Plan) -> list[str]:
+    """A CA rotation's finish: ca-next.crt/ca-next.key become ca.crt/ca.key, the previous pair
+    is kept as ca.crt.old-<time>/ca.key.old-<time>, and the bundle goes. Safe to re-run: a pair
+    already promoted is not set aside again. Returns the backups' names."""
+    files = CertFiles(plan.cert_dir)
+    moved: list[str] = []
+    if files.ca_next_crt.exists():
+        next_crt = _read(files.ca_next_crt, "CA certificate")
+        if not files.ca_crt.exists() or _read(files.ca_crt, "CA certificate") != next_crt:
+            changes = _Changes()  # the backups and the new pair, all or nothing
+            moved = changes.set_aside([files.ca_crt, files.ca_key])
+            changes.write(files.ca_key, _read(files.ca_next_key, "CA key"), PRIVATE_MODE)
+            changes.write(files.ca_crt, next_crt, PUBLIC_MODE)
+            changes.commit()
+        files.ca_next_key.unlink(missing_ok=True)
+        files.ca_next_crt.unlink()
+    files.ca_bundle.unlink(missing_ok=True)
+    fsync_directory(files.directory)
+    return moved
+
+
+def certificate_signed_by(cert_path: Path, ca_path: Path) -> bool:
+    """Is the first certificate in ``cert_path`` signed by the first one in ``ca_path``? False
+    when either is missing or unreadable."""
+    try:
+        cert = _parse_certificates(_read(cert_path, "certificate"), str(cert_path))[0]
+        ca = _parse_certificates(_read(ca_path, "CA certificate"), str(ca_path))[0]
+    except CertError:
+        return False
+    return issued_by(cert, ca)

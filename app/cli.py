@@ -18,7 +18,7 @@ from app.errors import RegwizError
 # Subcommand modules in the order --help lists them.
 COMMAND_MODULES: list[str] = [
     "certs", "deploy", "accounts", "onboard", "uninstall", "verify", "status", "prune", "k8s",
-    "apply", "plan", "images", "renew", "gc", "upgrade",
+    "apply", "plan", "images", "renew", "rotate_ca", "gc", "upgrade",
 ]
 
 

@@ -278,8 +278,8 @@ class CaCertificate:
 
 
 def load_ca_certificate(plan: Plan) -> CaCertificate:
-    """Read the CA nodes trust (``Plan.trusted_ca_path``), refusing anything that is not a lone
-    certificate."""
+    """Read the CA nodes trust (``Plan.trusted_ca_path``: one certificate, or a CA rotation's
+    bundle of two), refusing key material and anything that is not PEM certificates."""
     from cryptography import x509
 
     from app.certs import fingerprint

@@ -27,6 +27,9 @@ from app.errors import RegwizError, UsageError
 from app.paths import expand_user, unknown_home
 
 DEFAULT_CERT_DIRECTORY = "certs"
+#: While a CA rotation runs (app.ca_rotation), the cert dir holds this bundle of the old and
+#: the new CA: what nodes, the registry host and every TLS check trust until it finishes.
+CA_BUNDLE_NAME = "ca-bundle.crt"
 
 
 class PlanError(UsageError):
@@ -208,10 +211,12 @@ class Plan:
     @property
     def trusted_ca_path(self) -> Path:
         """The CA nodes are made to trust: ``registry.ca_file`` when set, else the cert dir's
-        ca.crt (the one regwiz creates, or the one ``certs fetch-ca`` saves)."""
-        if self.registry.ca_file is None:
-            return self.cert_dir / "ca.crt"
-        return self.local_path(self.registry.ca_file)
+        ca.crt (the one regwiz creates, or the one ``certs fetch-ca`` saves) — or, while a CA
+        rotation runs, its bundle of both CAs (``CA_BUNDLE_NAME``)."""
+        if self.registry.ca_file is not None:
+            return self.local_path(self.registry.ca_file)
+        bundle = self.cert_dir / CA_BUNDLE_NAME
+        return bundle if bundle.is_file() else self.cert_dir / "ca.crt"
 
     def local_path(self, value: str) -> Path:
         """A path written in the plan, on this machine: relative to the plan's folder."""

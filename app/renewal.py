@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import RegwizError
+from app.errors import RegwizError, UsageError
 
 if TYPE_CHECKING:
     from app.certs import CertSummary
@@ -58,20 +58,41 @@ def renew_and_deploy(
 ) -> RenewalReport:
     """Reissue tls.crt with the same CA, deploy it, and check what the registry serves."""
     from app.certs import CertFiles, ensure_certificates, inspect_certificate
-    from app.deploy import deploy
     from app.plan import require_managed
-    from app.status import served_certificate
 
     require_managed(plan, "certs --renew --deploy")
     files = CertFiles(plan.cert_dir)
+    if files.ca_next_crt.exists():
+        # renewing from the old CA now would undo the rotation's switch
+        raise UsageError("a CA rotation is under way (the new CA is ca-next.crt): finish it "
+                         "before renewing", "run regwiz rotate-ca --plan FILE again")
     before = _fingerprint(files.ca_crt)
     summary = ensure_certificates(plan, renew=True, ca_passphrase=secrets.ca_key_passphrase)
     after = inspect_certificate(files.ca_crt).fingerprint
+    report, served = deploy_and_read_back(plan, secrets, options, connect=connect,
+                                          on_progress=on_progress, should_stop=should_stop)
+    return RenewalReport(summary, report, after, before == after, served,
+                         inspect_certificate(files.tls_crt).fingerprint)
+
+
+def deploy_and_read_back(
+    plan: Plan,
+    secrets: Secrets,
+    options: DeployOptions | None,
+    *,
+    connect: Callable[[], Transport],
+    on_progress: Callable[[StepResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[DeployReport, str | None]:
+    """Deploy the certificate directory as it is, then read the fingerprint of the
+    certificate the registry really serves (None when none can be read)."""
+    from app.deploy import deploy
+    from app.status import served_certificate
+
     report = deploy(plan, secrets, options, connect=connect, on_progress=on_progress,
                     should_stop=should_stop)
     served = served_certificate(plan.registry.address, plan.registry.port)
-    return RenewalReport(summary, report, after, before == after, served.fingerprint,
-                         inspect_certificate(files.tls_crt).fingerprint)
+    return report, served.fingerprint
 
 
 def _fingerprint(path: Path) -> str | None:

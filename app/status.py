@@ -267,9 +267,10 @@ def collect_status(
         host = pool.submit(registry_host_status, plan, secrets, host_key_policy) if managed \
             else None
         ca_status = certificate_status_from_file(ca_path, ca_path.name)
+        trusted = trusted_fingerprints(ca_path)
         node_futures = [
-            pool.submit(node_trust_status, plan, secrets, host_key_policy, node,
-                        ca_status.fingerprint, wanted)
+            pool.submit(node_trust_status, plan, secrets, host_key_policy, node, trusted,
+                        wanted)
             for node in nodes
         ]
         container, disk = host.result() if host is not None else _not_deployed_here(plan)
@@ -292,6 +293,14 @@ def collect_status(
             managed=managed,
             **(_accounts(plan) if managed else {}),
         )
+
+
+def trusted_fingerprints(ca_path: Path) -> tuple[str, ...]:
+    """Every CA a node must hold: the plan's one, or both while a CA rotation runs."""
+    try:
+        return tuple(pem_fingerprints(ca_path.read_bytes()))
+    except OSError:
+        return ()
 
 
 def _not_deployed_here(plan: Plan) -> tuple[ContainerStatus, DiskStatus]:
@@ -599,7 +608,7 @@ def node_trust_status(
     secrets: Secrets,
     policy: Any,
     node: ResolvedNode,
-    ca_fingerprint: str | None,
+    ca_fingerprints: tuple[str, ...],
     credential: NodeCredential | None = None,
 ) -> NodeTrustStatus:
     from app.connections import open_node_transport
@@ -614,7 +623,7 @@ def node_trust_status(
             os_store = runtimes.trusts_system_store(node.runtime, node.os_trust_store, facts)
             for runtime, path in runtimes.ca_locations(facts, plan.registry_address, os_store):
                 raw = transport.read_file(path, sudo=node.sudo)
-                status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprint))
+                status.files.append(judge_ca_file(runtime, path, raw, ca_fingerprints))
             status.files += [
                 NodeCAFile(runtime, problem.path,
                            TrustState.MISMATCH if problem.mismatch else TrustState.MISSING,
@@ -695,19 +704,26 @@ def summarize_credentials(files: list[NodeCredentialFile]) -> CredentialState:
 
 
 def judge_ca_file(
-    runtime: str, path: str, raw: bytes | None, ca_fingerprint: str | None
+    runtime: str, path: str, raw: bytes | None, ca_fingerprints: tuple[str, ...]
 ) -> NodeCAFile:
-    """Is the file the node has at ``path`` our current CA?"""
+    """Does the file the node has at ``path`` hold our current CA — every one of
+    ``ca_fingerprints``: during a CA rotation, the old and the new?"""
     if raw is None:
         return NodeCAFile(runtime, path, TrustState.MISSING, detail="no file")
     found = pem_fingerprints(raw)
     if not found:
         return NodeCAFile(runtime, path, TrustState.MISMATCH, detail="not a PEM certificate")
-    if ca_fingerprint is None:
+    if not ca_fingerprints:
         return NodeCAFile(runtime, path, TrustState.ERROR, found[0],
                           "the plan's ca.crt is missing: nothing to compare with")
-    if ca_fingerprint in found:
-        return NodeCAFile(runtime, path, TrustState.MATCH, ca_fingerprint, "current CA")
+    lacking = [fp for fp in ca_fingerprints if fp not in found]
+    if not lacking:
+        detail = "current CA" if len(ca_fingerprints) == 1 else "old and new CA (rotation)"
+        return NodeCAFile(runtime, path, TrustState.MATCH, ca_fingerprints[0], detail)
+    if len(lacking) < len(ca_fingerprints):
+        which = "the new" if lacking == [ca_fingerprints[-1]] else "one"
+        return NodeCAFile(runtime, path, TrustState.MISMATCH, found[0],
+                          f"lacks {which} CA of the rotation (both must be trusted meanwhile)")
     return NodeCAFile(runtime, path, TrustState.MISMATCH, found[0], "another CA (stale)")
 
 

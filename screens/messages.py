@@ -13,6 +13,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:  # annotations only: the domain modules load with the job that needs them
     from app.ca_fetch import PresentedChain
+    from app.ca_rotation import RotationEvent, RotationReport
     from app.deploy import DeployReport
     from app.gc import GcReport
     from app.images.copy import ImageEvent, ImagesReport
@@ -202,3 +203,17 @@ class GarbageCollected(Message):
     """The read-only window closed: what was freed, and whether the registry is read-write."""
 
     report: GcReport
+
+
+@dataclass
+class CaRotationProgressed(Message):
+    """A CA rotation's phase started (``event.started``) or says what it does now."""
+
+    event: RotationEvent
+
+
+@dataclass
+class CaRotationFinished(Message):
+    """The CA rotation ran every phase, or stopped at one (``report.failed_phase``)."""
+
+    report: RotationReport

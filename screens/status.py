@@ -25,8 +25,11 @@ from screens import validators
 from screens.deploy import saved_credentials
 from screens.host_key_prompt import ask_host_key_policy
 from screens.messages import (
+    CaRotationFinished,
+    CaRotationProgressed,
     GarbageCollected,
     JobFailed,
+    NodeProgressed,
     RenewalFinished,
     StatusReady,
     StepProgress,
@@ -36,6 +39,8 @@ from screens.wizard_screen import PaletteAction, WizardScreen
 if TYPE_CHECKING:
     from textual.message import Message
 
+    from app.ca_rotation import RotationEvent
+    from app.onboard import NodeProgress
     from app.plan import Plan, Secrets
     from app.steps import StepResult
     from app.transport.base import Transport
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 
 JOB = "background-status"  # "background" groups never block navigation or quitting
 RENEW_JOB = "renew"
+ROTATE_JOB = "rotate-ca"
 GC_JOB = "gc"
 DEFAULT_INTERVAL = 30
 TRUST_STYLE = {TrustState.MATCH: "bold green", TrustState.MISMATCH: "bold red",
@@ -173,6 +179,7 @@ class StatusScreen(WizardScreen):
         super().__init__()
         self.live = live  # collect on mount and on the interval (off: only show_report)
         self.timer: Timer | None = None
+        self.rotation_lines: list[str] = []  # one line per phase of a running CA rotation
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="button-row", id="status-controls"):
@@ -187,6 +194,7 @@ class StatusScreen(WizardScreen):
             yield Button("Images…", id="images", compact=True)
             yield Button("Prune…", id="prune", compact=True)
             yield Button("Renew cert…", id="renew", compact=True)
+            yield Button("Rotate CA…", id="rotate-ca", compact=True)
             yield Button("Collect garbage…", id="gc", compact=True)
         with Vertical(id="status-panel"):
             yield Static("", id="status-notes", markup=False)
@@ -197,11 +205,13 @@ class StatusScreen(WizardScreen):
 
     def show_notes(self) -> None:
         """The plan's warnings that need no connection: no auth, an unencrypted CA key."""
+        from app.ca_rotation import rotation_note
         from app.plan import auth_warning
         from app.status import ca_key_note
 
         plan = self.wizard.plan
-        notes = [] if plan is None else [n for n in (auth_warning(plan), ca_key_note(plan)) if n]
+        notes = [] if plan is None else [
+            n for n in (auth_warning(plan), ca_key_note(plan), rotation_note(plan)) if n]
         shown = self.query_one("#status-notes", Static)
         shown.update("\n".join(f"⚠ {n}" for n in notes))
         shown.display = bool(notes)
@@ -210,6 +220,7 @@ class StatusScreen(WizardScreen):
             managed and plan is not None and plan.registry.auth == "htpasswd")
         self.query_one("#prune", Button).display = managed
         self.query_one("#renew", Button).display = managed
+        self.query_one("#rotate-ca", Button).display = managed
         self.query_one("#gc", Button).display = managed
 
     def action_images(self) -> None:
@@ -271,7 +282,8 @@ class StatusScreen(WizardScreen):
     def button_actions(self) -> dict[str, Callable[[], object]]:
         return {"refresh": self.action_refresh_now, "accounts": self.action_accounts,
                 "images": self.action_images, "prune": self.action_prune,
-                "renew": self.action_renew, "gc": self.action_gc}
+                "renew": self.action_renew, "rotate-ca": self.action_rotate_ca,
+                "gc": self.action_gc}
 
     # --- day-two jobs on the registry host (confirmed first, run in a worker) ------------------
 
@@ -297,6 +309,18 @@ class StatusScreen(WizardScreen):
             "new one answers; pulls pause for a few seconds. Nodes need nothing: they trust the "
             "CA, and it is unchanged.", "Renew and deploy", self.renew)
 
+    def action_rotate_ca(self) -> None:
+        """Replace the CA in three phases, nodes pulling throughout, after a confirmation."""
+        self.confirm_then(
+            "Rotate the CA?",
+            "Three phases, each safe to run again (a failed one is resumed by rotating again):\n"
+            "1 add: a new CA, and every node onboarded to trust the old and the new CA;\n"
+            "2 switch: a server certificate from the new CA, deployed (the old container is "
+            "kept until the new one answers);\n"
+            "3 finish: the new CA replaces ca.crt/ca.key (the old pair is kept, dated) and every "
+            "node is onboarded again to trust only the new CA.\n"
+            "Nodes keep pulling throughout.", "Rotate the CA", self.rotate_ca)
+
     def action_gc(self) -> None:
         """Garbage collection in a read-only window, after a confirmation."""
         self.confirm_then(
@@ -316,6 +340,31 @@ class StatusScreen(WizardScreen):
                                                    on_progress=progress,
                                                    should_stop=lambda: worker.is_cancelled),
                                   RenewalFinished)
+
+    @work(thread=True, exit_on_error=False, group=ROTATE_JOB, name="CA rotation")
+    def rotate_ca(self) -> None:
+        from app.ca_rotation import RotationJob, rotate_ca
+        from app.connections import open_registry_transport
+
+        worker = get_current_worker()
+        plan, secrets = self.wizard.require_plan(), self.wizard.secrets
+        policy = ask_host_key_policy(self.wizard)
+
+        def progressed(event: RotationEvent) -> None:
+            self.post_message(CaRotationProgressed(event))
+
+        def stepped(result: StepResult) -> None:
+            self.post_message(StepProgress(result, ROTATE_JOB))
+
+        def onboarding(progress: NodeProgress) -> None:
+            self.post_message(NodeProgressed(progress))
+
+        job = RotationJob(plan, secrets, policy,
+                          lambda: open_registry_transport(plan, secrets, policy),
+                          on_event=progressed, on_node=onboarding, on_step=stepped,
+                          should_stop=lambda: worker.is_cancelled)
+        self.rotation_lines = []
+        self.report_job(ROTATE_JOB, lambda: rotate_ca(job), CaRotationFinished)
 
     @work(thread=True, exit_on_error=False, group=GC_JOB, name="Garbage collection")
     def collect_garbage(self) -> None:
@@ -354,6 +403,38 @@ class StatusScreen(WizardScreen):
         if message.job == RENEW_JOB:
             self.query_one("#action-result", Static).update(
                 f"renewing: {message.result.what} — {message.result.outcome.value}")
+        if message.job == ROTATE_JOB:
+            self.show_rotation(f"deploy: {message.result.what} — "
+                               f"{message.result.outcome.value}")
+
+    def on_ca_rotation_progressed(self, message: CaRotationProgressed) -> None:
+        event: RotationEvent = message.event
+        if event.started:
+            self.rotation_lines.append(f"phase {event.number}/3 {event.text}")
+            self.show_rotation("")
+        else:
+            self.show_rotation(event.text)
+
+    def on_node_progressed(self, message: NodeProgressed) -> None:
+        """Only a CA rotation onboards nodes from this step."""
+        progress = message.progress
+        self.show_rotation(f"node {progress.host}: {progress.state.value}"
+                           + (f" — {progress.message}" if progress.message else ""))
+
+    def show_rotation(self, now: str) -> None:
+        """Every phase begun so far, and what the current one does now."""
+        lines = [*self.rotation_lines, f"  {now}" if now else ""]
+        self.query_one("#action-result", Static).update("\n".join(lines).rstrip())
+
+    def on_ca_rotation_finished(self, message: CaRotationFinished) -> None:
+        report = message.report
+        self.show_notes()  # the "rotation under way" note comes or goes
+        mark = "✓ " if report.ok else "✗ "
+        self.query_one("#action-result", Static).update(
+            "\n".join(mark + line for line in report.lines()))
+        self.notify(report.lines()[-1] if report.ok else f"CA rotation stopped in phase "
+                    f"{report.failed_phase}", severity="information" if report.ok else "error")
+        self.action_refresh_now()
 
     def on_renewal_finished(self, message: RenewalFinished) -> None:
         report = message.report
@@ -384,7 +465,8 @@ class StatusScreen(WizardScreen):
 
     def on_job_failed(self, message: JobFailed) -> None:
         hint = f" (hint: {message.hint})" if message.hint else ""
-        where = "#action-result" if message.job in (RENEW_JOB, GC_JOB) else "#status-state"
+        day_two = (RENEW_JOB, GC_JOB, ROTATE_JOB)
+        where = "#action-result" if message.job in day_two else "#status-state"
         self.query_one(where, Static).update(f"✗ {message.error}{hint}")
 
     def show_report(self, report: StatusReport) -> None:
@@ -414,6 +496,8 @@ class StatusScreen(WizardScreen):
                             "delete the rest (preview first)", self.action_prune))
             actions.append(("Renew certificate", "A new server certificate from the same CA, "
                             "deployed and checked", self.action_renew))
+            actions.append(("Rotate the CA…", "A new CA in three phases (add, switch, finish), "
+                            "nodes pulling throughout", self.action_rotate_ca))
             actions.append(("Collect garbage", "Free the disk of deleted images in a read-only "
                             "window", self.action_gc))
         return actions

@@ -119,13 +119,13 @@ def test_status_checks_its_ca_path(toy: ToyAdapter, tmp_path: Path,
     node = toy_node()
     connect_to(monkeypatch, node)
     missing = status.node_trust_status(plan, Secrets(), None, resolved(node.name),
-                                       ca.fingerprint)
+                                       (ca.fingerprint,))
     assert missing.state is status.TrustState.MISSING
     assert [(f.runtime, f.path) for f in missing.files] == [
         ("toyrt", "/etc/toyrt/certs/198.18.9.2:8443/ca.crt")]
     node.files["/etc/toyrt/certs/198.18.9.2:8443/ca.crt"] = (plan.cert_dir / "ca.crt").read_bytes()
     trusted = status.node_trust_status(plan, Secrets(), None, resolved(node.name),
-                                       ca.fingerprint)
+                                       (ca.fingerprint,))
     assert trusted.state is status.TrustState.MATCH and trusted.runtimes == ["toyrt"]
 
 
@@ -174,7 +174,7 @@ def test_its_credential_file_goes_through_onboard_and_status(
         assert "/etc/toyrt/auth.json" in report.results[0].changed_files
         connect_to(monkeypatch, node)
         wanted = pull_credential(plan)
-        checked = status.node_trust_status(plan, Secrets(), None, resolved(node.name), None,
+        checked = status.node_trust_status(plan, Secrets(), None, resolved(node.name), (),
                                            wanted)
         assert {(f.reader, f.state) for f in checked.credential_files} == {
             ("toyrt", status.CredentialState.CURRENT),

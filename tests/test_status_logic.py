@@ -137,7 +137,7 @@ def test_certificate_status_and_bad_pem() -> None:
 
 def test_judge_ca_file() -> None:
     current, other = make_pki(["r"]), make_pki(["r"], cn="old CA")
-    fp = pem_fingerprints(current.ca_pem)[0]
+    fp = (pem_fingerprints(current.ca_pem)[0],)
     assert judge_ca_file("docker", "/p", current.ca_pem, fp).state is TrustState.MATCH
     stale = judge_ca_file("docker", "/p", other.ca_pem, fp)
     assert stale.state is TrustState.MISMATCH and stale.detail == "another CA (stale)"
@@ -145,6 +145,18 @@ def test_judge_ca_file() -> None:
     assert judge_ca_file("docker", "/p", b"junk", fp).state is TrustState.MISMATCH
     bundle = other.ca_pem + current.ca_pem
     assert judge_ca_file("os-store", "/p", bundle, fp).state is TrustState.MATCH
+
+
+def test_judge_ca_file_during_a_rotation_wants_both_cas() -> None:
+    old, new = make_pki(["r"], cn="old CA"), make_pki(["r"])
+    both = (pem_fingerprints(old.ca_pem)[0], pem_fingerprints(new.ca_pem)[0])
+    held = judge_ca_file("containerd", "/p", old.ca_pem + new.ca_pem, both)
+    assert held.state is TrustState.MATCH and "rotation" in held.detail
+    only_old = judge_ca_file("containerd", "/p", old.ca_pem, both)
+    assert only_old.state is TrustState.MISMATCH and "lacks the new CA" in only_old.detail
+    assert judge_ca_file("docker", "/p", new.ca_pem, both).state is TrustState.MISMATCH
+    # after the finish: the new CA alone is wanted, and a node holding it is current
+    assert judge_ca_file("docker", "/p", new.ca_pem, both[1:]).state is TrustState.MATCH
 
 
 def test_summarize_node_picks_the_worst_state() -> None:

@@ -77,17 +77,20 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print_status(report)
+        from app.ca_rotation import rotation_note
         from app.status import ca_key_note
 
-        if (note := ca_key_note(plan)) is not None:
-            print(f"{'note':<14}{note}")
+        for note in (ca_key_note(plan), rotation_note(plan)):
+            if note is not None:
+                print(f"{'note':<14}{note}")
     return 0 if report.healthy else 1
 
 
-def _cert_line(cert: CertificateStatus, managed: bool = True) -> str:
+def _cert_line(cert: CertificateStatus, managed: bool = True,
+               renew: str = "regwiz certs --renew") -> str:
     if cert.error:
         return f"{cert.source}: {cert.error}"
-    how = "regwiz certs --renew" if managed else "with the registry's own tools"
+    how = renew if managed else "with the registry's own tools"
     warn = f"  (renew soon: {how})" if cert.expiring else ""
     return f"{cert.days_left} days left (until {cert.not_after}, {cert.source}){warn}"
 
@@ -123,7 +126,8 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
         line("", "  hint: regwiz certs --plan FILE (reissues it), then regwiz deploy --plan FILE")
     if report.served_matches_local is False:
         line("", "the served certificate is not the plan's tls.crt: run regwiz deploy")
-    line("CA", _cert_line(report.ca_certificate, report.managed))
+    line("CA", _cert_line(report.ca_certificate, report.managed,
+                          "regwiz rotate-ca, nodes pulling throughout"))
     print_catalog(report, line)
     if report.managed:
         print_registry_host(report, line)

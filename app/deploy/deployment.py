@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import htpasswd as htp
 from app import registry_api
-from app.certs import certificate_problems, on_disk_differences
+from app.certs import CertFiles, certificate_problems, on_disk_differences
 from app.deploy.container import (
     CONTAINER_CERTS_DIR,
     HTPASSWD_NAME,
@@ -201,7 +201,7 @@ class Deployment(OnRegistryHost):
                  "proves TLS with our CA and the registry API answer",
                  self._or_roll_back(self._health_check),
                  [f"up to {self.options.health_timeout:g} s, trusting only "
-                  f"{self.plan.cert_dir}/ca.crt",
+                  f"{CertFiles(self.plan.cert_dir).trusted}",
                   "on failure: the new containers are removed and the previous ones started "
                   "again under their names"]),
             Step("Remove the previous containers", self.where,
@@ -275,10 +275,12 @@ class Deployment(OnRegistryHost):
 
     def _check_certificate(self) -> Outcome:
         directory = self.plan.cert_dir
+        # ca.crt, or both CAs while a rotation runs: the registry host trusts what nodes do
+        ca_path = CertFiles(directory).trusted
         try:
             cert_pem = (directory / "tls.crt").read_bytes()
             key_pem = (directory / "tls.key").read_bytes()
-            ca_pem = (directory / "ca.crt").read_bytes()
+            ca_pem = ca_path.read_bytes()
         except OSError as error:
             raise DeployError(
                 f"cannot read {error.filename}: {error.strerror}",
@@ -286,8 +288,8 @@ class Deployment(OnRegistryHost):
             ) from None
         if b"PRIVATE KEY" in ca_pem:
             # ca.crt is copied to the registry host and every node: it must never carry a key.
-            raise DeployError(f"{directory / 'ca.crt'} contains a private key; refusing to copy "
-                              "it to the registry host",
+            raise DeployError(f"{ca_path} contains a private key; refusing to copy it to the "
+                              "registry host",
                               "keep ca.crt certificate-only (the key belongs in ca.key)")
         problems = certificate_problems(cert_pem, key_pem, ca_pem, self.plan.registry.address)
         if problems:
@@ -638,7 +640,7 @@ class Deployment(OnRegistryHost):
     def _wait_until_up(self) -> registry_api.PingResult:
         """Ping the registry's API until it answers or the health timeout passed."""
         base = registry_api.base_url(self.plan.registry.address, self.plan.registry.port)
-        ca = self.plan.cert_dir / "ca.crt"
+        ca = CertFiles(self.plan.cert_dir).trusted
         deadline = time.monotonic() + self.options.health_timeout
         result = registry_api.ping(base, ca)
         while not result.is_up and time.monotonic() < deadline:
@@ -648,7 +650,7 @@ class Deployment(OnRegistryHost):
 
     def _health_check(self) -> Outcome:
         base = registry_api.base_url(self.plan.registry.address, self.plan.registry.port)
-        ca = self.plan.cert_dir / "ca.crt"
+        ca = CertFiles(self.plan.cert_dir).trusted
         result = self._wait_until_up()
         if not result.is_up:
             states = self._container_states()

@@ -113,7 +113,7 @@ def test_a_failed_canary_is_rolled_back_and_stops_the_other_restarts(
     # status tells: the CA file is the current one, but containerd has not read its config
     held_status = node_trust_status(plan, Secrets(), policy_for(known_hosts),
                                     plan.resolved_nodes()[1],
-                                    onboard.load_ca_certificate(plan).fingerprint)
+                                    (onboard.load_ca_certificate(plan).fingerprint,))
     states = {f.path: (f.state, f.detail) for f in held_status.files}
     assert states[f"{registry_dir}/ca.crt"][0] is TrustState.MATCH, held_status
     assert states[CONFIG][0] is TrustState.MISSING and "not been restarted" in states[CONFIG][1]
