@@ -21,6 +21,7 @@ from screens.widgets.form_field import FormField
 from screens.widgets.labeled_control import LabeledControl
 
 DEFAULT = "default"
+MIRROR_ONLY_HELP = "Air-gapped: no fallback to the upstream when a mirror lacks an image."
 
 
 def _tri_options(default: bool) -> list[tuple[str, str]]:
@@ -78,6 +79,10 @@ class NodeEditModal(FormModal[NodeSettings]):
                 yield LabeledControl("OS trust store", Select(
                     _tri_options(defaults.os_trust_store), value=_tri(node.os_trust_store),
                     allow_blank=False, id="node-os-store", compact=True))
+                yield LabeledControl("Mirror only", Select(
+                    _tri_options(defaults.mirror_only), value=_tri(node.mirror_only),
+                    allow_blank=False, id="node-mirror-only", compact=True),
+                    help_text=MIRROR_ONLY_HELP)
             yield DialogButtons("Save", ok_id="save")
 
     def check_host(self, value: str) -> str | None:
@@ -108,6 +113,7 @@ class NodeEditModal(FormModal[NodeSettings]):
             runtime=None if runtime == DEFAULT else str(runtime),
             sudo=_from_tri(self.query_one("#node-sudo", Select).value),
             os_trust_store=_from_tri(self.query_one("#node-os-store", Select).value),
+            mirror_only=_from_tri(self.query_one("#node-mirror-only", Select).value),
         )
 
 
