@@ -21,7 +21,7 @@ from screens.mirror_edit import MirrorEditModal
 from screens.wizard_screen import PaletteAction, WizardScreen
 
 COLUMNS = (("upstream", "upstream"), ("port", "port"), ("url", "fetched from"),
-           ("access", "access"), ("address", "nodes pull via"))
+           ("access", "access"))
 INTRO = (
     "A pull-through cache keeps a copy of what nodes pull from another registry: the first pull "
     "of an image fetches it from the upstream, every later one is served from the registry host "
@@ -72,7 +72,7 @@ class MirrorsScreen(WizardScreen):
         table.clear()
         for mirror in self.plan.mirrors:
             table.add_row(Text(mirror.upstream), Text(str(mirror.port)), Text(mirror.url),
-                          _access(mirror), Text(self.plan.mirror_address(mirror).reference))
+                          _access(mirror))
         if select is not None and self.plan.mirrors:
             table.move_cursor(row=min(select, len(self.plan.mirrors) - 1))
         self.show_summary()
@@ -80,8 +80,10 @@ class MirrorsScreen(WizardScreen):
 
     def show_summary(self) -> None:
         count = len(self.plan.mirrors)
-        text = (f"{count} mirror(s), published on the registry host next to the registry "
-                f"({self.plan.registry_reference}). Enter or e edits, a adds, Delete removes."
+        example = self.plan.mirror_address(self.plan.mirrors[0]).reference if count else ""
+        text = (f"{count} mirror(s) on the registry host, at the registry's address on their "
+                f"own ports (nodes pull through {example}, ...). Enter or e edits, a adds, "
+                "Delete removes."
                 if count else
                 "No mirrors: nodes pull other registries' images straight from them. "
                 "Add one (a) to cache docker.io, registry.k8s.io, quay.io, ghcr.io or any "

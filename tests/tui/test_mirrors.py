@@ -95,7 +95,9 @@ async def test_add_from_a_preset_fills_the_defaults_and_saves(make_app: AppFacto
         assert app.plan.mirrors == [MirrorSettings("quay.io", 5001)]
         table = app.screen.query_one("#mirrors-table", DataTable)
         assert [str(cell) for cell in table.get_row_at(0)] == [
-            "quay.io", "5001", "https://quay.io", "public", "registry.internal:5001"]
+            "quay.io", "5001", "https://quay.io", "public"]
+        summary = str(app.screen.query_one("#mirrors-summary", Static).render())
+        assert "nodes pull through registry.internal:5001" in summary
         # the next add offers the next free upstream and port
         modal = await open_add(app, pilot)
         assert modal.values()[:2] == ("docker.io", "5002")
