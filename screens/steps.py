@@ -24,7 +24,7 @@ class Step:
     screen: str  # "module:Class" of the screen (a WizardScreen) that shows this step
     help: str  # markdown shown by ``?`` / F1 on this step
     # Which plans show it: "any", "managed" (a registry regwiz deploys) or "external" (one it
-    # did not deploy: Harbor, Quay, ...; no certificates, registry host or deploy steps).
+    # did not deploy: Harbor, Quay, ...; no certificates, registry host, mirrors or deploy).
     registry: str = "any"
 
     def shown_for(self, managed: bool) -> bool:
@@ -123,7 +123,7 @@ STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 
 def steps_for(managed: bool) -> tuple[Step, ...]:
     """The steps a plan goes through: a registry regwiz did not deploy skips certificates,
-    registry host and deploy."""
+    registry host, mirrors and deploy."""
     return tuple(step for step in STEPS if step.shown_for(managed))
 
 

@@ -35,7 +35,7 @@ def test_every_step_has_a_screen() -> None:
         assert step.title and step.short and step.help
 
 
-def test_a_registry_regwiz_did_not_deploy_skips_certificates_host_and_deploy() -> None:
+def test_a_registry_regwiz_did_not_deploy_skips_certificates_host_mirrors_and_deploy() -> None:
     from screens.steps import steps_for
 
     managed = [step.name for step in steps_for(True)]
