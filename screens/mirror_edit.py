@@ -84,10 +84,11 @@ class MirrorEditModal(FormModal[MirrorSettings]):
         mirror = self.initial()
         registry_port = self.plan.registry.port
         title = "Add mirror" if self.index is None else f"Edit the mirror of {mirror.upstream}"
-        with Vertical(classes="dialog node-dialog mirror-dialog"):
+        with Vertical(classes="dialog node-dialog fields-dialog mirror-dialog"):
             yield Label(title, classes="dialog-title", markup=False)
             # the fields scroll when their messages need more rows than the screen has
-            with VerticalScroll(classes="mirror-fields"), Grid(classes="form-grid"):
+            with VerticalScroll(classes="dialog-fields", can_focus=False), \
+                    Grid(classes="form-grid"):
                 if self.index is None:
                     yield LabeledControl("Preset", Select(
                         [(name, name) for name in WELL_KNOWN_UPSTREAMS] + [("Other…", OTHER)],

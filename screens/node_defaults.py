@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Checkbox, Label, Select
 
 from app.plan import NodeDefaults
@@ -29,9 +29,11 @@ class NodeDefaultsModal(FormModal[NodeDefaults]):
 
     def compose(self) -> ComposeResult:
         defaults = self.defaults
-        with Vertical(classes="dialog node-dialog"):
+        with Vertical(classes="dialog node-dialog fields-dialog"):
             yield Label("Node defaults", classes="dialog-title")
-            with Grid(classes="form-grid"):
+            # the fields scroll when their messages need more rows than the screen has
+            with VerticalScroll(classes="dialog-fields", can_focus=False), \
+                    Grid(classes="form-grid"):
                 yield FormField("SSH user", field_id="default-user", value=defaults.ssh_user,
                                 validators=[validators.user()],
                                 help_text="Used by every node without its own user.")
@@ -50,7 +52,7 @@ class NodeDefaultsModal(FormModal[NodeDefaults]):
                     "also trust the CA system-wide", defaults.os_trust_store,
                     id="default-os-store", compact=True))
                 yield LabeledControl("Mirror only", Checkbox(
-                    "pull mirrored upstreams only via the mirrors", defaults.mirror_only,
+                    "pull only through the mirrors", defaults.mirror_only,
                     id="default-mirror-only", compact=True), help_text=MIRROR_ONLY_HELP)
             yield DialogButtons("Save", ok_id="save")
 

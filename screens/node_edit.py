@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Label, Select
 
 from app.plan import NodeDefaults, NodeSettings
@@ -21,7 +21,7 @@ from screens.widgets.form_field import FormField
 from screens.widgets.labeled_control import LabeledControl
 
 DEFAULT = "default"
-MIRROR_ONLY_HELP = "Air-gapped: no fallback to the upstream when a mirror lacks an image."
+MIRROR_ONLY_HELP = "Air-gapped: no fallback to the upstream."
 
 
 def _tri_options(default: bool) -> list[tuple[str, str]]:
@@ -52,9 +52,11 @@ class NodeEditModal(FormModal[NodeSettings]):
 
     def compose(self) -> ComposeResult:
         node, defaults = self.node, self.defaults
-        with Vertical(classes="dialog node-dialog"):
+        with Vertical(classes="dialog node-dialog fields-dialog"):
             yield Label("Edit node" if node.host else "Add node", classes="dialog-title")
-            with Grid(classes="form-grid"):
+            # the fields scroll when their messages need more rows than the screen has
+            with VerticalScroll(classes="dialog-fields", can_focus=False), \
+                    Grid(classes="form-grid"):
                 yield FormField("Host", field_id="node-host", value=node.host,
                                 validators=[validators.Checked(self.check_host)],
                                 help_text="IP or DNS name the node is reached at.")

@@ -329,6 +329,8 @@ async def test_mirror_only_in_the_defaults_a_node_and_marked_nodes(make_app: App
         await pilot.pause()
         assert app.plan is not None
         assert app.plan.nodes[2].mirror_only is False
+        assert [str(table.get_cell(host, "mirror-only")) for host in
+                ("198.18.0.3", "198.18.0.4", "198.18.0.5")] == ["no", "no", "no"]
         # back on the first node: "default" again
         table.move_cursor(row=0)
         await pilot.press("ctrl+a", "ctrl+a")  # all marked, then none
