@@ -20,12 +20,11 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app import validate
 from app.plan import WELL_KNOWN_UPSTREAMS, MirrorSettings, Plan, validate_plan
 from screens import validators
 from screens.form_modal import FormModal
 from screens.widgets.dialog_buttons import DialogButtons
-from screens.widgets.form_field import FormField
+from screens.widgets.form_field import FormField, Warner
 from screens.widgets.labeled_control import LabeledControl
 
 OTHER = "other"  # the preset for any registry the user names
@@ -96,32 +95,29 @@ class MirrorEditModal(FormModal[MirrorSettings]):
                         compact=True), help_text="Fills name, URL and a free port.")
                 yield self.checked_field(
                     "Upstream", "upstream", mirror.upstream,
-                    validators.Checked(_required(validate.check_upstream)),
-                    "As image references name it.")
+                    validators.upstream(), "As image references name it.")
                 yield self.checked_field(
                     "Port", "port", str(mirror.port), validators.port(),
                     f"On the registry host (not {registry_port}).")
                 yield self.checked_field(
                     "Remote URL", "remote_url", mirror.url,
-                    validators.Checked(validate.check_remote_url, optional=True),
-                    "Empty: the well-known URL.")
+                    validators.remote_url(), "Empty: the well-known URL.")
                 yield self.checked_field(
                     "Remote CA", "remote_ca", mirror.remote_ca or "", validators.local_path(),
                     "Optional: a PEM to trust the URL.", warn=self.missing_file)
                 yield self.checked_field(
                     "Username", "username", mirror.username or "",
-                    validators.Checked(validate.check_upstream_user, optional=True),
-                    "Optional: an upstream login.")
+                    validators.upstream_user(), "Optional: an upstream login.")
             yield Static(password_line(mirror, self.known_passwords), id="mirror-access",
                          classes="dialog-hint", markup=False)
             yield DialogButtons("Save", ok_id="save")
 
     def checked_field(self, label: str, key: str, value: str, check: validators.Checked,
-                      help_text: str, **options: object) -> FormField:
+                      help_text: str, warn: Warner | None = None) -> FormField:
         """A field with its own check, then the plan's rules between fields about ``key``."""
         cross = validators.Checked(lambda _value: self.plan_problem(key))
         return FormField(label, field_id=FIELDS[key], value=value, validators=[check, cross],
-                         help_text=help_text, **options)  # type: ignore[arg-type]
+                         help_text=help_text, warn=warn)
 
     def on_mount(self) -> None:
         self.refresh_form()
@@ -213,13 +209,6 @@ class MirrorEditModal(FormModal[MirrorSettings]):
         if not self.form_is_valid():
             return None
         return self.candidate()
-
-
-def _required(check: validators.Check) -> validators.Check:
-    def checked(value: str) -> str | None:
-        return "required" if not value.strip() else check(value)
-
-    return checked
 
 
 def _name_mirrors(problem: str, upstreams: list[str]) -> str:
