@@ -43,6 +43,7 @@ class NodeChanges:
     runtime: str = KEEP
     sudo: str = KEEP
     os_trust_store: str = KEEP
+    mirror_only: str = KEEP
 
     def apply(self, node: NodeSettings) -> NodeSettings:
         """``node`` with these changes (a copy; the host and every untouched field kept)."""
@@ -54,7 +55,7 @@ class NodeChanges:
             if value is not None}
         if self.runtime != KEEP:
             values["runtime"] = None if self.runtime == DEFAULT else self.runtime
-        for name in ("sudo", "os_trust_store"):
+        for name in ("sudo", "os_trust_store", "mirror_only"):
             choice = getattr(self, name)
             if choice != KEEP:
                 values[name] = None if choice == DEFAULT else choice == "yes"
@@ -117,6 +118,7 @@ class NodeBulkEditModal(FormModal[NodeChanges]):
                               + [(r, r) for r in RUNTIMES])
                 yield _choice("Sudo", "bulk-sudo", _yes_no(defaults.sudo))
                 yield _choice("OS trust store", "bulk-os-store", _yes_no(defaults.os_trust_store))
+                yield _choice("Mirror only", "bulk-mirror-only", _yes_no(defaults.mirror_only))
             yield DialogButtons("Apply to all", ok_id="apply")
 
     def choice(self, control_id: str) -> str:
@@ -134,6 +136,7 @@ class NodeBulkEditModal(FormModal[NodeChanges]):
             runtime=self.choice("bulk-runtime"),
             sudo=self.choice("bulk-sudo"),
             os_trust_store=self.choice("bulk-os-store"),
+            mirror_only=self.choice("bulk-mirror-only"),
         )
         if changes.empty:
             self.notify("Nothing to change: fill in a field or pick a value.",

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Label, Select
 
 from app.plan import NodeDefaults, NodeSettings
@@ -21,6 +21,7 @@ from screens.widgets.form_field import FormField
 from screens.widgets.labeled_control import LabeledControl
 
 DEFAULT = "default"
+MIRROR_ONLY_HELP = "Air-gapped: no fallback to the upstream."
 
 
 def _tri_options(default: bool) -> list[tuple[str, str]]:
@@ -51,9 +52,11 @@ class NodeEditModal(FormModal[NodeSettings]):
 
     def compose(self) -> ComposeResult:
         node, defaults = self.node, self.defaults
-        with Vertical(classes="dialog node-dialog"):
+        with Vertical(classes="dialog node-dialog fields-dialog"):
             yield Label("Edit node" if node.host else "Add node", classes="dialog-title")
-            with Grid(classes="form-grid"):
+            # the fields scroll when their messages need more rows than the screen has
+            with VerticalScroll(classes="dialog-fields", can_focus=False), \
+                    Grid(classes="form-grid"):
                 yield FormField("Host", field_id="node-host", value=node.host,
                                 validators=[validators.Checked(self.check_host)],
                                 help_text="IP or DNS name the node is reached at.")
@@ -78,6 +81,10 @@ class NodeEditModal(FormModal[NodeSettings]):
                 yield LabeledControl("OS trust store", Select(
                     _tri_options(defaults.os_trust_store), value=_tri(node.os_trust_store),
                     allow_blank=False, id="node-os-store", compact=True))
+                yield LabeledControl("Mirror only", Select(
+                    _tri_options(defaults.mirror_only), value=_tri(node.mirror_only),
+                    allow_blank=False, id="node-mirror-only", compact=True),
+                    help_text=MIRROR_ONLY_HELP)
             yield DialogButtons("Save", ok_id="save")
 
     def check_host(self, value: str) -> str | None:
@@ -108,6 +115,7 @@ class NodeEditModal(FormModal[NodeSettings]):
             runtime=None if runtime == DEFAULT else str(runtime),
             sudo=_from_tri(self.query_one("#node-sudo", Select).value),
             os_trust_store=_from_tri(self.query_one("#node-os-store", Select).value),
+            mirror_only=_from_tri(self.query_one("#node-mirror-only", Select).value),
         )
 
 

@@ -39,6 +39,7 @@ from screens.wizard_screen import PaletteAction, WizardScreen
 MARK = "✓"
 COLUMNS = (("mark", " "), ("host", "host"), ("user", "user"), ("port", "port"),
            ("runtime", "runtime"), ("sudo", "sudo"), ("os-store", "OS store"))
+MIRROR_ONLY_COLUMN = ("mirror-only", "mirror only")  # shown when the plan has mirrors
 
 
 def check_node_target(value: str) -> str | None:
@@ -95,9 +96,13 @@ class NodesScreen(WizardScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes-table", DataTable)
-        for key, label in COLUMNS:
+        for key, label in self.columns:
             table.add_column(label, key=key)
         self.refresh_table()
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        return COLUMNS + ((MIRROR_ONLY_COLUMN,) if self.plan.mirrors else ())
 
     @property
     def plan(self) -> Plan:
@@ -110,8 +115,9 @@ class NodesScreen(WizardScreen):
         table.clear()
         defaults = self.plan.node_defaults
         self.marked &= {node.host for node in self.plan.nodes}  # removed or renamed: unmarked
+        mirrors = bool(self.plan.mirrors)
         for node in self.plan.nodes:
-            table.add_row(
+            cells = [
                 self.mark_cell(node.host),
                 Text(node.host),
                 _cell(node.ssh_user, defaults.ssh_user),
@@ -119,8 +125,10 @@ class NodesScreen(WizardScreen):
                 _cell(node.runtime, defaults.runtime),
                 _cell(node.sudo, defaults.sudo),
                 _cell(node.os_trust_store, defaults.os_trust_store),
-                key=node.host,
-            )
+            ]
+            if mirrors:
+                cells.append(_cell(node.mirror_only, defaults.mirror_only))
+            table.add_row(*cells, key=node.host)
         if select is not None:
             hosts = [node.host for node in self.plan.nodes]
             if select in hosts:

@@ -24,7 +24,7 @@ class Step:
     screen: str  # "module:Class" of the screen (a WizardScreen) that shows this step
     help: str  # markdown shown by ``?`` / F1 on this step
     # Which plans show it: "any", "managed" (a registry regwiz deploys) or "external" (one it
-    # did not deploy: Harbor, Quay, ...; no certificates, registry host or deploy steps).
+    # did not deploy: Harbor, Quay, ...; no certificates, registry host, mirrors or deploy).
     registry: str = "any"
 
     def shown_for(self, managed: bool) -> bool:
@@ -75,6 +75,17 @@ STEPS: tuple[Step, ...] = (
         registry="managed",
     ),
     Step(
+        "mirrors", "Mirrors", "Mirrors", "screens.mirrors:MirrorsScreen",
+        "Pull-through caches of other registries (docker.io, registry.k8s.io, quay.io, ghcr.io "
+        "or any other), run on the registry host next to the registry, each on its own port. "
+        "The first pull of an image fetches it from the upstream; later pulls come from the "
+        "cache. Onboarding points every node at them. **Add** (a) starts from a preset, Enter "
+        "or **e** edits, Delete or **x** removes. A cache of a public upstream is served "
+        "anonymously, pull-only; with a username it is private, and the upstream's password "
+        "comes from `REGWIZ_MIRROR_<NAME>_PASSWORD`, never the plan. Mirrors are optional.",
+        registry="managed",
+    ),
+    Step(
         "deploy", "Deploy registry", "Deploy", "screens.deploy:DeployScreen",
         "Runs the deploy steps on the registry host with live state. Turn on **dry run** "
         "to see what would happen without changing anything. After a failure the container's "
@@ -112,7 +123,7 @@ STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 
 def steps_for(managed: bool) -> tuple[Step, ...]:
     """The steps a plan goes through: a registry regwiz did not deploy skips certificates,
-    registry host and deploy."""
+    registry host, mirrors and deploy."""
     return tuple(step for step in STEPS if step.shown_for(managed))
 
 

@@ -125,6 +125,20 @@ def container_name() -> Checked:
     return Checked(_required(validate.check_container_name))
 
 
+def upstream() -> Checked:
+    """A mirrored registry's name: docker.io, HOST:PORT."""
+    return Checked(_required(validate.check_upstream))
+
+
+def remote_url() -> Checked:
+    """Where a mirror fetches from (optional: the well-known upstreams have a default)."""
+    return Checked(validate.check_remote_url, optional=True)
+
+
+def upstream_user() -> Checked:
+    return Checked(validate.check_upstream_user, optional=True)
+
+
 def repository_reference() -> Checked:
     """An image in the plan's own registry, without the registry (optional)."""
     return Checked(validate.check_repository_reference, optional=True)

@@ -27,7 +27,7 @@ from tests.tui.conftest import AppFactory, settle, wait_for_modal
 
 
 def test_every_step_has_a_screen() -> None:
-    assert len(set(STEP_NAMES)) == len(STEPS) == 10
+    assert len(set(STEP_NAMES)) == len(STEPS) == 11
     for step in STEPS:
         screen_class = step.screen_class()
         assert issubclass(screen_class, WizardScreen)
@@ -35,13 +35,13 @@ def test_every_step_has_a_screen() -> None:
         assert step.title and step.short and step.help
 
 
-def test_a_registry_regwiz_did_not_deploy_skips_certificates_host_and_deploy() -> None:
+def test_a_registry_regwiz_did_not_deploy_skips_certificates_host_mirrors_and_deploy() -> None:
     from screens.steps import steps_for
 
     managed = [step.name for step in steps_for(True)]
     external = [step.name for step in steps_for(False)]
-    assert managed == ["welcome", "certificate", "review", "registry", "deploy", "nodes",
-                       "onboarding", "verify", "status"]
+    assert managed == ["welcome", "certificate", "review", "registry", "mirrors", "deploy",
+                       "nodes", "onboarding", "verify", "status"]
     assert external == ["welcome", "external", "nodes", "onboarding", "verify", "status"]
 
 
@@ -105,7 +105,8 @@ async def test_back_and_next_save_the_plan(make_app: AppFactory, plan_path: Path
 
 
 @pytest.mark.parametrize(("start", "button", "expected"), [
-    ("deploy", "#next", "nodes"), ("deploy", "#back", "registry"),
+    ("deploy", "#next", "nodes"), ("deploy", "#back", "mirrors"),
+    ("mirrors", "#back", "registry"), ("mirrors", "#next", "deploy"),
     ("onboarding", "#next", "verify"), ("verify", "#back", "onboarding"),
     ("status", "#back", "verify"), ("welcome", "#next", "certificate"),
 ])

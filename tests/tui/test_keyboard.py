@@ -49,10 +49,10 @@ async def test_every_step_focuses_a_control_of_its_own(make_app: AppFactory,
     save_with_certificates(plan)
     app = make_app("welcome")
     app.open_plan(plan_path)
-    expected = {"certificate": "common-name", "registry": "host"}
+    expected = {"certificate": "common-name", "registry": "host", "mirrors": "mirrors-table"}
     async with app.run_test(size=(100, 32)) as pilot:
-        for step in ("certificate", "review", "registry", "deploy", "nodes", "onboarding",
-                     "verify"):
+        for step in ("certificate", "review", "registry", "mirrors", "deploy", "nodes",
+                     "onboarding", "verify"):
             assert app.goto(step)
             await pilot.pause()
             await pilot.pause()

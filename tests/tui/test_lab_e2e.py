@@ -27,6 +27,7 @@ from screens.cert_review import CertReviewScreen
 from screens.deploy import DeployScreen
 from screens.host_key_review import HostKeyReviewModal
 from screens.host_key_unknown import HostKeyUnknownModal
+from screens.mirrors import MirrorsScreen
 from screens.nodes import NodesScreen
 from screens.onboarding import OnboardingScreen
 from screens.registry_host import RegistryHostScreen
@@ -139,8 +140,9 @@ async def next_screen(pilot: Pilot[Any], expected: type[Screen[Any]]) -> None:
 
 async def deploy_accepting_the_registry_key(app: RegwizApp, pilot: Pilot[Any],
                                             registry_ip: str) -> None:
-    """On to Deploy and run it: the one unknown host key (the registry's) is shown and
-    accepted, and every step ends changed or unchanged."""
+    """On to Deploy (past Mirrors: none) and run it: the one unknown host key (the registry's)
+    is shown and accepted, and every step ends changed or unchanged."""
+    await next_screen(pilot, MirrorsScreen)
     await next_screen(pilot, DeployScreen)
     asked: list[str] = []
     await run_job(app, pilot, "#deploy", asked)

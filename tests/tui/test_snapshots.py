@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from app.onboard import results_path
-from app.plan import NodeSettings, Plan, Secrets, new_plan, save_plan
+from app.plan import MirrorSettings, NodeSettings, Plan, Secrets, new_plan, save_plan
 from app.status import (
     CatalogStatus,
     CertificateStatus,
@@ -40,6 +40,7 @@ from screens.host_key_changed import HostKeyChangedModal
 from screens.host_key_review import HostKeyReviewModal
 from screens.host_key_unknown import HostKeyUnknownModal
 from screens.import_cert import ImportCertModal
+from screens.mirror_edit import MirrorEditModal
 from screens.node_edit import NodeEditModal
 from screens.status import StatusScreen
 from tests.tui.conftest import settle
@@ -83,6 +84,11 @@ def snap_plan(monkeypatch: pytest.MonkeyPatch, snap_lock: None) -> Iterator[Path
         NodeSettings(host="127.0.0.2", ssh_port=1),
         NodeSettings(host="127.0.0.3", ssh_port=1, ssh_user="rwops", runtime="containerd"),
         NodeSettings(host="127.0.0.4", ssh_port=1, os_trust_store=True),
+    ]
+    plan.mirrors = [
+        MirrorSettings("docker.io", 5001),
+        MirrorSettings("upstream.lab:5000", 5002, remote_url="https://198.18.0.9:5000",
+                       username="robot"),
     ]
     save_plan(plan, plan.path)
     write_onboard_results(plan)
@@ -130,6 +136,7 @@ def make(start: str, plan_path: Path) -> RegwizApp:
         app.session.verify = sample_verify_report()  # the rows of a finished run
     if start == "external" and app.plan is not None:
         app.plan.registry.managed = False  # the short path of a registry regwiz did not deploy
+        app.plan.mirrors = []  # only a registry regwiz deploys runs mirrors
     return app
 
 
@@ -151,6 +158,8 @@ async def steady(pilot: Pilot[Any]) -> None:
         ("certificate", SMALL),
         ("review", WIDE),
         ("registry", WIDE),
+        ("mirrors", SMALL),
+        ("mirrors", WIDE),
         ("deploy", WIDE),
         ("nodes", WIDE),
         ("onboarding", SMALL),
@@ -268,7 +277,7 @@ def test_host_key_review(snap_compare: Snap, snap_plan: Path, size: tuple[int, i
 
 
 @pytest.mark.parametrize("modal", ["unknown-key", "changed-key", "error", "help", "node-edit",
-                                   "import-cert"])
+                                   "import-cert", "mirror-add", "mirror-edit"])
 def test_modals(snap_compare: Snap, snap_plan: Path, modal: str) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
@@ -289,6 +298,12 @@ def test_modals(snap_compare: Snap, snap_plan: Path, modal: str) -> None:
             app.push_screen(NodeEditModal(plan.nodes[1], plan.node_defaults))
         elif modal == "import-cert":
             app.push_screen(ImportCertModal())
+        elif modal == "mirror-add":  # the preset's port typed over: the registry's, refused
+            app.push_screen(MirrorEditModal(app.plan))  # type: ignore[attr-defined]
+            await pilot.pause()
+            app.screen.query_one("#mirror-port", Input).value = "1"
+        elif modal == "mirror-edit":  # the private one: its password variable named
+            app.push_screen(MirrorEditModal(app.plan, 1))  # type: ignore[attr-defined]
         else:
             await pilot.press("f1")  # "?" would be typed into the focused Host field
 
