@@ -985,8 +985,8 @@ def render_plan(plan: Plan, existing_text: str | None = None) -> str:
         nodes = tomlkit.table(is_super_table=True)
         document["nodes"] = nodes
     _merge_table(nodes, data["nodes"]["defaults"], "defaults")
-    _merge_array_of_tables(nodes, "hosts", data["nodes"]["hosts"])
-    _merge_array_of_tables(document, "mirrors", data.get("mirrors", []))
+    _merge_array_of_tables(nodes, "hosts", data["nodes"]["hosts"], "host")
+    _merge_array_of_tables(document, "mirrors", data.get("mirrors", []), "upstream")
     return tomlkit.dumps(document)
 
 
@@ -1005,7 +1005,11 @@ def _merge_values(table: Any, values: dict[str, Any]) -> None:
             del table[key]
     for key, value in values.items():
         current = table.get(key)
-        if current is None or _plain(current) != value or type(_plain(current)) is not type(value):
+        if current is None and _trailing_start(table.value.body) < len(table.value.body):
+            # a new key goes above the comments that end the table (they introduce what follows)
+            table.value._insert_at(_trailing_start(table.value.body), key, value)
+        elif current is None or _plain(current) != value \
+                or type(_plain(current)) is not type(value):
             table[key] = value
 
 
@@ -1013,33 +1017,55 @@ def _plain(value: Any) -> Any:
     return value.unwrap() if hasattr(value, "unwrap") else value
 
 
-def _merge_array_of_tables(parent: Any, name: str, hosts: list[dict[str, Any]]) -> None:
-    """``[[name]]`` tables (nodes.hosts, mirrors) updated in place, comments kept."""
+def _merge_array_of_tables(parent: Any, name: str, entries: list[dict[str, Any]],
+                           key: str) -> None:
+    """``[[name]]`` tables (nodes.hosts by host, mirrors by upstream) updated in place.
+
+    A table is matched by its ``key``, not its position, so its comments stay with it when an
+    entry before it is removed; a removed table's trailing comments (they introduce the next
+    header, as tomlkit reads them) pass to the table before it."""
     existing = parent.get(name)
-    if not hosts:
+    if existing is not None and not isinstance(existing, tomlkit.items.AoT):
+        del parent[name]
+        existing = None
+    if not entries:
         if existing is not None:
             del parent[name]
         return
-    if existing is None or not isinstance(existing, tomlkit.items.AoT):
-        if existing is not None:
-            del parent[name]
-        array = tomlkit.aot()
-        for values in hosts:
-            table = tomlkit.table()
-            _merge_values(table, values)
-            array.append(table)
-        parent[name] = array
-        return
-    # Same position keeps the table and its comments; extra tables go, new ones are appended.
-    while len(existing) > len(hosts):
-        del existing[len(existing) - 1]
-    for index, values in enumerate(hosts):
-        if index < len(existing):
-            _merge_values(existing[index], values)
-        else:
-            table = tomlkit.table()
-            _merge_values(table, values)
-            existing.append(table)
+    old = list(existing) if existing is not None else []
+    by_key = {_plain(table.get(key)): table for table in reversed(old)}  # the first one wins
+    tables = []
+    for values in entries:
+        table = by_key.pop(values.get(key), None) or tomlkit.table()
+        _merge_values(table, values)
+        tables.append(table)
+    for index in range(len(old) - 1, 0, -1):
+        if not any(old[index] is table for table in tables):
+            _hand_on_trailing_comments(old[index], old[index - 1])
+    if existing is None:
+        existing = tomlkit.aot()
+        parent[name] = existing
+    while len(existing):
+        del existing[0]
+    for table in tables:
+        existing.append(table)
+
+
+def _hand_on_trailing_comments(removed: Any, previous: Any) -> None:
+    """The comment lines ending ``previous`` introduced ``removed``: they go with it, and the
+    ones ending ``removed`` (they introduce the table after it) take their place."""
+    previous_body = previous.value.body
+    del previous_body[_trailing_start(previous_body):]
+    body = removed.value.body
+    previous_body.extend(body[_trailing_start(body):])
+
+
+def _trailing_start(body: list[Any]) -> int:
+    """Where a table's closing run of comments and blank lines starts (no key after it)."""
+    cut = len(body)
+    while cut > 0 and body[cut - 1][0] is None:
+        cut -= 1
+    return cut
 
 
 def save_plan(plan: Plan, path: Path | str | None = None) -> Path:

@@ -114,3 +114,49 @@ def test_saving_keeps_mirror_comments_and_round_trips(tmp_path: Path) -> None:
     plan.node_defaults.mirror_only = False
     save_plan(plan)
     assert "[[mirrors]]" not in path.read_text() and load_plan(path).mirrors == []
+
+
+COMMENTED = BASE + """
+# the public hub, cached
+[[mirrors]]
+upstream = "docker.io"  # hub
+port = 5001
+
+# quay, for the operators
+[[mirrors]]
+upstream = "quay.io"  # quay
+port = 5002
+
+# github's packages
+[[mirrors]]
+upstream = "ghcr.io"  # gh
+port = 5003
+"""
+
+
+def test_removing_an_entry_keeps_every_comment_with_its_own_table(tmp_path: Path) -> None:
+    """Tables are matched by upstream (nodes by host), not position: removing quay.io takes its
+    comments with it and leaves ghcr.io's on ghcr.io."""
+    path = tmp_path / "plan.toml"
+    path.write_text(COMMENTED)
+    plan = load_plan(path)
+    del plan.mirrors[1]
+    save_plan(plan)
+    text = path.read_text()
+    assert "quay" not in text, text
+    assert 'upstream = "docker.io"  # hub' in text and 'upstream = "ghcr.io"  # gh' in text
+    hub, gh = text.index("# the public hub, cached"), text.index("# github's packages")
+    assert hub < text.index('"docker.io"') < gh < text.index('"ghcr.io"')
+    assert [m.upstream for m in load_plan(path).mirrors] == ["docker.io", "ghcr.io"]
+
+
+def test_new_keys_go_above_the_comment_that_introduces_the_next_table(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_text(COMMENTED.replace("\n[nodes.defaults]", "# every node\n[nodes.defaults]"))
+    plan = load_plan(path)
+    plan.registry.delete_enabled = True  # a key [registry] did not have
+    save_plan(plan)
+    text = path.read_text()
+    assert text.index("delete_enabled = true") < text.index("# every node"), text
+    assert text.index("# the public hub, cached") < text.index('"docker.io"')
+    assert text.index('"ghcr.io"  # gh') > text.index("# github's packages")
