@@ -45,9 +45,17 @@ class ImageSource:
         self.image_tar = image_tar
         self.allow_pull = allow_pull
         self.local_docker = local_docker
+        self._wanted: Callable[[], bool] = lambda: False
+        self._local_names: list[str] = []
 
-    def ensure(self, image: str) -> Outcome:
-        if self._present(image):
+    def ensure(self, image: str, *, present: Callable[[], bool] | None = None,
+               local_names: list[str] | None = None) -> Outcome:
+        """``present`` says whether the wanted image is there (default: ``image`` is): a pinned
+        image counts only by its digest. ``local_names``: what to look for in this machine's
+        Docker (default: ``image``)."""
+        self._wanted = present or (lambda: self._present(image))
+        self._local_names = local_names or [image]
+        if self._wanted():
             return Outcome.UNCHANGED
         reasons: list[str] = []
         for source in (self._load_from_tar, self._pull_on_host, self._copy_from_local):
@@ -96,15 +104,28 @@ class ImageSource:
         except Exception as error:  # no local Docker is a normal situation
             return f"no Docker on this machine ({short_error(error)})"
         try:
-            local.images.get(image)  # ImageNotFound → "not on this machine either"
+            name = self._local_name(local)  # ImageNotFound → "not on this machine either"
             # Export by the plan's reference (not tags[0]), so the archive carries that name.
-            saved = local.api.get_image(image)
+            saved = local.api.get_image(name)
             self.target.images.load(saved)  # a generator: streamed, chunked
         except Exception as error:  # ImageNotFound locally, transfer errors
             return f"copy from this machine's Docker failed ({short_error(error)})"
         finally:
             local.close()
         return self._present_after(image, "copied, but the image is still missing")
+
+    def _local_name(self, local: Any) -> str:
+        """The first of the wanted names this machine's Docker has (else its ImageNotFound)."""
+        import docker.errors
+
+        for name in self._local_names[:-1]:
+            try:
+                local.images.get(name)
+                return name
+            except (docker.errors.ImageNotFound, docker.errors.APIError):
+                continue
+        local.images.get(self._local_names[-1])
+        return self._local_names[-1]
 
     def _present(self, image: str) -> bool:
         import docker.errors
@@ -116,7 +137,7 @@ class ImageSource:
         return True
 
     def _present_after(self, image: str, problem: str) -> str | None:
-        return None if self._present(image) else problem
+        return None if self._wanted() else problem
 
 
 def short_error(error: BaseException | None) -> str:

@@ -519,3 +519,18 @@ def check_repository_reference(value: object) -> str | None:
     if len(value) > 255 or not _REPOSITORY_REF.fullmatch(value):
         return f"expected an image such as library/busybox:latest, got {_shown(value)}"
     return None
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def check_image_digest(value: object) -> str | None:
+    """The pinned registry image: ``sha256:`` and 64 lowercase hex digits (a repository digest,
+    or the image ID when the image has none)."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    if not _DIGEST.fullmatch(value):
+        return (f"expected sha256: and 64 lowercase hex digits, got {_shown(value)} (delete "
+                "the line: the next deploy pins the image the registry runs)")
+    return None

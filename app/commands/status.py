@@ -142,6 +142,7 @@ def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) 
              f"started {con.started_at}, image {con.image}{pinned}")
     else:
         line("container", f"{con.name}: {con.error}")
+    line("image pin", con.pin_line())
     from app.status import format_bytes
 
     disk = report.disk
