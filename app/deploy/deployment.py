@@ -389,12 +389,7 @@ class Deployment(OnRegistryHost):
         if pinned is None:
             outcome = self._ensure_pinned(image, pin)
             pinned = self._find_pinned(image, pin)
-        if pinned is None:
-            raise DeployError(
-                f"the pinned image {pin} (registry.image_digest) is not on {self.where} and "
-                "could not be brought there",
-                f"load that image on the host (docker load), or move the pin to what {image} "
-                f"names now: regwiz upgrade --plan FILE --image {image}")
+        assert pinned is not None  # _ensure_pinned raises when it could not bring it
         tag = self._facts(image)
         if tag is not None and tag.image_id == pinned.image_id:
             self._use(pinned, image)  # the tag still names it: containers keep showing the tag
@@ -441,9 +436,17 @@ class Deployment(OnRegistryHost):
         source = ImageSource(self.docker, self.where, image_tar=self.options.image_tar,
                              allow_pull=self.options.allow_pull,
                              local_docker=self.options.local_docker)
-        return source.ensure(lookup_references(image, pin)[0],
-                             present=lambda: self._find_pinned(image, pin) is not None,
-                             local_names=lookup_references(image, pin))
+        try:
+            return source.ensure(lookup_references(image, pin)[0],
+                                 present=lambda: self._find_pinned(image, pin) is not None,
+                                 local_names=lookup_references(image, pin))
+        except DeployError as error:
+            _, _, reasons = error.message.partition("could not be brought there: ")
+            raise DeployError(
+                f"the pinned image {pin} (registry.image_digest) is not on {self.where} and "
+                f"could not be brought there: {reasons or error.message}",
+                f"load that image on the host (docker load), or move the pin to what {image} "
+                f"names now: regwiz upgrade --plan FILE --image {image}") from None
 
     @property
     def pin(self) -> str | None:
