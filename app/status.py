@@ -103,15 +103,20 @@ class ContainerStatus:
         a deploy was interrupted): needs attention."""
         return self.matches_pin is False
 
-    def pin_line(self) -> str:
-        """The plan's pin and whether the container runs it (CLI and wizard alike)."""
+    def pin_line(self, *, full: bool = True) -> str:
+        """The plan's pin and whether the container runs it (CLI and wizard alike); ``full``
+        False shortens the digests as ``docker images`` does (the wizard's narrow panel)."""
+        def shown(digest: str | None) -> str:
+            return str(digest) if full or digest is None else digest[:19] + "…"
+
+        pin = shown(self.pinned_digest)
         if self.pinned_digest is None:
             return "none yet: the next regwiz deploy pins the image the registry runs"
         if self.matches_pin is None:
-            return f"{self.pinned_digest} (not compared: no container)"
+            return f"{pin} (not compared: no container)"
         if self.matches_pin:
-            return f"{self.pinned_digest} ({self.pin_kind}): the container runs it"
-        return (f"{self.pinned_digest}: the container runs {self.image_id}, NOT the pinned "
+            return f"{pin} ({self.pin_kind}): the container runs it"
+        return (f"{pin}: the container runs {shown(self.image_id)}, NOT the pinned "
                 "image; regwiz deploy runs the pinned one again (regwiz upgrade moves the pin)")
 
 
