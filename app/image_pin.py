@@ -87,6 +87,15 @@ def moved_note(image: str, where: str, pin: str, tag_id: str | None) -> str:
             f"regwiz upgrade --plan FILE --image {image}")
 
 
+def pin_detail(image: str, pin: str | None) -> str:
+    """The dry run's line: which image will run."""
+    if pin is None:
+        return (f"not pinned yet: runs what {image} names now, and records it as "
+                "registry.image_digest once the deploy succeeded")
+    return (f"pinned: runs {pin} (registry.image_digest) whatever {image} names now; "
+            "regwiz upgrade moves the pin")
+
+
 def short(digest: str) -> str:
     """``sha256:`` and the first 12 hex digits, as ``docker images`` shows IDs."""
     return digest[:19]

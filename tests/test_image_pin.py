@@ -351,3 +351,15 @@ def test_registry_2_and_3_are_offered_with_what_changes() -> None:
     assert "default" in choice_note("registry:2")
     assert "/etc/distribution/config.yml" in choice_note("registry:3")
     assert "read" in choice_note("example.com/mirror/registry:2.8.3")
+
+
+@pytest.mark.parametrize(("pin", "expected"), [
+    (None, "not pinned yet: runs what registry:2 names now"),
+    (ID_A, f"pinned: runs {ID_A} (registry.image_digest) whatever registry:2 names now"),
+])
+def test_the_dry_run_says_which_image_will_run(pin: str | None, expected: str) -> None:
+    plan = Plan(registry=RegistrySettings(host="198.18.0.2", address="198.18.0.2",
+                                          image_digest=pin))
+    steps = Deployment(plan, Secrets(), connect=lambda: None).steps()  # type: ignore[arg-type, return-value]
+    image_step = next(step for step in steps if step.what == "Make image registry:2 available")
+    assert any(detail.startswith(expected) for detail in image_step.details)

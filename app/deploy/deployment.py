@@ -47,7 +47,7 @@ from app.deploy.probes import (
 from app.deploy.rollback import Replacements, previous_name, recover_leftover
 from app.distribution import Distribution, from_image_config
 from app.errors import DeployError, RegwizError
-from app.image_pin import ImageFacts, lookup_references, moved_note
+from app.image_pin import ImageFacts, lookup_references, moved_note, pin_detail
 from app.image_source import ImageSource, describe_sources, local_docker_client, short_error
 from app.plan import ALL_ADDRESSES, Plan, Secrets
 from app.registry_host import (
@@ -158,7 +158,9 @@ class Deployment(OnRegistryHost):
                  [f"df -Pk {registry.data_dir} (at least {self.options.min_free_mb} MiB)"]),
             Step(f"Make image {registry.image} available", self.where,
                  "the container needs its image; air-gapped hosts get it copied",
-                 self._ensure_image, describe_sources(self.options.image_tar)),
+                 self._ensure_image,
+                 [pin_detail(registry.image, registry.image_digest),
+                  *describe_sources(self.options.image_tar)]),
             *([Step(f"Make front image {registry.front_image} available", self.where,
                     "the front enforces the accounts' roles; air-gapped hosts get it copied",
                     self._ensure_front_image, describe_sources(self.options.image_tar))]
