@@ -49,10 +49,12 @@ class ImageSource:
         self._local_names: list[str] = []
 
     def ensure(self, image: str, *, present: Callable[[], bool] | None = None,
-               local_names: list[str] | None = None) -> Outcome:
+               local_names: list[str] | None = None, named: str | None = None,
+               hint: str | None = None) -> Outcome:
         """``present`` says whether the wanted image is there (default: ``image`` is): a pinned
         image counts only by its digest. ``local_names``: what to look for in this machine's
-        Docker (default: ``image``)."""
+        Docker (default: ``image``). ``named`` and ``hint`` word the error when nothing
+        helped."""
         self._wanted = present or (lambda: self._present(image))
         self._local_names = local_names or [image]
         if self._wanted():
@@ -64,10 +66,10 @@ class ImageSource:
                 return Outcome.CHANGED
             reasons.append(reason)
         raise DeployError(
-            f"image {image} is not on {self.where} and could not be brought there: "
-            + "; ".join(r for r in reasons if r),
-            f"on a machine that has it run `docker save {image} -o registry.tar`, then deploy "
-            "with --image-tar registry.tar",
+            f"{named or f'image {image}'} is not on {self.where} and could not be brought "
+            "there: " + "; ".join(r for r in reasons if r),
+            hint or f"on a machine that has it run `docker save {image} -o registry.tar`, then "
+            "deploy with --image-tar registry.tar",
         )
 
     # Each source returns None when the image is now there, "" when it does not apply, else

@@ -438,17 +438,13 @@ class Deployment(OnRegistryHost):
         source = ImageSource(self.docker, self.where, image_tar=self.options.image_tar,
                              allow_pull=self.options.allow_pull,
                              local_docker=self.options.local_docker)
-        try:
-            return source.ensure(lookup_references(image, pin)[0],
-                                 present=lambda: self._find_pinned(image, pin) is not None,
-                                 local_names=lookup_references(image, pin))
-        except DeployError as error:
-            _, _, reasons = error.message.partition("could not be brought there: ")
-            raise DeployError(
-                f"the pinned image {pin} (registry.image_digest) is not on {self.where} and "
-                f"could not be brought there: {reasons or error.message}",
-                f"load that image on the host (docker load), or move the pin to what {image} "
-                f"names now: regwiz upgrade --plan FILE --image {image}") from None
+        return source.ensure(
+            lookup_references(image, pin)[0],
+            present=lambda: self._find_pinned(image, pin) is not None,
+            local_names=lookup_references(image, pin),
+            named=f"the pinned image {pin} (registry.image_digest)",
+            hint=f"load that image on the host (docker load, or --image-tar), or move the pin "
+                 f"to what {image} names now: regwiz upgrade --plan FILE --image {image}")
 
     @property
     def pin(self) -> str | None:
