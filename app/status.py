@@ -113,7 +113,8 @@ class ContainerStatus:
         if self.pinned_digest is None:
             return "none yet: the next regwiz deploy pins the image the registry runs"
         if self.matches_pin is None:
-            return f"{pin} (not compared: no container)"
+            why = "Docker did not describe the running image" if self.found else "no container"
+            return f"{pin} (not compared: {why})"
         if self.matches_pin:
             return f"{pin} ({self.pin_kind}): the container runs it"
         return (f"{pin}: the container runs {shown(self.image_id)}, NOT the pinned "
@@ -548,7 +549,7 @@ def _image_facts(client: Any, image_id: object) -> ImageFacts | None:
     try:
         return ImageFacts.from_attrs(client.images.get(image_id).attrs)
     except docker.errors.DockerException:
-        return ImageFacts(image_id)
+        return None
 
 
 def compare_with_pin(container: ContainerStatus, image: ImageFacts | None) -> None:
@@ -556,6 +557,8 @@ def compare_with_pin(container: ContainerStatus, image: ImageFacts | None) -> No
     pin = container.pinned_digest
     if pin is None or not container.found:
         return
+    if image is None and pin != container.image_id:
+        return  # a repository digest needs the image's data to compare: unknown, not "off"
     facts = image or ImageFacts(container.image_id or "")
     container.matches_pin = facts.matches(pin)
     if container.matches_pin:

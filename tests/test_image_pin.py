@@ -363,3 +363,10 @@ def test_the_dry_run_says_which_image_will_run(pin: str | None, expected: str) -
     steps = Deployment(plan, Secrets(), connect=lambda: None).steps()  # type: ignore[arg-type, return-value]
     image_step = next(step for step in steps if step.what == "Make image registry:2 available")
     assert any(detail.startswith(expected) for detail in image_step.details)
+
+
+def test_a_repository_digest_pin_is_not_judged_without_the_image_data() -> None:
+    container = ContainerStatus("registry", found=True, image_id=ID_A, pinned_digest=MANIFEST)
+    compare_with_pin(container, None)
+    assert container.matches_pin is None and not container.off_pin
+    assert "not compared: Docker did not describe the running image" in container.pin_line()
