@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,10 @@ def test_the_image_is_pinned_and_a_moved_tag_changes_nothing_until_upgrade(
     assert load_plan(deployed.plan).registry.image_digest == original
     assert deployed.cli("status", "--no-nodes") == 0
     assert f"{original} (image ID): the container runs it" in capsys.readouterr().out
+    assert deployed.cli("status", "--no-nodes", "--json") == 0
+    container = json.loads(capsys.readouterr().out)["container"]
+    assert (container["pinned_digest"], container["matches_pin"], container["off_pin"]) == (
+        original, True, False)
 
     # A failed upgrade keeps the pin (and the container on it).
     assert deployed.cli("upgrade", "--image", BROKEN) == 1
