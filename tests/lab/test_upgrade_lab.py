@@ -4,7 +4,10 @@
   its name with every image (same digests), and the plan still names the old image;
 - an upgrade to a working image (the lab's registry image under a new tag, standing in for a newer
   release) is deployed with the same data and written into the plan; status shows the image the
-  container really runs.
+  container really runs;
+- the image is pinned (registry.image_digest; the lab's images are built locally, so by image
+  ID): registry:2 re-tagged to another image on the host does not change what a redeploy runs
+  (the deploy says the tag moved), a failed upgrade keeps the pin, and upgrade moves it.
 """
 
 from __future__ import annotations
