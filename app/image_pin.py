@@ -12,7 +12,7 @@ Pure functions over ``docker image inspect`` data; the deploy and status use the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import UsageError
@@ -40,10 +40,13 @@ class ImageFacts:
 
     image_id: str  # "sha256:…" of the config
     repo_digests: tuple[str, ...] = ()  # "registry@sha256:…", one per repository it came from
+    #: the image's ``Config`` (entrypoint, command, ...): which Distribution it holds
+    config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ImageFacts:
-        return cls(str(attrs.get("Id") or ""), tuple(attrs.get("RepoDigests") or ()))
+        return cls(str(attrs.get("Id") or ""), tuple(attrs.get("RepoDigests") or ()),
+                   dict(attrs.get("Config") or {}))
 
     def pin_for(self, image: str) -> str:
         """The pin to record when this image runs as ``image``: its repository digest for that

@@ -370,3 +370,12 @@ def test_a_repository_digest_pin_is_not_judged_without_the_image_data() -> None:
     compare_with_pin(container, None)
     assert container.matches_pin is None and not container.off_pin
     assert "not compared: Docker did not describe the running image" in container.pin_line()
+
+
+def test_the_deploy_reads_the_distribution_from_the_image_it_runs() -> None:
+    v3 = FakeImage(ID_A, config={"Entrypoint": ["/entrypoint.sh"],
+                                 "Cmd": ["/etc/distribution/config.yml"]})
+    deployment = _deployment({"registry:3": v3, ID_A: v3}, None, image="registry:3")
+    deployment._ensure_image()
+    spec = deployment._spec()
+    assert spec.distribution == DISTRIBUTION_3 and spec.image == "registry:3"

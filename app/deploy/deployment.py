@@ -410,8 +410,7 @@ class Deployment(OnRegistryHost):
     def _use(self, facts: ImageFacts, reference: str) -> None:
         self.image = facts
         self._run_reference = reference
-        self._distribution = from_image_config(
-            self.docker.images.get(facts.image_id).attrs.get("Config"))
+        self._distribution = from_image_config(facts.config)
 
     def _facts(self, reference: str) -> ImageFacts | None:
         import docker.errors
