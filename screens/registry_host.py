@@ -166,8 +166,8 @@ class RegistryHostScreen(WizardScreen):
         if old.image_digest is None:
             return note
         if image == old.image:
-            return f"{note}. Pinned to {old.image_digest[:19]}…: deploys run exactly that " \
-                   "image (regwiz upgrade moves the pin)"
+            return (f"{note}. Pinned to {old.image_digest[:19]}…: deploys run exactly that "
+                    "image (regwiz upgrade moves the pin)")
         return f"{note}. The pin of {old.image} is dropped: the next deploy pins {image}"
 
     def candidate(self) -> Plan:
