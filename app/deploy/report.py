@@ -50,8 +50,8 @@ class DeployReport(Outcomes):
         """The notes and the pin this run recorded, one line each (CLI and wizard alike)."""
         lines = [f"note: {note}" for note in self.notes]
         if self.pin_recorded:
-            lines.append(f"pinned the registry image: registry.image_digest = "
-                         f"{self.image_digest!r} (later deploys run this exact image)")
+            lines.append("pinned the registry image: registry.image_digest = "
+                         f"\"{self.image_digest}\" (later deploys run this exact image)")
         return lines
 
     def counts(self) -> dict[str, int]:
