@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.errors import RegwizError
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from app.steps import StepResult
     from app.transport.base import Transport
 
-GC_CONFIG = "/etc/docker/registry/config.yml"  # where registry:2 keeps its config
 GC_TIMEOUT = 3600.0
 
 
@@ -114,22 +113,31 @@ def collect_garbage(
 
 
 def _run_collector(plan: Plan, connect: Callable[[], Transport], dry_run: bool) -> str:
-    """``registry garbage-collect`` inside the running (read-only) registry container."""
+    """``registry garbage-collect`` inside the running (read-only) registry container, given the
+    config file that container started with (2.x and 3.x keep it in different places)."""
     from app.registry_host import RegistryHost
 
-    argv = ["registry", "garbage-collect", *(["--dry-run"] if dry_run else []), GC_CONFIG]
     with RegistryHost(plan, connect=connect) as host:
         host.open()
         host.open_docker()
         container = host.find_container()
         if container is None:
             raise GcError(f"the registry container {plan.registry.container_name} is gone")
+        argv = collector_argv(container.attrs.get("Config"), dry_run)
         exit_code, output = container.exec_run(argv, stdout=True, stderr=True)
     text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
     if exit_code != 0:
         tail = "\n".join(text.strip().splitlines()[-5:])
         raise GcError(f"registry garbage-collect failed (exit {exit_code}): {tail}")
     return text
+
+
+def collector_argv(container_config: dict[str, Any] | None, dry_run: bool) -> list[str]:
+    """The collector's command for a container of that ``Config`` (``docker inspect``)."""
+    from app.distribution import from_image_config
+
+    config_path = from_image_config(container_config).config_path
+    return ["registry", "garbage-collect", *(["--dry-run"] if dry_run else []), config_path]
 
 
 def _used_bytes(plan: Plan, connect: Callable[[], Transport]) -> int | None:

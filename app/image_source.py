@@ -45,9 +45,19 @@ class ImageSource:
         self.image_tar = image_tar
         self.allow_pull = allow_pull
         self.local_docker = local_docker
+        self._wanted: Callable[[], bool] = lambda: False
+        self._local_names: list[str] = []
 
-    def ensure(self, image: str) -> Outcome:
-        if self._present(image):
+    def ensure(self, image: str, *, present: Callable[[], bool] | None = None,
+               local_names: list[str] | None = None, named: str | None = None,
+               hint: str | None = None) -> Outcome:
+        """``present`` says whether the wanted image is there (default: ``image`` is): a pinned
+        image counts only by its digest. ``local_names``: what to look for in this machine's
+        Docker (default: ``image``). ``named`` and ``hint`` word the error when nothing
+        helped."""
+        self._wanted = present or (lambda: self._present(image))
+        self._local_names = local_names or [image]
+        if self._wanted():
             return Outcome.UNCHANGED
         reasons: list[str] = []
         for source in (self._load_from_tar, self._pull_on_host, self._copy_from_local):
@@ -56,10 +66,10 @@ class ImageSource:
                 return Outcome.CHANGED
             reasons.append(reason)
         raise DeployError(
-            f"image {image} is not on {self.where} and could not be brought there: "
-            + "; ".join(r for r in reasons if r),
-            f"on a machine that has it run `docker save {image} -o registry.tar`, then deploy "
-            "with --image-tar registry.tar",
+            f"{named or f'image {image}'} is not on {self.where} and could not be brought "
+            "there: " + "; ".join(r for r in reasons if r),
+            hint or f"on a machine that has it run `docker save {image} -o registry.tar`, then "
+            "deploy with --image-tar registry.tar",
         )
 
     # Each source returns None when the image is now there, "" when it does not apply, else
@@ -96,15 +106,28 @@ class ImageSource:
         except Exception as error:  # no local Docker is a normal situation
             return f"no Docker on this machine ({short_error(error)})"
         try:
-            local.images.get(image)  # ImageNotFound → "not on this machine either"
+            name = self._local_name(local)  # ImageNotFound → "not on this machine either"
             # Export by the plan's reference (not tags[0]), so the archive carries that name.
-            saved = local.api.get_image(image)
+            saved = local.api.get_image(name)
             self.target.images.load(saved)  # a generator: streamed, chunked
         except Exception as error:  # ImageNotFound locally, transfer errors
             return f"copy from this machine's Docker failed ({short_error(error)})"
         finally:
             local.close()
         return self._present_after(image, "copied, but the image is still missing")
+
+    def _local_name(self, local: Any) -> str:
+        """The first of the wanted names this machine's Docker has (else its ImageNotFound)."""
+        import docker.errors
+
+        for name in self._local_names[:-1]:
+            try:
+                local.images.get(name)
+                return name
+            except (docker.errors.ImageNotFound, docker.errors.APIError):
+                continue
+        local.images.get(self._local_names[-1])
+        return self._local_names[-1]
 
     def _present(self, image: str) -> bool:
         import docker.errors
@@ -116,7 +139,7 @@ class ImageSource:
         return True
 
     def _present_after(self, image: str, problem: str) -> str | None:
-        return None if self._present(image) else problem
+        return None if self._wanted() else problem
 
 
 def short_error(error: BaseException | None) -> str:

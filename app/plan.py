@@ -76,6 +76,10 @@ class RegistrySettings:
     address: str = "registry.internal"
     port: int = 8443
     image: str = "registry:2"
+    #: the exact image ``image`` named when the registry was first deployed (``sha256:``: its
+    #: repository digest, or its image ID when it has none); later deploys run this one, so a
+    #: tag that moves on the host changes nothing until ``regwiz upgrade``. None: not yet pinned
+    image_digest: str | None = None
     container_name: str = "registry"
     data_dir: str = "/registry-image"
     certs_dir: str = "/etc/docker/certs"
@@ -558,6 +562,7 @@ def _read_registry(problems: list[str], table: object) -> RegistrySettings:
             "address": r.text("address", _check_address, required=True),
             "port": r.integer("port", validate.check_port, _PORT),
             "image": r.text("image", validate.check_image),
+            "image_digest": r.text("image_digest", validate.check_image_digest),
             "container_name": r.text("container_name", validate.check_container_name),
             "data_dir": r.text("data_dir", validate.check_data_dir),
             "certs_dir": r.text("certs_dir", validate.check_certs_dir),

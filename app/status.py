@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RegwizError
+from app.image_pin import ImageFacts
 from app.jsonable import plain
 
 if TYPE_CHECKING:
@@ -89,7 +90,35 @@ class ContainerStatus:
     started_at: str | None = None
     image: str | None = None
     image_id: str | None = None  # "sha256:...": the image the container really runs
+    #: the plan's registry.image_digest (None: not pinned yet, the next deploy pins it)
+    pinned_digest: str | None = None
+    pin_kind: str | None = None  # "repository digest" or "image ID" (None: unknown)
+    #: the container runs the pinned image (None: no pin, or no container to compare)
+    matches_pin: bool | None = None
     error: str | None = None
+
+    @property
+    def off_pin(self) -> bool:
+        """The container runs another image than the plan pins (someone ran it by hand, or
+        a deploy was interrupted): needs attention."""
+        return self.matches_pin is False
+
+    def pin_line(self, *, full: bool = True) -> str:
+        """The plan's pin and whether the container runs it (CLI and wizard alike); ``full``
+        False shortens the digests as ``docker images`` does (the wizard's narrow panel)."""
+        def shown(digest: str | None) -> str:
+            return str(digest) if full or digest is None else digest[:19] + "…"
+
+        pin = shown(self.pinned_digest)
+        if self.pinned_digest is None:
+            return "none yet: the next regwiz deploy pins the image the registry runs"
+        if self.matches_pin is None:
+            why = "Docker did not describe the running image" if self.found else "no container"
+            return f"{pin} (not compared: {why})"
+        if self.matches_pin:
+            return f"{pin} ({self.pin_kind}): the container runs it"
+        return (f"{pin}: the container runs {shown(self.image_id)}, NOT the pinned "
+                "image; regwiz deploy runs the pinned one again (regwiz upgrade moves the pin)")
 
 
 @dataclass
@@ -225,6 +254,7 @@ class StatusReport:
             and not self.server_certificate.out_of_date
             and not self.stale_nodes
             and not self.disk.too_full
+            and not self.container.off_pin
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,6 +264,7 @@ class StatusReport:
         data["ca_certificate"]["expiring"] = self.ca_certificate.expiring
         data["disk"]["used_percent"] = self.disk.used_percent
         data["disk"]["too_full"] = self.disk.too_full
+        data["container"]["off_pin"] = self.container.off_pin
         return data
 
 
@@ -499,10 +530,12 @@ def _fill_container(plan: Plan, transport: Transport, container: ContainerStatus
 
     from app.registry_host import reach_docker
 
+    container.pinned_digest = plan.registry.image_digest
     try:
         client = reach_docker(transport, sudo_allowed=plan.registry.sudo)
         try:
             attrs = client.containers.get(container.name).attrs
+            image = _image_facts(client, attrs.get("Image"))
         finally:
             client.close()
     except docker.errors.NotFound:
@@ -512,6 +545,33 @@ def _fill_container(plan: Plan, transport: Transport, container: ContainerStatus
         container.error = getattr(error, "message", None) or f"docker: {error}"
         return
     apply_container_attrs(container, attrs)
+    compare_with_pin(container, image)
+
+
+def _image_facts(client: Any, image_id: object) -> ImageFacts | None:
+    """The running image's ID and repository digests (None when Docker cannot say: the
+    comparison then uses the container's image ID alone)."""
+    import docker.errors
+
+    if not isinstance(image_id, str) or not image_id:
+        return None
+    try:
+        return ImageFacts.from_attrs(client.images.get(image_id).attrs)
+    except docker.errors.DockerException:
+        return None
+
+
+def compare_with_pin(container: ContainerStatus, image: ImageFacts | None) -> None:
+    """Whether the container runs the pinned image, and which kind of pin that is."""
+    pin = container.pinned_digest
+    if pin is None or not container.found:
+        return
+    if image is None and pin != container.image_id:
+        return  # a repository digest needs the image's data to compare: unknown, not "off"
+    facts = image or ImageFacts(container.image_id or "")
+    container.matches_pin = facts.matches(pin)
+    if container.matches_pin:
+        container.pin_kind = facts.pin_kind(pin)
 
 
 def apply_container_attrs(container: ContainerStatus, attrs: dict[str, Any]) -> None:

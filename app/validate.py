@@ -560,3 +560,18 @@ def check_upstream_user(value: object) -> str | None:
     if not value or len(value) > 255 or _has_control(value) or " " in value:
         return f"expected a user name without spaces, got {_shown(value)}"
     return None
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def check_image_digest(value: object) -> str | None:
+    """The pinned registry image: ``sha256:`` and 64 lowercase hex digits (a repository digest,
+    or the image ID when the image has none)."""
+    if (problem := _not_text(value)) is not None:
+        return problem
+    assert isinstance(value, str)
+    if not _DIGEST.fullmatch(value):
+        return (f"expected sha256: and 64 lowercase hex digits, got {_shown(value)} (delete "
+                "the line: the next deploy pins the image the registry runs)")
+    return None

@@ -176,6 +176,8 @@ class DeployScreen(WizardScreen):
         if report.log_tail:
             self.log_line("--- container log (last lines) ---")
             self.log_line(report.log_tail)
+        for line in report.image_lines():
+            self.log_line(line)
         if report.generated_password:
             self.log_line(f"a registry password was generated and saved to "
                           f"{report.credentials_file} (mode 0600)")

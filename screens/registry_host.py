@@ -19,6 +19,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
 from textual.worker import Worker, get_current_worker
 
+from app.distribution import IMAGE_CHOICES, choice_note
 from app.errors import RegwizError
 from app.plan import Plan, RegistrySettings, validate_plan
 from app.transport.base import TransportError
@@ -32,6 +33,13 @@ from screens.wizard_screen import PaletteAction, WizardScreen
 
 AUTH_METHODS = (("agent", "ssh-agent / ~/.ssh/config"), ("key", "identity file"),
                 ("password", "password"))
+OTHER_IMAGE = "other"
+IMAGE_OPTIONS = [*((name, name) for name, _ in IMAGE_CHOICES),
+                 ("another image (type it below)", OTHER_IMAGE)]
+
+
+def _choice(image: str) -> str:
+    return image if any(image == name for name, _ in IMAGE_CHOICES) else OTHER_IMAGE
 
 
 class RegistryHostScreen(WizardScreen):
@@ -83,9 +91,14 @@ class RegistryHostScreen(WizardScreen):
                 yield FormField("Published port", field_id="port", value=str(registry.port),
                                 validators=[validators.port()],
                                 help_text="Host port the registry listens on (443 inside).")
+                with Vertical(classes="form-field"):
+                    yield Label("Registry image", classes="field-label")
+                    yield Select(IMAGE_OPTIONS, value=_choice(registry.image),
+                                 allow_blank=False, id="image-choice", compact=True)
+                    yield Static("", id="image-note", classes="field-help", markup=False)
                 yield FormField("Image", field_id="image", value=registry.image,
                                 validators=[validators.image()],
-                                help_text="registry:2 is what most guides use.")
+                                help_text="The choice above fills it in; any image works.")
                 yield FormField("Container name", field_id="container-name",
                                 value=registry.container_name,
                                 validators=[validators.container_name()])
@@ -143,6 +156,19 @@ class RegistryHostScreen(WizardScreen):
         self.query_one("#reference", Static).update(
             f"images will be pushed as {self.candidate().registry_reference}/NAME:TAG"
         )
+        self.query_one("#image-note", Static).update(self.image_note())
+
+    def image_note(self) -> str:
+        """What the chosen image means, and what happens to the pin."""
+        image = self.field("image").value
+        old = self.wizard.require_plan().registry
+        note = choice_note(image)
+        if old.image_digest is None:
+            return note
+        if image == old.image:
+            return (f"{note}. Pinned to {old.image_digest[:19]}…: deploys run exactly that "
+                    "image (regwiz upgrade moves the pin)")
+        return f"{note}. The pin of {old.image} is dropped: the next deploy pins {image}"
 
     def candidate(self) -> Plan:
         plan = self.wizard.require_plan()
@@ -157,6 +183,9 @@ class RegistryHostScreen(WizardScreen):
             sudo=self.query_one("#sudo", Checkbox).value,
             port=self.field("port").int_or(old.port),
             image=self.field("image").value,
+            # The pin belongs to the image it was taken of: another image is pinned anew at
+            # its first deploy; every other edit keeps it.
+            image_digest=old.image_digest if self.field("image").value == old.image else None,
             container_name=self.field("container-name").value,
             data_dir=self.field("data-dir").value,
             certs_dir=self.field("certs-dir").value,
@@ -200,8 +229,12 @@ class RegistryHostScreen(WizardScreen):
     # --- events -------------------------------------------------------------------------------
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "host":
+        if event.input.id in ("host", "image"):
             self.update_visibility()
+        if event.input.id == "image":
+            choice = self.query_one("#image-choice", Select)
+            if choice.value != _choice(self.field("image").value):
+                choice.value = _choice(self.field("image").value)
         self.refresh_next()
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
@@ -213,6 +246,8 @@ class RegistryHostScreen(WizardScreen):
         self.refresh_next()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "image-choice" and event.value != OTHER_IMAGE:
+            self.field("image").input.value = str(event.value)
         self.update_visibility()
         self.refresh_next()
 

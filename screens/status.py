@@ -517,6 +517,8 @@ def registry_host_text(report: StatusReport) -> Text:
         text.append(container.state or "?", style="green" if container.running else "bold red")
         text.append(f"  {container.name}, {container.restart_count or 0} restart(s), "
                     f"{container.image or ''}")
+    text.append(f"\n{'image pin':<13}", style="bold")
+    text.append(container.pin_line(full=False), style="bold red" if container.off_pin else "")
     text.append(f"\n{'disk used':<13}", style="bold")
     disk = report.disk
     text.append(disk.error or f"{human_bytes(disk.used_bytes)} in {disk.path}",

@@ -137,6 +137,8 @@ def stage_deploy(context: ApplyContext) -> bool:
     report = deploy(context.plan, context.secrets, options, connect=connect,
                     on_progress=print_progress)
     show_new_credentials(report.new_credentials, report.credentials_file)
+    for line in report.image_lines():
+        print(line)
     print_summary("deploy", report.results)
     context.credentials = report.new_credentials
     return report.ok

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"accounts created: {', '.join(report.created_accounts)}; each credential is "
               f"{folder}/NAME.json (0600, Docker config.json: docker --config, skopeo "
               "--authfile); passwords are never shown (regwiz accounts list)")
+    for line in report.image_lines():
+        print(line)
     print_summary("deploy", report.results)
     if not report.ok:
         return 1

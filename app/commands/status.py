@@ -30,7 +30,8 @@ DESCRIPTION = """\
 Show the registry's state: reachable and TLS valid (checked against the plan's CA only), response
 time, days left on the served certificate and on the CA, repositories and tags (with each
 repository's number of tags and the unique size of the blobs they use, read from the manifests and
-cached next to the plan in manifest-cache.json), the container's state and restart count, disk
+cached next to the plan in manifest-cache.json), the container's state and restart count, the
+image it runs against the plan's pin (registry.image_digest; another image: exit 1), disk
 used by the data directory and the used/free space of its volume (a warning, and exit 1, at
 registry.disk_warn_percent, default 85), and for every node whether the CA file
 its runtime reads is the plan's current CA (a stale or missing one means: run regwiz onboard),
@@ -146,6 +147,7 @@ def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) 
              f"started {con.started_at}, image {con.image}{pinned}")
     else:
         line("container", f"{con.name}: {con.error}")
+    line("image pin", con.pin_line())
     from app.status import format_bytes
 
     disk = report.disk

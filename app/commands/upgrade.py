@@ -11,7 +11,9 @@ DESCRIPTION = """\
 Run the registry on another image (e.g. a newer registry:2.8.x, or registry:3) with the same data
 and settings: the new container must pass the health check before the old one is removed, and a
 new image that cannot start or serve is rolled back (the old container runs again under its name,
-every image kept). The plan names the new image only after it serves.
+every image kept). The plan names the new image, and pins it (registry.image_digest), only after
+it serves; a rollback keeps the old image and the old pin. --image with the plan's own tag takes
+what that tag names on the host now (after a re-pull, say) and moves the pin there.
 """
 
 EPILOG = """\

@@ -3,6 +3,7 @@ the host's Docker says about it. Pure functions over the plan and Docker's data.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -10,6 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
+from app.distribution import Distribution
 from app.plan import ALL_ADDRESSES, Plan
 from app.registry_host import LABEL_MANAGED
 
@@ -35,6 +37,9 @@ class ContainerSpec:
     volumes: dict[str, dict[str, str]]
     bind_address: str = ALL_ADDRESSES
     network: str | None = None
+    #: read from the image on the host (None before that, e.g. in a dry run); not hashed: it
+    #: follows from the image, which the container is already compared by
+    distribution: Distribution | None = None
 
     def settings_hash(self) -> str:
         settings: dict[str, object] = {
@@ -70,6 +75,9 @@ class ContainerSpec:
         lines += [f"  -v {src}:{v['bind']}:{v['mode']}" for src, v in self.volumes.items()]
         lines += [f"  -e {key}={value}" for key, value in self.environment.items()]
         lines.append(f"  {self.image}  (recreated only when settings or certificate changed)")
+        version = (f"{self.distribution.label}, config {self.distribution.config_path}"
+                   if self.distribution else "Distribution 2 or 3: read from the image")
+        lines.append(f"  ({version}; REGISTRY_* variables override that file)")
         return lines
 
 
@@ -82,12 +90,14 @@ MINIMUM_TLS = "tls1.2"
 READ_ONLY_ENV = ("REGISTRY_STORAGE_MAINTENANCE_READONLY", "enabled: true")
 
 
-def container_spec(plan: Plan, *, read_only: bool = False) -> ContainerSpec:
-    """The registry container for ``plan``; ``read_only`` for a garbage-collection window."""
+def container_spec(plan: Plan, *, read_only: bool = False,
+                   distribution: Distribution | None = None) -> ContainerSpec:
+    """The registry container for ``plan``; ``read_only`` for a garbage-collection window;
+    ``distribution`` as read from the image (``app.distribution``)."""
     spec = _plain_spec(plan) if plan.registry.auth != "htpasswd" else _behind_front_spec(plan)
     if read_only:
         spec.environment[READ_ONLY_ENV[0]] = READ_ONLY_ENV[1]
-    return spec
+    return dataclasses.replace(spec, distribution=distribution)
 
 
 def _plain_spec(plan: Plan) -> ContainerSpec:

@@ -45,7 +45,9 @@ from app.deploy.probes import (
     parse_proc_net_tcp,
 )
 from app.deploy.rollback import Replacements, previous_name, recover_leftover
+from app.distribution import Distribution, from_image_config
 from app.errors import DeployError, RegwizError
+from app.image_pin import ImageFacts, lookup_references, moved_note, pin_detail
 from app.image_source import ImageSource, describe_sources, local_docker_client, short_error
 from app.plan import ALL_ADDRESSES, Plan, Secrets
 from app.registry_host import (
@@ -76,6 +78,9 @@ class DeployOptions:
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
     min_free_mb: int = 512
     read_only: bool = False  # Distribution's read-only mode (a garbage-collection window)
+    #: a successful deploy of an unpinned plan records the image it runs (``upgrade`` says no:
+    #: it moves the pin itself once the new image serves)
+    record_pin: bool = True
 
 
 @dataclass
@@ -120,6 +125,13 @@ class Deployment(OnRegistryHost):
         #: old containers kept (stopped, NAME-previous) until the new ones are healthy
         self.replacements = Replacements()
         self._failed_log = ""  # the log of new containers a rollback removed
+        #: the registry image this run uses (the pinned one, or what the tag names when there
+        #: is no pin yet), read by the image step
+        self.image: ImageFacts | None = None
+        self._run_reference = plan.registry.image  # what docker run gets
+        self._distribution: Distribution | None = None
+        #: what the operator should know although nothing failed (e.g. the tag moved)
+        self.notes: list[str] = []
 
     # -- public ---------------------------------------------------------------------------
 
@@ -146,7 +158,9 @@ class Deployment(OnRegistryHost):
                  [f"df -Pk {registry.data_dir} (at least {self.options.min_free_mb} MiB)"]),
             Step(f"Make image {registry.image} available", self.where,
                  "the container needs its image; air-gapped hosts get it copied",
-                 self._ensure_image, describe_sources(self.options.image_tar)),
+                 self._ensure_image,
+                 [pin_detail(registry.image, registry.image_digest),
+                  *describe_sources(self.options.image_tar)]),
             *([Step(f"Make front image {registry.front_image} available", self.where,
                     "the front enforces the accounts' roles; air-gapped hosts get it copied",
                     self._ensure_front_image, describe_sources(self.options.image_tar))]
@@ -367,7 +381,78 @@ class Deployment(OnRegistryHost):
         return source.ensure(image)
 
     def _ensure_image(self) -> Outcome:
-        return self._ensure_plan_image(self.plan.registry.image)
+        """The registry image: the pinned one when the plan has a pin (a tag that moved on the
+        host is noted, never followed), else what the tag names now (pinned after the run)."""
+        image, pin = self.plan.registry.image, self.plan.registry.image_digest
+        if pin is None:
+            outcome = self._ensure_plan_image(image)
+            self._use(self._tag_facts(image), image)
+            return outcome
+        pinned = self._find_pinned(image, pin)
+        outcome = Outcome.UNCHANGED
+        if pinned is None:
+            outcome = self._ensure_pinned(image, pin)
+            pinned = self._find_pinned(image, pin)
+        assert pinned is not None  # _ensure_pinned raises when it could not bring it
+        tag = self._facts(image)
+        if tag is not None and tag.image_id == pinned.image_id:
+            self._use(pinned, image)  # the tag still names it: containers keep showing the tag
+            return outcome
+        self.notes.append(moved_note(image, self.where, pin, tag.image_id if tag else None))
+        self._use(pinned, pinned.run_reference(image, pin))
+        return outcome
+
+    def _tag_facts(self, image: str) -> ImageFacts:
+        facts = self._facts(image)
+        if facts is None:
+            raise DeployError(f"image {image} vanished from {self.where} during the deploy",
+                              "deploy again")
+        return facts
+
+    def _use(self, facts: ImageFacts, reference: str) -> None:
+        self.image = facts
+        self._run_reference = reference
+        self._distribution = from_image_config(facts.config)
+
+    def _facts(self, reference: str) -> ImageFacts | None:
+        import docker.errors
+
+        try:
+            return ImageFacts.from_attrs(self.docker.images.get(reference).attrs)
+        except (docker.errors.ImageNotFound, docker.errors.InvalidArgument):
+            return None
+        except docker.errors.APIError as error:
+            if error.status_code in (400, 404):  # a repo@digest Docker cannot resolve
+                return None
+            raise
+
+    def _find_pinned(self, image: str, pin: str) -> ImageFacts | None:
+        for reference in lookup_references(image, pin):
+            facts = self._facts(reference)
+            if facts is not None and facts.matches(pin):
+                return facts
+        return None
+
+    def _ensure_pinned(self, image: str, pin: str) -> Outcome:
+        """Bring the pinned image: a pull by digest, the operator's archive, or this machine's
+        Docker — each only counts when the pinned image is then there."""
+        source = ImageSource(self.docker, self.where, image_tar=self.options.image_tar,
+                             allow_pull=self.options.allow_pull,
+                             local_docker=self.options.local_docker)
+        return source.ensure(
+            lookup_references(image, pin)[0],
+            present=lambda: self._find_pinned(image, pin) is not None,
+            local_names=lookup_references(image, pin),
+            named=f"the pinned image {pin} (registry.image_digest)",
+            hint=f"load that image on the host (docker load, or --image-tar), or move the pin "
+                 f"to what {image} names now: regwiz upgrade --plan FILE --image {image}")
+
+    @property
+    def pin(self) -> str | None:
+        """The pin of the image this run deployed (None before the image step ran)."""
+        if self.image is None:
+            return None
+        return self.plan.registry.image_digest or self.image.pin_for(self.plan.registry.image)
 
     def _ensure_front_image(self) -> Outcome:
         return self._ensure_plan_image(self.plan.registry.front_image)
@@ -509,7 +594,8 @@ class Deployment(OnRegistryHost):
         return Outcome.CHANGED if made or wrote else Outcome.UNCHANGED
 
     def _spec(self) -> ContainerSpec:
-        return container_spec(self.plan, read_only=self.options.read_only)
+        return container_spec(self.plan, read_only=self.options.read_only,
+                              distribution=self._distribution)
 
     def _ensure_container(self) -> Outcome:
         spec = self._spec()
@@ -519,7 +605,7 @@ class Deployment(OnRegistryHost):
         )
         if uses_front(self.plan):  # TLS and htpasswd are the front's: they restart nothing here
             labels = spec.labels("behind-front", "behind-front")
-        image_id = self.docker.images.get(spec.image).id
+        image_id = self.image.image_id if self.image else self.docker.images.get(spec.image).id
         self._recover_leftover(spec.name)
         self._recover_leftover(front_spec(self.plan).name, wanted=uses_front(self.plan))
         existing = self.host.find_container()
@@ -544,7 +630,7 @@ class Deployment(OnRegistryHost):
         if spec.network is not None:
             publish["network"] = spec.network
         container = self.docker.containers.run(
-            spec.image,
+            self._run_reference,  # the pinned image, not the tag when that moved
             name=spec.name,
             detach=True,
             restart_policy={"Name": "always"},
@@ -554,6 +640,10 @@ class Deployment(OnRegistryHost):
             **publish,
         )
         self.container_id = container.id
+        if container.attrs.get("Image") != image_id:  # the tag moved while this run went on
+            raise DeployError(f"the new container runs {container.attrs.get('Image')}, not "
+                              f"{image_id}: {self._run_reference} changed during the deploy",
+                              "deploy again")
         self._verify_mounts(container)
         return Outcome.CHANGED
 

@@ -35,10 +35,24 @@ class DeployReport(Outcomes):
     new_credentials: Credentials | None = field(default=None, repr=False)
     #: accounts created by this deploy (names; their credentials are credentials/NAME.json)
     created_accounts: list[str] = field(default_factory=list)
+    #: the pin of the image the registry runs after this deploy (``registry.image_digest``)
+    image_digest: str | None = None
+    #: this deploy wrote the pin into the plan (the first deploy of an unpinned plan)
+    pin_recorded: bool = False
+    #: what the operator should know although nothing failed (e.g. the tag moved on the host)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[StepResult]:
         return [result for result in self.results if result.outcome is Outcome.FAILED]
+
+    def image_lines(self) -> list[str]:
+        """The notes and the pin this run recorded, one line each (CLI and wizard alike)."""
+        lines = [f"note: {note}" for note in self.notes]
+        if self.pin_recorded:
+            lines.append("pinned the registry image: registry.image_digest = "
+                         f"\"{self.image_digest}\" (later deploys run this exact image)")
+        return lines
 
     def counts(self) -> dict[str, int]:
         """``{"changed": n, "unchanged": n, "failed": n}`` like ``app.steps.summarize``."""
@@ -83,5 +97,29 @@ def deploy(
             report.new_credentials = deployment.new_credentials
             report.created_accounts = list(deployment.created_accounts)
             report.generated_password = deployment.new_credentials is not None
+            report.notes = list(deployment.notes)
+            report.image_digest = deployment.pin
+            if report.ok and options.record_pin:
+                report.pin_recorded = _record_pin(plan, report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _record_pin(plan: Plan, report: DeployReport) -> bool:
+    """Pin an unpinned plan to the image its registry now runs (saved when the plan has a
+    file). A save that fails leaves the deploy successful, with a note saying so."""
+    from app.errors import RegwizError
+    from app.plan import save_plan
+
+    if report.image_digest is None or plan.registry.image_digest is not None:
+        return False
+    plan.registry.image_digest = report.image_digest
+    if plan.path is None:
+        return True
+    try:
+        save_plan(plan)
+    except RegwizError as error:
+        report.notes.append(f"the pin {report.image_digest} could not be saved in the plan: "
+                            f"{error.message.splitlines()[0]}")
+        return False
+    return True

@@ -92,7 +92,7 @@ PLAN_FIELDS = [
         "directory", "name_constraints")),
     *(("registry", k) for k in (
         "host", "ssh_user", "ssh_port", "identity_file", "sudo", "address", "port", "image",
-        "container_name", "data_dir", "certs_dir", "auth", "delete_enabled")),
+        "image_digest", "container_name", "data_dir", "certs_dir", "auth", "delete_enabled")),
     *(("nodes.defaults", k) for k in (
         "ssh_user", "ssh_port", "sudo", "runtime", "os_trust_store", "identity_file")),
     *(("nodes.hosts", k) for k in (

@@ -66,3 +66,27 @@ async def test_failed_step_is_shown_and_later_steps_are_skipped(
         assert "1 failed" in log_text(app)
         assert str(app.screen.query_one("#deploy", Button).label) == "Retry"
         assert not app.screen.query_one("#deploy", Button).disabled
+
+
+async def test_the_log_says_when_the_tag_moved_and_what_was_pinned(
+    make_app: AppFactory, local_plan: Path
+) -> None:
+    from app.address import RegistryAddress
+    from app.deploy import DeployReport
+
+    pin = "sha256:" + "f" * 64
+    report = DeployReport(
+        results=[], planned=[], dry_run=False, dry_run_lines=[], container_id="c0ffee",
+        log_tail="", generated_password=False, credentials_file=None,
+        registry=RegistryAddress("127.0.0.1", 18443), seconds=0.0, image_digest=pin,
+        pin_recorded=True, notes=["the tag registry:2 on local moved to sha256:0123"])
+    app = make_app("deploy")
+    app.open_plan(local_plan)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DeployScreen)
+        screen.report(report)
+        await pilot.pause()
+        text = " ".join(log_text(app).split())  # the log wraps long lines
+        assert "note: the tag registry:2 on local moved to sha256:0123" in text
+        assert f'registry.image_digest = "{pin}"' in text

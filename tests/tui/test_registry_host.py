@@ -174,3 +174,42 @@ async def test_new_host_key_type_asks_with_the_known_keys_as_a_warning(
         await settle(app, pilot)
         assert "not accepted" in result_text(app)
     assert sshd.host_public_key.split()[1] not in known_hosts.read_text()
+
+
+PIN = "sha256:" + "e" * 64
+
+
+async def test_image_choice_offers_registry_2_and_3_and_edits_keep_the_pin(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    from textual.widgets import Select
+
+    from app.plan import new_plan, save_plan
+
+    plan = new_plan(plan_path)
+    plan.registry.host = plan.registry.address = "198.18.0.2"
+    plan.registry.image_digest = PIN
+    plan_path.parent.mkdir(parents=True)
+    save_plan(plan)
+    app = make_app("registry")
+    app.open_plan(plan_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RegistryHostScreen)
+        note = screen.query_one("#image-note", Static)
+        assert "Pinned to sha256:eeeeeeeeeeee" in str(note.render())
+        screen.query_one("#image-choice", Select).value = "registry:3"
+        await pilot.pause()
+        assert screen.query_one("#image", Input).value == "registry:3"
+        assert "/etc/distribution/config.yml" in str(note.render())
+        assert "pin of registry:2 is dropped" in str(note.render())
+        assert screen.candidate().registry.image_digest is None
+        screen.query_one("#image", Input).value = "registry:2"  # back: the pin is its own again
+        await pilot.pause()
+        assert screen.query_one("#image-choice", Select).value == "registry:2"
+        screen.query_one("#port", Input).value = "9443"  # any other edit keeps the pin
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    saved = load_plan(plan_path).registry
+    assert (saved.port, saved.image, saved.image_digest) == (9443, "registry:2", PIN)

@@ -193,7 +193,10 @@ def sample_report() -> StatusReport:
                               sizes=[RepositorySize("regwiz/selftest", 1, 1_536),
                                      RepositorySize("team/api", 2, 31_457_280, unsized_tags=1)]),
         container=ContainerStatus("registry", found=True, state="running", running=True,
-                                  restart_count=0, image="registry:2"),
+                                  restart_count=0, image="registry:2",
+                                  image_id="sha256:" + "5e" * 32,
+                                  pinned_digest="sha256:" + "5e" * 32, pin_kind="image ID",
+                                  matches_pin=True),
         disk=DiskStatus("/registry-image", used_bytes=52_428_800, volume_bytes=50 * GIB,
                         volume_used_bytes=45 * GIB, volume_free_bytes=5 * GIB),
         nodes=[
