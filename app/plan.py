@@ -966,6 +966,75 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     return data
 
 
+_ABSENT = object()
+
+
+@dataclass
+class PlanMerge:
+    """What ``merge_plan_changes`` made of two versions of one plan."""
+
+    plan: Plan
+    taken: list[str]  # keys changed only in the other version: their value is kept
+    conflicts: list[str]  # keys both changed differently: ours is kept
+
+
+def merge_plan_changes(base: dict[str, Any], ours: Plan, theirs: Plan) -> PlanMerge:
+    """Three-way merge by key: ``base`` is the plan as ``ours`` last read or wrote it (its
+    ``plan_to_dict``), ``theirs`` what the file holds now (e.g. a pin a CLI deploy wrote). A key
+    only one side changed takes that side's value; one both changed keeps ours. Lists
+    (nodes.hosts, mirrors) are one value each. Falls back to ours when the result is invalid."""
+    flat_base, flat_ours = _flatten(base), _flatten(plan_to_dict(ours))
+    flat_theirs = _flatten(plan_to_dict(theirs))
+    merged: dict[tuple[str, ...], Any] = {}
+    taken, conflicts = [], []
+    for path in sorted(flat_base.keys() | flat_ours.keys() | flat_theirs.keys()):
+        was, mine, other = (flat.get(path, _ABSENT) for flat in (flat_base, flat_ours, flat_theirs))
+        value = mine
+        if mine == was and other != was:
+            value = other
+            taken.append(".".join(path))
+        elif other not in (was, mine):
+            conflicts.append(".".join(path))
+        if value is not _ABSENT:
+            merged[path] = value
+    problems: list[str] = []
+    plan = _plan_from_data(problems, _unflatten(merged), ours.path)
+    if problems or validate_plan(plan):
+        return PlanMerge(ours, [], conflicts + taken)
+    return PlanMerge(plan, taken, conflicts)
+
+
+def _flatten(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    flat: dict[tuple[str, ...], Any] = {}
+    for key, value in data.items():
+        path = prefix + (key,)
+        if isinstance(value, dict):
+            flat.update(_flatten(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _unflatten(flat: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for path, value in flat.items():
+        table = data
+        for key in path[:-1]:
+            table = table.setdefault(key, {})
+        table[path[-1]] = value
+    return data
+
+
+def adopt_plan(target: Plan, source: Plan) -> None:
+    """Make ``target`` hold ``source``'s settings in place (screens keep their reference)."""
+    for section in ("certificate", "registry", "node_defaults"):
+        into, values = getattr(target, section), getattr(source, section)
+        for item in fields(values):
+            setattr(into, item.name, getattr(values, item.name))
+    target.nodes[:] = source.nodes
+    target.mirrors[:] = source.mirrors
+
+
 def _non_default(values: dict[str, Any], *defaults: object) -> dict[str, Any]:
     """The values that differ from each of ``defaults`` (a default of either kind is left out)."""
     return {key: value for key, value in values.items()

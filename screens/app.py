@@ -98,6 +98,7 @@ class RegwizApp(App[int]):
         self.plan_path: Path = expand_user(plan_path or default_plan_path())
         self.recent = RecentPlans(data_dir or default_data_dir())
         self.plan: Plan | None = None
+        self._plan_on_disk: dict[str, Any] | None = None  # plan_to_dict at the last load/save
         self._secrets = secrets
         self.start_step = start
         self.current_step = "welcome"
@@ -160,6 +161,7 @@ class RegwizApp(App[int]):
         path = expand_user(path)
         plan = load_plan(path)
         self.plan, self.plan_path = plan, path
+        self._remember_plan_on_disk()
         self.session.clear()  # job outcomes shown again belong to the previous plan
         self.recent.remember(path)
         return plan
@@ -170,6 +172,7 @@ class RegwizApp(App[int]):
         self.plan_path = expand_user(path or self.plan_path)
         self.plan = new_plan()
         self.plan.path = self.plan_path
+        self._plan_on_disk = None
         self.session.clear()
         return self.plan
 
@@ -180,13 +183,46 @@ class RegwizApp(App[int]):
         from app.plan import save_plan
 
         try:
+            self._take_changes_made_outside()
             save_plan(self.plan, self.plan_path)  # creates the folder; OSError -> RegwizError
         except (RegwizError, OSError) as error:
             self.show_error("The plan could not be saved", error)
             return False
         self.plan.path = self.plan_path
+        self._remember_plan_on_disk()
         self.recent.remember(self.plan_path)
         return True
+
+    def _remember_plan_on_disk(self) -> None:
+        """The plan as the file now holds it: what a later save compares the file with."""
+        from app.plan import plan_to_dict
+
+        self._plan_on_disk = plan_to_dict(self.plan) if self.plan is not None else None
+
+    def _take_changes_made_outside(self) -> None:
+        """Keep what another program wrote to the plan file since the wizard last read or wrote
+        it (e.g. the pin a CLI deploy records); where both changed a key, the wizard's value
+        wins and the other version stays in the .bak file."""
+        from app.plan import PlanError, adopt_plan, load_plan, merge_plan_changes, plan_to_dict
+
+        if self._plan_on_disk is None or self.plan is None or not self.plan_path.exists():
+            return
+        try:
+            theirs = load_plan(self.plan_path)
+        except PlanError:
+            return  # save_plan refuses to overwrite it and says why
+        if plan_to_dict(theirs) == self._plan_on_disk:
+            return
+        merge = merge_plan_changes(self._plan_on_disk, self.plan, theirs)
+        adopt_plan(self.plan, merge.plan)
+        if merge.taken:
+            self.notify(f"{self.plan_path.name} was changed outside the wizard; kept: "
+                        f"{', '.join(merge.taken)}", timeout=8)
+        if merge.conflicts:
+            self.notify(f"{self.plan_path.name} was also changed outside the wizard at "
+                        f"{', '.join(merge.conflicts)}: the wizard's values were saved, the "
+                        f"other version is in {self.plan_path.name}.bak",
+                        severity="warning", timeout=12)
 
     # --- navigation ------------------------------------------------------------------------
 

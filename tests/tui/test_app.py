@@ -249,3 +249,36 @@ async def test_palette_runs_the_current_steps_actions(
         await pilot.press("enter")
         await settle(app, pilot)
         assert (plan_path.parent / "certs" / "tls.crt").is_file()
+
+
+async def test_a_save_keeps_what_another_program_wrote_to_the_plan(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    """A CLI deploy pins the image while the wizard has the plan open: the wizard's next save
+    keeps the pin and its own edit; where both changed a key, the wizard's value wins and the
+    other version is in the .bak file."""
+    from app.plan import save_plan
+
+    app = make_app()
+    app.start_new_plan(plan_path)
+    assert app.save_plan()
+    app.open_plan(plan_path)
+    pin = "sha256:" + "cd" * 32
+    outside = load_plan(plan_path)
+    outside.registry.image_digest = pin
+    outside.registry.container_name = "outside-name"
+    save_plan(outside)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert app.plan is not None
+        app.plan.registry.port = 9443
+        app.plan.registry.container_name = "wizard-name"
+        assert app.save_plan()
+        await pilot.pause()
+        saved = load_plan(plan_path)
+        assert (saved.registry.image_digest, saved.registry.port) == (pin, 9443)
+        assert saved.registry.container_name == "wizard-name"
+        assert app.plan.registry.image_digest == pin
+        assert "outside-name" in plan_path.with_name(plan_path.name + ".bak").read_text()
+        shown = " ".join(str(n.message) for n in app._notifications)
+        assert "kept: registry.image_digest" in shown
+        assert "registry.container_name" in shown and ".bak" in shown
