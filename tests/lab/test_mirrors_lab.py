@@ -221,6 +221,20 @@ def test_status_lists_the_caches(mirrored: Mirrored, capsys: pytest.CaptureFixtu
     assert caches[PUBLIC]["used_bytes"] > 0  # it holds what the tests above pulled
 
 
+def test_a_stopped_cache_makes_status_unhealthy(mirrored: Mirrored,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    name = f"{NAME}-mirror-hub-lab"
+    mirrored.host.exec(["docker", "stop", "-t", "2", name])
+    try:
+        capsys.readouterr()
+        assert mirrored.cli("status", "--no-nodes") == 1
+        out = capsys.readouterr().out
+        assert f"{PUBLIC} at {mirrored.host.ip}:{PUBLIC_PORT}: NOT RUNNING (exited)" in out
+        assert "overall       needs attention" in out
+    finally:
+        mirrored.host.exec(["docker", "start", name])
+
+
 def test_removing_a_mirror_removes_its_cache_but_keeps_its_data(mirrored: Mirrored) -> None:
     mirrored.write_plan(private=False)
     try:
