@@ -221,6 +221,43 @@ def test_status_lists_the_caches(mirrored: Mirrored, capsys: pytest.CaptureFixtu
     assert caches[PUBLIC]["used_bytes"] > 0  # it holds what the tests above pulled
 
 
+def test_a_new_account_can_pull_from_the_private_cache(mirrored: Mirrored) -> None:
+    """The cache reads the htpasswd only at start: the accounts change recreates it, with the
+    config the deploy wrote (the upstream password is not needed again)."""
+    saved = os.environ.pop(PASSWORD_ENV)
+    try:
+        assert mirrored.cli("accounts", "add", "ci-puller", "--role", "pull") == 0
+    finally:
+        os.environ[PASSWORD_ENV] = saved
+    credential = AccountStore(load_plan(mirrored.plan_path)).credential("ci-puller")
+    assert credential is not None
+    auth = registry_api.BasicAuth(credential.username, credential.password)
+    assert pull(mirrored.url(PRIVATE_PORT), mirrored.ca, "lab/second", "1.0", auth) == \
+        mirrored.private.digest("lab/second", "1.0")
+
+
+def test_a_cache_that_fails_is_rolled_back(mirrored: Mirrored,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A changed private cache that cannot start (its upstream gone: the proxy asks it for
+    its token realm at start) is removed, and the one that served comes back."""
+    name = f"{NAME}-mirror-private-lab"
+    before = (mirrored.inspect(name) or {}).get("Id")
+    text = mirrored.plan_path.read_text()
+    mirrored.plan_path.write_text(text.replace(mirrored.private.url,
+                                               f"https://{mirrored.host.ip}:8619"))
+    try:
+        capsys.readouterr()
+        assert mirrored.cli("deploy", "--health-timeout", "8") == 1
+        out = capsys.readouterr().out
+        assert "rolled back to the previous container" in out
+        assert (mirrored.inspect(name) or {}).get("Id") == before
+        assert mirrored.inspect(f"{name}-previous") is None
+        assert "the cache answers again" in out, out
+        assert registry_api.ping(mirrored.url(PRIVATE_PORT), mirrored.ca).status == 401
+    finally:
+        mirrored.plan_path.write_text(text)
+
+
 def test_a_stopped_cache_makes_status_unhealthy(mirrored: Mirrored,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     name = f"{NAME}-mirror-hub-lab"
