@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app import registry_api
 from app.deploy.container import (
@@ -40,13 +40,64 @@ from app.registry_host import LABEL_MANAGED
 from app.steps import Outcome, Step
 
 if TYPE_CHECKING:
-    from app.deploy.deployment import Deployment
+    from app.deploy.rollback import Replacements
+    from app.plan import Plan, Secrets
+    from app.transport.base import Transport
+
+
+class _Files(Protocol):
+    @property
+    def cert_pem(self) -> bytes: ...
+
+    @property
+    def key_pem(self) -> bytes: ...
+
+
+class _Htpasswd(Protocol):
+    @property
+    def content(self) -> bytes: ...
+
+
+class Deploying(Protocol):
+    """What the caches use of ``app.deploy.deployment.Deployment`` (named here, not imported:
+    the deployment imports this module)."""
+
+    plan: Plan
+    secrets: Secrets
+    where: str
+    options: Any
+    replacements: Replacements
+
+    @property
+    def _files(self) -> _Files: ...
+
+    @property
+    def _htpasswd(self) -> _Htpasswd: ...
+
+    @property
+    def docker(self) -> Any: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def _or_roll_back(self, action: Callable[[], Outcome],
+                      up: Callable[[], registry_api.PingResult] | None = None,
+                      ) -> Callable[[], Outcome]: ...
+
+    @staticmethod
+    def _replace_details(details: list[str], name: str) -> list[str]: ...
+
+    def _remove_previous(self) -> Outcome: ...
+
+    def _listener_on(self, port: int) -> str | None: ...
+
+    def _log_tail_of(self, name: str, lines: int) -> str: ...
 
 
 class Caches:
     """The caches of one deploy; ``steps()`` go after the registry's own."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deploying) -> None:
         self.deployment = deployment
         self.plan = deployment.plan
         self.where = deployment.where
