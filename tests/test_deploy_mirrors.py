@@ -17,6 +17,7 @@ from app.deploy.mirrors import (
     LABEL_CONFIG,
     cache_dir,
     config_digest,
+    config_password,
     expected_status,
     mirror_container_name,
     mirror_labels,
@@ -72,6 +73,13 @@ def test_a_private_cache_requires_the_plans_accounts(plan: Plan) -> None:
     assert spec.volumes["/etc/reg-certs/htpasswd"]["mode"] == "ro"
     assert spec.environment["SSL_CERT_FILE"] == CONTAINER_REMOTE_CA  # its upstream's CA only
     assert "SSL_CERT_FILE" not in mirror_spec(plan, plan.mirrors[0]).environment
+
+
+def test_the_password_is_read_back_from_the_config_it_was_written_to(plan: Plan) -> None:
+    lab = plan.mirrors[1]
+    tricky = 'a "quoted" \\ pass: word'
+    assert config_password(render_config(plan, lab, tricky)) == tricky
+    assert config_password(render_config(plan, plan.mirrors[0], None)) is None  # public
 
 
 def test_the_upstream_password_is_in_no_container_setting(plan: Plan) -> None:

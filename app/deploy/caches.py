@@ -27,6 +27,7 @@ from app.deploy.mirrors import (
     cache_dir,
     config_digest,
     config_dir,
+    config_password,
     expected_status,
     mirror_container_name,
     mirror_labels,
@@ -136,16 +137,14 @@ class Caches:
         """After an accounts change: the private caches read the htpasswd file only at start,
         so each is recreated with it (its config kept as the last deploy wrote it)."""
         private = [mirror for mirror in self.plan.mirrors if mirror.private]
-        steps = [step for mirror in private
-                 for step in self._mirror_steps(mirror, keep_config=True)]
+        steps = [step for mirror in private for step in self._mirror_steps(mirror)]
         if private:
             steps.append(Step("Remove the previous caches", self.where,
                               "the new caches passed their health checks",
                               self.deployment._remove_previous))
         return steps
 
-    def _mirror_steps(self, mirror: MirrorSettings, *,
-                      keep_config: bool = False) -> list[Step]:
+    def _mirror_steps(self, mirror: MirrorSettings) -> list[Step]:
         deployment = self.deployment
         spec = mirror_spec(self.plan, mirror)
         base = registry_api.base_url(self.plan.registry.address, mirror.port)
@@ -154,7 +153,7 @@ class Caches:
         return [
             Step(f"Configure the cache of {mirror.upstream}", self.where,
                  "its config.yml names the upstream (and its login: the password is in no "
-                 "container setting)", lambda: self._configure(mirror, keep_config),
+                 "container setting)", lambda: self._configure(mirror),
                  self._config_details(mirror)),
             Step(f"Run cache {spec.name} of {mirror.upstream} on {bind}{mirror.port}",
                  self.where, "a pull-through cache: fetches from the upstream once, then "
@@ -198,7 +197,8 @@ class Caches:
         lines = [f"{own}/{CONFIG_NAME} (0600 root): proxy.remoteurl {mirror.url}"]
         if mirror.private:
             lines.append(f"  proxy.username {mirror.username}, proxy.password from "
-                         f"${mirror.password_env}; auth: the plan's accounts (htpasswd)")
+                         f"${mirror.password_env} (unset: the one this config.yml holds); "
+                         "auth: the plan's accounts (htpasswd)")
         else:
             lines.append("  no login: anonymous pulls, pushes and deletes refused")
         if mirror.remote_ca:
@@ -253,14 +253,14 @@ class Caches:
             removed = True
         return Outcome.CHANGED if removed else Outcome.UNCHANGED
 
-    def _configure(self, mirror: MirrorSettings, keep_config: bool = False) -> Outcome:
+    def _configure(self, mirror: MirrorSettings) -> Outcome:
         password = self.deployment.secrets.mirror_password(mirror)
-        if keep_config and password is None and self._kept_config(mirror):
-            return Outcome.UNCHANGED
+        if mirror.private and password is None:
+            password = self._password_on_host(mirror)
         if mirror.private and password is None:
             raise DeployError(
                 f"the mirror of {mirror.upstream} logs in as {mirror.username}, and "
-                f"{mirror.password_env} is not set",
+                f"{mirror.password_env} is not set (and no earlier deploy wrote it on the host)",
                 f"export {mirror.password_env} with the upstream password (it is never "
                 "written to the plan), then deploy again", kind="mirror-password-missing")
         transport, sudo = self._transport(), self.plan.registry.sudo
@@ -283,17 +283,15 @@ class Caches:
         self._configs[mirror.slug] = config
         return Outcome.CHANGED if changed else Outcome.UNCHANGED
 
-    def _kept_config(self, mirror: MirrorSettings) -> bool:
-        """The config.yml the last deploy wrote (its password in it), when there is one."""
+    def _password_on_host(self, mirror: MirrorSettings) -> str | None:
+        """The upstream password the last deploy wrote into the cache's config.yml: it is only
+        needed again to change it (a later deploy, gc's or an accounts change, goes on)."""
         path = f"{config_dir(self.plan, mirror.slug)}/{CONFIG_NAME}"
         try:
             config = self._transport().read_file(path, sudo=self.plan.registry.sudo)
-        except RegwizError:  # none readable: the password is needed after all
-            return False
-        if not config:
-            return False
-        self._configs[mirror.slug] = config
-        return True
+        except RegwizError:
+            return None
+        return config_password(config or b"")
 
     def _remote_ca(self, mirror: MirrorSettings) -> bytes:
         path = self.plan.local_path(mirror.remote_ca or "")
