@@ -187,3 +187,15 @@ def test_purge_refuses_a_linked_cache(tmp_path: Path) -> None:
     data = make_tree(tmp_path / "data", *REGISTRY, "mirrors/")
     (data / "mirrors" / "docker-io").symlink_to("/etc")
     assert "mirrors/docker-io" in foreign_entries(listing_of(data))  # a link, not a cache
+
+
+def test_uninstall_removes_the_caches_and_their_configs(plan: Plan) -> None:
+    from app.deploy import Uninstall
+    from app.steps import dry_run_lines
+
+    steps = Uninstall(plan, connect=never_connect).steps()
+    text = "\n".join(dry_run_lines(steps))
+    assert "Remove the pull-through caches" in [step.what for step in steps]
+    assert "docker rm -f reg-mirror-* (only those regwiz created for this registry)" in text
+    assert "rm -rf /etc/reg-certs/mirrors (their configs)" in text
+    assert "cached blobs stay in /srv/reg/mirrors unless --purge" in text
