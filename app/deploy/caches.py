@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from app import registry_api
 from app.deploy.container import (
     CONTAINER_CERTS_DIR,
+    HTPASSWD_NAME,
     matches,
     published_ports,
     read_from_container,
@@ -337,18 +338,19 @@ class Caches:
         container = docker.containers.run(
             spec.image, name=spec.name, detach=True, restart_policy={"Name": "always"},
             environment=spec.environment, volumes=spec.volumes, labels=labels, ports=ports)
-        self._verify_mounts(container, config)
+        self._verify_mounts(container, mirror, config)
         return Outcome.CHANGED
 
-    def _verify_mounts(self, container: Any, config: bytes) -> None:
-        """Without its config.yml the image's default would run: a plain, writable registry."""
-        seen = {CONTAINER_CONFIG: read_from_container(container, CONTAINER_CONFIG),
-                f"{CONTAINER_CERTS_DIR}/tls.crt": read_from_container(
-                    container, f"{CONTAINER_CERTS_DIR}/tls.crt")}
+    def _verify_mounts(self, container: Any, mirror: MirrorSettings, config: bytes) -> None:
+        """Without its config.yml the image's default would run (a plain, writable registry);
+        without its htpasswd Distribution would invent a user."""
         expected = {CONTAINER_CONFIG: config,
                     f"{CONTAINER_CERTS_DIR}/tls.crt": self.deployment._files.cert_pem}
+        if mirror.private:
+            expected[f"{CONTAINER_CERTS_DIR}/{HTPASSWD_NAME}"] = \
+                self.deployment._htpasswd.content
         for inside, content in expected.items():
-            if seen[inside] != content:
+            if read_from_container(container, inside) != content:
                 raise DeployError(
                     f"the cache container {container.name} does not see its file at {inside}",
                     "Docker may run in another filesystem view (rootless, snap, Docker "
@@ -369,6 +371,8 @@ class Caches:
         name = mirror_container_name(self.plan, mirror)
         wanted = expected_status(mirror)
         if result.status == wanted and result.is_up:
+            if mirror.private:
+                self._check_login(mirror)
             return Outcome.UNCHANGED
         state = self._state(name)
         if not result.is_up:
@@ -385,6 +389,22 @@ class Caches:
             + ("it must refuse anonymous clients" if mirror.private
                else "it must serve anonymous pulls") + ")",
             f"check {config_dir(self.plan, mirror.slug)}/{CONFIG_NAME} on the host")
+
+    def _check_login(self, mirror: MirrorSettings) -> None:
+        """A private cache lets the plan's accounts in (the operator's login, as the registry's
+        own health check does)."""
+        from app.accounts import OPERATOR, AccountStore
+
+        credential = AccountStore(self.plan).credential(OPERATOR)
+        if credential is None:
+            return
+        base = registry_api.base_url(self.plan.registry.address, mirror.port)
+        answer = registry_api.ping(base, self.plan.cert_dir / "ca.crt", auth=registry_api.BasicAuth(
+            credential.username, credential.password))
+        if answer.status != 200:
+            raise DeployError(
+                f"the cache of {mirror.upstream} refused the account {credential.username} "
+                f"(HTTP {answer.status})", "check its htpasswd mount; deploy again")
 
     # -- helpers ------------------------------------------------------------------------------
 
