@@ -179,13 +179,17 @@ class Caches:
             try:
                 return action()
             except Exception:
-                if self.deployment.replacements.holds(mirror_container_name(self.plan, mirror)):
-                    self._put_files_back(mirror)
+                self._put_files_back()  # of every cache the rollback will restart
                 raise
 
         return self.deployment._or_roll_back(run, lambda: self._wait_until_up(mirror))
 
-    def _put_files_back(self, mirror: MirrorSettings) -> None:
+    def _put_files_back(self) -> None:
+        for mirror in self.plan.mirrors:
+            if self.deployment.replacements.holds(mirror_container_name(self.plan, mirror)):
+                self._put_back(mirror)
+
+    def _put_back(self, mirror: MirrorSettings) -> None:
         transport, sudo = self._transport(), self.plan.registry.sudo
         for path, (content, mode) in self._replaced_files.pop(mirror.slug, {}).items():
             if content is None:
