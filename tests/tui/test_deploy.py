@@ -90,3 +90,19 @@ async def test_the_log_says_when_the_tag_moved_and_what_was_pinned(
         text = " ".join(log_text(app).split())  # the log wraps long lines
         assert "note: the tag registry:2 on local moved to sha256:0123" in text
         assert f'registry.image_digest = "{pin}"' in text
+
+
+async def test_the_log_says_who_may_pull_from_each_cache(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    from app.plan import MirrorSettings
+
+    plan = new_plan(plan_path)
+    plan.registry.host = "local"
+    plan.mirrors = [MirrorSettings("docker.io", 5001)]
+    app = make_app("deploy")
+    app.open_plan(save_with_certificates(plan))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        assert "note: mirror docker.io: the cache on" in log_text(app)
+        assert "without an account" in log_text(app)
