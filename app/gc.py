@@ -13,6 +13,7 @@ lost its tag to a re-push stays until pruned by digest.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,7 +119,10 @@ def _run_collector(plan: Plan, connect: Callable[[], Transport], dry_run: bool) 
     from app.registry_host import RegistryHost
 
     with RegistryHost(plan, connect=connect) as host:
-        host.open()
+        transport = host.open()
+        if not _holds_repositories(plan, transport):
+            # Distribution's collector exits 1 on a registry nothing was ever pushed to
+            return NOTHING_PUSHED
         host.open_docker()
         container = host.find_container()
         if container is None:
@@ -130,6 +134,17 @@ def _run_collector(plan: Plan, connect: Callable[[], Transport], dry_run: bool) 
         tail = "\n".join(text.strip().splitlines()[-5:])
         raise GcError(f"registry garbage-collect failed (exit {exit_code}): {tail}")
     return text
+
+
+NOTHING_PUSHED = "nothing to collect: no image was ever pushed to this registry\n"
+
+
+def _holds_repositories(plan: Plan, transport: Transport) -> bool:
+    """Whether the data directory has Distribution's repositories folder (made by a first push)."""
+    repositories = posixpath.join(plan.registry.data_dir, "docker/registry/v2/repositories")
+    answer = transport.run(["test", "-d", repositories], sudo=plan.registry.sudo, check=False,
+                           timeout=30)
+    return answer.ok
 
 
 def collector_argv(container_config: dict[str, Any] | None, dry_run: bool) -> list[str]:

@@ -93,6 +93,16 @@ def test_gc_frees_deleted_images_in_a_read_only_window_and_keeps_everything_tagg
     assert push.head("team/app", "v4") is not None
 
 
+def test_gc_of_a_registry_nothing_was_pushed_to_succeeds(deployed: Private) -> None:
+    """Distribution's collector exits 1 when the repositories folder does not exist yet."""
+    plan = load_plan(deployed.plan)
+    policy = host_key_policy(False, known_hosts=deployed.known_hosts)
+    report = collect_garbage(plan, Secrets(), connect=lambda: open_registry_transport(
+        plan, Secrets(), policy))
+    assert report.ok, report.lines()
+    assert report.collector_output.startswith("nothing to collect")
+
+
 async def test_the_status_step_collects_garbage_after_a_confirmation(
         deployed: Private, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     push = pusher(deployed)
