@@ -184,12 +184,13 @@ class Caches:
             try:
                 return action()
             except Exception:
-                self._put_files_back()  # of every cache the rollback will restart
+                self.put_files_back()  # of every cache the rollback will restart
                 raise
 
         return self.deployment._or_roll_back(run, lambda: self._wait_until_up(mirror))
 
-    def _put_files_back(self) -> None:
+    def put_files_back(self) -> None:
+        """The files of every cache a rollback will restart, as they were before this run."""
         for mirror in self.plan.mirrors:
             if self.deployment.replacements.holds(mirror_container_name(self.plan, mirror)):
                 self._put_back(mirror)

@@ -725,11 +725,26 @@ class Deployment(OnRegistryHost):
     def _remove_previous(self) -> Outcome:
         return Outcome.CHANGED if self.replacements.commit() else Outcome.UNCHANGED
 
+    def roll_back_unfinished(self) -> str | None:
+        """A run stopped between a replacement and its health check rolls back too: the
+        unverified new containers go, the previous ones (and the caches' files) come back.
+        What was done, for the report (None: nothing was pending)."""
+        if not self.replacements.pending or not self.host.docker_connected:
+            return None
+        names = ", ".join(self.replacements.names())
+        try:
+            self.caches.put_files_back()
+            self.replacements.roll_back(self.docker)
+        except Exception as error:  # noqa: BLE001 - reported, the run is already over
+            problem = deploy_error(error, self.where) or error
+            return (f"stopped before {names} passed the health check, and restoring the "
+                    f"previous container failed: {problem}; on {self.where}: docker ps -a, "
+                    "rename it back from *-previous and start it")
+        return (f"stopped before the new {names} passed the health check: rolled back, the "
+                "previous container serves again")
+
     def close(self) -> None:
-        """A run stopped between a replacement and its health check rolls back too."""
-        if self.replacements.pending and self.host.docker_connected:
-            with contextlib.suppress(Exception):
-                self.replacements.roll_back(self.docker)
+        self.roll_back_unfinished()  # a run that ended any other way (an exception) as well
         super().close()
 
     def _verify_mounts(self, container: Any) -> None:

@@ -98,6 +98,8 @@ def deploy(
             report.created_accounts = list(deployment.created_accounts)
             report.generated_password = deployment.new_credentials is not None
             report.notes = list(deployment.notes)
+            if (rolled_back := deployment.roll_back_unfinished()) is not None:
+                report.notes.append(rolled_back)
             report.image_digest = deployment.pin
             if report.ok and options.record_pin:
                 report.pin_recorded = _record_pin(plan, report)

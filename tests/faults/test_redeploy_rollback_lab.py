@@ -194,6 +194,8 @@ def test_a_redeploy_stopped_before_its_health_check_rolls_back(
                     should_stop=lambda: any(what.startswith("Run container") for what in seen))
     assert _container(env, env.name) == before
     assert report.results[-1].outcome.value == "skipped"  # the health check never ran
+    assert any("stopped before the new" in note and "rolled back" in note
+               for note in report.notes), report.notes  # and the report says so
     assert _container(env, f"{env.name}-previous") is None
     assert _held_images(env) == held
 
