@@ -252,6 +252,9 @@ def test_status_notes_a_rotation_under_way(plan: Plan) -> None:
     assert ca_rotation.rotation_note(plan) is None
     ca_rotation.save_state(plan, RotationState("switch", "t"))
     assert "next: phase switch" in (ca_rotation.rotation_note(plan) or "")
+    from app.commands.status import status_notes  # text and --json alike
+
+    assert any("next: phase switch" in note for note in status_notes(plan))
     ca_rotation.state_path(plan).write_text("{broken")
     assert "cannot read the CA rotation record" in (ca_rotation.rotation_note(plan) or "")
 

@@ -18,6 +18,7 @@ from app.commands.common import (
 from app.terminal_text import echo
 
 if TYPE_CHECKING:
+    from app.plan import Plan
     from app.status import (
         CertificateStatus,
         DiskStatus,
@@ -74,17 +75,23 @@ def run(args: argparse.Namespace) -> int:
         credentials=load_credentials(plan, args.credentials_file),
         parallel=args.parallel,
     )
+    notes = status_notes(plan)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), "notes": notes}, indent=2))
     else:
         print_status(report)
-        from app.ca_rotation import rotation_note
-        from app.status import ca_key_note
-
-        for note in (ca_key_note(plan), rotation_note(plan)):
-            if note is not None:
-                print(f"{'note':<14}{note}")
+        for note in notes:
+            print(f"{'note':<14}{note}")
     return 0 if report.healthy else 1
+
+
+def status_notes(plan: Plan) -> list[str]:
+    """What status adds below the report (text) or as ``notes`` (JSON): an unencrypted CA key,
+    a CA rotation under way."""
+    from app.ca_rotation import rotation_note
+    from app.status import ca_key_note
+
+    return [note for note in (ca_key_note(plan), rotation_note(plan)) if note is not None]
 
 
 def _cert_line(cert: CertificateStatus, managed: bool = True,
