@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.htpasswd import htpasswd_line
 from tests.deploy_helpers import Pki, make_pki
-from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab, LabHost
+from tests.lab.lab import BUSYBOX_IMAGE, Lab
+from tests.lab.tls_registry import push_images, run_tls_registry
 from tests.lab.trust import https_status, reset_node_trust
 from tests.polling import poll_until
 
@@ -62,52 +62,17 @@ def external_registry(lab: Lab, port: int, name: str) -> Iterator[ExternalRegist
     pusher_password = random_secrets.token_urlsafe(18)
     host.exec(["docker", "rm", "-f", name], check=False)
     try:
-        _start(host, registry, name, files, {ROBOT: registry.robot_password,
-                                             PUSHER: pusher_password})
+        run_tls_registry(host, name, port, files, registry.pki,
+                         {ROBOT: registry.robot_password, PUSHER: pusher_password})
         assert poll_until(registry.answers, timeout=60)
-        _push_image(host, registry, files, pusher_password)
+        push_images(host, registry.reference, registry.pki.ca_pem, files,
+                    {IMAGE: BUSYBOX_IMAGE}, (PUSHER, pusher_password))
         yield registry
     finally:
         host.exec(["docker", "rm", "-f", name], check=False)
         host.exec(["rm", "-rf", files], check=False)
         reset_node_trust(lab, registry.reference)
         _remove_our_entries(lab, registry.reference)
-
-
-def _start(host: LabHost, registry: ExternalRegistry, name: str, files: str,
-           logins: dict[str, str]) -> None:
-    pki = registry.pki
-    host.exec(["mkdir", "-p", files])
-    host.host_path(f"{files}/tls.crt").write_bytes(pki.cert_pem + pki.ca_pem)
-    host.host_path(f"{files}/tls.key").write_bytes(pki.key_pem)
-    host.host_path(f"{files}/htpasswd").write_text(
-        "".join(htpasswd_line(user, password, rounds=4) + "\n"
-                for user, password in logins.items()))
-    host.exec(["docker", "run", "-d", "--name", name, "-p", f"{registry.port}:5000",
-               "-v", f"{files}:/auth:ro",
-               "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/auth/tls.crt",
-               "-e", "REGISTRY_HTTP_TLS_KEY=/auth/tls.key",
-               "-e", "REGISTRY_AUTH=htpasswd", "-e", "REGISTRY_AUTH_HTPASSWD_REALM=byo",
-               "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd", REGISTRY_IMAGE])
-
-
-def _push_image(host: LabHost, registry: ExternalRegistry, files: str, password: str) -> None:
-    """Push the lab's busybox as IMAGE with the registry host's Docker (a throwaway client
-    config: /root/.docker is a node credential file other tests read)."""
-    reference = registry.reference
-    certs = host.host_path(f"/etc/docker/certs.d/{reference}")
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "ca.crt").write_bytes(registry.pki.ca_pem)
-    config = f"{files}/pusher"
-    target = f"{reference}/{IMAGE}"
-    try:
-        host.exec(["docker", "--config", config, "login", "-u", PUSHER, "--password-stdin",
-                   reference], input=password.encode())
-        host.exec(["docker", "tag", BUSYBOX_IMAGE, target])
-        host.exec(["docker", "--config", config, "push", target], timeout=120)
-    finally:
-        host.exec(["docker", "rmi", target], check=False)
-        host.exec(["rm", "-rf", config, f"/etc/docker/certs.d/{reference}"], check=False)
 
 
 def _remove_our_entries(lab: Lab, reference: str) -> None:
