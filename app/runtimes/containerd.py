@@ -275,7 +275,7 @@ class ContainerdFacts:
     sandbox_image: str = ""  # the CRI's sandbox (pause) image, from the dump
     regwiz_dirs: tuple[str, ...] = ()  # hosts dirs holding a hosts.toml regwiz wrote
     config_file: str = CONTAINERD_CONFIG  # the file containerd was started with
-    # regwiz's mirror hosts.toml files and every <dir>/<name>/ca.crt (MIRROR_FILES_SCRIPT)
+    # regwiz's mirror hosts.toml files and every <dir>/<name>/ca.crt (REGWIZ_DIRS_SCRIPT)
     mirror_files: tuple[str, ...] = ()
 
     @property
@@ -328,26 +328,29 @@ def hosts_dir(facts: NodeFacts) -> str:
             or DEFAULT_CONTAINERD_HOSTS_DIR)
 
 
-# Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote.
+# Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote; then, as
+# "file=PATH", regwiz's mirror hosts.toml files and every <name>/ca.crt there, so the entries
+# of mirrors taken out of the plan can be removed.
 REGWIZ_DIRS_SCRIPT = """for d; do
   for f in "$d"/*/hosts.toml; do
     grep -qs '^# Written by regwiz' "$f" && { echo "$d"; break; }
   done
 done
-true
-"""
-
-
-# Lists (args: hosts dirs) regwiz's mirror hosts.toml files and every <registry>/ca.crt, so
-# the entries of mirrors taken out of the plan can be removed.
-MIRROR_FILES_SCRIPT = """for d; do
+for d; do
   for f in "$d"/*/hosts.toml; do
-    grep -qs '^# Written by regwiz: mirror of' "$f" && echo "$f"
+    grep -qs '^# Written by regwiz: mirror of' "$f" && echo "file=$f"
   done
-  for f in "$d"/*/ca.crt; do [ -e "$f" ] && echo "$f"; done
+  for f in "$d"/*/ca.crt; do [ -e "$f" ] && echo "file=$f"; done
 done
 true
 """
+
+
+def split_regwiz_listing(output: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """REGWIZ_DIRS_SCRIPT's output: (directories with regwiz's hosts.toml, listed files)."""
+    words = output.split()
+    return (tuple(w for w in words if not w.startswith("file=")),
+            tuple(w.removeprefix("file=") for w in words if w.startswith("file=")))
 
 
 def _dirs_in(config: str | None) -> list[str]:
@@ -457,10 +460,8 @@ class ContainerdAdapter(RuntimeAdapter):
                                     *_dirs_in(text), *_dirs_in(dump)])
         listed = transport.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", *candidates],
                                sudo=sudo, timeout=timeout, check=False)
-        mirrored = transport.run(["sh", "-c", MIRROR_FILES_SCRIPT, "sh", *candidates],
-                                 sudo=sudo, timeout=timeout, check=False)
-        remember_config(facts, text, dump, tuple(listed.stdout.split()), config_file,
-                        tuple(mirrored.stdout.split()))
+        dirs, files = split_regwiz_listing(listed.stdout)
+        remember_config(facts, text, dump, dirs, config_file, files)
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe

@@ -37,6 +37,7 @@ DOCKER_CERTS_D = "/etc/docker/certs.d"
 
 # The certs.d folders, so the CA files of mirrors no longer in the plan can be removed.
 _PROBE_LINES = f"""echo "docker.certs_d=$(ls {DOCKER_CERTS_D} 2>/dev/null | tr '\\n' ' ')"
+grep -qs registry-mirrors {DAEMON_JSON} && echo "docker.registry_mirrors=1"
 """
 
 
@@ -154,6 +155,9 @@ class DockerAdapter(CaFileAdapter):
                     upstream=mirror.upstream))
                 urls.append(mirror.address.url)
         hub = next((m.upstream for m in job.mirrors if m.address.url in urls), "")
+        actions += self._stale_ca_files(name, facts, job)
+        if not urls and "docker.registry_mirrors" not in facts.probe.values:
+            return actions  # no mirror wanted, none listed: daemon.json is left alone
         actions.append(MergeAction(
             DAEMON_JSON, lambda current: merge_daemon_json(current, urls, job), name,
             f"{'list' if urls else 'check'} the docker.io mirror in daemon.json",
@@ -163,7 +167,6 @@ class DockerAdapter(CaFileAdapter):
             actions.append(NoteAction(
                 name, "mirror_only", "Docker cannot enforce mirror_only: dockerd falls back to "
                 "Docker Hub when its mirrors fail", hub))
-        actions += self._stale_ca_files(name, facts, job)
         if "docker" in facts.probe.active_services:
             actions.append(CommandAction(
                 ("systemctl", "restart", "docker"), name, "restart dockerd",

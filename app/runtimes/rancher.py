@@ -291,11 +291,12 @@ class RancherAdapter(RuntimeAdapter):
                 f"pull {mirror.upstream} through its mirror (registries.yaml)",
                 "k3s/RKE2 render their containerd mirrors from this file at start; other "
                 "entries are kept", mode=0o600, upstream=mirror.upstream))
-        actions.append(MergeAction(
-            rancher_registries_path(name),
-            _merger(name, [], job), name,
-            "remove mirrors no longer in the plan (registries.yaml)",
-            "only entries naming the registry's host on a port of a former mirror", mode=0o600))
+        if not usable:  # (each mirror's merge above also takes out former mirrors)
+            actions.append(MergeAction(
+                rancher_registries_path(name), _merger(name, [], job), name,
+                "remove mirrors no longer in the plan (registries.yaml)",
+                "only entries naming the registry's host on a port of a former mirror",
+                mode=0o600))
         if job.mirror_only and usable:
             actions.append(NoteAction(
                 name, "mirror_only", f"{name} still tries each upstream itself after its "
