@@ -292,3 +292,52 @@ def test_dry_run_names_the_mirror_files(tmp_path: Path) -> None:
                                    connect=FakeFleet({"c": node}), dry_run=True)
     text = "\n".join(report.results[0].dry_run_lines)
     assert "pull docker.io through its mirror (hosts.toml)" in text and node.writes == []
+
+
+# --------------------------------------------------------------------------- status
+
+
+def node_status(tmp_path: Path, node: FakeNode, mirrors: list[MirrorSettings]
+                ) -> list[str]:
+    from app.status import check_mirrors
+
+    plan = plan_with_ca(tmp_path, [node.name])
+    plan.mirrors = mirrors
+    resolved = plan.resolved_nodes()[0]
+    found = check_mirrors(node, plan, resolved, rt.probe_node(node, sudo=True, runtime="auto"),
+                          None)
+    return [f"{m.runtime}: {m.text}" for m in found]
+
+
+def test_status_reads_each_mirror_back_through_the_adapters(tmp_path: Path) -> None:
+    node = MirrorNode("c", CONTAINERD, files={rt.CONTAINERD_CONFIG: V2_WITH_PATH.encode()})
+    hub, quay = MirrorSettings("docker.io", 5001), MirrorSettings("quay.io", 5002)
+    run_plan(tmp_path, node, [hub])
+    assert node_status(tmp_path, node, [hub, quay]) == [
+        "containerd: docker.io ✓", "containerd: quay.io ✗ (no ca.crt, no hosts.toml)"]
+    node.files[f"{CERTS}/docker.io/hosts.toml"] = b"# hand-edited\n"
+    assert node_status(tmp_path, node, [hub])[0] == "containerd: docker.io ✗ (hosts.toml differs)"
+
+
+def test_status_of_docker_says_what_it_cannot_mirror(tmp_path: Path) -> None:
+    node = FakeNode("d", DOCKER)
+    hub, quay = MirrorSettings("docker.io", 5001), MirrorSettings("quay.io", 5002)
+    assert node_status(tmp_path, node, [hub, quay]) == [
+        "docker: docker.io ✗ (no ca.crt, no daemon.json)",
+        "docker: quay.io – (quay.io is not mirrored on Docker: dockerd's registry-mirrors serve "
+        "Docker Hub (docker.io) only)"]
+    run_plan(tmp_path, node, [hub, quay], mirror_only=True)
+    assert node_status(tmp_path, node, [hub])[0] == "docker: docker.io ✓"
+
+
+def test_status_report_counts_a_node_missing_its_mirror_as_stale() -> None:
+    from app.status import MirrorState, NodeMirrorStatus, NodeTrustStatus, TrustState
+
+    node = NodeTrustStatus("n", TrustState.MATCH, mirrors=[
+        NodeMirrorStatus("docker.io", "docker", MirrorState.CONFIGURED),
+        NodeMirrorStatus("quay.io", "docker", MirrorState.UNSUPPORTED, "Docker: docker.io only")])
+    assert not node.mirrors_stale
+    node.mirrors.append(NodeMirrorStatus("ghcr.io", "docker", MirrorState.MISSING, "no ca.crt"))
+    assert node.mirrors_stale
+    assert node.mirrors_text == ("docker.io ✓, quay.io – (Docker: docker.io only), "
+                                 "ghcr.io ✗ (no ca.crt)")

@@ -166,7 +166,7 @@ class DockerAdapter(CaFileAdapter):
         if urls and job.mirror_only:
             actions.append(NoteAction(
                 name, "mirror_only", "Docker cannot enforce mirror_only: dockerd falls back to "
-                "Docker Hub when its mirrors fail", hub))
+                "Docker Hub when its mirrors fail"))
         if "docker" in facts.probe.active_services:
             actions.append(CommandAction(
                 ("systemctl", "restart", "docker"), name, "restart dockerd",
