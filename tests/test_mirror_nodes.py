@@ -341,3 +341,68 @@ def test_status_report_counts_a_node_missing_its_mirror_as_stale() -> None:
     assert node.mirrors_stale
     assert node.mirrors_text == ("docker.io ✓, quay.io – (Docker: docker.io only), "
                                  "ghcr.io ✗ (no ca.crt)")
+
+
+# --------------------------------------------------------------------------- verify
+
+
+class PullingNode(FakeNode):
+    """A fake Docker node whose pulls fail while ``broken``."""
+
+    broken = False
+
+    def run(self, argv: list[str], *, sudo: bool = False, stdin: bytes | None = None,
+            timeout: float = 60.0, check: bool = True) -> CommandResult:
+        if argv[:2] == ["docker", "pull"] and self.broken:
+            self.commands.append(argv)
+            return CommandResult(argv, 1, "", "Error response from daemon: Get "
+                                 '"https://registry-1.docker.io/v2/": dial tcp: i/o timeout')
+        return super().run(argv, sudo=sudo, stdin=stdin, timeout=timeout, check=check)
+
+
+def verify_mirrors(tmp_path: Path, node: FakeNode, mirrors: list[MirrorSettings]
+                   ) -> list[tuple[str, bool, str]]:
+    from app.verify import NamedImage, _NodeJob, mirror_checks
+
+    plan = plan_with_ca(tmp_path, [node.name])
+    plan.mirrors = mirrors
+    job = _NodeJob(plan, Secrets(), None, NamedImage("r", "x", "1"), None, None,
+                   lambda _event: None, lambda: False)
+    found = mirror_checks(job, plan.resolved_nodes()[0],
+                          rt.probe_node(node, sudo=True, runtime="auto"), node)
+    return [(check.kind, check.passed, check.detail) for check in found]
+
+
+def test_verify_pulls_each_upstream_by_its_own_name(tmp_path: Path) -> None:
+    node = PullingNode("d", DOCKER)
+    mirrors = [MirrorSettings("docker.io", 5001), MirrorSettings("quay.io", 5002),
+               MirrorSettings("registry.k8s.io", 5003)]
+    checks = verify_mirrors(tmp_path, node, mirrors)
+    assert checks[0] == ("mirror of docker.io (198.18.9.2:5001), docker: docker pull", True,
+                         "pulled docker.io/library/busybox:latest (through the mirror "
+                         "198.18.9.2:5001)")
+    assert checks[1] == ("mirror of quay.io (198.18.9.2:5002)", True,
+                         "not checked: set mirrors[1].verify_image")
+    assert checks[2][1] and "not checked: registry.k8s.io is not mirrored on Docker" in checks[2][2]
+    assert ["docker", "pull", "docker.io/library/busybox:latest"] in node.commands
+
+
+def test_verify_failure_names_node_mirror_and_upstream(tmp_path: Path) -> None:
+    node = PullingNode("d", DOCKER)
+    node.broken = True
+    [check] = verify_mirrors(tmp_path, node, [MirrorSettings("docker.io", 5001)])
+    assert not check[1]
+    assert check[2].startswith("node d could not pull docker.io/library/busybox:latest through "
+                               "the mirror of docker.io at 198.18.9.2:5001: ")
+
+
+def test_verify_image_is_read_and_saved_with_the_mirror(tmp_path: Path) -> None:
+    from app.plan import load_plan, save_plan
+
+    plan = plan_with_ca(tmp_path, ["n"])
+    plan.mirrors = [MirrorSettings("quay.io", 5002, verify_image="prometheus/busybox:latest")]
+    save_plan(plan)
+    loaded = load_plan(tmp_path / "plan.toml")
+    assert loaded.mirrors[0].image_to_verify == "prometheus/busybox:latest"
+    assert MirrorSettings("docker.io", 5001).image_to_verify == "library/busybox:latest"
+    assert MirrorSettings("registry.k8s.io", 5001).image_to_verify == "pause:3.9"
