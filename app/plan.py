@@ -860,6 +860,11 @@ def _mirror_problems(plan: Plan) -> list[str]:
         if upstream == plan.registry_reference.lower():
             problems.append(f"{key}.upstream: {mirror.upstream} is this plan's own registry; "
                             "a mirror caches another registry")
+        if mirror.private and plan.registry.auth != "htpasswd":
+            # a cache filled with a login must never serve anonymous clients
+            problems.append(f"{key}.username: a private mirror serves only the plan's "
+                            'accounts, and registry.auth = "none" has none; set auth = '
+                            '"htpasswd" or remove the username (a public upstream)')
     return problems
 
 

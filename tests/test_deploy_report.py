@@ -32,8 +32,9 @@ def test_dry_run_lists_the_steps_and_connects_to_nothing(plan: Plan) -> None:
     assert report.dry_run and report.results == [] and report.ok and report.exit_code == 0
     assert planned_calls == [report.planned]
     assert report.planned[0] == ("Check the certificate covers 198.18.4.2", "local")
-    assert report.planned[-2:] == [("Health check https://198.18.4.2:8443/v2/", "local"),
-                                   ("Remove the previous containers", "198.18.4.2")]
+    assert report.planned[-3:] == [("Health check https://198.18.4.2:8443/v2/", "local"),
+                                   ("Remove the previous containers", "198.18.4.2"),
+                                   ("Remove caches no longer in the plan", "198.18.4.2")]
     assert len(report.dry_run_lines) == len(report.planned)
     assert report.dry_run_lines[0].startswith("[local] Check the certificate covers")
     assert report.registry == RegistryAddress("198.18.4.2", 8443)

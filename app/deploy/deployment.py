@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from app import htpasswd as htp
 from app import registry_api
 from app.certs import certificate_problems, on_disk_differences
+from app.deploy.caches import Caches
 from app.deploy.container import (
     CONTAINER_CERTS_DIR,
     HTPASSWD_NAME,
@@ -120,6 +121,7 @@ class Deployment(OnRegistryHost):
         #: old containers kept (stopped, NAME-previous) until the new ones are healthy
         self.replacements = Replacements()
         self._failed_log = ""  # the log of new containers a rollback removed
+        self.caches = Caches(self)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Deployment(OnRegistryHost):
             Step(f"Check port {registry.port} is free", self.where,
                  "another service on the published port would make the container fail",
                  self._check_port, [f"ss -ltnH; docker port bindings for {registry.port}"]),
+            *self.caches.port_steps(),
             Step(f"Check free disk space for {registry.data_dir}", self.where,
                  "images pushed to the registry are stored there", self._check_disk,
                  [f"df -Pk {registry.data_dir} (at least {self.options.min_free_mb} MiB)"]),
@@ -189,6 +192,7 @@ class Deployment(OnRegistryHost):
                      self._replace_details(self._spec().details(),
                                            registry.container_name)))
         steps += self._verify_steps()
+        steps += self.caches.steps()
         return [guarded(step) for step in steps]
 
     def _verify_steps(self) -> list[Step]:
@@ -571,8 +575,11 @@ class Deployment(OnRegistryHost):
         if not self.replacements.holds(name):
             recover_leftover(self.docker, name, wanted=wanted)
 
-    def _or_roll_back(self, action: Callable[[], Outcome]) -> Callable[[], Outcome]:
-        """``action``; if it fails after this run set containers aside, roll back first."""
+    def _or_roll_back(self, action: Callable[[], Outcome],
+                      up: Callable[[], registry_api.PingResult] | None = None,
+                      ) -> Callable[[], Outcome]:
+        """``action``; if it fails after this run set containers aside, roll back first.
+        ``up`` waits for what was rolled back (a cache's ping; default: the registry's)."""
 
         def run() -> Outcome:
             try:
@@ -581,11 +588,12 @@ class Deployment(OnRegistryHost):
                 failure = deploy_error(error, self.where)
                 if failure is None or not self.replacements.pending:
                     raise
-                raise self._roll_back(failure) from None
+                raise self._roll_back(failure, up) from None
 
         return run
 
-    def _roll_back(self, failure: RegwizError) -> DeployError:
+    def _roll_back(self, failure: RegwizError,
+                   up: Callable[[], registry_api.PingResult] | None = None) -> DeployError:
         """New containers out, previous ones in, and whether the registry answers again."""
         names = ", ".join(self.replacements.names())
         self._failed_log = (self.replacements.failed_logs(self.docker)
@@ -598,9 +606,10 @@ class Deployment(OnRegistryHost):
                 f"{failure.message}\n    restoring the previous container failed: {problem}",
                 f"on {self.where}: docker ps -a; rename {names} back from *-previous and start "
                 "them", kind="rollback-failed")
-        answer = self._wait_until_up()
-        now = ("the registry answers again" if answer.is_up
-               else f"but the registry does not answer: {answer.error}")
+        answer = (up or self._wait_until_up)()
+        what = "the registry" if up is None else "the cache"
+        now = (f"{what} answers again" if answer.is_up
+               else f"but {what} does not answer: {answer.error}")
         first, _, rest = failure.message.partition("\n")
         restored = (f"{names} running again under {'their names' if ',' in names else 'its name'}"
                     f"; {now}")

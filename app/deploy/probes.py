@@ -3,6 +3,7 @@ which directories are too important to delete. Pure parsers, tolerant of odd out
 
 from __future__ import annotations
 
+import re
 import string
 
 from app.validate import system_directory
@@ -50,33 +51,49 @@ def unsafe_purge_reason(path: str) -> str | None:
     return f"it is {what}" if what else None
 
 
-# A registry data directory holds Distribution's tree and deploy's marker, nothing else.
+# A registry data directory holds Distribution's tree, deploy's marker and the pull-through
+# caches (mirrors/SLUG/, each a proxy registry's own root: its tree and its scheduler state).
 DATA_MARKER = ".regwiz-registry-data"
-_REGISTRY_TREE = {"": {"docker/", DATA_MARKER}, "docker": {"registry/"},
+CACHES_DIR = "mirrors"
+_REGISTRY_TREE = {"": {"docker/", DATA_MARKER, f"{CACHES_DIR}/"}, "docker": {"registry/"},
                   "docker/registry": {"v2/"}}
+_CACHE_TREE = {"": {"docker/", "scheduler-state.json"}, "docker": {"registry/"},
+               "docker/registry": {"v2/"}}
+_CACHE_NAME = re.compile(r"[a-z0-9][a-z0-9-]*/")  # MirrorSettings.slug, a directory
 # One command: "missing" (exit 3), "symlink" (exit 4), else `ls -A -p -1` of the top level,
-# of docker/ and of docker/registry, each after a "//NAME" line (no file name holds a "/").
+# then of each directory of the trees above, each after a "//NAME" line (no file name holds a
+# "/"; ls -p marks directories only, so a symbolic link is never taken for one).
 LIST_DATA_DIR = r"""d=$1
 [ -e "$d" ] || [ -L "$d" ] || exit 3
 [ -L "$d" ] && exit 4
 cd -- "$d" || exit 5
 ls -A -p -1
-for sub in docker docker/registry; do
+for sub in docker docker/registry mirrors mirrors/* mirrors/*/docker mirrors/*/docker/registry
+do
   if [ -d "$sub" ] && [ ! -L "$sub" ]; then echo "//$sub"; ls -A -p -1 -- "$sub"; fi
 done"""
 
 
 def foreign_entries(listing: str) -> list[str]:
-    """What a ``LIST_DATA_DIR`` listing shows besides a registry's own tree (empty: it is a
-    registry data directory, or empty). A name seen twice (a crafted name with a newline)
-    counts as foreign."""
+    """What a ``LIST_DATA_DIR`` listing shows besides a registry's own tree and its caches'
+    (empty: it is a registry data directory, or empty). A name seen twice (a crafted name with
+    a newline) counts as foreign."""
     section, seen, foreign = "", set(), []
     for line in listing.splitlines():
         if line.startswith("//"):
             section = line[2:]
             continue
         entry = f"{section}/{line}" if section else line
-        if line not in _REGISTRY_TREE.get(section, set()) or entry in seen:
+        if not _expected(section, line) or entry in seen:
             foreign.append(entry.rstrip("/") or repr(line))
         seen.add(entry)
     return foreign
+
+
+def _expected(section: str, name: str) -> bool:
+    if section == CACHES_DIR:
+        return _CACHE_NAME.fullmatch(name) is not None
+    if section.startswith(f"{CACHES_DIR}/"):
+        _, _, inside = section[len(CACHES_DIR) + 1:].partition("/")
+        return name in _CACHE_TREE.get(inside, set())
+    return name in _REGISTRY_TREE.get(section, set())

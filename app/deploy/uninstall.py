@@ -1,14 +1,17 @@
-"""Remove what deploy placed on the registry host: the container, the certificates, the CA
-file for the host's Docker, and the data directory only on ``--purge``."""
+"""Remove what deploy placed on the registry host: the container, its pull-through caches, the
+certificates, the CA file for the host's Docker, and the data directory (the caches' blobs
+with it) only on ``--purge``."""
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
 
+from app.deploy.caches import is_cache_of
 from app.deploy.container import HTPASSWD_NAME
 from app.deploy.deployment import guarded, unchanged
 from app.deploy.front import FRONT_CONFIG_NAME, front_name, network_name
+from app.deploy.mirrors import MIRRORS_DIR
 from app.deploy.probes import (
     DATA_MARKER,
     LIST_DATA_DIR,
@@ -56,6 +59,14 @@ class Uninstall(OnRegistryHost):
             Step(f"Remove container {registry.container_name}", self.where,
                  "stops serving the registry", self._remove_container,
                  [f"docker rm -f {registry.container_name} (only if regwiz created it)"]),
+            Step("Remove the pull-through caches", self.where,
+                 "they serve on the registry host's ports with its certificate",
+                 self._remove_caches,
+                 [f"docker rm -f {registry.container_name}-mirror-* (only those regwiz "
+                  "created for this registry)",
+                  f"rm -rf {posixpath.join(registry.certs_dir, MIRRORS_DIR)} (their configs); "
+                  f"cached blobs stay in {posixpath.join(registry.data_dir, MIRRORS_DIR)} "
+                  "unless --purge"]),
             Step(f"Remove network {network_name(self.plan)}", self.where,
                  "the private network of the registry and its front", self._remove_network,
                  [f"docker network rm {network_name(self.plan)} (only if regwiz created it)"]),
@@ -114,6 +125,19 @@ class Uninstall(OnRegistryHost):
 
     def _remove_container(self) -> Outcome:
         return Outcome.CHANGED if self.host.remove_container() else Outcome.UNCHANGED
+
+    def _remove_caches(self) -> Outcome:
+        registry = self.plan.registry
+        caches = [c for c in self.host.docker.containers.list(all=True)
+                  if is_cache_of(c, registry.container_name)]
+        for cache in caches:
+            cache.remove(force=True)
+        configs = posixpath.join(registry.certs_dir, MIRRORS_DIR)
+        present = self.host.transport.run(["test", "-d", configs], sudo=registry.sudo,
+                                          check=False).ok
+        if present:
+            self.host.transport.run(["rm", "-rf", "--", configs], sudo=registry.sudo)
+        return Outcome.CHANGED if caches or present else Outcome.UNCHANGED
 
     def _remove_files(self) -> Outcome:
         registry = self.plan.registry
