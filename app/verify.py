@@ -850,9 +850,10 @@ def _about_mirror(check: NodeCheck, kind: str, node: ResolvedNode, image: NamedI
     return replace(check, kind=f"{kind}: {check.kind}",
                    detail=f"node {node.host} could not pull {image.reference} through the "
                           f"mirror of {image.registry} at {cache}: {check.detail}",
-                   hint=check.hint if check.hint and check.hint != TRUST_HINT else
-                   "run regwiz onboard (it points the runtime at the mirror), then check the "
-                   "cache with regwiz status and that it reaches the upstream")
+                   # (the pull's own hint speaks of the registry, not of this cache)
+                   hint=f"run regwiz onboard (it points the runtime at the mirror and trusts "
+                        f"{cache}), then check that the cache answers (regwiz status) and "
+                        f"reaches {image.registry}")
 
 
 def _pull_checks(
