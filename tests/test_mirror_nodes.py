@@ -406,3 +406,19 @@ def test_verify_image_is_read_and_saved_with_the_mirror(tmp_path: Path) -> None:
     assert loaded.mirrors[0].image_to_verify == "prometheus/busybox:latest"
     assert MirrorSettings("docker.io", 5001).image_to_verify == "library/busybox:latest"
     assert MirrorSettings("registry.k8s.io", 5001).image_to_verify == "pause:3.9"
+
+
+def test_onboard_summary_prints_what_a_runtime_cannot_mirror(tmp_path: Path) -> None:
+    import io
+
+    from app.commands.output import print_onboard_report
+
+    node = FakeNode("d", DOCKER)
+    plan = plan_with_ca(tmp_path, ["d"])
+    plan.mirrors = [MirrorSettings("quay.io", 5002)]
+    report = onboard.onboard_nodes(plan, Secrets(), host_key_policy=None,  # type: ignore[arg-type]
+                                   connect=FakeFleet({"d": node}))
+    out = io.StringIO()
+    print_onboard_report(report, None, out)
+    assert ("d: note: quay.io is not mirrored on Docker: dockerd's registry-mirrors serve "
+            "Docker Hub (docker.io) only") in out.getvalue()
