@@ -231,6 +231,25 @@ class AccountStatus:
 
 
 @dataclass
+class MirrorStatus:
+    """A pull-through cache on the registry host: its container, its answer, its disk use."""
+
+    upstream: str  # the registry it caches, as image references name it (docker.io)
+    address: str  # HOST:PORT nodes reach it at
+    private: bool  # accounts only (an upstream login), else anonymous pulls
+    container: ContainerStatus
+    health: RegistryHealth
+    used_bytes: int | None = None  # du of its cache directory
+
+    @property
+    def healthy(self) -> bool:
+        """Running, TLS valid, and answering as its auth says (401 private, 200 public)."""
+        wanted = 401 if self.private else 200
+        return (self.container.running and self.health.tls_valid
+                and self.health.http_status == wanted)
+
+
+@dataclass
 class StatusReport:
     collected_at: str  # ISO 8601, UTC
     registry_reference: str  # HOST:PORT as in image references
@@ -247,6 +266,7 @@ class StatusReport:
     accounts: list[AccountStatus] = field(default_factory=list)  # who may log in (no secrets)
     accounts_error: str | None = None
     managed: bool = True  # False: a registry regwiz did not deploy (no container, no disk)
+    mirrors: list[MirrorStatus] = field(default_factory=list)  # the plan's caches
 
     @property
     def stale_nodes(self) -> list[NodeTrustStatus]:
@@ -264,6 +284,7 @@ class StatusReport:
             and not self.server_certificate.out_of_date
             and not self.stale_nodes
             and not self.disk.too_full
+            and all(mirror.healthy for mirror in self.mirrors)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -273,6 +294,8 @@ class StatusReport:
         data["ca_certificate"]["expiring"] = self.ca_certificate.expiring
         data["disk"]["used_percent"] = self.disk.used_percent
         data["disk"]["too_full"] = self.disk.too_full
+        for mirror, entry in zip(self.mirrors, data["mirrors"], strict=True):
+            entry["running"], entry["healthy"] = mirror.container.running, mirror.healthy
         return data
 
 
@@ -300,11 +323,14 @@ def collect_status(
     wanted = _wanted_credential(plan) if include_nodes else None
     with ThreadPoolExecutor(max_workers=max(2, min(parallel, len(nodes) + 4))) as pool:
         health = pool.submit(registry_health, plan, ca_path)
+        mirrors = _mirror_statuses(plan)
+        mirror_health = [pool.submit(registry_health, plan, ca_path, mirror.port)
+                         for mirror in plan.mirrors]
         served = pool.submit(served_certificate, plan.registry.address, plan.registry.port,
                              plan=plan if managed else None)
         catalog = pool.submit(collect_catalog, plan, ca_path, auth)
-        host = pool.submit(registry_host_status, plan, secrets, host_key_policy) if managed \
-            else None
+        host = pool.submit(registry_host_status, plan, secrets, host_key_policy,
+                           mirrors) if managed else None
         ca_status = certificate_status_from_file(ca_path, ca_path.name)
         node_futures = [
             pool.submit(node_trust_status, plan, secrets, host_key_policy, node,
@@ -312,6 +338,8 @@ def collect_status(
             for node in nodes
         ]
         container, disk = host.result() if host is not None else _not_deployed_here(plan)
+        for mirror, checked in zip(mirrors, mirror_health, strict=True):
+            mirror.health = checked.result()
         served_cert = served.result()
         local_cert = certificate_status_from_file(files.tls_crt, "tls.crt") if managed \
             else CertificateStatus("tls.crt", error="the registry's own (not deployed by regwiz)")
@@ -329,8 +357,20 @@ def collect_status(
             seconds=time.monotonic() - started,
             auth=plan.registry.auth,
             managed=managed,
+            mirrors=mirrors,
             **(_accounts(plan) if managed else {}),
         )
+
+
+def _mirror_statuses(plan: Plan) -> list[MirrorStatus]:
+    """The plan's caches, to be filled: health by ``registry_health``, container and disk by
+    ``registry_host_status`` (over the registry host's one connection)."""
+    from app.deploy.mirrors import mirror_container_name
+
+    return [MirrorStatus(mirror.upstream, plan.mirror_address(mirror).reference, mirror.private,
+                         ContainerStatus(mirror_container_name(plan, mirror)),
+                         RegistryHealth(url=""))
+            for mirror in plan.mirrors]
 
 
 def _not_deployed_here(plan: Plan) -> tuple[ContainerStatus, DiskStatus]:
@@ -379,10 +419,11 @@ def _same_certificate(served: CertificateStatus, local: CertificateStatus) -> bo
 # --- the registry endpoint ---------------------------------------------------------------------
 
 
-def registry_health(plan: Plan, ca_path: Path) -> RegistryHealth:
+def registry_health(plan: Plan, ca_path: Path, port: int | None = None) -> RegistryHealth:
+    """``GET /v2/`` of the registry (or of the cache on ``port``) with the plan's CA."""
     from app import registry_api
 
-    url = registry_api.base_url(plan.registry.address, plan.registry.port)
+    url = registry_api.base_url(plan.registry.address, port or plan.registry.port)
     result = RegistryHealth(url=f"{url}/v2/")
     if not ca_path.is_file():
         result.error = f"{ca_path} does not exist: TLS cannot be checked"
@@ -497,25 +538,30 @@ def _fill_sizes(plan: Plan, auth: tuple[str, str] | None,
 
 
 def registry_host_status(
-    plan: Plan, secrets: Secrets, policy: Any
+    plan: Plan, secrets: Secrets, policy: Any, mirrors: list[MirrorStatus] | None = None,
 ) -> tuple[ContainerStatus, DiskStatus]:
+    """The registry's container and disk; ``mirrors``' containers and disk use filled in
+    place, over the same connection (one Docker client, one ``du``)."""
     from app.connections import open_registry_transport
 
     container = ContainerStatus(plan.registry.container_name)
     disk = DiskStatus(plan.registry.data_dir, warn_percent=plan.registry.disk_warn_percent)
+    mirrors = mirrors or []
     try:
         transport = open_registry_transport(plan, secrets, policy)
     except RegwizError as error:
         container.error = disk.error = error.message
+        for mirror in mirrors:
+            mirror.container.error = error.message
         return container, disk
     # Each section is filled on its own: a Docker failure must not hide the disk, nor the reverse.
     try:
         try:
-            _fill_container(plan, transport, container)
+            _fill_containers(plan, transport, [container] + [m.container for m in mirrors])
         except Exception as error:  # noqa: BLE001 - report it in the section, never raise
             container.error = container.error or f"unexpected error: {error!r}"
         try:
-            _fill_disk(plan, transport, disk)
+            _fill_disk(plan, transport, disk, mirrors)
         except Exception as error:  # noqa: BLE001 - report it in the section, never raise
             disk.error = disk.error or f"unexpected error: {error!r}"
             disk.volume_error = disk.volume_error or disk.error
@@ -524,22 +570,35 @@ def registry_host_status(
     return container, disk
 
 
-def _fill_container(plan: Plan, transport: Transport, container: ContainerStatus) -> None:
+def _fill_containers(plan: Plan, transport: Transport,
+                     containers: list[ContainerStatus]) -> None:
     import docker.errors
 
     from app.registry_host import reach_docker
 
     try:
         client = reach_docker(transport, sudo_allowed=plan.registry.sudo)
-        try:
-            attrs = client.containers.get(container.name).attrs
-        finally:
-            client.close()
+    except (RegwizError, docker.errors.DockerException) as error:
+        for container in containers:
+            container.error = getattr(error, "message", None) or f"docker: {error}"
+        return
+    try:
+        for container in containers:
+            _fill_container(plan, client, container)
+    finally:
+        client.close()
+
+
+def _fill_container(plan: Plan, client: Any, container: ContainerStatus) -> None:
+    import docker.errors
+
+    try:
+        attrs = client.containers.get(container.name).attrs
     except docker.errors.NotFound:
         container.error = f"no container named {container.name} on {plan.registry.host}"
         return
-    except (RegwizError, docker.errors.DockerException) as error:
-        container.error = getattr(error, "message", None) or f"docker: {error}"
+    except docker.errors.DockerException as error:
+        container.error = f"docker: {error}"
         return
     apply_container_attrs(container, attrs)
 
@@ -556,22 +615,52 @@ def apply_container_attrs(container: ContainerStatus, attrs: dict[str, Any]) -> 
     container.image_id = attrs.get("Image")  # the exact image running, whatever the tag says now
 
 
-def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
+def _fill_disk(plan: Plan, transport: Transport, disk: DiskStatus,
+               mirrors: list[MirrorStatus]) -> None:
     _fill_volume(plan, transport, disk)
     try:
-        disk.used_bytes = data_dir_bytes(plan, transport)
+        disk.used_bytes, caches = data_dir_usage(plan, transport)
     except RegwizError as error:
         disk.error = error.message
+        return
+    for status, mirror in zip(mirrors, plan.mirrors, strict=False):  # built in plan order
+        status.used_bytes = caches.get(mirror.slug, 0)  # none yet: nothing pulled through it
+
+
+# The caches first, then the data directory: du counts a directory once, for the first
+# argument that holds it, so the last line is the registry's own use, without the caches.
+DU_DATA_DIR = r"""d=$1; set --
+for m in "$d"/mirrors/*/; do [ -d "$m" ] && [ ! -L "${m%/}" ] && set -- "$@" "$m"; done
+exec du -sb -- "$@" "$d"
+"""
 
 
 def data_dir_bytes(plan: Plan, transport: Transport, timeout: float = 120.0) -> int:
-    """``du -sb`` of the registry's data directory on its host; RegwizError when unreadable."""
-    answer = transport.run(["du", "-sb", plan.registry.data_dir], sudo=plan.registry.sudo,
-                           timeout=timeout)
-    used = parse_du_output(answer.stdout)
+    """The registry's own use of its data directory (its caches left out: garbage collection
+    measures what it freed with this); RegwizError when unreadable."""
+    return data_dir_usage(plan, transport, timeout)[0]
+
+
+def data_dir_usage(plan: Plan, transport: Transport,
+                   timeout: float = 120.0) -> tuple[int, dict[str, int]]:
+    """(the registry's bytes, {cache slug: its bytes}) from one ``du -sb`` on the host."""
+    answer = transport.run(["sh", "-c", DU_DATA_DIR, "sh", plan.registry.data_dir],
+                           sudo=plan.registry.sudo, timeout=timeout)
+    return parse_du_lines(answer.stdout)
+
+
+def parse_du_lines(output: str) -> tuple[int, dict[str, int]]:
+    """``DU_DATA_DIR``'s output: the last line is the data directory, the others caches."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    used = parse_du_output(lines[-1]) if lines else None
     if used is None:
-        raise RegwizError(f"unexpected du output: {answer.stdout.strip()[:80]!r}")
-    return used
+        raise RegwizError(f"unexpected du output: {output.strip()[:80]!r}")
+    caches: dict[str, int] = {}
+    for line in lines[:-1]:
+        size, _, path = line.partition("\t")
+        if size.isdigit():
+            caches[path.rstrip("/").rsplit("/", 1)[-1]] = int(size)
+    return used, caches
 
 
 def _fill_volume(plan: Plan, transport: Transport, disk: DiskStatus) -> None:
@@ -607,6 +696,29 @@ def parse_df_output(output: str) -> tuple[int, int, int] | None:
 def parse_du_output(output: str) -> int | None:
     first = output.strip().split(maxsplit=1)
     return int(first[0]) if first and first[0].isdigit() else None
+
+
+def mirror_summary(mirror: MirrorStatus) -> str:
+    """"docker.io at 10.0.0.5:5001: running, answers (anonymous pulls), 1.2 GiB cached", or
+    what is wrong with the cache (the CLI's line and the wizard's row)."""
+    who = "accounts only" if mirror.private else "anonymous pulls"
+    container = mirror.container
+    if container.running:
+        state = "running"
+    elif container.found:
+        state = f"NOT RUNNING ({container.state})"
+    else:
+        state = f"NO CONTAINER ({container.error or 'not found'})"
+    health = mirror.health
+    if mirror.healthy:
+        answer = f"answers ({who})"
+    elif health.http_status is not None:
+        answer = f"answers HTTP {health.http_status}, expected {401 if mirror.private else 200}"
+    else:
+        answer = f"DOWN: {health.error or 'no answer'}"
+    cached = (f", {format_bytes(mirror.used_bytes)} cached" if mirror.used_bytes is not None
+              else "")
+    return f"{mirror.upstream} at {mirror.address}: {state}, {answer}{cached}"
 
 
 def format_bytes(count: int) -> str:

@@ -441,7 +441,18 @@ def registry_host_text(report: StatusReport) -> Text:
     disk = report.disk
     text.append(disk.error or f"{human_bytes(disk.used_bytes)} in {disk.path}",
                 style="red" if disk.error else "")
-    return text.append_text(volume_text(disk))
+    return text.append_text(volume_text(disk)).append_text(mirrors_text(report))
+
+
+def mirrors_text(report: StatusReport) -> Text:
+    """One row per pull-through cache: upstream, address, container, answer, disk use."""
+    from app.status import mirror_summary
+
+    text = Text()
+    for index, mirror in enumerate(report.mirrors):
+        text.append(f"\n{'mirrors' if index == 0 else '':<13}", style="bold")
+        text.append(mirror_summary(mirror), style="" if mirror.healthy else "bold red")
+    return text
 
 
 def _check_interval(value: str) -> str | None:

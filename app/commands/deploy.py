@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from app.commands.common import add_connection_arguments, load_plan_from_args, registry_connector
 from app.commands.output import print_dry_run, print_progress, print_summary, show_new_credentials
@@ -64,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         local_docker=local_docker_client,
         health_timeout=args.health_timeout,
     )
+    from app.deploy.mirrors import mirror_notes
+
+    for note in mirror_notes(plan):  # who may pull from each cache, before anything runs
+        print(f"regwiz: note: {note}", file=sys.stderr)
     secrets = Secrets.from_env()
     report = deploy(plan, secrets, options, connect=registry_connector(plan, secrets, args),
                     dry_run=args.dry_run, on_progress=print_progress)

@@ -127,6 +127,7 @@ def print_status(report: StatusReport, out: TextIO | None = None) -> None:
     print_catalog(report, line)
     if report.managed:
         print_registry_host(report, line)
+        print_mirrors(report, line)
     else:
         line("registry host", "not deployed by regwiz (managed = false): its own tools "
              "report the server")
@@ -152,6 +153,15 @@ def print_registry_host(report: StatusReport, line: Callable[[str, str], None]) 
         line("", f"  WARNING: the volume is {disk.used_percent}% full (registry."
              f"disk_warn_percent = {disk.warn_percent}): prune old tags (regwiz prune), then "
              "run the registry's garbage collection; deleting tags alone frees nothing")
+
+
+def print_mirrors(report: StatusReport, line: Callable[[str, str], None]) -> None:
+    from app.status import mirror_summary
+
+    for index, mirror in enumerate(report.mirrors):
+        line("mirrors" if index == 0 else "", mirror_summary(mirror))
+        if not mirror.container.running:
+            line("", "  hint: regwiz deploy --plan FILE starts it again")
 
 
 def volume_text(disk: DiskStatus) -> str:

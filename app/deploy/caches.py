@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app import registry_api
 from app.deploy.container import (
@@ -33,23 +34,76 @@ from app.deploy.mirrors import (
     render_config,
 )
 from app.deploy.rollback import PREVIOUS_SUFFIX, recover_leftover
-from app.errors import DeployError
+from app.errors import DeployError, RegwizError
 from app.plan import ALL_ADDRESSES, MirrorSettings
 from app.registry_host import LABEL_MANAGED
 from app.steps import Outcome, Step
 
 if TYPE_CHECKING:
-    from app.deploy.deployment import Deployment
+    from app.deploy.rollback import Replacements
+    from app.plan import Plan, Secrets
+    from app.transport.base import Transport
+
+
+class _Files(Protocol):
+    @property
+    def cert_pem(self) -> bytes: ...
+
+    @property
+    def key_pem(self) -> bytes: ...
+
+
+class _Htpasswd(Protocol):
+    @property
+    def content(self) -> bytes: ...
+
+
+class Deploying(Protocol):
+    """What the caches use of ``app.deploy.deployment.Deployment`` (named here, not imported:
+    the deployment imports this module)."""
+
+    plan: Plan
+    secrets: Secrets
+    where: str
+    options: Any
+    replacements: Replacements
+
+    @property
+    def _files(self) -> _Files: ...
+
+    @property
+    def _htpasswd(self) -> _Htpasswd: ...
+
+    @property
+    def docker(self) -> Any: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def _or_roll_back(self, action: Callable[[], Outcome],
+                      up: Callable[[], registry_api.PingResult] | None = None,
+                      ) -> Callable[[], Outcome]: ...
+
+    @staticmethod
+    def _replace_details(details: list[str], name: str) -> list[str]: ...
+
+    def _remove_previous(self) -> Outcome: ...
+
+    def _listener_on(self, port: int) -> str | None: ...
+
+    def _log_tail_of(self, name: str, lines: int) -> str: ...
 
 
 class Caches:
     """The caches of one deploy; ``steps()`` go after the registry's own."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deploying) -> None:
         self.deployment = deployment
         self.plan = deployment.plan
         self.where = deployment.where
         self._configs: dict[str, bytes] = {}  # slug -> config.yml as written (with password)
+        # slug -> {path: (what it held before this run wrote it (None: absent), its mode)}
+        self._replaced_files: dict[str, dict[str, tuple[bytes | None, int]]] = {}
 
     # -- step lists -----------------------------------------------------------------------
 
@@ -78,7 +132,20 @@ class Caches:
                               ["docker rm -f NAME-previous (if this run replaced a cache)"]))
         return steps
 
-    def _mirror_steps(self, mirror: MirrorSettings) -> list[Step]:
+    def sync_steps(self) -> list[Step]:
+        """After an accounts change: the private caches read the htpasswd file only at start,
+        so each is recreated with it (its config kept as the last deploy wrote it)."""
+        private = [mirror for mirror in self.plan.mirrors if mirror.private]
+        steps = [step for mirror in private
+                 for step in self._mirror_steps(mirror, keep_config=True)]
+        if private:
+            steps.append(Step("Remove the previous caches", self.where,
+                              "the new caches passed their health checks",
+                              self.deployment._remove_previous))
+        return steps
+
+    def _mirror_steps(self, mirror: MirrorSettings, *,
+                      keep_config: bool = False) -> list[Step]:
         deployment = self.deployment
         spec = mirror_spec(self.plan, mirror)
         base = registry_api.base_url(self.plan.registry.address, mirror.port)
@@ -87,23 +154,44 @@ class Caches:
         return [
             Step(f"Configure the cache of {mirror.upstream}", self.where,
                  "its config.yml names the upstream (and its login: the password is in no "
-                 "container setting)", lambda: self._configure(mirror),
+                 "container setting)", lambda: self._configure(mirror, keep_config),
                  self._config_details(mirror)),
             Step(f"Run cache {spec.name} of {mirror.upstream} on {bind}{mirror.port}",
                  self.where, "a pull-through cache: fetches from the upstream once, then "
                  "serves from its disk; pushes are refused",
-                 deployment._or_roll_back(lambda: self._ensure(mirror),
-                                          lambda: self._wait_until_up(mirror)),
+                 self._or_roll_back(mirror, lambda: self._ensure(mirror)),
                  deployment._replace_details(spec.details(), spec.name)),
             Step(f"Health check cache {base}/v2/", "local",
                  f"proves TLS with our CA and that the cache answers HTTP {wanted} ("
                  + ("accounts only" if mirror.private else "anonymous pulls") + ")",
-                 deployment._or_roll_back(lambda: self._health_check(mirror),
-                                          lambda: self._wait_until_up(mirror)),
+                 self._or_roll_back(mirror, lambda: self._health_check(mirror)),
                  [f"up to {deployment.options.health_timeout:g} s, trusting only "
                   f"{self.plan.cert_dir}/ca.crt",
                   "on failure: the new cache is removed and the previous one started again"]),
         ]
+
+    def _or_roll_back(self, mirror: MirrorSettings,
+                      action: Callable[[], Outcome]) -> Callable[[], Outcome]:
+        """The deployment's rollback, with the cache's files put back first: the kept cache
+        mounts them by path, and Docker resolves that path again when it starts it."""
+
+        def run() -> Outcome:
+            try:
+                return action()
+            except Exception:
+                if self.deployment.replacements.holds(mirror_container_name(self.plan, mirror)):
+                    self._put_files_back(mirror)
+                raise
+
+        return self.deployment._or_roll_back(run, lambda: self._wait_until_up(mirror))
+
+    def _put_files_back(self, mirror: MirrorSettings) -> None:
+        transport, sudo = self._transport(), self.plan.registry.sudo
+        for path, (content, mode) in self._replaced_files.pop(mirror.slug, {}).items():
+            if content is None:
+                transport.run(["rm", "-f", "--", path], sudo=sudo)
+            else:
+                transport.write_file(path, content, mode=mode, sudo=sudo)
 
     def _config_details(self, mirror: MirrorSettings) -> list[str]:
         own = config_dir(self.plan, mirror.slug)
@@ -165,8 +253,10 @@ class Caches:
             removed = True
         return Outcome.CHANGED if removed else Outcome.UNCHANGED
 
-    def _configure(self, mirror: MirrorSettings) -> Outcome:
+    def _configure(self, mirror: MirrorSettings, keep_config: bool = False) -> Outcome:
         password = self.deployment.secrets.mirror_password(mirror)
+        if keep_config and password is None and self._kept_config(mirror):
+            return Outcome.UNCHANGED
         if mirror.private and password is None:
             raise DeployError(
                 f"the mirror of {mirror.upstream} logs in as {mirror.username}, and "
@@ -181,12 +271,29 @@ class Caches:
                 transport.run(["mkdir", "-p", "--", directory], sudo=sudo)
                 changed = True
         config = render_config(self.plan, mirror, password)
-        changed |= transport.write_file(f"{own}/{CONFIG_NAME}", config, mode=0o600, sudo=sudo)
+        files = {f"{own}/{CONFIG_NAME}": (config, 0o600)}
         if mirror.remote_ca:
-            changed |= transport.write_file(f"{own}/{REMOTE_CA_NAME}", self._remote_ca(mirror),
-                                            mode=0o644, sudo=sudo)
+            files[f"{own}/{REMOTE_CA_NAME}"] = (self._remote_ca(mirror), 0o644)
+        replaced = self._replaced_files.setdefault(mirror.slug, {})
+        for path, (content, mode) in files.items():
+            before = transport.read_file(path, sudo=sudo)
+            if before != content:
+                replaced[path] = (before, mode)  # put back if the new cache fails
+                changed |= transport.write_file(path, content, mode=mode, sudo=sudo)
         self._configs[mirror.slug] = config
         return Outcome.CHANGED if changed else Outcome.UNCHANGED
+
+    def _kept_config(self, mirror: MirrorSettings) -> bool:
+        """The config.yml the last deploy wrote (its password in it), when there is one."""
+        path = f"{config_dir(self.plan, mirror.slug)}/{CONFIG_NAME}"
+        try:
+            config = self._transport().read_file(path, sudo=self.plan.registry.sudo)
+        except RegwizError:  # none readable: the password is needed after all
+            return False
+        if not config:
+            return False
+        self._configs[mirror.slug] = config
+        return True
 
     def _remote_ca(self, mirror: MirrorSettings) -> bytes:
         path = self.plan.local_path(mirror.remote_ca or "")

@@ -253,6 +253,7 @@ class Deployment(OnRegistryHost):
                  self._or_roll_back(self._ensure_front),
                  self._replace_details(front.details(), front.name)),
             *self._verify_steps(),
+            *self.caches.sync_steps(),
         ]
         return [guarded(step) for step in steps]
 

@@ -11,10 +11,14 @@ from tests.lab.lab import REGISTRY_IMAGE, LabHost
 
 
 def run_tls_registry(host: LabHost, name: str, port: int, files: str, pki: Pki,
-                     logins: dict[str, str] | None = None) -> None:
+                     logins: dict[str, str] | None = None, *,
+                     environment: dict[str, str] | None = None,
+                     keep_data: bool = False) -> None:
     """``docker run`` container ``name`` on ``port``: TLS with ``pki`` (tls.crt holds the server
     certificate and the root, as Harbor serves them), htpasswd auth when ``logins`` are given,
-    else anonymous. Its files go to ``files``, a directory private to ``host``."""
+    else anonymous (or what ``environment`` adds, e.g. token auth). Its files go to ``files``, a
+    directory private to ``host`` (``files``/data holds its images with ``keep_data``, so a
+    successor started with other settings serves them too)."""
     host.exec(["docker", "rm", "-f", name], check=False)
     host.exec(["mkdir", "-p", files])
     host.host_path(f"{files}/tls.crt").write_bytes(pki.cert_pem + pki.ca_pem)
@@ -26,10 +30,15 @@ def run_tls_registry(host: LabHost, name: str, port: int, files: str, pki: Pki,
                     for user, password in logins.items()))
         auth = ["-e", "REGISTRY_AUTH=htpasswd", "-e", "REGISTRY_AUTH_HTPASSWD_REALM=lab",
                 "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd"]
+    extra = [arg for key, value in (environment or {}).items()
+             for arg in ("-e", f"{key}={value}")]
+    if keep_data:
+        host.exec(["mkdir", "-p", f"{files}/data"])
+        extra += ["-v", f"{files}/data:/var/lib/registry"]
     host.exec(["docker", "run", "-d", "--name", name, "-p", f"{port}:5000",
                "-v", f"{files}:/auth:ro",
                "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/auth/tls.crt",
-               "-e", "REGISTRY_HTTP_TLS_KEY=/auth/tls.key", *auth, REGISTRY_IMAGE])
+               "-e", "REGISTRY_HTTP_TLS_KEY=/auth/tls.key", *auth, *extra, REGISTRY_IMAGE])
 
 
 def push_images(host: LabHost, reference: str, ca_pem: bytes, files: str,

@@ -14,6 +14,11 @@ run`` (never by regwiz) and holding a few small images.
     with upstream(lab, 8593, "lab-upstream-private", login=True) as up:  # pulls need a login
         up.login                 # (user, password): a private mirror's username and password
 
+A login upstream uses token auth, as Docker Hub, ghcr.io and quay.io do (``token_server``):
+Distribution's pull-through cache sends its upstream login only to a Bearer realm, never as
+Basic auth. Its images are pushed while it is still anonymous, then it is restarted with token
+auth on the same data.
+
 ``IMAGES`` maps what it holds ("repo:tag") to the lab image pushed there: ``library/busybox:
 latest`` (the lab's busybox) and ``lab/second:1.0`` (the same files with another config, so
 another digest). The container and its files are removed when the block ends.
@@ -27,10 +32,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from app import registry_api
 from tests.deploy_helpers import Pki, make_pki
 from tests.lab.lab import BUSYBOX_IMAGE, Lab, LabHost
 from tests.lab.tls_registry import push_images, run_tls_registry
+from tests.lab.token_server import TokenServer
 from tests.polling import poll_until, wait_until
 
 SECOND_IMAGE = "regwiz-lab/second:1.0"  # made from busybox by `docker commit` on the host
@@ -45,6 +54,7 @@ class Upstream:
     port: int
     pki: Pki
     login: tuple[str, str] | None = None
+    tokens: TokenServer | None = None
 
     @property
     def reference(self) -> str:
@@ -67,8 +77,13 @@ class Upstream:
         return result.status == (401 if self.login else 200)
 
     def digest(self, repository: str, tag: str) -> str | None:
-        auth = registry_api.BasicAuth(*self.login) if self.login else None
-        return registry_api.manifest_digest(self.url, self.ca_pem, repository, tag, auth=auth)
+        headers = {"Accept": registry_api.MANIFEST_MEDIA_TYPES}
+        if self.tokens is not None:
+            token = self.tokens.token([f"repository:{repository}:pull"])
+            headers["Authorization"] = f"Bearer {token}"
+        answer = registry_api.request(self.url, self.ca_pem, "HEAD",
+                                      f"/v2/{repository}/manifests/{tag}", headers=headers)
+        return answer.header("docker-content-digest") if answer.status == 200 else None
 
     def stop(self) -> None:
         self.host.exec(["docker", "stop", "-t", "2", self.name])
@@ -86,19 +101,32 @@ def upstream(lab: Lab, port: int, name: str, *, login: bool = False) -> Iterator
     ``login``: pulls need ``Upstream.login`` (which also pushed the images)."""
     host = lab["registry"]
     files = f"/registry-image/{name}"  # private to the registry host
-    credentials = (USER, random_secrets.token_urlsafe(18)) if login else None
-    up = Upstream(host, name, port, make_pki([host.ip], cn=f"lab upstream CA {name}"),
-                  credentials)
+    up = Upstream(host, name, port, make_pki([host.ip], cn=f"lab upstream CA {name}"))
     try:
-        run_tls_registry(host, name, port, files, up.pki,
-                         dict([credentials]) if credentials else None)
+        run_tls_registry(host, name, port, files, up.pki, keep_data=login)
         assert poll_until(up.answers, timeout=60), f"upstream {name} did not answer"
         _make_second_image(host)
-        push_images(host, up.reference, up.ca_pem, files, IMAGES, credentials)
+        push_images(host, up.reference, up.ca_pem, files, IMAGES)
+        if login:
+            _require_tokens(up, files)
         yield up
     finally:
         host.exec(["docker", "rm", "-f", name], check=False)
         host.exec(["rm", "-rf", files], check=False)
+        if up.tokens is not None:
+            up.tokens.stop()
+
+
+def _require_tokens(up: Upstream, files: str) -> None:
+    """Restart ``up`` on the same data with token auth, its tokens signed by its CA's key."""
+    key = serialization.load_pem_private_key(up.pki.ca_key_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    up.login = (USER, random_secrets.token_urlsafe(18))
+    up.tokens = TokenServer(up.host.pid, up.host.ip, key, up.login)
+    up.host.host_path(f"{files}/token-ca.crt").write_bytes(up.ca_pem)
+    run_tls_registry(up.host, up.name, up.port, files, up.pki, keep_data=True,
+                     environment=up.tokens.registry_environment("/auth/token-ca.crt"))
+    assert poll_until(up.answers, timeout=60), f"upstream {up.name} did not ask for a login"
 
 
 def _make_second_image(host: LabHost) -> None:
