@@ -3,8 +3,8 @@
 The lab upstream (``tests.lab.upstream``: a TLS registry with its own CA) is named ``docker.io``
 in the plan's mirror (its ``remote_url`` points at the lab upstream), so the Docker node can use
 it too: the lab is offline, so a pull of ``docker.io/...`` that succeeds can only have gone
-through the cache. The cache is a Distribution proxy-mode container started here with ``docker
-run`` on the registry host (TLS with the plan's certificate), as ``regwiz deploy`` runs it.
+through the cache. ``regwiz deploy`` runs the registry and the cache (proxy mode, the plan's
+certificate) on the registry host.
 
 Nodes: ``docker`` (Docker: daemon.json registry-mirrors, a dockerd restart), ``containerd``
 (containerd with config_path; mirror_only = true), ``bare`` (containerd without config_path:
@@ -13,6 +13,8 @@ regwiz sets it and restarts containerd once).
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,26 +22,27 @@ from pathlib import Path
 import pytest
 
 from app import onboard
-from app.certs import ensure_certificates
+from app.cli import main
 from app.connections import host_key_policy, open_node_transport
-from app.plan import MirrorSettings, NodeSettings, Plan, ResolvedNode, Secrets, new_plan, save_plan
+from app.plan import Plan, ResolvedNode, Secrets, load_plan
 from app.runtimes.probe import probe_node
 from app.status import node_trust_status
 from app.transport.hostkeys import HostKeyPolicy
-from app.verify import NamedImage, NodeCheck, _NodeJob, mirror_checks
-from tests.lab.lab import REGISTRY_IMAGE, Lab, LabHost
+from app.verify import NamedImage, NodeCheck, _NodeJob, mirror_checks, verify
+from tests.lab.lab import DEPLOY_USER, Lab, LabHost
+from tests.lab.plans import registry_plan_text
 from tests.lab.trust import registry_answers, reset_node_trust
 from tests.lab.upstream import Upstream, upstream
 from tests.polling import poll_until
 
-REGISTRY_PORT = 8611  # the registry itself never runs: only its reference names the files
-CACHE_PORT = 8612
-UPSTREAM_PORT = 8613
-CACHE = "mirror-nodes-cache"
-CACHE_FILES = "/registry-image/mirror-nodes-cache"  # private to the registry host
+NAME = "rw-mirror-nodes"
+REGISTRY_PORT, CACHE_PORT, UPSTREAM_PORT = 8621, 8622, 8623
+CACHE = f"{NAME}-mirror-docker-io"  # the cache's container, as regwiz deploy names it
+DATA_DIR, CERTS_DIR = f"/registry-image/{NAME}", f"/etc/docker/{NAME}-certs"
 IMAGE = "docker.io/library/busybox:latest"
 NODES = ("docker", "containerd", "bare")
-SECRETS = Secrets(sudo_password="rwops-password")
+SUDO_PASSWORD = "rwops-password"  # noqa: S105 - the lab's containerd host's
+SECRETS = Secrets(sudo_password=SUDO_PASSWORD)
 
 
 @dataclass
@@ -48,10 +51,16 @@ class Setup:
     plan: Plan
     upstream: Upstream
     ca_pem: bytes
+    known_hosts: Path
 
     @property
     def cache(self) -> str:
         return f"{self.lab['registry'].ip}:{CACHE_PORT}"
+
+    def cli(self, command: str, *extra: str) -> int:
+        assert self.plan.path is not None
+        return main([command, "--plan", str(self.plan.path), "--known-hosts",
+                     str(self.known_hosts), *extra])
 
     def node(self, name: str) -> ResolvedNode:
         ip = self.lab[name].ip
@@ -80,37 +89,25 @@ def policy(lab: Lab) -> HostKeyPolicy:
     return host_key_policy(False, known_hosts=lab.known_hosts)
 
 
-def lab_plan(lab: Lab, directory: Path, upstream_url: str) -> Plan:
-    registry = lab["registry"]
-    plan = new_plan(directory / "plan.toml")
-    plan.certificate.subject_alt_names = [registry.ip]
-    plan.registry.address, plan.registry.port = registry.ip, REGISTRY_PORT
-    plan.node_defaults.identity_file = str(lab.key_path)
-    plan.node_defaults.ssh_user = "rwdeploy"
-    plan.nodes = [NodeSettings(host=lab["docker"].ip, ssh_user="root"),
-                  NodeSettings(host=lab["containerd"].ip, ssh_user="rwops", mirror_only=True),
-                  NodeSettings(host=lab["bare"].ip)]
-    plan.mirrors = [MirrorSettings("docker.io", CACHE_PORT, remote_url=upstream_url)]
-    ensure_certificates(plan)
-    save_plan(plan)
-    return plan
-
-
-def run_cache(host: LabHost, plan: Plan, up: Upstream) -> None:
-    """A proxy-mode Distribution cache of ``up`` on CACHE_PORT, served with the plan's
-    certificate and trusting the upstream's own CA."""
-    files = host.host_path(CACHE_FILES)
-    files.mkdir(parents=True, exist_ok=True)
-    for name in ("tls.crt", "tls.key"):
-        (files / name).write_bytes((plan.cert_dir / name).read_bytes())
-    up.write_ca(files / "upstream-ca.crt")
-    host.exec(["docker", "rm", "-f", CACHE], check=False)
-    host.exec(["docker", "run", "-d", "--name", CACHE, "-p", f"{CACHE_PORT}:5000",
-               "-v", f"{CACHE_FILES}:/certs:ro",
-               "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/tls.crt",
-               "-e", "REGISTRY_HTTP_TLS_KEY=/certs/tls.key",
-               "-e", f"REGISTRY_PROXY_REMOTEURL={up.url}",
-               "-e", "SSL_CERT_FILE=/certs/upstream-ca.crt", REGISTRY_IMAGE])
+def plan_text(lab: Lab, folder: Path, up: Upstream) -> str:
+    """The registry and its docker.io cache (of the lab upstream) on the registry host, and the
+    three nodes; containerd is mirror_only."""
+    registry, key = lab["registry"], str(lab.key_path)
+    text = registry_plan_text(registry, certificate={"common_name": "registry.lab.internal"},
+                              port=REGISTRY_PORT, container_name=NAME, data_dir=DATA_DIR,
+                              certs_dir=CERTS_DIR)
+    ca = up.write_ca(folder / "upstream-ca.crt")
+    nodes = [f'[[nodes.hosts]]\nhost = "{lab["docker"].ip}"\nssh_user = "root"\n',
+             f'[[nodes.hosts]]\nhost = "{lab["containerd"].ip}"\nssh_user = "rwops"\n'
+             "mirror_only = true\n",
+             f'[[nodes.hosts]]\nhost = "{lab["bare"].ip}"\n']
+    return "\n".join([
+        text,
+        f'[nodes.defaults]\nssh_user = "{DEPLOY_USER}"\nidentity_file = "{key}"\n',
+        *nodes,
+        f'[[mirrors]]\nupstream = "docker.io"\nport = {CACHE_PORT}\nremote_url = "{up.url}"\n'
+        f'remote_ca = "{ca}"\n',
+    ])
 
 
 # Every name containerd's CRI gave the pulled image (tag, repo digest, image id): those whose
@@ -147,20 +144,31 @@ def restore_nodes(lab: Lab, setup_cache: str, registry: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    registry = lab["registry"]
+def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory,
+          monkeypatch_module: pytest.MonkeyPatch) -> Iterator[Setup]:
+    folder = tmp_path_factory.mktemp("mirror-nodes")
+    known_hosts = folder / "known_hosts"
+    shutil.copy(lab.known_hosts, known_hosts)
+    monkeypatch_module.setenv("REGWIZ_SUDO_PASSWORD", SUDO_PASSWORD)
     with upstream(lab, UPSTREAM_PORT, "mirror-nodes-upstream") as up:
-        plan = lab_plan(lab, tmp_path_factory.mktemp("mirror-nodes"), up.url)
-        result = Setup(lab, plan, up, (plan.cert_dir / "ca.crt").read_bytes())
+        (folder / "plan.toml").write_text(plan_text(lab, folder, up))
+        assert main(["certs", "--plan", str(folder / "plan.toml")]) == 0
+        plan = load_plan(folder / "plan.toml")
+        result = Setup(lab, plan, up, plan.trusted_ca_path.read_bytes(), known_hosts)
         restore_nodes(lab, result.cache, plan.registry_reference)
         try:
-            run_cache(registry, plan, up)
+            assert result.cli("deploy") == 0
             assert poll_until(lambda: registry_answers(result.cache, result.ca_pem), timeout=60)
             yield result
         finally:
-            registry.exec(["docker", "rm", "-f", CACHE], check=False)
-            registry.exec(["rm", "-rf", CACHE_FILES], check=False)
+            result.cli("uninstall", "--purge", "--yes")
             restore_nodes(lab, result.cache, plan.registry_reference)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 # --------------------------------------------------------------------------- the tests, in order
@@ -207,7 +215,7 @@ def test_mirror_only_never_falls_back_to_the_upstream(setup: Setup) -> None:
     """With the cache stopped, the mirror_only node's pull fails at the cache and never asks
     the upstream (registry-1.docker.io); the other containerd node falls back to it."""
     registry = setup.lab["registry"]
-    registry.exec(["docker", "stop", "-t", "2", CACHE])
+    registry.exec(["docker", "stop", "-t", "2", CACHE])  # regwiz deploy's cache
     try:
         errors = {}
         for name in ("containerd", "bare"):
@@ -230,6 +238,20 @@ def test_mirror_only_never_falls_back_to_the_upstream(setup: Setup) -> None:
         assert poll_until(lambda: registry_answers(setup.cache, setup.ca_pem), timeout=60)
 
 
+def test_verify_and_status_show_every_node_using_the_mirror(
+        setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    report = verify(setup.plan, SECRETS, host_key_policy=policy(setup.lab))
+    assert report.ok, [(n.host, n.message) for n in report.failed_nodes]
+    for node in report.nodes:
+        kinds = [c.kind for c in node.checks if c.kind.startswith("mirror of docker.io")]
+        assert kinds, [c.kind for c in node.checks]
+    capsys.readouterr()
+    setup.cli("status", "--json")
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert [[(m["upstream"], m["state"]) for m in n["mirrors"]] for n in nodes] == [
+        [("docker.io", "configured")]] * 3
+
+
 def test_second_onboard_is_unchanged_and_restarts_nothing(setup: Setup) -> None:
     results = setup.onboard()
     assert {name: r.status for name, r in results.items()} == dict.fromkeys(NODES, "unchanged"), {
@@ -238,7 +260,7 @@ def test_second_onboard_is_unchanged_and_restarts_nothing(setup: Setup) -> None:
 
 
 def test_removing_the_mirror_removes_its_node_entries(setup: Setup) -> None:
-    setup.plan.mirrors = []
+    mirrors, setup.plan.mirrors = setup.plan.mirrors, []
     try:
         results = setup.onboard()
         assert {n: r.status for n, r in results.items()} == dict.fromkeys(NODES, "changed"), {
@@ -255,5 +277,4 @@ def test_removing_the_mirror_removes_its_node_entries(setup: Setup) -> None:
         again = setup.onboard()
         assert {n: r.status for n, r in again.items()} == dict.fromkeys(NODES, "unchanged")
     finally:
-        setup.plan.mirrors = [MirrorSettings("docker.io", CACHE_PORT,
-                                             remote_url=setup.upstream.url)]
+        setup.plan.mirrors = mirrors
