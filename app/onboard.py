@@ -617,7 +617,9 @@ def preview_actions(run: _NodeRun, actions: list[NodeAction], facts: NodeFacts
     would_change: set[str] = set()
     writes, restarts = split_restarts(actions)
     for action, step in zip(writes, build_node_steps(run, writes), strict=True):
-        if _would_change(run, action, would_change):
+        if isinstance(action, NoteAction) and not action.refuse:
+            lines.append(f"[{step.where}] {step.what}: {action.note}")
+        elif _would_change(run, action, would_change):
             lines.append(step.describe())
         else:
             lines.append(f"[{step.where}] {step.what}: already in place")

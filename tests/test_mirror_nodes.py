@@ -422,3 +422,21 @@ def test_onboard_summary_prints_what_a_runtime_cannot_mirror(tmp_path: Path) -> 
     print_onboard_report(report, None, out)
     assert ("d: note: quay.io is not mirrored on Docker: dockerd's registry-mirrors serve "
             "Docker Hub (docker.io) only") in out.getvalue()
+
+
+def test_old_mirror_cas_are_removed_in_every_runtime_certs_d() -> None:
+    probe = (DOCKER + "docker.certs_d=198.18.9.2:8443 198.18.9.2:5009 other.example:5009\n"
+             "bin.k3s=/usr/local/bin/k3s\nk3s.certs_d=198.18.9.2:5009 198.18.9.2:5001\n")
+    removed = [a.path for a in planned(probe, job(HUB)) if isinstance(a, RemoveAction)]
+    assert removed == ["/etc/docker/certs.d/198.18.9.2:5009/ca.crt",
+                       "/etc/rancher/k3s/certs.d/198.18.9.2:5009/ca.crt"]
+
+
+def test_dry_run_says_what_a_runtime_cannot_do(tmp_path: Path) -> None:
+    node = FakeNode("d", DOCKER)
+    plan = plan_with_ca(tmp_path, ["d"])
+    plan.mirrors = [MirrorSettings("quay.io", 5002)]
+    report = onboard.onboard_nodes(plan, Secrets(), host_key_policy=None,  # type: ignore[arg-type]
+                                   connect=FakeFleet({"d": node}), dry_run=True)
+    assert ("[d] mirror quay.io: quay.io is not mirrored on Docker: dockerd's registry-mirrors "
+            "serve Docker Hub (docker.io) only") in report.results[0].dry_run_lines

@@ -255,6 +255,16 @@ def url_host_port(url: object) -> str:
     return urlsplit(url if "//" in url else f"//{url}").netloc.rpartition("@")[2]
 
 
+def stale_mirror_cas(runtime: str, certs_d: str, listed: str, job: MirrorJob
+                     ) -> list[RemoveAction]:
+    """The CA files in ``certs_d`` (its folders ``listed``, space-separated, by the probe) of
+    regwiz's caches no longer in the plan."""
+    return [RemoveAction(f"{certs_d}/{folder}/ca.crt", runtime,
+                         f"remove the CA of the old mirror {folder}",
+                         "no mirror of the plan is served there any more")
+            for folder in listed.split() if job.ours(folder) and folder not in job.references]
+
+
 def mirror_refusal(runtime: str, mirror: NodeMirror, why: str) -> NoteAction:
     """The failing step for a private cache a runtime cannot log in to."""
     return NoteAction(

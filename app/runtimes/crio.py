@@ -17,6 +17,7 @@ from app.runtimes.base import (
     RemoveAction,
     ca_file_action,
     mirror_refusal,
+    stale_mirror_cas,
 )
 
 if TYPE_CHECKING:
@@ -26,11 +27,13 @@ if TYPE_CHECKING:
 CRIO_SOCKETS = ("/run/crio/crio.sock", "/var/run/crio/crio.sock")
 CRIO_CONFIG_DIR = "/etc/crio"
 REGISTRIES_CONF_D = "/etc/containers/registries.conf.d"
+CONTAINERS_CERTS_D = "/etc/containers/certs.d"
 MIRROR_CONF_PREFIX = "regwiz-mirror-"
 
 # regwiz's mirror drop-ins, so those of mirrors no longer in the plan can be removed.
 _PROBE_LINES = f"""echo "crio.mirror_confs=$(ls {REGISTRIES_CONF_D} 2>/dev/null | \\
   grep '^{MIRROR_CONF_PREFIX}.*\\.conf$' | tr '\\n' ' ')"
+echo "crio.certs_d=$(ls {CONTAINERS_CERTS_D} 2>/dev/null | tr '\\n' ' ')"
 """
 
 
@@ -128,6 +131,8 @@ class CrioAdapter(CaFileAdapter):
                                  f"{file.removeprefix(MIRROR_CONF_PREFIX)[:-5]}",
                                  "its mirror is no longer in the plan")
                     for file in listed if f"{REGISTRIES_CONF_D}/{file}" not in wanted]
+        actions += stale_mirror_cas(name, CONTAINERS_CERTS_D,
+                                    facts.probe.values.get("crio.certs_d", ""), job)
         if "crio" in facts.probe.active_services:
             # Not a restart: CRI-O re-reads registries.conf(.d) on SIGHUP, pods keep running.
             actions.append(CommandAction(

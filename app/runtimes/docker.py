@@ -20,9 +20,9 @@ from app.runtimes.base import (
     NodeCheckSpec,
     NodeSetupError,
     NoteAction,
-    RemoveAction,
     ca_file_action,
     mirror_refusal,
+    stale_mirror_cas,
     url_host_port,
 )
 from app.runtimes.credentials import FORMAT_DOCKER_CONFIG, ROOT_DOCKER_CONFIG, CredentialLocation
@@ -175,11 +175,8 @@ class DockerAdapter(CaFileAdapter):
         return actions
 
     def _stale_ca_files(self, name: str, facts: NodeFacts, job: MirrorJob) -> list[NodeAction]:
-        folders = facts.probe.values.get("docker.certs_d", "").split()
-        return [RemoveAction(f"{DOCKER_CERTS_D}/{folder}/ca.crt", name,
-                             f"remove the CA of the old mirror {folder}",
-                             "no mirror of the plan is served there any more")
-                for folder in folders if job.ours(folder) and folder not in job.references]
+        listed = facts.probe.values.get("docker.certs_d", "")
+        return list(stale_mirror_cas(name, DOCKER_CERTS_D, listed, job))
 
     def credential_locations(self, name: str, facts: NodeFacts) -> list[CredentialLocation]:
         # The docker CLI sends the login from the calling user's config; root's is the one

@@ -22,6 +22,7 @@ from app.runtimes.base import (
     RuntimeAdapter,
     ca_file_action,
     mirror_refusal,
+    stale_mirror_cas,
     url_host_port,
 )
 from app.runtimes.credentials import FORMAT_REGISTRIES_YAML, CredentialLocation
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 K3S_SERVICES = ("k3s", "k3s-agent")
 RKE2_SERVICES = ("rke2-server", "rke2-agent")
 RANCHER_CRI_SOCKET = "/run/k3s/containerd/containerd.sock"
+# The certs.d folders, so the CA files of mirrors no longer in the plan can be removed.
+_PROBE_LINES = """for r in k3s rke2; do
+  echo "$r.certs_d=$(ls /etc/rancher/$r/certs.d 2>/dev/null | tr '\\n' ' ')"
+done
+"""
 # The servers: members of the embedded-etcd quorum (an external datastore cannot be seen from
 # the node's files, so every server counts as one).
 SERVER_SERVICES = ("k3s", "rke2-server")
@@ -239,6 +245,7 @@ class RancherAdapter(RuntimeAdapter):
     probe_paths = ("/etc/rancher/k3s", "/etc/rancher/rke2", "/var/lib/rancher/k3s",
                    "/var/lib/rancher/rke2")
     probe_services = (*K3S_SERVICES, *RKE2_SERVICES)
+    probe_lines = _PROBE_LINES
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe
@@ -297,6 +304,8 @@ class RancherAdapter(RuntimeAdapter):
                 "remove mirrors no longer in the plan (registries.yaml)",
                 "only entries naming the registry's host on a port of a former mirror",
                 mode=0o600))
+        actions += stale_mirror_cas(name, f"{rancher_dir(name)}/certs.d",
+                                    facts.probe.values.get(f"{name}.certs_d", ""), job)
         if job.mirror_only and usable:
             actions.append(NoteAction(
                 name, "mirror_only", f"{name} still tries each upstream itself after its "
