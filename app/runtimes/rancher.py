@@ -309,8 +309,9 @@ class RancherAdapter(RuntimeAdapter):
         if job.mirror_only and usable:
             actions.append(NoteAction(
                 name, "mirror_only", f"{name} still tries each upstream itself after its "
-                "mirror unless it runs with disable-default-registry-endpoint (a k3s/RKE2 "
-                "option regwiz does not set)"))
+                "mirror (containerd's default endpoint) unless it runs with "
+                "--disable-default-registry-endpoint (k3s, experimental), which regwiz does "
+                "not set"))
         return actions
 
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
