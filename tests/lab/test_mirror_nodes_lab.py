@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,9 @@ from tests.lab.upstream import Upstream, upstream
 from tests.polling import poll_until
 
 NAME = "rw-mirror-nodes"
-REGISTRY_PORT, CACHE_PORT, UPSTREAM_PORT = 8621, 8622, 8623
+REGISTRY_PORT, CACHE_PORT, UPSTREAM_PORT, DIRECT_PORT = 8621, 8622, 8623, 8624
 CACHE = f"{NAME}-mirror-docker-io"  # the cache's container, as regwiz deploy names it
+UPSTREAM = "mirror-nodes-upstream"  # the lab upstream's container
 DATA_DIR, CERTS_DIR = f"/registry-image/{NAME}", f"/etc/docker/{NAME}-certs"
 IMAGE = "docker.io/library/busybox:latest"
 NODES = ("docker", "containerd", "bare")
@@ -56,6 +58,16 @@ class Setup:
     @property
     def cache(self) -> str:
         return f"{self.lab['registry'].ip}:{CACHE_PORT}"
+
+    @property
+    def direct_cache(self) -> str:
+        """The cache of the upstream named by its own address."""
+        return f"{self.lab['registry'].ip}:{DIRECT_PORT}"
+
+    def direct_container(self) -> str:
+        names = self.lab["registry"].exec(["docker", "ps", "--format", "{{.Names}}"])
+        return next(n for n in names.stdout.decode().split() if n.startswith(f"{NAME}-mirror-")
+                    and n != CACHE)
 
     def cli(self, command: str, *extra: str) -> int:
         assert self.plan.path is not None
@@ -107,6 +119,9 @@ def plan_text(lab: Lab, folder: Path, up: Upstream) -> str:
         *nodes,
         f'[[mirrors]]\nupstream = "docker.io"\nport = {CACHE_PORT}\nremote_url = "{up.url}"\n'
         f'remote_ca = "{ca}"\n',
+        # the upstream by its own address: a fallback would reach it (and show in its log)
+        f'[[mirrors]]\nupstream = "{up.reference}"\nport = {DIRECT_PORT}\n'
+        f'remote_url = "{up.url}"\nremote_ca = "{ca}"\nverify_image = "lab/second:1.0"\n',
     ])
 
 
@@ -126,16 +141,18 @@ def forget_image(host: LabHost) -> None:
         host.exec(["sh", "-c", FORGET_SCRIPT], check=False)
 
 
-def restore_nodes(lab: Lab, setup_cache: str, registry: str) -> None:
-    """The lab's nodes as they were: no CA, no mirror files, no daemon.json, no busybox."""
-    reset_node_trust(lab, registry)
-    reset_node_trust(lab, setup_cache)
+def restore_nodes(lab: Lab, folders: list[str]) -> None:
+    """The lab's nodes as they were: no CA or hosts.toml in ``folders`` (the registry, the
+    caches, the mirrored upstreams), no daemon.json, no pulled busybox."""
+    for folder in folders:
+        reset_node_trust(lab, folder)
     for name in NODES:
         host = lab[name]
         forget_image(host)
-        host.exec(["sh", "-c", "rm -rf /etc/containerd/certs.d/docker.io /run/regwiz; "
-                   "rmdir /etc/containerd/certs.d /etc/docker/certs.d 2>/dev/null; true"],
-                  check=False)
+        host.exec(["sh", "-c", "rm -rf /run/regwiz " + " ".join(
+            f"'/etc/containerd/certs.d/{folder}'" for folder in folders)
+            + "; rmdir /etc/containerd/certs.d /etc/docker/certs.d 2>/dev/null; true"],
+            check=False)
     docker = lab["docker"]
     if docker.host_path("/etc/docker/daemon.json").exists():
         docker.exec(["sh", "-c", "rm -f /etc/docker/daemon.json "
@@ -150,19 +167,21 @@ def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory,
     known_hosts = folder / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)
     monkeypatch_module.setenv("REGWIZ_SUDO_PASSWORD", SUDO_PASSWORD)
-    with upstream(lab, UPSTREAM_PORT, "mirror-nodes-upstream") as up:
+    with upstream(lab, UPSTREAM_PORT, UPSTREAM) as up:
         (folder / "plan.toml").write_text(plan_text(lab, folder, up))
         assert main(["certs", "--plan", str(folder / "plan.toml")]) == 0
         plan = load_plan(folder / "plan.toml")
         result = Setup(lab, plan, up, plan.trusted_ca_path.read_bytes(), known_hosts)
-        restore_nodes(lab, result.cache, plan.registry_reference)
+        folders = [plan.registry_reference, result.cache, result.direct_cache, "docker.io",
+                   up.reference]
+        restore_nodes(lab, folders)
         try:
             assert result.cli("deploy") == 0
             assert poll_until(lambda: registry_answers(result.cache, result.ca_pem), timeout=60)
             yield result
         finally:
             result.cli("uninstall", "--purge", "--yes")
-            restore_nodes(lab, result.cache, plan.registry_reference)
+            restore_nodes(lab, folders)
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +204,12 @@ def test_onboard_points_every_runtime_at_the_mirror(setup: Setup) -> None:
     assert f'server = "https://{setup.cache}"' in hosts.read_text()  # mirror_only
     bare = setup.lab["bare"].host_path("/etc/containerd/certs.d/docker.io/hosts.toml")
     assert 'server = "https://registry-1.docker.io"' in bare.read_text()
-    for name in NODES:
-        assert setup.mirrors_text(name) == "docker.io ✓"
+    direct = setup.upstream.reference
+    assert setup.mirrors_text("docker") == (
+        f"docker.io ✓, {direct} – ({direct} is not mirrored on Docker: dockerd's "
+        "registry-mirrors serve Docker Hub (docker.io) only)")
+    for name in ("containerd", "bare"):
+        assert setup.mirrors_text(name) == f"docker.io ✓, {direct} ✓"
 
 
 def test_each_node_pulls_docker_io_through_the_mirror(setup: Setup) -> None:
@@ -238,6 +261,42 @@ def test_mirror_only_never_falls_back_to_the_upstream(setup: Setup) -> None:
         assert poll_until(lambda: registry_answers(setup.cache, setup.ca_pem), timeout=60)
 
 
+def test_mirror_only_sends_the_upstream_no_request(setup: Setup) -> None:
+    """The upstream named by its own address, its cache stopped: the mirror_only node asks
+    only the cache (nothing reaches the upstream), the other node falls back to the upstream
+    (its TLS handshake is in the upstream's log: it does not trust the upstream's CA). Docker's
+    port publishing hides the client's address, so each pull is judged by the log lines that
+    appear while it runs."""
+    registry, direct = setup.lab["registry"], setup.direct_container()
+    image = f"{setup.upstream.reference}/lab/second:1.0"
+    registry.exec(["docker", "stop", "-t", "2", direct])
+    try:
+        seen = {name: upstream_log_during(setup, lambda name=name: pull_fails(setup, name, image))
+                for name in ("containerd", "bare")}
+        assert seen["containerd"] == "", seen["containerd"]
+        assert "TLS handshake error" in seen["bare"], seen["bare"]
+    finally:
+        registry.exec(["docker", "start", direct])
+        assert poll_until(lambda: registry_answers(setup.direct_cache, setup.ca_pem),
+                          timeout=60)
+
+
+def pull_fails(setup: Setup, name: str, image: str) -> None:
+    proc = setup.lab[name].exec(["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir",
+                                 "/etc/containerd/certs.d", image], check=False, timeout=120)
+    assert proc.returncode != 0, proc.stdout
+
+
+def upstream_log_during(setup: Setup, action: Callable[[], None]) -> str:
+    """What the upstream logged while ``action`` ran."""
+    registry = setup.lab["registry"]
+    since = registry.exec(["date", "+%s.%N"]).stdout.decode().strip()
+    action()
+    time.sleep(1)  # the log lines of the last request
+    logs = registry.exec(["docker", "logs", "--since", since, UPSTREAM])
+    return (logs.stdout + logs.stderr).decode().strip()
+
+
 def test_verify_and_status_show_every_node_using_the_mirror(
         setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     report = verify(setup.plan, SECRETS, host_key_policy=policy(setup.lab))
@@ -248,8 +307,10 @@ def test_verify_and_status_show_every_node_using_the_mirror(
     capsys.readouterr()
     setup.cli("status", "--json")
     nodes = json.loads(capsys.readouterr().out)["nodes"]
+    direct = setup.upstream.reference
     assert [[(m["upstream"], m["state"]) for m in n["mirrors"]] for n in nodes] == [
-        [("docker.io", "configured")]] * 3
+        [("docker.io", "configured"), (direct, "unsupported")],
+        *[[("docker.io", "configured"), (direct, "configured")]] * 2]
 
 
 def test_second_onboard_is_unchanged_and_restarts_nothing(setup: Setup) -> None:
@@ -272,7 +333,9 @@ def test_removing_the_mirror_removes_its_node_entries(setup: Setup) -> None:
         for name in ("containerd", "bare"):
             certs = setup.lab[name].host_path("/etc/containerd/certs.d")
             assert not (certs / "docker.io" / "hosts.toml").exists()
+            assert not (certs / setup.upstream.reference / "hosts.toml").exists()
             assert not (certs / setup.cache / "ca.crt").exists()
+            assert not (certs / setup.direct_cache / "ca.crt").exists()
             assert (certs / setup.plan.registry_reference / "ca.crt").exists()  # the registry's
         again = setup.onboard()
         assert {n: r.status for n, r in again.items()} == dict.fromkeys(NODES, "unchanged")
