@@ -125,20 +125,19 @@ def plan_text(lab: Lab, folder: Path, up: Upstream) -> str:
     ])
 
 
-# Every name containerd's CRI gave the pulled image (tag, repo digest, image id): those whose
-# manifest digest is busybox's.
-FORGET_SCRIPT = """ctr="ctr -n k8s.io images"
-d=$($ctr ls | awk '$1 ~ /^docker.io\\/library\\/busybox/ {print $3; exit}')
-[ -z "$d" ] || $ctr ls | awk -v d="$d" '$3 == d {print $1}' | xargs -r $ctr rm
-"""
-
-
-def forget_image(host: LabHost) -> None:
-    """Remove the pulled image, so the next pull really fetches it."""
+def forget_image(host: LabHost, *prefixes: str) -> None:
+    """Remove the images pulled from these repositories (busybox by default), with every name
+    containerd's CRI gave them (tag, repo digest, image id), so the next pull really fetches."""
+    prefixes = prefixes or ("docker.io/library/busybox",)
     if host.name == "docker":
         host.exec(["docker", "image", "rm", IMAGE], check=False)
-    else:
-        host.exec(["sh", "-c", FORGET_SCRIPT], check=False)
+        return
+    ctr = ["ctr", "-n", "k8s.io", "images"]
+    rows = [line.split() for line in host.exec([*ctr, "ls"]).stdout.decode().splitlines()[1:]]
+    digests = {row[2] for row in rows if len(row) > 2 and row[0].startswith(prefixes)}
+    names = [row[0] for row in rows if len(row) > 2 and row[2] in digests]
+    if names:
+        host.exec([*ctr, "rm", *names], check=False)
 
 
 def restore_nodes(lab: Lab, folders: list[str]) -> None:
@@ -148,7 +147,7 @@ def restore_nodes(lab: Lab, folders: list[str]) -> None:
         reset_node_trust(lab, folder)
     for name in NODES:
         host = lab[name]
-        forget_image(host)
+        forget_image(host, "docker.io/library/busybox", *folders)
         host.exec(["sh", "-c", "rm -rf /run/regwiz " + " ".join(
             f"'/etc/containerd/certs.d/{folder}'" for folder in folders)
             + "; rmdir /etc/containerd/certs.d /etc/docker/certs.d 2>/dev/null; true"],
