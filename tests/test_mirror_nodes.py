@@ -440,3 +440,15 @@ def test_dry_run_says_what_a_runtime_cannot_do(tmp_path: Path) -> None:
                                    connect=FakeFleet({"d": node}), dry_run=True)
     assert ("[d] mirror quay.io: quay.io is not mirrored on Docker: dockerd's registry-mirrors "
             "serve Docker Hub (docker.io) only") in report.results[0].dry_run_lines
+
+
+def test_dockerd_not_coming_back_gets_its_daemon_json_back(tmp_path: Path) -> None:
+    original = b'{"debug": true}\n'
+    node = FakeNode("d", DOCKER, files={"/etc/docker/daemon.json": original})
+    node.start_fails = lambda n, service: b"registry-mirrors" in n.files.get(
+        "/etc/docker/daemon.json", b"")
+    result = run_plan(tmp_path, node, [MirrorSettings("docker.io", 5001)])
+    assert (result.status, result.kind) == ("failed", "restart-failed")
+    assert result.message.endswith(
+        "restored the previous /etc/docker/daemon.json and docker is active again")
+    assert node.files["/etc/docker/daemon.json"] == original and "docker" not in node.down
