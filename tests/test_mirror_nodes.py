@@ -452,3 +452,19 @@ def test_dockerd_not_coming_back_gets_its_daemon_json_back(tmp_path: Path) -> No
     assert result.message.endswith(
         "restored the previous /etc/docker/daemon.json and docker is active again")
     assert node.files["/etc/docker/daemon.json"] == original and "docker" not in node.down
+
+
+def test_status_text_lists_each_node_mirrors_with_a_hint_when_stale() -> None:
+    from types import SimpleNamespace
+
+    from app.commands.status import print_nodes
+    from app.status import MirrorState, NodeMirrorStatus, NodeTrustStatus, TrustState
+
+    node = NodeTrustStatus("198.18.9.3", TrustState.MATCH, ["containerd"], mirrors=[
+        NodeMirrorStatus("docker.io", "containerd", MirrorState.CONFIGURED),
+        NodeMirrorStatus("quay.io", "containerd", MirrorState.MISSING, "no hosts.toml")])
+    lines: list[str] = []
+    print_nodes(SimpleNamespace(nodes=[node]), lambda _label, text: lines.append(text))  # type: ignore[arg-type]
+    assert "  mirrors: docker.io ✓, quay.io ✗ (no hosts.toml)" in lines
+    assert any("hint: run regwiz onboard to point the node at the plan's mirrors" in line
+               for line in lines)
