@@ -265,6 +265,16 @@ def stale_mirror_cas(runtime: str, certs_d: str, listed: str, job: MirrorJob
             for folder in listed.split() if job.ours(folder) and folder not in job.references]
 
 
+def mirror_ca_action(path: str, runtime: str, mirror: NodeMirror, ca_pem: bytes,
+                     reader: str) -> FileAction:
+    """The plan's CA written where ``reader`` looks for the cache's (it serves the plan's
+    certificate)."""
+    return FileAction(path, ca_pem, runtime,
+                      f"trust the {mirror.upstream} mirror ({mirror.address.reference})",
+                      f"{reader} reads trusted CAs for the cache from here",
+                      upstream=mirror.upstream)
+
+
 def mirror_refusal(runtime: str, mirror: NodeMirror, why: str) -> NoteAction:
     """The failing step for a private cache a runtime cannot log in to."""
     return NoteAction(

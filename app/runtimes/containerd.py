@@ -8,7 +8,7 @@ directory a node really reads is worked out once, here (``hosts_dir``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.runtimes.base import (
@@ -23,6 +23,7 @@ from app.runtimes.base import (
     RuntimeAdapter,
     TrustProblem,
     ca_file_action,
+    mirror_ca_action,
     mirror_refusal,
 )
 from app.runtimes.facts import version_pair
@@ -532,8 +533,8 @@ class ContainerdAdapter(RuntimeAdapter):
             ca_path = containerd_ca_path(mirror.address.certs_d_name, directory)
             toml = render_mirror_hosts_toml(mirror, ca_path, job.mirror_only)
             actions += [
-                replace(ca_file_action(ca_path, name, job.ca_pem, "containerd (the mirror's "
-                                       "hosts.toml names it)"), upstream=mirror.upstream),
+                mirror_ca_action(ca_path, name, mirror, job.ca_pem,
+                                 "containerd (the mirror's hosts.toml names it)"),
                 FileAction(containerd_hosts_toml_path(mirror.upstream, directory),
                            toml.encode(), name, f"pull {mirror.upstream} through its mirror "
                            "(hosts.toml)", "containerd reads hosts.toml on every pull, no "

@@ -3,7 +3,6 @@ with no restart. The folder name must match the image reference exactly (no ``:4
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.runtimes.base import (
@@ -15,7 +14,7 @@ from app.runtimes.base import (
     NodeCheckSpec,
     NodeMirror,
     RemoveAction,
-    ca_file_action,
+    mirror_ca_action,
     mirror_refusal,
     stale_mirror_cas,
 )
@@ -118,8 +117,8 @@ class CrioAdapter(CaFileAdapter):
                                   "registry, not one for the mirror host"))
                 continue
             actions += [
-                replace(ca_file_action(self.ca_file(mirror.address), name, job.ca_pem,
-                                       self.reader), upstream=mirror.upstream),
+                mirror_ca_action(self.ca_file(mirror.address), name, mirror, job.ca_pem,
+                                 self.reader),
                 FileAction(mirror_conf_path(mirror), render_mirror_conf(mirror, job.mirror_only)
                            .encode(), name, f"pull {mirror.upstream} through its mirror "
                            "(registries.conf.d)", "CRI-O, podman and skopeo read "

@@ -7,7 +7,6 @@ Docker Hub (docker.io); dockerd falls back to Docker Hub when its mirrors fail.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.runtimes.base import (
@@ -20,7 +19,7 @@ from app.runtimes.base import (
     NodeCheckSpec,
     NodeSetupError,
     NoteAction,
-    ca_file_action,
+    mirror_ca_action,
     mirror_refusal,
     stale_mirror_cas,
     url_host_port,
@@ -150,9 +149,8 @@ class DockerAdapter(CaFileAdapter):
                     name, mirror, "dockerd sends Docker Hub's login, not the cache's, to a "
                                   "registry-mirrors entry"))
             else:
-                actions.append(replace(ca_file_action(
-                    self.ca_file(mirror.address), name, job.ca_pem, "dockerd (for its mirror)"),
-                    upstream=mirror.upstream))
+                actions.append(mirror_ca_action(self.ca_file(mirror.address), name, mirror,
+                                                job.ca_pem, "dockerd (on every pull)"))
                 urls.append(mirror.address.url)
         hub = next((m.upstream for m in job.mirrors if m.address.url in urls), "")
         actions += self._stale_ca_files(name, facts, job)

@@ -6,7 +6,6 @@ the file are kept."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.runtimes.base import (
@@ -21,6 +20,7 @@ from app.runtimes.base import (
     RegistriesYamlAction,
     RuntimeAdapter,
     ca_file_action,
+    mirror_ca_action,
     mirror_refusal,
     stale_mirror_cas,
     url_host_port,
@@ -289,9 +289,9 @@ class RancherAdapter(RuntimeAdapter):
                                   "\"htpasswd\" and credentials/cluster.json)"))
                 continue
             usable.append(mirror)
-            actions.append(replace(ca_file_action(
-                rancher_ca_path(name, mirror.address.certs_d_name), name, job.ca_pem,
-                f"{name} (named in registries.yaml)"), upstream=mirror.upstream))
+            actions.append(mirror_ca_action(
+                rancher_ca_path(name, mirror.address.certs_d_name), name, mirror, job.ca_pem,
+                f"{name} (named in registries.yaml)"))
         for mirror in usable:  # one merge per upstream, so status can tell them apart
             actions.append(MergeAction(
                 rancher_registries_path(name), _merger(name, [mirror], job), name,
