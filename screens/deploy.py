@@ -68,6 +68,10 @@ class DeployScreen(WizardScreen):
         self.log_line(f"registry {plan.registry_reference} on {plan.registry.host}, "
                       f"image {plan.registry.image}, container {plan.registry.container_name}")
         self.log_line("Deploy (F5) runs the steps; turn on dry run to only list them.")
+        from app.deploy.mirrors import mirror_notes
+
+        for note in mirror_notes(plan):  # who may pull from each cache
+            self.log_line(f"note: {note}")
         last = self.wizard.session.deploy
         if last is not None and last.results:
             self.query_one(StepTable).show_steps([(r.what, r.where) for r in last.results])

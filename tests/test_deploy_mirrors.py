@@ -17,6 +17,7 @@ from app.deploy.mirrors import (
     LABEL_CONFIG,
     cache_dir,
     config_digest,
+    config_password,
     expected_status,
     mirror_container_name,
     mirror_labels,
@@ -72,6 +73,13 @@ def test_a_private_cache_requires_the_plans_accounts(plan: Plan) -> None:
     assert spec.volumes["/etc/reg-certs/htpasswd"]["mode"] == "ro"
     assert spec.environment["SSL_CERT_FILE"] == CONTAINER_REMOTE_CA  # its upstream's CA only
     assert "SSL_CERT_FILE" not in mirror_spec(plan, plan.mirrors[0]).environment
+
+
+def test_the_password_is_read_back_from_the_config_it_was_written_to(plan: Plan) -> None:
+    lab = plan.mirrors[1]
+    tricky = 'a "quoted" \\ pass: word'
+    assert config_password(render_config(plan, lab, tricky)) == tricky
+    assert config_password(render_config(plan, plan.mirrors[0], None)) is None  # public
 
 
 def test_the_upstream_password_is_in_no_container_setting(plan: Plan) -> None:
@@ -179,3 +187,15 @@ def test_purge_refuses_a_linked_cache(tmp_path: Path) -> None:
     data = make_tree(tmp_path / "data", *REGISTRY, "mirrors/")
     (data / "mirrors" / "docker-io").symlink_to("/etc")
     assert "mirrors/docker-io" in foreign_entries(listing_of(data))  # a link, not a cache
+
+
+def test_uninstall_removes_the_caches_and_their_configs(plan: Plan) -> None:
+    from app.deploy import Uninstall
+    from app.steps import dry_run_lines
+
+    steps = Uninstall(plan, connect=never_connect).steps()
+    text = "\n".join(dry_run_lines(steps))
+    assert "Remove the pull-through caches" in [step.what for step in steps]
+    assert "docker rm -f reg-mirror-* (only those regwiz created for this registry)" in text
+    assert "rm -rf /etc/reg-certs/mirrors (their configs)" in text
+    assert "cached blobs stay in /srv/reg/mirrors unless --purge" in text

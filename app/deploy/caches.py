@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from app import registry_api
 from app.deploy.container import (
     CONTAINER_CERTS_DIR,
+    HTPASSWD_NAME,
     matches,
     published_ports,
     read_from_container,
@@ -27,6 +28,7 @@ from app.deploy.mirrors import (
     cache_dir,
     config_digest,
     config_dir,
+    config_password,
     expected_status,
     mirror_container_name,
     mirror_labels,
@@ -136,16 +138,14 @@ class Caches:
         """After an accounts change: the private caches read the htpasswd file only at start,
         so each is recreated with it (its config kept as the last deploy wrote it)."""
         private = [mirror for mirror in self.plan.mirrors if mirror.private]
-        steps = [step for mirror in private
-                 for step in self._mirror_steps(mirror, keep_config=True)]
+        steps = [step for mirror in private for step in self._mirror_steps(mirror)]
         if private:
             steps.append(Step("Remove the previous caches", self.where,
                               "the new caches passed their health checks",
                               self.deployment._remove_previous))
         return steps
 
-    def _mirror_steps(self, mirror: MirrorSettings, *,
-                      keep_config: bool = False) -> list[Step]:
+    def _mirror_steps(self, mirror: MirrorSettings) -> list[Step]:
         deployment = self.deployment
         spec = mirror_spec(self.plan, mirror)
         base = registry_api.base_url(self.plan.registry.address, mirror.port)
@@ -154,7 +154,7 @@ class Caches:
         return [
             Step(f"Configure the cache of {mirror.upstream}", self.where,
                  "its config.yml names the upstream (and its login: the password is in no "
-                 "container setting)", lambda: self._configure(mirror, keep_config),
+                 "container setting)", lambda: self._configure(mirror),
                  self._config_details(mirror)),
             Step(f"Run cache {spec.name} of {mirror.upstream} on {bind}{mirror.port}",
                  self.where, "a pull-through cache: fetches from the upstream once, then "
@@ -179,13 +179,17 @@ class Caches:
             try:
                 return action()
             except Exception:
-                if self.deployment.replacements.holds(mirror_container_name(self.plan, mirror)):
-                    self._put_files_back(mirror)
+                self._put_files_back()  # of every cache the rollback will restart
                 raise
 
         return self.deployment._or_roll_back(run, lambda: self._wait_until_up(mirror))
 
-    def _put_files_back(self, mirror: MirrorSettings) -> None:
+    def _put_files_back(self) -> None:
+        for mirror in self.plan.mirrors:
+            if self.deployment.replacements.holds(mirror_container_name(self.plan, mirror)):
+                self._put_back(mirror)
+
+    def _put_back(self, mirror: MirrorSettings) -> None:
         transport, sudo = self._transport(), self.plan.registry.sudo
         for path, (content, mode) in self._replaced_files.pop(mirror.slug, {}).items():
             if content is None:
@@ -198,7 +202,8 @@ class Caches:
         lines = [f"{own}/{CONFIG_NAME} (0600 root): proxy.remoteurl {mirror.url}"]
         if mirror.private:
             lines.append(f"  proxy.username {mirror.username}, proxy.password from "
-                         f"${mirror.password_env}; auth: the plan's accounts (htpasswd)")
+                         f"${mirror.password_env} (unset: the one this config.yml holds); "
+                         "auth: the plan's accounts (htpasswd)")
         else:
             lines.append("  no login: anonymous pulls, pushes and deletes refused")
         if mirror.remote_ca:
@@ -253,14 +258,14 @@ class Caches:
             removed = True
         return Outcome.CHANGED if removed else Outcome.UNCHANGED
 
-    def _configure(self, mirror: MirrorSettings, keep_config: bool = False) -> Outcome:
+    def _configure(self, mirror: MirrorSettings) -> Outcome:
         password = self.deployment.secrets.mirror_password(mirror)
-        if keep_config and password is None and self._kept_config(mirror):
-            return Outcome.UNCHANGED
+        if mirror.private and password is None:
+            password = self._password_on_host(mirror)
         if mirror.private and password is None:
             raise DeployError(
                 f"the mirror of {mirror.upstream} logs in as {mirror.username}, and "
-                f"{mirror.password_env} is not set",
+                f"{mirror.password_env} is not set (and no earlier deploy wrote it on the host)",
                 f"export {mirror.password_env} with the upstream password (it is never "
                 "written to the plan), then deploy again", kind="mirror-password-missing")
         transport, sudo = self._transport(), self.plan.registry.sudo
@@ -283,17 +288,15 @@ class Caches:
         self._configs[mirror.slug] = config
         return Outcome.CHANGED if changed else Outcome.UNCHANGED
 
-    def _kept_config(self, mirror: MirrorSettings) -> bool:
-        """The config.yml the last deploy wrote (its password in it), when there is one."""
+    def _password_on_host(self, mirror: MirrorSettings) -> str | None:
+        """The upstream password the last deploy wrote into the cache's config.yml: it is only
+        needed again to change it (a later deploy, gc's or an accounts change, goes on)."""
         path = f"{config_dir(self.plan, mirror.slug)}/{CONFIG_NAME}"
         try:
             config = self._transport().read_file(path, sudo=self.plan.registry.sudo)
-        except RegwizError:  # none readable: the password is needed after all
-            return False
-        if not config:
-            return False
-        self._configs[mirror.slug] = config
-        return True
+        except RegwizError:
+            return None
+        return config_password(config or b"")
 
     def _remote_ca(self, mirror: MirrorSettings) -> bytes:
         path = self.plan.local_path(mirror.remote_ca or "")
@@ -339,18 +342,19 @@ class Caches:
         container = docker.containers.run(
             spec.image, name=spec.name, detach=True, restart_policy={"Name": "always"},
             environment=spec.environment, volumes=spec.volumes, labels=labels, ports=ports)
-        self._verify_mounts(container, config)
+        self._verify_mounts(container, mirror, config)
         return Outcome.CHANGED
 
-    def _verify_mounts(self, container: Any, config: bytes) -> None:
-        """Without its config.yml the image's default would run: a plain, writable registry."""
-        seen = {CONTAINER_CONFIG: read_from_container(container, CONTAINER_CONFIG),
-                f"{CONTAINER_CERTS_DIR}/tls.crt": read_from_container(
-                    container, f"{CONTAINER_CERTS_DIR}/tls.crt")}
+    def _verify_mounts(self, container: Any, mirror: MirrorSettings, config: bytes) -> None:
+        """Without its config.yml the image's default would run (a plain, writable registry);
+        without its htpasswd Distribution would invent a user."""
         expected = {CONTAINER_CONFIG: config,
                     f"{CONTAINER_CERTS_DIR}/tls.crt": self.deployment._files.cert_pem}
+        if mirror.private:
+            expected[f"{CONTAINER_CERTS_DIR}/{HTPASSWD_NAME}"] = \
+                self.deployment._htpasswd.content
         for inside, content in expected.items():
-            if seen[inside] != content:
+            if read_from_container(container, inside) != content:
                 raise DeployError(
                     f"the cache container {container.name} does not see its file at {inside}",
                     "Docker may run in another filesystem view (rootless, snap, Docker "
@@ -371,6 +375,8 @@ class Caches:
         name = mirror_container_name(self.plan, mirror)
         wanted = expected_status(mirror)
         if result.status == wanted and result.is_up:
+            if mirror.private:
+                self._check_login(mirror)
             return Outcome.UNCHANGED
         state = self._state(name)
         if not result.is_up:
@@ -387,6 +393,22 @@ class Caches:
             + ("it must refuse anonymous clients" if mirror.private
                else "it must serve anonymous pulls") + ")",
             f"check {config_dir(self.plan, mirror.slug)}/{CONFIG_NAME} on the host")
+
+    def _check_login(self, mirror: MirrorSettings) -> None:
+        """A private cache lets the plan's accounts in (the operator's login, as the registry's
+        own health check does)."""
+        from app.accounts import OPERATOR, AccountStore
+
+        credential = AccountStore(self.plan).credential(OPERATOR)
+        if credential is None:
+            return
+        base = registry_api.base_url(self.plan.registry.address, mirror.port)
+        answer = registry_api.ping(base, self.plan.cert_dir / "ca.crt", auth=registry_api.BasicAuth(
+            credential.username, credential.password))
+        if answer.status != 200:
+            raise DeployError(
+                f"the cache of {mirror.upstream} refused the account {credential.username} "
+                f"(HTTP {answer.status})", "check its htpasswd mount; deploy again")
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -93,6 +93,18 @@ def render_config(plan: Plan, mirror: MirrorSettings, password: str | None) -> b
     return ("\n".join(lines) + "\n").encode()
 
 
+def config_password(config: bytes) -> str | None:
+    """The ``proxy.password`` ``render_config`` wrote, or None."""
+    for line in config.decode("utf-8", errors="replace").splitlines():
+        if line.startswith("  password: "):
+            try:
+                value = json.loads(line.removeprefix("  password: "))
+            except ValueError:
+                return None
+            return value if isinstance(value, str) else None
+    return None
+
+
 def config_digest(config: bytes, key: bytes) -> str:
     """The config's digest for the label, keyed (with the server key, which never leaves this
     machine and the host's root-only file): a weak password cannot be guessed from it."""

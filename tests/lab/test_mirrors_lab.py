@@ -22,6 +22,7 @@ from app.connections import host_key_policy, open_registry_transport
 from app.deploy import Deployment, DeployOptions
 from app.plan import Secrets, load_plan
 from app.steps import Outcome, run_steps
+from tests.deploy_helpers import push_tiny_image
 from tests.lab.lab import Lab, LabHost
 from tests.lab.plans import registry_plan_text
 from tests.lab.upstream import IMAGES, Upstream, upstream
@@ -69,7 +70,8 @@ class Mirrored:
     def write_plan(self, *, mirrors: bool = True, private: bool = True) -> None:
         text = registry_plan_text(
             self.host, certificate={"common_name": "registry.lab.internal"}, port=PORT,
-            container_name=NAME, data_dir=DATA_DIR, certs_dir=CERTS_DIR, auth="htpasswd")
+            container_name=NAME, data_dir=DATA_DIR, certs_dir=CERTS_DIR, auth="htpasswd",
+            delete_enabled=True)  # for regwiz gc
         if mirrors:
             ca = self.public.write_ca(self.plan_path.parent / "public-ca.crt")
             text += mirror_table(PUBLIC, PUBLIC_PORT, self.public.url, ca)
@@ -166,12 +168,15 @@ def test_a_cache_keeps_serving_while_the_upstream_is_down(mirrored: Mirrored) ->
         mirrored.public.start()
 
 
-def test_a_cache_refuses_pushes(mirrored: Mirrored) -> None:
+def test_a_cache_refuses_pushes_and_deletes(mirrored: Mirrored) -> None:
     for port, auth in ((PUBLIC_PORT, None), (PRIVATE_PORT, mirrored.operator())):
         answer = registry_api.request(mirrored.url(port), mirrored.ca, "POST",
                                       "/v2/library/busybox/blobs/uploads/", auth=auth)
-        assert answer.status not in (201, 202), (port, answer.status)
-        assert answer.status in (401, 405), (port, answer.status)
+        assert answer.status == 405, (port, answer.status)  # proxy mode: never a push
+    digest = pull(mirrored.url(PUBLIC_PORT), mirrored.ca, "library/busybox", "latest")
+    answer = registry_api.request(mirrored.url(PUBLIC_PORT), mirrored.ca, "DELETE",
+                                  f"/v2/library/busybox/manifests/{digest}")
+    assert answer.status == 405, answer.status
 
 
 def test_a_private_cache_needs_an_account(mirrored: Mirrored) -> None:
@@ -256,6 +261,34 @@ def test_a_cache_that_fails_is_rolled_back(mirrored: Mirrored,
         assert registry_api.ping(mirrored.url(PRIVATE_PORT), mirrored.ca).status == 401
     finally:
         mirrored.plan_path.write_text(text)
+
+
+def test_gc_of_the_registry_leaves_the_caches_alone(mirrored: Mirrored) -> None:
+    """gc redeploys the registry read-only and back and collects its own tree only: the caches
+    keep their containers and every byte, and need no upstream password for it."""
+    push_tiny_image(mirrored.url(PORT), mirrored.ca, "team/app", "1",
+                    mirrored.operator().header())  # the collector needs a repository
+    base = mirrored.url(PUBLIC_PORT)
+    digest = pull(base, mirrored.ca, "library/busybox", "latest")
+    caches = (f"{NAME}-mirror-hub-lab", f"{NAME}-mirror-private-lab")
+    ids = {name: (mirrored.inspect(name) or {}).get("Id") for name in caches}
+
+    def cached_bytes() -> str:
+        return mirrored.host.exec(["du", "-sb", f"{DATA_DIR}/mirrors"]).stdout.decode()
+
+    before = cached_bytes()
+    saved = os.environ.pop(PASSWORD_ENV)
+    try:
+        assert mirrored.cli("gc") == 0
+    finally:
+        os.environ[PASSWORD_ENV] = saved
+    assert {name: (mirrored.inspect(name) or {}).get("Id") for name in caches} == ids
+    assert cached_bytes() == before
+    mirrored.public.stop()
+    try:
+        assert pull(base, mirrored.ca, "library/busybox", "latest") == digest
+    finally:
+        mirrored.public.start()
 
 
 def test_a_stopped_cache_makes_status_unhealthy(mirrored: Mirrored,

@@ -66,3 +66,19 @@ async def test_failed_step_is_shown_and_later_steps_are_skipped(
         assert "1 failed" in log_text(app)
         assert str(app.screen.query_one("#deploy", Button).label) == "Retry"
         assert not app.screen.query_one("#deploy", Button).disabled
+
+
+async def test_the_log_says_who_may_pull_from_each_cache(
+    make_app: AppFactory, plan_path: Path
+) -> None:
+    from app.plan import MirrorSettings
+
+    plan = new_plan(plan_path)
+    plan.registry.host = "local"
+    plan.mirrors = [MirrorSettings("docker.io", 5001)]
+    app = make_app("deploy")
+    app.open_plan(save_with_certificates(plan))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        assert "note: mirror docker.io: the cache on" in log_text(app)
+        assert "without an account" in log_text(app)
