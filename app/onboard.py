@@ -38,11 +38,17 @@ from app.runtimes.base import (
     CommandAction,
     CredentialAction,
     FileAction,
+    MergeAction,
+    MirrorJob,
     NodeAction,
     NodeCredential,
+    NodeMirror,
     NodeSetupError,
+    NoteAction,
     RegistriesYamlAction,
+    RemoveAction,
     RuntimeAdapter,
+    would_change,
 )
 from app.runtimes.credentials import (
     FORMAT_REGISTRIES_YAML,
@@ -126,6 +132,7 @@ REASONS = {
     "unknown-os": "unknown OS",
     "config": "node config problem",
     "restart-failed": "restart failed",
+    "mirror-auth": "mirror needs a login",
     "not-restarted": "not restarted",
     "cancelled": "cancelled",
     "internal": "internal error",
@@ -310,12 +317,15 @@ def load_ca_certificate(plan: Plan) -> CaCertificate:
 
 
 def plan_node_actions(facts: NodeFacts, *, address: RegistryAddress, ca_pem: bytes,
-                      os_trust_store: bool,
-                      credential: NodeCredential | None = None) -> list[NodeAction]:
+                      os_trust_store: bool, credential: NodeCredential | None = None,
+                      mirrors: MirrorJob | None = None) -> list[NodeAction]:
     """Every write and command one node needs, in order; raises NodeSetupError when impossible.
 
     With ``credential``, the pull credential is installed (or removed) too: in each runtime's
     own files before that runtime's restarts, then in the kubelet's config.json (every node).
+    With ``mirrors``, each runtime's mirror files follow (before its restarts, which then also
+    trigger on them); what a runtime refuses (a private cache it cannot log in to) fails last,
+    after every file the node can have.
     """
     if not facts.runtimes and not os_trust_store:
         found = ", ".join(facts.detected) or "none"
@@ -327,19 +337,39 @@ def plan_node_actions(facts: NodeFacts, *, address: RegistryAddress, ca_pem: byt
             kind="unknown-runtime",
         )
     actions: list[NodeAction] = []
+    refusals: list[NodeAction] = []
     for adapter, name in _configured(facts.runtimes):
         trust = adapter.trust_actions(name, facts, address, ca_pem)
         if credential is not None:
-            first_command = next((i for i, a in enumerate(trust) if isinstance(a, CommandAction)),
-                                 len(trust))
-            trust[first_command:first_command] = adapter.credential_actions(
-                name, facts, address, credential)
+            _before_commands(trust, adapter.credential_actions(name, facts, address, credential))
+        if mirrors is not None:
+            extra = adapter.mirror_actions(name, facts, mirrors)
+            refused = [a for a in extra if isinstance(a, NoteAction) and a.refuse]
+            _before_commands(trust, [a for a in extra if not isinstance(a, CommandAction)
+                                     and a not in refused])
+            trust += [a for a in extra if isinstance(a, CommandAction)]
+            refusals += refused
         actions += trust
     for store, name in runtimes.stores_in_use(os_trust_store):
         actions += store.trust_actions(name, facts, address, ca_pem)
     if credential is not None:
         actions += runtimes.node_wide_credential_actions(credential)
-    return actions
+    return actions + refusals
+
+
+def _before_commands(actions: list[NodeAction], more: list[NodeAction]) -> None:
+    """Insert ``more`` before the first command of ``actions`` (its restarts read them)."""
+    first = next((i for i, a in enumerate(actions) if isinstance(a, CommandAction)), len(actions))
+    actions[first:first] = more
+
+
+def mirror_job(plan: Plan, node: ResolvedNode, ca_pem: bytes,
+               credential: NodeCredential | None) -> MirrorJob:
+    """The plan's mirrors as ``node`` uses them."""
+    mirrors = tuple(NodeMirror(m.upstream, plan.mirror_address(m), m.private)
+                    for m in plan.mirrors)
+    login = credential if credential is not None and not credential.remove else None
+    return MirrorJob(mirrors, plan.registry_address, ca_pem, node.mirror_only, login)
 
 
 def _configured(names: Iterable[str]) -> list[tuple[RuntimeAdapter, str]]:
@@ -385,6 +415,7 @@ class _NodeRun:
     restarted: list[str] = field(default_factory=list)
     # How to put back each file this run backed up before changing it (restart rollback).
     saved: dict[str, SavedFile] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what a runtime cannot do as asked
 
     def save(self, path: str, backup: str | None, mode: int) -> None:
         self.saved.setdefault(path, SavedFile(backup, mode))  # the first copy: the node's own
@@ -418,6 +449,15 @@ def _step_for(run: _NodeRun, action: NodeAction) -> Step:
     if isinstance(action, RegistriesYamlAction):
         return Step(action.what, where, action.why, lambda: _merge_yaml(run, action),
                     [f"merge into {action.path} (mode 600)"])
+    if isinstance(action, MergeAction):
+        return Step(action.what, where, action.why, lambda: _merge(run, action),
+                    [f"merge into {action.path} (other entries kept; the old file backed up)"])
+    if isinstance(action, RemoveAction):
+        return Step(action.what, where, action.why, lambda: _remove(run, action),
+                    [f"remove {action.path}, keeping it as {action.path}.regwiz-backup-<time>"])
+    if isinstance(action, NoteAction):
+        return Step(action.what, where, action.note, lambda: _note(run, action),
+                    [f"{'fails' if action.refuse else 'changes nothing'}: {action.note}"])
     if isinstance(action, CredentialAction):
         verb = "remove regwiz's entry for" if action.credential.remove else "set the entry for"
         return Step(action.what, where, action.why, lambda: _merge_credential(run, action),
@@ -476,6 +516,43 @@ def _merge_credential(run: _NodeRun, action: CredentialAction) -> Outcome:
                  timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     run.changed_files.append(action.path)
     return Outcome.CHANGED
+
+
+def _merge(run: _NodeRun, action: MergeAction) -> Outcome:
+    """A file merged from its current content (its mode and a symlink kept by write_file)."""
+    t, sudo = run.transport, run.node.sudo
+    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    merged = action.merge(current)
+    if merged is None:
+        return Outcome.UNCHANGED
+    if action.backup:
+        run.save(action.path, _backup(run, action.path, current), action.mode)
+    t.write_file(action.path, merged, mode=action.mode, sudo=sudo,
+                 timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    run.changed_files.append(action.path)
+    return Outcome.CHANGED
+
+
+def _remove(run: _NodeRun, action: RemoveAction) -> Outcome:
+    t, sudo = run.transport, run.node.sudo
+    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    if current is None:
+        return Outcome.UNCHANGED
+    run.save(action.path, _backup(run, action.path, current), 0o644)
+    t.run(["rm", "-f", "--", action.path], sudo=sudo,
+          timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    run.changed_files.append(action.path)
+    return Outcome.CHANGED
+
+
+def _note(run: _NodeRun, action: NoteAction) -> Outcome:
+    """What the runtime cannot do: a note on the node's result, or its failure."""
+    if action.refuse:
+        raise NodeSetupError(f"node {run.node.host}: {action.note}", action.hint,
+                             kind=action.kind)
+    if action.note not in run.notes:
+        run.notes.append(action.note)
+    return Outcome.UNCHANGED
 
 
 def _merged_credential(current: bytes | None, action: CredentialAction) -> bytes | None:
@@ -540,7 +617,9 @@ def preview_actions(run: _NodeRun, actions: list[NodeAction], facts: NodeFacts
     would_change: set[str] = set()
     writes, restarts = split_restarts(actions)
     for action, step in zip(writes, build_node_steps(run, writes), strict=True):
-        if _would_change(run, action, would_change):
+        if isinstance(action, NoteAction) and not action.refuse:
+            lines.append(f"[{step.where}] {step.what}: {action.note}")
+        elif _would_change(run, action, would_change):
             lines.append(step.describe())
         else:
             lines.append(f"[{step.where}] {step.what}: already in place")
@@ -553,20 +632,22 @@ def preview_actions(run: _NodeRun, actions: list[NodeAction], facts: NodeFacts
     return lines, owed
 
 
-def _would_change(run: _NodeRun, action: NodeAction, would_change: set[str]) -> bool:
+def _would_change(run: _NodeRun, action: NodeAction, changing: set[str]) -> bool:
     t, sudo = run.transport, run.node.sudo
     timeout = run.deadline.timeout(COMMAND_TIMEOUT)
     if isinstance(action, CommandAction):
-        return bool(set(action.triggers) & would_change)
+        return bool(set(action.triggers) & changing)
+    if isinstance(action, NoteAction):
+        return action.refuse
     current = t.read_file(action.path, sudo=sudo, timeout=timeout)
-    if isinstance(action, FileAction):
-        changes = current != action.content
+    if isinstance(action, FileAction | MergeAction | RemoveAction):
+        changes = would_change(action, current)
     elif isinstance(action, CredentialAction):
         changes = _merged_credential(current, action) is not None
     else:
         changes = _merged_yaml(current, action) is not None
     if changes:
-        would_change.add(action.path)
+        changing.add(action.path)
     return changes
 
 
@@ -590,6 +671,7 @@ class _Job:
     should_stop: Callable[[], bool]
     waits: UserWaits = field(default_factory=UserWaits)
     max_restarts: int = DEFAULT_PARALLEL  # nodes restarting at once after the canary
+    plan: Plan | None = None  # for its mirrors (None: mirrors are left alone)
 
 
 class _Reporter:
@@ -701,8 +783,11 @@ def _onboard_connected(job: _Job, node: ResolvedNode, result: NodeResult,
             result.notes.append("no container runtime found: the CA goes into the OS trust "
                                 "store (runtime = \"auto\")")
         reporter.runtime = ",".join(facts.runtimes) or ("none" if os_store else "")
+        mirrors = (mirror_job(job.plan, node, job.ca.pem, job.credential)
+                   if job.plan is not None else None)
         actions = plan_node_actions(facts, address=job.address, ca_pem=job.ca.pem,
-                                    os_trust_store=os_store, credential=job.credential)
+                                    os_trust_store=os_store, credential=job.credential,
+                                    mirrors=mirrors)
         run = _NodeRun(transport, node, deadline)
         if job.dry_run:
             result.dry_run_lines, owed = preview_actions(run, actions, facts)
@@ -775,6 +860,7 @@ def _keeping_error(step: Step, errors: list[RegwizError]) -> Step:
 
 def _collect(result: NodeResult, run: _NodeRun) -> None:
     result.changed_files, result.restarted = list(run.changed_files), list(run.restarted)
+    result.notes += [note for note in run.notes if note not in result.notes]
 
 
 def _skip_rest(result: NodeResult, steps: list[Step]) -> None:
@@ -867,6 +953,7 @@ def onboard_nodes(
         # tests with a fake connector pass no policy
         waits=host_key_policy.waits if host_key_policy is not None else UserWaits(),
         max_restarts=min(max_restarts or parallel, parallel),
+        plan=plan,
     )
     started = time.monotonic()
     for node in nodes:

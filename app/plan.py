@@ -161,6 +161,11 @@ WELL_KNOWN_UPSTREAMS: dict[str, str] = {
     "quay.io": "https://quay.io",
     "ghcr.io": "https://ghcr.io",
 }
+#: What verify pulls through a cache when the plan names no verify_image (small, always there).
+WELL_KNOWN_VERIFY_IMAGES: dict[str, str] = {
+    "docker.io": "library/busybox:latest",
+    "registry.k8s.io": "pause:3.9",
+}
 MIRROR_PASSWORD_ENV = "REGWIZ_MIRROR_{name}_PASSWORD"  # noqa: S105 - a variable name pattern
 _MIRROR_PASSWORD_VAR = re.compile(r"REGWIZ_MIRROR_[A-Z0-9_]+_PASSWORD")
 
@@ -176,6 +181,12 @@ class MirrorSettings:
     remote_url: str | None = None  # default: WELL_KNOWN_UPSTREAMS[upstream]
     remote_ca: str | None = None  # a PEM (on this machine) the cache trusts for the upstream
     username: str | None = None  # a login at the upstream: the cache is then private
+    verify_image: str | None = None  # what verify pulls through it, e.g. library/busybox:latest
+
+    @property
+    def image_to_verify(self) -> str | None:
+        """``verify_image``, or the well-known upstream's default (None: verify cannot check)."""
+        return self.verify_image or WELL_KNOWN_VERIFY_IMAGES.get(self.upstream.lower())
 
     @property
     def url(self) -> str:
@@ -628,6 +639,7 @@ def _read_mirror(problems: list[str], entry: object, prefix: str) -> MirrorSetti
         "remote_url": r.text("remote_url", validate.check_remote_url),
         "remote_ca": r.text("remote_ca", validate.check_local_path),
         "username": r.text("username", validate.check_upstream_user),
+        "verify_image": r.text("verify_image", validate.check_repository_reference),
     }
     r.report_unknown()
     if "port" not in entry:

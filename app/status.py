@@ -195,6 +195,34 @@ class NodeCredentialFile:
     detail: str = ""
 
 
+class MirrorState(str, enum.Enum):
+    CONFIGURED = "configured"  # every file onboarding writes for it is in place
+    MISSING = "missing"  # a file is missing or differs: run regwiz onboard
+    REFUSED = "refused"  # a private cache the runtime cannot log in to (onboarding fails)
+    UNSUPPORTED = "unsupported"  # the runtime cannot mirror this upstream (not a problem)
+    ERROR = "error"  # a file could not be read
+
+
+MIRROR_PROBLEMS = (MirrorState.MISSING, MirrorState.REFUSED, MirrorState.ERROR)
+MIRROR_MARKS = {MirrorState.CONFIGURED: "✓", MirrorState.UNSUPPORTED: "–"}
+
+
+@dataclass
+class NodeMirrorStatus:
+    """One mirrored upstream as one runtime of a node uses it."""
+
+    upstream: str
+    runtime: str
+    state: MirrorState
+    detail: str = ""  # e.g. "no hosts.toml", or what the runtime cannot do
+
+    @property
+    def text(self) -> str:
+        """``docker.io ✓`` or ``quay.io ✗ (no hosts.toml)``."""
+        mark = MIRROR_MARKS.get(self.state, "✗")
+        return f"{self.upstream} {mark}" + (f" ({self.detail})" if self.detail else "")
+
+
 @dataclass
 class NodeTrustStatus:
     host: str
@@ -206,10 +234,21 @@ class NodeTrustStatus:
     # The pull credential (only when the plan's nodes get one: htpasswd + credentials/).
     credential_state: CredentialState | None = None
     credential_files: list[NodeCredentialFile] = field(default_factory=list)
+    mirrors: list[NodeMirrorStatus] = field(default_factory=list)  # the plan's mirrors
 
     @property
     def credential_stale(self) -> bool:
         return self.credential_state in CREDENTIAL_PROBLEMS
+
+    @property
+    def mirrors_stale(self) -> bool:
+        return any(m.state in MIRROR_PROBLEMS for m in self.mirrors)
+
+    @property
+    def mirrors_text(self) -> str:
+        """``docker.io ✓, quay.io ✗ (no hosts.toml)`` (runtime-prefixed when it has several)."""
+        several = len({m.runtime for m in self.mirrors}) > 1
+        return ", ".join(f"{m.runtime}: {m.text}" if several else m.text for m in self.mirrors)
 
 
 @dataclass
@@ -262,7 +301,7 @@ class StatusReport:
     def stale_nodes(self) -> list[NodeTrustStatus]:
         """Nodes not trusting the current CA, or not holding the current pull credential."""
         return [n for n in self.nodes or []
-                if n.state is not TrustState.MATCH or n.credential_stale]
+                if n.state is not TrustState.MATCH or n.credential_stale or n.mirrors_stale]
 
     @property
     def healthy(self) -> bool:
@@ -804,6 +843,8 @@ def node_trust_status(
             ]
             if credential is not None:
                 _check_credentials(transport, node, facts, credential, status)
+            if plan.mirrors:
+                status.mirrors = check_mirrors(transport, plan, node, facts, credential)
     except RegwizError as error:
         status.state, status.message, status.hint = TrustState.ERROR, error.message, error.hint
         return status
@@ -828,6 +869,63 @@ def _check_credentials(transport: Transport, node: ResolvedNode, facts: NodeFact
             continue
         status.credential_files.append(judge_credential_file(location, raw, credential))
     status.credential_state = summarize_credentials(status.credential_files)
+
+
+def check_mirrors(transport: Transport, plan: Plan, node: ResolvedNode, facts: NodeFacts,
+                  credential: NodeCredential | None) -> list[NodeMirrorStatus]:
+    """Each mirror as each runtime of the node uses it: the files onboarding would write for
+    it, read back (the adapters' mirror_actions, so status and onboarding never disagree)."""
+    from app.onboard import mirror_job
+    from app.runtimes import registry as runtimes
+    from app.runtimes.base import CommandAction, RemoveAction
+
+    try:
+        ca_pem = plan.trusted_ca_path.read_bytes()
+    except OSError:
+        return []  # the CA's own row says it is missing
+    job = mirror_job(plan, node, ca_pem, credential)
+    found: dict[tuple[str, str], NodeMirrorStatus] = {}
+    reads: dict[str, bytes | None] = {}
+    try:
+        planned = runtimes.mirror_actions(facts, job)
+    except RegwizError as error:  # e.g. a daemon.json or registries.yaml that does not parse
+        return [NodeMirrorStatus(m.upstream, "", MirrorState.ERROR, error.message)
+                for m in plan.mirrors]
+    for runtime, action in planned:
+        upstream = getattr(action, "upstream", "")
+        if not upstream or isinstance(action, RemoveAction | CommandAction):
+            continue
+        entry = found.setdefault((runtime, upstream),
+                                 NodeMirrorStatus(upstream, runtime, MirrorState.CONFIGURED))
+        if entry.state in (MirrorState.CONFIGURED, MirrorState.MISSING):
+            _judge_mirror_action(transport, node, action, entry, reads)
+    order = {m.upstream: i for i, m in enumerate(plan.mirrors)}
+    return sorted(found.values(), key=lambda m: (order.get(m.upstream, 0), m.runtime))
+
+
+def _judge_mirror_action(transport: Transport, node: ResolvedNode, action: object,
+                         entry: NodeMirrorStatus, reads: dict[str, bytes | None]) -> None:
+    """Mark ``entry`` by one of its actions: a note, or a file read back (each path once)."""
+    from app.runtimes.base import FileAction, MergeAction, NoteAction, would_change
+
+    if isinstance(action, NoteAction):
+        if action.refuse or entry.state is MirrorState.CONFIGURED:
+            entry.state = MirrorState.REFUSED if action.refuse else MirrorState.UNSUPPORTED
+            entry.detail = action.note
+        return
+    if not isinstance(action, FileAction | MergeAction):
+        return
+    try:
+        if action.path not in reads:
+            reads[action.path] = transport.read_file(action.path, sudo=node.sudo)
+        current = reads[action.path]
+        if would_change(action, current):  # every file at fault: "no ca.crt, no hosts.toml"
+            name = action.path.rsplit("/", 1)[-1]
+            problem = f"no {name}" if current is None else f"{name} differs"
+            entry.state = MirrorState.MISSING
+            entry.detail = ", ".join(filter(None, [entry.detail, problem]))
+    except RegwizError as error:
+        entry.state, entry.detail = MirrorState.ERROR, error.message
 
 
 def judge_credential_file(location: CredentialLocation, raw: bytes | None,

@@ -761,18 +761,99 @@ def _verify_node(job: _NodeJob, node: ResolvedNode, result: NodeVerifyResult) ->
         job.notify(VerifyProgress(node.host, CheckState.RUNNING, "detecting runtimes"))
         facts = _probe(transport, node)
         result.runtimes = list(facts.runtimes)
-        if job.node_credential is not None:
-            result.checks += _credential_checks(job, node, facts, transport)
-            return
-        if job.auth is not None:
-            result.checks += _login_checks(job, node, facts, transport)
-        else:
-            result.checks += _pull_checks(job, node, facts, transport)
-        if node.os_trust_store or not result.checks:
-            result.checks.append(
-                run_os_store_check(transport, job.plan) if job.auth is None
-                else run_login_check(transport, job, None)
-            )
+        _registry_checks(job, node, facts, transport, result)
+        if job.plan.mirrors:
+            result.checks += mirror_checks(job, node, facts, transport)
+
+
+def _registry_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport,
+                     result: NodeVerifyResult) -> None:
+    """The node's proof that it pulls from the plan's registry."""
+    if job.node_credential is not None:
+        result.checks += _credential_checks(job, node, facts, transport)
+        return
+    if job.auth is not None:
+        result.checks += _login_checks(job, node, facts, transport)
+    else:
+        result.checks += _pull_checks(job, node, facts, transport)
+    if node.os_trust_store or not result.checks:
+        result.checks.append(
+            run_os_store_check(transport, job.plan) if job.auth is None
+            else run_login_check(transport, job, None)
+        )
+
+
+def mirror_checks(job: _NodeJob, node: ResolvedNode, facts: NodeFacts,
+                  transport: Transport) -> list[NodeCheck]:
+    """Each mirror's image (``verify_image``) pulled with every runtime of the node as its pods
+    would pull it (by the upstream's name, so through the mirror onboarding configured)."""
+    from app.onboard import mirror_job
+    from app.runtimes import registry as runtimes
+    from app.runtimes.base import NoteAction
+
+    try:
+        ca_pem = job.plan.trusted_ca_path.read_bytes()
+    except OSError as error:
+        raise RegwizError(f"cannot read the CA {job.plan.trusted_ca_path}: {error}") from None
+    notes = {(runtime, action.upstream): action for runtime, action in runtimes.mirror_actions(
+        facts, mirror_job(job.plan, node, ca_pem, job.node_credential))
+        if isinstance(action, NoteAction) and action.upstream}
+    checks: list[NodeCheck] = []
+    for index, mirror in enumerate(job.plan.mirrors):
+        cache = job.plan.mirror_address(mirror).reference
+        kind = f"mirror of {mirror.upstream} ({cache})"
+        image = mirror.image_to_verify
+        if image is None:
+            checks.append(NodeCheck(kind, "-", True,
+                                    f"not checked: set mirrors[{index}].verify_image"))
+            continue
+        path, tag = _split_tag(image)
+        named = NamedImage(mirror.upstream, path, tag)
+        for adapter, name in runtimes.in_use(facts.runtimes):
+            if job.stop():
+                raise RegwizError("cancelled")
+            note = notes.get((name, mirror.upstream))
+            if note is not None:
+                checks.append(NodeCheck(f"{kind}, {name}", "-", not note.refuse,
+                                        f"not checked: {note.note}", note.hint))
+                continue
+            job.notify(VerifyProgress(node.host, CheckState.RUNNING, f"{kind}: {name} pull"))
+            checks += _mirror_pull(job, node, facts, transport, adapter, name, named, cache)
+    return checks
+
+
+def _mirror_pull(job: _NodeJob, node: ResolvedNode, facts: NodeFacts, transport: Transport,
+                 adapter: RuntimeAdapter, name: str, image: NamedImage,
+                 cache: str) -> list[NodeCheck]:
+    """One runtime's pull of ``image``: through its CRI socket as the kubelet pulls, else (or
+    when the CRI cannot be reached) with the runtime's own pull; failures name the node, the
+    mirror and the upstream."""
+    kind = f"mirror of {image.registry} ({cache}), {name}"
+    socket = adapter.cri_socket(name, facts)
+    done: list[NodeCheck] | str = ""
+    if socket is not None:
+        done = run_cri_pull_check(transport, job.plan, node.sudo, name, socket, image, None)
+    if isinstance(done, str):
+        spec = adapter.pull_check(name, facts, image.reference, sudo=node.sudo,
+                                  helpers=frozenset(), image_id=None)
+        if spec is None:
+            return [NodeCheck(kind, "-", True, f"not checked: {name} has no pull of its own")]
+        done = [run_pull_check(transport, spec, image, job.plan)]
+    return [_about_mirror(check, kind, node, image, cache) for check in done]
+
+
+def _about_mirror(check: NodeCheck, kind: str, node: ResolvedNode, image: NamedImage,
+                  cache: str) -> NodeCheck:
+    if check.passed:
+        return replace(check, kind=f"{kind}: {check.kind}",
+                       detail=f"{check.detail} (through the mirror {cache})")
+    return replace(check, kind=f"{kind}: {check.kind}",
+                   detail=f"node {node.host} could not pull {image.reference} through the "
+                          f"mirror of {image.registry} at {cache}: {check.detail}",
+                   # (the pull's own hint speaks of the registry, not of this cache)
+                   hint=f"run regwiz onboard (it points the runtime at the mirror and trusts "
+                        f"{cache}), then check that the cache answers (regwiz status) and "
+                        f"reaches {image.registry}")
 
 
 def _pull_checks(

@@ -478,11 +478,15 @@ class StatusScreen(WizardScreen):
                 f"{f.runtime}: {f.path} {f.state.value}" for f in node.files)
             if node.credential_state is not None:
                 detail += f"; pull credential {node.credential_state.value}"
+            if node.mirrors:
+                detail += f"; mirrors: {node.mirrors_text}"
             table.add_row(node.host, Text(node.state.value, style=TRUST_STYLE[node.state]),
                           ", ".join(node.runtimes) or "-", Text(detail), key=node.host)
         healthy = "healthy" if report.healthy else "NOT healthy"
+        mirrors = any(n.mirrors_stale for n in report.nodes or [])
         self.query_one("#status-state", Static).update(
             f"{healthy}; {len(report.stale_nodes)} node(s) not trusting the current CA"
+            f"{' or not using the mirrors' if mirrors else ''}"
             if report.nodes is not None else healthy)
 
     def palette_actions(self) -> list[PaletteAction]:

@@ -181,6 +181,12 @@ def print_onboard_report(report: onboard.OnboardReport, saved: Path | None,
         write(f"\n{r.host}: {r.reason}: {r.message}")
         if r.hint:
             write(f"  hint: {r.hint}")
+    noted = [r for r in report.results if r.notes and r not in report.failed]
+    if noted:  # what a node decided on its own, or what its runtime cannot do (mirrors)
+        write()
+        for r in noted:
+            for note in r.notes:
+                write(f"{r.host}: note: {note}")
     counts = ", ".join(f"{n} {state}" for state, n in report.counts().items() if n)
     write(f"\n{len(report.results)} node(s) in {report.seconds:.1f}s: {counts}")
     write(f"registry {report.registry}, CA {report.ca_fingerprint[:23]}...")

@@ -200,6 +200,10 @@ def print_nodes(report: StatusReport, line: Callable[[str, str], None]) -> None:
         if node.hint and node.state.value != "match":
             line("", f"  hint: {node.hint}")
         print_node_credential(node, line)
+        if node.mirrors:
+            line("", f"  mirrors: {node.mirrors_text}")
+            if node.mirrors_stale:
+                line("", "    hint: run regwiz onboard to point the node at the plan's mirrors")
 
 
 def print_node_credential(node: NodeTrustStatus, line: Callable[[str, str], None]) -> None:

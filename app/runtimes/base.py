@@ -90,6 +90,7 @@ class FileAction:
     why: str
     mode: int = 0o644
     backup: bool = False  # keep a copy of the current file before replacing it
+    upstream: str = ""  # the mirrored upstream this file serves ("": the registry itself)
 
 
 @dataclass(frozen=True)
@@ -141,13 +142,150 @@ class CredentialAction:
         return self.location.path
 
 
-NodeAction = FileAction | CommandAction | RegistriesYamlAction | CredentialAction
+@dataclass(frozen=True)
+class MergeAction:
+    """A file rewritten from its current content when the step runs: ``merge`` returns the new
+    content, or None when the file already says what it should (other entries are kept)."""
+
+    path: str
+    merge: Callable[[bytes | None], bytes | None]
+    runtime: str
+    what: str
+    why: str
+    mode: int = 0o644
+    backup: bool = True
+    upstream: str = ""
+
+
+@dataclass(frozen=True)
+class RemoveAction:
+    """A file regwiz wrote that the plan no longer wants (a mirror taken out of the plan)."""
+
+    path: str
+    runtime: str
+    what: str
+    why: str
+    upstream: str = ""
+
+
+@dataclass(frozen=True)
+class NoteAction:
+    """What a runtime cannot do as asked, said in the node's steps and notes; changes nothing
+    (``refuse``: the step fails instead, with ``hint`` as the fix)."""
+
+    runtime: str
+    what: str
+    note: str
+    upstream: str = ""
+    refuse: bool = False
+    hint: str | None = None
+    kind: str = "config"  # the failure's kind when ``refuse``
+
+
+NodeAction = (FileAction | CommandAction | RegistriesYamlAction | CredentialAction | MergeAction
+              | RemoveAction | NoteAction)
+
+
+def would_change(action: FileAction | MergeAction | RemoveAction, current: bytes | None) -> bool:
+    """Whether running ``action`` on a file holding ``current`` (None: none) changes it."""
+    if isinstance(action, FileAction):
+        return current != action.content
+    if isinstance(action, MergeAction):
+        return action.merge(current) is not None
+    return current is not None
 
 
 def ca_file_action(path: str, runtime: str, ca_pem: bytes, reader: str) -> FileAction:
     """The CA certificate written where ``reader`` looks for it."""
     return FileAction(path, ca_pem, runtime, f"install the registry CA for {runtime}",
                       f"{reader} reads trusted CAs for this registry from here")
+
+
+# --------------------------------------------------------------------------- mirrors
+
+
+@dataclass(frozen=True)
+class NodeMirror:
+    """A pull-through cache as nodes use it: ``upstream`` as image references spell it, and
+    ``address`` where the cache answers (the registry's host on the mirror's port, served with
+    the plan's certificate, so nodes trust the plan's CA for it)."""
+
+    upstream: str
+    address: RegistryAddress
+    private: bool = False  # the cache requires the plan's accounts (an upstream login is set)
+
+    @property
+    def upstream_url(self) -> str:
+        """The upstream's own endpoint, the fallback (docker.io's API is registry-1)."""
+        return DOCKER_HUB_URL if self.upstream == DOCKER_HUB else f"https://{self.upstream}"
+
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_URL = "https://registry-1.docker.io"
+
+
+@dataclass(frozen=True)
+class MirrorJob:
+    """The plan's mirrors for one node. Entries pointing at the registry's host on a port
+    other than the registry's own are regwiz's: the ones no mirror uses any more are removed."""
+
+    mirrors: tuple[NodeMirror, ...]
+    registry: RegistryAddress
+    ca_pem: bytes
+    mirror_only: bool = False  # air-gapped: no fallback to the upstream
+    credential: NodeCredential | None = None  # the pull account, for caches that require it
+
+    def ours(self, host_port: str) -> bool:
+        """``host_port`` (HOST:PORT) is a cache regwiz configured on a node, now or before."""
+        host, _, port = host_port.rpartition(":")
+        return (port.isdigit() and int(port) != self.registry.port
+                and host.strip("[]").lower() == self.registry.host.lower())
+
+    @property
+    def references(self) -> set[str]:
+        return {mirror.address.reference for mirror in self.mirrors}
+
+
+def url_host_port(url: object) -> str:
+    """HOST:PORT of a URL or of a bare ``host:port`` ("" for anything else)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return ""
+    return urlsplit(url if "//" in url else f"//{url}").netloc.rpartition("@")[2]
+
+
+def stale_mirror_cas(runtime: str, certs_d: str, listed: str, job: MirrorJob
+                     ) -> list[RemoveAction]:
+    """The CA files in ``certs_d`` (its folders ``listed``, space-separated, by the probe) of
+    regwiz's caches no longer in the plan."""
+    return [RemoveAction(f"{certs_d}/{folder}/ca.crt", runtime,
+                         f"remove the CA of the old mirror {folder}",
+                         "no mirror of the plan is served there any more")
+            for folder in listed.split() if job.ours(folder) and folder not in job.references]
+
+
+def mirror_ca_action(path: str, runtime: str, mirror: NodeMirror, ca_pem: bytes,
+                     reader: str) -> FileAction:
+    """The plan's CA written where ``reader`` looks for the cache's (it serves the plan's
+    certificate)."""
+    return FileAction(path, ca_pem, runtime,
+                      f"trust the {mirror.upstream} mirror ({mirror.address.reference})",
+                      f"{reader} reads trusted CAs for the cache from here",
+                      upstream=mirror.upstream)
+
+
+def mirror_refusal(runtime: str, mirror: NodeMirror, why: str) -> NoteAction:
+    """The failing step for a private cache a runtime cannot log in to."""
+    return NoteAction(
+        runtime, f"use the private mirror of {mirror.upstream}",
+        f"{runtime} cannot use the mirror of {mirror.upstream} at {mirror.address.reference}: "
+        f"that cache requires a login, and {why}",
+        mirror.upstream, refuse=True, kind="mirror-auth",
+        hint=f"pull {mirror.upstream} images on this node without the mirror (take it out of "
+             "the plan, or remove username from the mirror to make its cache anonymous), or "
+             "run k3s/RKE2 here, which can send the login to a mirror",
+    )
 
 
 # --------------------------------------------------------------------------- status and verify
@@ -268,6 +406,17 @@ class RuntimeAdapter(abc.ABC):
         """A pull by ``name`` itself that reads the installed credential (None: the runtime gets
         it from the kubelet, so verify proves the kubelet's file instead)."""
         return None
+
+    # --- pull-through caches (docs/runtimes.md, "Mirrors") ----------------------------------
+
+    def mirror_actions(self, name: str, facts: NodeFacts, job: MirrorJob) -> list[NodeAction]:
+        """The writes (and restarts) that make ``name`` pull each upstream through its cache,
+        and remove the entries of caches no longer in the plan. Actions serving one mirror
+        carry its ``upstream`` (status reads them back); what the runtime cannot do is a
+        NoteAction. Default: a runtime regwiz cannot point at mirrors."""
+        return [NoteAction(name, f"mirror {mirror.upstream}",
+                           f"{name}: regwiz cannot configure mirrors for it", mirror.upstream)
+                for mirror in job.mirrors]
 
 
 class CaFileAdapter(RuntimeAdapter):

@@ -14,12 +14,17 @@ from typing import TYPE_CHECKING, Any
 from app.runtimes.base import (
     CommandAction,
     FileAction,
+    MirrorJob,
     NodeAction,
     NodeCheckSpec,
+    NodeMirror,
     NodeSetupError,
+    RemoveAction,
     RuntimeAdapter,
     TrustProblem,
     ca_file_action,
+    mirror_ca_action,
+    mirror_refusal,
 )
 from app.runtimes.facts import version_pair
 
@@ -67,6 +72,28 @@ def render_hosts_toml(address: RegistryAddress, ca_path: str) -> str:
         "\n"
         f'[host."{address.url}"]\n'
         '  capabilities = ["pull", "resolve", "push"]\n'
+        f'  ca = "{ca_path}"\n'
+    )
+
+
+MIRROR_MARK = "# Written by regwiz: mirror of "
+
+
+def render_mirror_hosts_toml(mirror: NodeMirror, ca_path: str, mirror_only: bool) -> str:
+    """The upstream's hosts.toml: the cache first; the upstream as ``server`` (the fallback),
+    or with ``mirror_only`` the cache again (an omitted server would mean the upstream)."""
+    if mirror_only:
+        fallback = ("# mirror_only: no fallback to the upstream; server is the cache too.\n"
+                    f'server = "{mirror.address.url}"\n'
+                    f'ca = "{ca_path}"\n')
+    else:
+        fallback = f'server = "{mirror.upstream_url}"\n'
+    return (
+        f"{MIRROR_MARK}{mirror.upstream}.\n"
+        f"{fallback}"
+        "\n"
+        f'[host."{mirror.address.url}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
         f'  ca = "{ca_path}"\n'
     )
 
@@ -249,6 +276,8 @@ class ContainerdFacts:
     sandbox_image: str = ""  # the CRI's sandbox (pause) image, from the dump
     regwiz_dirs: tuple[str, ...] = ()  # hosts dirs holding a hosts.toml regwiz wrote
     config_file: str = CONTAINERD_CONFIG  # the file containerd was started with
+    # regwiz's mirror hosts.toml files and every <dir>/<name>/ca.crt (REGWIZ_DIRS_SCRIPT)
+    mirror_files: tuple[str, ...] = ()
 
     @property
     def running(self) -> ContainerdConfigState:
@@ -257,14 +286,15 @@ class ContainerdFacts:
 
 def remember_config(facts: NodeFacts, config_text: str | None, dump: str | None = None,
                     regwiz_dirs: tuple[str, ...] = (),
-                    config_file: str = CONTAINERD_CONFIG) -> ContainerdFacts:
+                    config_file: str = CONTAINERD_CONFIG,
+                    mirror_files: tuple[str, ...] = ()) -> ContainerdFacts:
     """Parse config.toml (and the effective configuration) and keep them with the facts."""
     version = probed_version(facts.probe)
     major = version[0] if version else None
     state = parse_containerd_config(config_text, major)
     effective = parse_containerd_config(dump, major) if dump else None
     found = ContainerdFacts(config_text, state, effective, sandbox_image(dump) if dump else "",
-                            regwiz_dirs, config_file)
+                            regwiz_dirs, config_file, mirror_files)
     facts.extras[ContainerdAdapter.key] = found
     return found
 
@@ -299,14 +329,29 @@ def hosts_dir(facts: NodeFacts) -> str:
             or DEFAULT_CONTAINERD_HOSTS_DIR)
 
 
-# Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote.
+# Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote; then, as
+# "file=PATH", regwiz's mirror hosts.toml files and every <name>/ca.crt there, so the entries
+# of mirrors taken out of the plan can be removed.
 REGWIZ_DIRS_SCRIPT = """for d; do
   for f in "$d"/*/hosts.toml; do
     grep -qs '^# Written by regwiz' "$f" && { echo "$d"; break; }
   done
 done
+for d; do
+  for f in "$d"/*/hosts.toml; do
+    grep -qs '^# Written by regwiz: mirror of' "$f" && echo "file=$f"
+  done
+  for f in "$d"/*/ca.crt; do [ -e "$f" ] && echo "file=$f"; done
+done
 true
 """
+
+
+def split_regwiz_listing(output: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """REGWIZ_DIRS_SCRIPT's output: (directories with regwiz's hosts.toml, listed files)."""
+    words = output.split()
+    return (tuple(w for w in words if not w.startswith("file=")),
+            tuple(w.removeprefix("file=") for w in words if w.startswith("file=")))
 
 
 def _dirs_in(config: str | None) -> list[str]:
@@ -332,6 +377,26 @@ def config_mismatch(found: ContainerdFacts,
             f"regwiz's hosts.toml is in {stray[0]}, but the configuration containerd runs "
             f"(`containerd config dump`, imports included) has CRI registry config_path = "
             f"{where!r}: the kubelet's pulls ignore it")
+
+
+def _stale_mirror_files(name: str, facts: NodeFacts, directory: str,
+                        job: MirrorJob) -> list[NodeAction]:
+    """regwiz's hosts.toml of upstreams no longer mirrored, and the CA files of its caches
+    no longer in the plan."""
+    found = config_facts(facts)
+    upstreams = {mirror.upstream for mirror in job.mirrors}
+    stale: list[NodeAction] = []
+    for path in found.mirror_files if found else ():
+        folder, _, file = path.removeprefix(directory + "/").partition("/")
+        if not path.startswith(directory + "/") or "/" in file:
+            continue
+        if file == "hosts.toml" and folder not in upstreams:
+            stale.append(RemoveAction(path, name, f"stop mirroring {folder}",
+                                      "its mirror is no longer in the plan", folder))
+        elif file == "ca.crt" and job.ours(folder) and folder not in job.references:
+            stale.append(RemoveAction(path, name, f"remove the CA of the old mirror {folder}",
+                                      "no mirror of the plan is served there any more"))
+    return stale
 
 
 def _ctr_digest(output: str, reference: str) -> str | None:
@@ -396,7 +461,8 @@ class ContainerdAdapter(RuntimeAdapter):
                                     *_dirs_in(text), *_dirs_in(dump)])
         listed = transport.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", *candidates],
                                sudo=sudo, timeout=timeout, check=False)
-        remember_config(facts, text, dump, tuple(listed.stdout.split()), config_file)
+        dirs, files = split_regwiz_listing(listed.stdout)
+        remember_config(facts, text, dump, dirs, config_file, files)
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe
@@ -452,6 +518,30 @@ class ContainerdAdapter(RuntimeAdapter):
 
     def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
         return [containerd_ca_path(address.certs_d_name, hosts_dir(facts))]
+
+    def mirror_actions(self, name: str, facts: NodeFacts, job: MirrorJob) -> list[NodeAction]:
+        # The same directory as the CA's: trust_actions sets config_path when none is read.
+        directory = hosts_dir(facts)
+        actions: list[NodeAction] = []
+        for mirror in job.mirrors:
+            if mirror.private:
+                actions.append(mirror_refusal(
+                    name, mirror, "containerd hands the kubelet's login only to the image's own "
+                                  "registry host, never to a mirror (its per-host auth in "
+                                  "config.toml is deprecated)"))
+                continue
+            ca_path = containerd_ca_path(mirror.address.certs_d_name, directory)
+            toml = render_mirror_hosts_toml(mirror, ca_path, job.mirror_only)
+            actions += [
+                mirror_ca_action(ca_path, name, mirror, job.ca_pem,
+                                 "containerd (the mirror's hosts.toml names it)"),
+                FileAction(containerd_hosts_toml_path(mirror.upstream, directory),
+                           toml.encode(), name, f"pull {mirror.upstream} through its mirror "
+                           "(hosts.toml)", "containerd reads hosts.toml on every pull, no "
+                           "restart needed; a hand-written one is backed up",
+                           backup=True, upstream=mirror.upstream),
+            ]
+        return actions + _stale_mirror_files(name, facts, directory, job)
 
     def trust_problem(self, name: str, facts: NodeFacts) -> TrustProblem | None:
         # Without config_path the CRI reads no hosts dir: a ctr pull would pass, kubelet's fail.

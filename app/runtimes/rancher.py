@@ -5,16 +5,25 @@ the file are kept."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.runtimes.base import (
     CommandAction,
+    MergeAction,
+    MirrorJob,
     NodeAction,
     NodeCheckSpec,
+    NodeMirror,
     NodeSetupError,
+    NoteAction,
     RegistriesYamlAction,
     RuntimeAdapter,
     ca_file_action,
+    mirror_ca_action,
+    mirror_refusal,
+    stale_mirror_cas,
+    url_host_port,
 )
 from app.runtimes.credentials import FORMAT_REGISTRIES_YAML, CredentialLocation
 
@@ -25,6 +34,11 @@ if TYPE_CHECKING:
 K3S_SERVICES = ("k3s", "k3s-agent")
 RKE2_SERVICES = ("rke2-server", "rke2-agent")
 RANCHER_CRI_SOCKET = "/run/k3s/containerd/containerd.sock"
+# The certs.d folders, so the CA files of mirrors no longer in the plan can be removed.
+_PROBE_LINES = """for r in k3s rke2; do
+  echo "$r.certs_d=$(ls /etc/rancher/$r/certs.d 2>/dev/null | tr '\\n' ' ')"
+done
+"""
 # The servers: members of the embedded-etcd quorum (an external datastore cannot be seen from
 # the node's files, so every server counts as one).
 SERVER_SERVICES = ("k3s", "rke2-server")
@@ -104,6 +118,82 @@ def _merged_registries(data: dict[str, Any], address: RegistryAddress,
     return merged
 
 
+def merge_registries_mirrors(existing: bytes | None, runtime: str,
+                             mirrors: list[NodeMirror], job: MirrorJob) -> bytes | None:
+    """registries.yaml with ``mirrors."UPSTREAM".endpoint`` led by each cache, the cache's
+    ``configs."HOST:PORT"`` (its CA; the pull account's login for a private cache), and regwiz's
+    entries of caches no longer in the plan taken out; None when already so."""
+    import yaml
+
+    text = existing.decode("utf-8", errors="replace") if existing is not None else None
+    try:
+        data = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as error:
+        raise NodeSetupError(
+            f"registries.yaml is not valid YAML ({_first_line(str(error))})",
+            "fix the file by hand, then run regwiz onboard again",
+        ) from error
+    data = data if data is not None else {}
+    if not isinstance(data, dict):
+        raise NodeSetupError("registries.yaml does not hold a mapping at the top level",
+                             "fix the file by hand, then run regwiz onboard again")
+    merged = yaml.safe_load(yaml.safe_dump(data)) or {}  # deep copy of plain data
+    _drop_stale_mirrors(merged, job)
+    for mirror in mirrors:
+        _add_mirror(merged, runtime, mirror, job)
+    for key in ("mirrors", "configs"):
+        if merged.get(key) == {} and key not in data:
+            del merged[key]
+    if merged == data:
+        return None
+    return ("# Managed in part by regwiz (other entries are kept).\n" + yaml.safe_dump(
+        merged, default_flow_style=False, sort_keys=False)).encode()
+
+
+def _add_mirror(merged: dict[str, Any], runtime: str, mirror: NodeMirror,
+                job: MirrorJob) -> None:
+    url, reference = mirror.address.url, mirror.address.reference
+    entry = _sub_mapping(merged, "mirrors").setdefault(mirror.upstream, {})
+    if not isinstance(entry, dict):
+        raise NodeSetupError(f"registries.yaml: mirrors.{mirror.upstream} is not a mapping")
+    endpoints = entry.get("endpoint")
+    others = [e for e in endpoints if e != url] if isinstance(endpoints, list) else []
+    entry["endpoint"] = [url, *others]
+    config = _sub_mapping(merged, "configs").setdefault(reference, {})
+    if not isinstance(config, dict):
+        raise NodeSetupError(f"registries.yaml: configs.{reference} is not a mapping")
+    tls = config.setdefault("tls", {})
+    if not isinstance(tls, dict):
+        raise NodeSetupError(f"registries.yaml: configs.{reference}.tls is not a mapping")
+    tls["ca_file"] = rancher_ca_path(runtime, mirror.address.certs_d_name)
+    if mirror.private and job.credential is not None:
+        config["auth"] = {"username": job.credential.username,
+                          "password": job.credential.password}
+
+
+def _drop_stale_mirrors(merged: dict[str, Any], job: MirrorJob) -> None:
+    """Take out the endpoints and configs of regwiz's caches that are no longer in the plan
+    (an upstream left with no endpoint is removed)."""
+    current = job.references
+    mirrors = merged.get("mirrors")
+    mirrors = mirrors if isinstance(mirrors, dict) else {}
+    for upstream, entry in list(mirrors.items()):
+        endpoints = entry.get("endpoint") if isinstance(entry, dict) else None
+        if not isinstance(endpoints, list):
+            continue
+        kept = [e for e in endpoints
+                if not (job.ours(url_host_port(e)) and url_host_port(e) not in current)]
+        if not kept and endpoints:
+            del mirrors[upstream]
+        elif kept != endpoints:
+            entry["endpoint"] = kept
+    configs = merged.get("configs")
+    configs = configs if isinstance(configs, dict) else {}
+    for reference in list(configs):
+        if job.ours(str(reference)) and reference not in current:
+            del configs[reference]
+
+
 def _sub_mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key)
     if value is None:
@@ -116,6 +206,11 @@ def _sub_mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _merger(runtime: str, mirrors: list[NodeMirror], job: MirrorJob
+            ) -> Callable[[bytes | None], bytes | None]:
+    return lambda current: merge_registries_mirrors(current, runtime, mirrors, job)
 
 
 # --------------------------------------------------------------------------- verify
@@ -150,6 +245,7 @@ class RancherAdapter(RuntimeAdapter):
     probe_paths = ("/etc/rancher/k3s", "/etc/rancher/rke2", "/var/lib/rancher/k3s",
                    "/var/lib/rancher/rke2")
     probe_services = (*K3S_SERVICES, *RKE2_SERVICES)
+    probe_lines = _PROBE_LINES
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe
@@ -181,6 +277,42 @@ class RancherAdapter(RuntimeAdapter):
 
     def ca_paths(self, name: str, facts: NodeFacts, address: RegistryAddress) -> list[str]:
         return [rancher_ca_path(name, address.certs_d_name)]
+
+    def mirror_actions(self, name: str, facts: NodeFacts, job: MirrorJob) -> list[NodeAction]:
+        # The restart in trust_actions triggers on registries.yaml: a change here restarts too.
+        actions: list[NodeAction] = []
+        usable: list[NodeMirror] = []
+        for mirror in job.mirrors:
+            if mirror.private and job.credential is None:
+                actions.append(mirror_refusal(
+                    name, mirror, "the plan has no pull account to send it (registry.auth = "
+                                  "\"htpasswd\" and credentials/cluster.json)"))
+                continue
+            usable.append(mirror)
+            actions.append(mirror_ca_action(
+                rancher_ca_path(name, mirror.address.certs_d_name), name, mirror, job.ca_pem,
+                f"{name} (named in registries.yaml)"))
+        for mirror in usable:  # one merge per upstream, so status can tell them apart
+            actions.append(MergeAction(
+                rancher_registries_path(name), _merger(name, [mirror], job), name,
+                f"pull {mirror.upstream} through its mirror (registries.yaml)",
+                "k3s/RKE2 render their containerd mirrors from this file at start; other "
+                "entries are kept", mode=0o600, upstream=mirror.upstream))
+        if not usable:  # (each mirror's merge above also takes out former mirrors)
+            actions.append(MergeAction(
+                rancher_registries_path(name), _merger(name, [], job), name,
+                "remove mirrors no longer in the plan (registries.yaml)",
+                "only entries naming the registry's host on a port of a former mirror",
+                mode=0o600))
+        actions += stale_mirror_cas(name, f"{rancher_dir(name)}/certs.d",
+                                    facts.probe.values.get(f"{name}.certs_d", ""), job)
+        if job.mirror_only and usable:
+            actions.append(NoteAction(
+                name, "mirror_only", f"{name} still tries each upstream itself after its "
+                "mirror (containerd's default endpoint) unless it runs with "
+                "--disable-default-registry-endpoint (k3s, experimental), which regwiz does "
+                "not set"))
+        return actions
 
     def pull_check(self, name: str, facts: NodeFacts, reference: str, *, sudo: bool,
                    helpers: frozenset[str], image_id: str | None) -> NodeCheckSpec | None:

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from app.runtimes.base import CredentialAction, NodeAction, RuntimeAdapter, TrustProblem
+from app.runtimes.base import (
+    CredentialAction,
+    MirrorJob,
+    NodeAction,
+    RuntimeAdapter,
+    TrustProblem,
+)
 from app.runtimes.containerd import ContainerdAdapter
 from app.runtimes.credentials import (
     FORMAT_DOCKER_CONFIG,
@@ -126,6 +132,17 @@ def trust_problems(facts: NodeFacts) -> list[tuple[str, TrustProblem]]:
         if owed.service in facts.probe.active_services:
             found.append((owed.action.runtime, owed_problem(owed)))
     return found
+
+
+def mirror_actions(facts: NodeFacts, job: MirrorJob) -> list[tuple[str, NodeAction]]:
+    """(runtime, action) of every runtime the node uses, each runtime once (an adapter may fold
+    names that share files): what status reads back to tell which mirrors are in place."""
+    grouped: dict[RuntimeAdapter, list[str]] = {}
+    for adapter, name in in_use(dict.fromkeys(facts.runtimes)):
+        grouped.setdefault(adapter, []).append(name)
+    return [(name, action) for adapter, group in grouped.items()
+            for name in adapter.configured(group)
+            for action in adapter.mirror_actions(name, facts, job)]
 
 
 def helper_programs(runtimes: Iterable[str]) -> tuple[str, ...]:
