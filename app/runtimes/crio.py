@@ -42,7 +42,7 @@ def mirror_conf_path(mirror: NodeMirror) -> str:
 
 
 def render_mirror_conf(mirror: NodeMirror, mirror_only: bool) -> str:
-    """A containers-registries.conf(5) drop-in: the upstream pulled through the cache first,
+    """A registries.conf drop-in (CRI-O, podman): the upstream pulled through the cache first,
     then from itself; with ``mirror_only`` its location is the cache (no upstream at all)."""
     cache = mirror.address.reference
     if mirror_only:
