@@ -20,7 +20,13 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app.plan import WELL_KNOWN_UPSTREAMS, MirrorSettings, Plan, validate_plan
+from app.plan import (
+    WELL_KNOWN_UPSTREAMS,
+    WELL_KNOWN_VERIFY_IMAGES,
+    MirrorSettings,
+    Plan,
+    validate_plan,
+)
 from screens import validators
 from screens.form_modal import FormModal
 from screens.widgets.dialog_buttons import DialogButtons
@@ -31,7 +37,7 @@ OTHER = "other"  # the preset for any registry the user names
 FIRST_PORT = 5001  # where mirrors' ports start: next to the registry's, easy to remember
 # The plan key of each field of the form.
 FIELDS = {"upstream": "mirror-upstream", "port": "mirror-port", "remote_url": "mirror-url",
-          "remote_ca": "mirror-ca", "username": "mirror-user"}
+          "remote_ca": "mirror-ca", "username": "mirror-user", "verify_image": "mirror-verify"}
 _PROBLEM = re.compile(r"mirrors\[(\d+)\](?:\.(\w+))?: (.*)")
 _MIRROR_KEY = re.compile(r"mirrors\[(\d+)\](?:\.port)?")
 
@@ -50,6 +56,13 @@ def first_preset(plan: Plan) -> str:
     """The first well-known upstream the plan does not mirror yet (else "Other…")."""
     mirrored = {mirror.upstream for mirror in plan.mirrors}
     return next((name for name in WELL_KNOWN_UPSTREAMS if name not in mirrored), OTHER)
+
+
+def verify_help(upstream: str) -> str:
+    """What verify pulls through the cache when the field is left empty."""
+    default = WELL_KNOWN_VERIFY_IMAGES.get(upstream)
+    return (f"Empty: {default}." if default else
+            "A small image verify pulls through the cache.")
 
 
 def password_line(mirror: MirrorSettings | None, known: Collection[str]) -> str:
@@ -108,6 +121,9 @@ class MirrorEditModal(FormModal[MirrorSettings]):
                 yield self.checked_field(
                     "Username", "username", mirror.username or "",
                     validators.upstream_user(), "Optional: an upstream login.")
+                yield self.checked_field(
+                    "Verify image", "verify_image", mirror.verify_image or "",
+                    validators.repository_reference(), verify_help(mirror.upstream))
             yield Static(password_line(mirror, self.known_passwords), id="mirror-access",
                          classes="dialog-hint", markup=False)
             yield DialogButtons("Save", ok_id="save")
@@ -129,13 +145,15 @@ class MirrorEditModal(FormModal[MirrorSettings]):
 
     def candidate(self) -> MirrorSettings:
         """The mirror the form describes (a port that is no number is 0, which is refused)."""
-        upstream, port, url, ca, user = self.values()
+        upstream, port, url, ca, user, verify = self.values()
         default_url = WELL_KNOWN_UPSTREAMS.get(upstream)
         return MirrorSettings(
             upstream=upstream, port=int(port) if port.isdigit() else 0,
             # the well-known URL is left out of the plan: it stays the default
             remote_url=None if url in ("", default_url) else url,
-            remote_ca=ca or None, username=user or None)
+            remote_ca=ca or None, username=user or None,
+            # the well-known default is left out too
+            verify_image=None if verify in ("", WELL_KNOWN_VERIFY_IMAGES.get(upstream)) else verify)
 
     def plan_problem(self, key: str) -> str | None:
         try:
@@ -198,6 +216,7 @@ class MirrorEditModal(FormModal[MirrorSettings]):
         url = self.query_one("#mirror-url", Input)
         upstream.value = "" if preset == OTHER else preset
         url.value = WELL_KNOWN_UPSTREAMS.get(preset, "")
+        self.query_one("#mirror-verify", Input).value = WELL_KNOWN_VERIFY_IMAGES.get(preset, "")
         port = self.query_one("#mirror-port", Input)
         if not port.value.strip().isdigit():
             port.value = str(free_port(self.plan, self.index))

@@ -82,10 +82,11 @@ async def test_add_from_a_preset_fills_the_defaults_and_saves(make_app: AppFacto
         assert isinstance(app.screen, MirrorsScreen)
         modal = await open_add(app, pilot)
         # the first well-known upstream, its URL and the first port after the registry's own
-        assert modal.values() == ("docker.io", "5001", "https://registry-1.docker.io", "", "")
+        assert modal.values() == ("docker.io", "5001", "https://registry-1.docker.io", "", "",
+                                  "library/busybox:latest")
         modal.query_one("#mirror-preset", Select).value = "quay.io"
         await pilot.pause()
-        assert modal.values() == ("quay.io", "5001", "https://quay.io", "", "")
+        assert modal.values() == ("quay.io", "5001", "https://quay.io", "", "", "")
         assert "Public cache" in str(modal.query_one("#mirror-access", Static).render())
         await pilot.click("#save")
         await pilot.pause()
@@ -185,6 +186,9 @@ async def test_any_registry_needs_its_url_and_a_private_one_names_its_password_v
         assert "upstream.lab:5000 is not one regwiz knows" in message(modal, "mirror-url")
         await type_into(pilot, modal, "mirror-url", "https://198.18.0.9:5000")
         await type_into(pilot, modal, "mirror-user", "robot")
+        await type_into(pilot, modal, "mirror-verify", "https://lab/second")
+        assert message(modal, "mirror-verify") and save_button(modal).disabled
+        await type_into(pilot, modal, "mirror-verify", "lab/second:1.0")
         access = str(modal.query_one("#mirror-access", Static).render())
         assert "$REGWIZ_MIRROR_UPSTREAM_LAB_5000_PASSWORD" in access
         assert "never saved" in access and "not set yet" in access
@@ -193,7 +197,8 @@ async def test_any_registry_needs_its_url_and_a_private_one_names_its_password_v
         assert app.plan is not None
         assert app.plan.mirrors == [MirrorSettings("upstream.lab:5000", 5001,
                                                    remote_url="https://198.18.0.9:5000",
-                                                   username="robot")]
+                                                   username="robot",
+                                                   verify_image="lab/second:1.0")]
         table = app.screen.query_one("#mirrors-table", DataTable)
         assert str(table.get_cell_at((0, 3))) == "private (robot)"  # type: ignore[arg-type]
 
