@@ -34,7 +34,7 @@ from app.deploy.mirrors import (
     mirror_spec,
     render_config,
 )
-from app.deploy.rollback import PREVIOUS_SUFFIX, recover_leftover
+from app.deploy.rollback import PREVIOUS_SUFFIX, keep_or_set_aside, recover_leftover
 from app.errors import DeployError, RegwizError
 from app.plan import ALL_ADDRESSES, MirrorSettings
 from app.registry_host import LABEL_MANAGED
@@ -337,13 +337,10 @@ class Caches:
                 f"a container named {spec.name} exists on {self.where} that regwiz did not "
                 "create", f"remove it (docker rm -f {spec.name}) or rename the registry "
                 "container (registry.container_name)")
-        if existing is not None and matches(existing, labels, image_id):
-            if existing.status == "running":
-                return Outcome.UNCHANGED
-            existing.start()
-            return Outcome.CHANGED
-        if existing is not None:
-            deployment.replacements.set_aside(existing)
+        kept = keep_or_set_aside(existing, existing is not None
+                                 and matches(existing, labels, image_id), deployment.replacements)
+        if kept is not None:
+            return kept
         ports = {"443/tcp": spec.port if spec.bind_address == ALL_ADDRESSES
                  else (spec.bind_address, spec.port)}
         container = docker.containers.run(

@@ -45,7 +45,12 @@ from app.deploy.probes import (
     parse_listening_ports,
     parse_proc_net_tcp,
 )
-from app.deploy.rollback import Replacements, previous_name, recover_leftover
+from app.deploy.rollback import (
+    Replacements,
+    keep_or_set_aside,
+    previous_name,
+    recover_leftover,
+)
 from app.distribution import DISTRIBUTION_2, Distribution, from_image_config
 from app.errors import DeployError, RegwizError
 from app.image_pin import ImageFacts, lookup_references, moved_note, pin_detail
@@ -542,13 +547,10 @@ class Deployment(OnRegistryHost):
                 f"a container named {spec.name} exists on {self.where} that regwiz did not create",
                 f"remove it (docker rm -f {spec.name}) or set registry.container_name to "
                 "another name")
-        if existing is not None and matches(existing, labels, image_id):
-            if existing.status == "running":
-                return Outcome.UNCHANGED
-            existing.start()
-            return Outcome.CHANGED
-        if existing is not None:
-            self.replacements.set_aside(existing)
+        kept = keep_or_set_aside(existing, existing is not None
+                                 and matches(existing, labels, image_id), self.replacements)
+        if kept is not None:
+            return kept
         front = self._run_front(spec, labels)
         expected = {f"{FRONT_MOUNT}/{HTPASSWD_NAME}": self._htpasswd.content,
                     f"{FRONT_MOUNT}/tls.crt": self._files.cert_pem,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.registry_host import LABEL_MANAGED
+from app.steps import Outcome
 
 PREVIOUS_SUFFIX = "-previous"
 STOP_SECONDS = 10
@@ -86,6 +87,21 @@ class Replacements:
             restore(kept.container, kept.name)
             restored.append(kept.name)
         return restored
+
+
+def keep_or_set_aside(existing: Any | None, wanted: bool, replacements: Replacements
+                      ) -> Outcome | None:
+    """An ``existing`` container that is ``wanted`` as it is (labels and image match) keeps
+    serving, started if it was stopped; any other is set aside until its successor is healthy.
+    None: a new container must be run."""
+    if existing is not None and wanted:
+        if existing.status == "running":
+            return Outcome.UNCHANGED
+        existing.start()
+        return Outcome.CHANGED
+    if existing is not None:
+        replacements.set_aside(existing)
+    return None
 
 
 def restore(container: Any, name: str) -> None:
