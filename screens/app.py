@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import threading
 import time
@@ -197,7 +198,9 @@ class RegwizApp(App[int]):
         """The plan as the file now holds it: what a later save compares the file with."""
         from app.plan import plan_to_dict
 
-        self._plan_on_disk = plan_to_dict(self.plan) if self.plan is not None else None
+        # a copy: the plan's lists (SANs, nodes) are edited in place and must not edit it too
+        self._plan_on_disk = (copy.deepcopy(plan_to_dict(self.plan)) if self.plan is not None
+                              else None)
 
     def _take_changes_made_outside(self) -> None:
         """Keep what another program wrote to the plan file since the wizard last read or wrote

@@ -282,3 +282,16 @@ async def test_a_save_keeps_what_another_program_wrote_to_the_plan(
         shown = " ".join(str(n.message) for n in app._notifications)
         assert "kept: registry.image_digest" in shown
         assert "registry.container_name" in shown and ".bak" in shown
+
+
+def test_a_list_edited_in_place_is_saved(make_app: AppFactory, plan_path: Path) -> None:
+    """The wizard edits the plan's lists in place (SANs, nodes): the copy a save compares the
+    file with must not change with them, or the file's old list would win."""
+    app = make_app()
+    app.start_new_plan(plan_path)
+    assert app.save_plan()
+    app.open_plan(plan_path)
+    assert app.plan is not None
+    app.plan.certificate.subject_alt_names.append("mirror.example.internal")
+    assert app.save_plan()
+    assert "mirror.example.internal" in load_plan(plan_path).certificate.subject_alt_names
