@@ -468,3 +468,20 @@ def test_status_text_lists_each_node_mirrors_with_a_hint_when_stale() -> None:
     assert "  mirrors: docker.io ✓, quay.io ✗ (no hosts.toml)" in lines
     assert any("hint: run regwiz onboard to point the node at the plan's mirrors" in line
                for line in lines)
+
+
+def test_another_registry_on_the_registry_host_keeps_its_ca_and_settings(tmp_path: Path) -> None:
+    """A second registry on the same host (another port, its own CA) is not an old mirror:
+    its CA file and its registries.yaml configs stay when regwiz cleans up after mirrors."""
+    other_ca = b"-----BEGIN CERTIFICATE-----\nanother registry's CA\n"
+    other = {f"{CERTS}/198.18.9.2:9443/ca.crt": other_ca,
+             f"{CERTS}/198.18.9.2:9443/hosts.toml": b'server = "https://198.18.9.2:9443"\n'}
+    node = MirrorNode("c", CONTAINERD, files={rt.CONTAINERD_CONFIG: V2_WITH_PATH.encode(),
+                                              **other})
+    assert run_plan(tmp_path, node, [MirrorSettings("docker.io", 5001)]).status == "changed"
+    assert run_plan(tmp_path, node, []).status == "changed"  # the mirror taken out again
+    assert f"{CERTS}/198.18.9.2:5001/ca.crt" not in node.files  # the old mirror's CA: ours
+    assert {path: node.files.get(path) for path in other} == other
+    existing = yaml.safe_dump({"configs": {"198.18.9.2:9443": {"tls": {"ca_file": "y"}}}}
+                              ).encode()
+    assert merge_registries_mirrors(existing, "k3s", [], job()) is None  # nothing to take out

@@ -166,6 +166,9 @@ class RemoveAction:
     what: str
     why: str
     upstream: str = ""
+    #: removed only while it holds exactly these bytes (a CA file of another registry on the
+    #: same host, signed by another CA, is not regwiz's to remove)
+    only_if: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -259,10 +262,15 @@ def stale_mirror_cas(runtime: str, certs_d: str, listed: str, job: MirrorJob
                      ) -> list[RemoveAction]:
     """The CA files in ``certs_d`` (its folders ``listed``, space-separated, by the probe) of
     regwiz's caches no longer in the plan."""
-    return [RemoveAction(f"{certs_d}/{folder}/ca.crt", runtime,
-                         f"remove the CA of the old mirror {folder}",
-                         "no mirror of the plan is served there any more")
+    return [stale_mirror_ca(f"{certs_d}/{folder}/ca.crt", runtime, folder, job)
             for folder in listed.split() if job.ours(folder) and folder not in job.references]
+
+
+def stale_mirror_ca(path: str, runtime: str, folder: str, job: MirrorJob) -> RemoveAction:
+    """The CA file of a cache no longer in the plan: removed only when it is the plan's CA,
+    which regwiz wrote there (another registry on the registry's host keeps its own)."""
+    return RemoveAction(path, runtime, f"remove the CA of the old mirror {folder}",
+                        "no mirror of the plan is served there any more", only_if=job.ca_pem)
 
 
 def mirror_ca_action(path: str, runtime: str, mirror: NodeMirror, ca_pem: bytes,

@@ -25,6 +25,7 @@ from app.runtimes.base import (
     ca_file_action,
     mirror_ca_action,
     mirror_refusal,
+    stale_mirror_ca,
 )
 from app.runtimes.facts import version_pair
 
@@ -394,8 +395,7 @@ def _stale_mirror_files(name: str, facts: NodeFacts, directory: str,
             stale.append(RemoveAction(path, name, f"stop mirroring {folder}",
                                       "its mirror is no longer in the plan", folder))
         elif file == "ca.crt" and job.ours(folder) and folder not in job.references:
-            stale.append(RemoveAction(path, name, f"remove the CA of the old mirror {folder}",
-                                      "no mirror of the plan is served there any more"))
+            stale.append(stale_mirror_ca(path, name, folder, job))
     return stale
 
 

@@ -177,20 +177,26 @@ def _drop_stale_mirrors(merged: dict[str, Any], job: MirrorJob) -> None:
     current = job.references
     mirrors = merged.get("mirrors")
     mirrors = mirrors if isinstance(mirrors, dict) else {}
+    dropped: set[str] = set()
     for upstream, entry in list(mirrors.items()):
         endpoints = entry.get("endpoint") if isinstance(entry, dict) else None
         if not isinstance(endpoints, list):
             continue
         kept = [e for e in endpoints
                 if not (job.ours(url_host_port(e)) and url_host_port(e) not in current)]
+        dropped.update(url_host_port(e) for e in endpoints if e not in kept)
         if not kept and endpoints:
             del mirrors[upstream]
         elif kept != endpoints:
             entry["endpoint"] = kept
+    # only the configs of the cache endpoints just taken out: another registry on the same
+    # host (its own configs entry, no mirror endpoint) keeps its settings
     configs = merged.get("configs")
     configs = configs if isinstance(configs, dict) else {}
     for reference in list(configs):
-        if job.ours(str(reference)) and reference not in current:
+        if str(reference) in dropped and not any(
+                str(reference) == url_host_port(e) for entry in mirrors.values()
+                if isinstance(entry, dict) for e in entry.get("endpoint") or []):
             del configs[reference]
 
 
