@@ -327,7 +327,8 @@ def test_containerd_without_config_path_is_reported_by_verify_and_status(setup: 
         config.write_text(onboarded)
     failed = {node.host: node for node in report.failed_nodes}
     assert list(failed) == [setup.ip("bare")], {
-        host: [(c.kind, c.detail) for c in node.checks if not c.passed] for host, node in failed.items()}
+        host: [(c.kind, c.detail) for c in node.checks if not c.passed]
+        for host, node in failed.items()}
     assert failed[setup.ip("bare")].checks[0].kind == "containerd configuration"
     assert "config_path" in failed[setup.ip("bare")].message
     trust = {node.host: node for node in status.nodes or []}
