@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -92,6 +93,9 @@ class ProcessStream:
             self._process.wait(timeout=5)
 
 
+WIND_DOWN_SECONDS = 5.0  # how long close() lets streams end on their own
+
+
 class SocketForwarder:
     """Listens on a private unix socket; each accepted connection gets a fresh ``dial()``."""
 
@@ -144,9 +148,22 @@ class SocketForwarder:
         stream.close()
         connection.close()
 
-    def close(self) -> None:
+    def close(self, wind_down: float = WIND_DOWN_SECONDS) -> None:
+        """Stop accepting, let the streams end on their own, then close what is left.
+
+        A stream whose client hung up sends dial-stdio its EOF and ends when dial-stdio exits.
+        Closing its SSH channel from here meanwhile races the relay thread's read, which may
+        still acknowledge data (a window adjust) for a channel sshd has already freed, and
+        sshd answers that by dropping the whole connection: every later command on the host
+        would fail. So only streams still open after ``wind_down`` seconds are closed here."""
         self._closed.set()
         self._listener.close()
+        deadline = time.monotonic() + wind_down
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._open:
+                    break
+            time.sleep(0.02)
         with self._lock:
             streams = list(self._open)
         for stream in streams:
