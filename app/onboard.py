@@ -536,7 +536,7 @@ def _merge(run: _NodeRun, action: MergeAction) -> Outcome:
 def _remove(run: _NodeRun, action: RemoveAction) -> Outcome:
     t, sudo = run.transport, run.node.sudo
     current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    if current is None or (action.only_if is not None and current != action.only_if):
+    if not would_change(action, current):
         return Outcome.UNCHANGED
     run.save(action.path, _backup(run, action.path, current), 0o644)
     t.run(["rm", "-f", "--", action.path], sudo=sudo,

@@ -482,6 +482,11 @@ def test_another_registry_on_the_registry_host_keeps_its_ca_and_settings(tmp_pat
     assert run_plan(tmp_path, node, []).status == "changed"  # the mirror taken out again
     assert f"{CERTS}/198.18.9.2:5001/ca.crt" not in node.files  # the old mirror's CA: ours
     assert {path: node.files.get(path) for path in other} == other
+    # the dry run agrees with the run: another CA's file is not one it would remove
+    from app.runtimes.base import stale_mirror_ca, would_change
+
+    stale = stale_mirror_ca("/x/ca.crt", "containerd", "198.18.9.2:9443", job())
+    assert not would_change(stale, other_ca) and would_change(stale, job().ca_pem)
     existing = yaml.safe_dump({"configs": {"198.18.9.2:9443": {"tls": {"ca_file": "y"}}}}
                               ).encode()
     assert merge_registries_mirrors(existing, "k3s", [], job()) is None  # nothing to take out

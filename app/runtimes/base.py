@@ -195,7 +195,7 @@ def would_change(action: FileAction | MergeAction | RemoveAction, current: bytes
         return current != action.content
     if isinstance(action, MergeAction):
         return action.merge(current) is not None
-    return current is not None
+    return current is not None and (action.only_if is None or current == action.only_if)
 
 
 def ca_file_action(path: str, runtime: str, ca_pem: bytes, reader: str) -> FileAction:
