@@ -483,15 +483,27 @@ def _write(run: _NodeRun, action: FileAction) -> Outcome:
 
 
 def _merge_yaml(run: _NodeRun, action: RegistriesYamlAction) -> Outcome:
-    t, sudo = run.transport, run.node.sudo
-    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    current = _read(run, action.path)
     merged = _merged_yaml(current, action)
+    return _write_merged(run, action.path, current,
+                         merged.encode() if merged is not None else None, 0o600, backup=True)
+
+
+def _read(run: _NodeRun, path: str) -> bytes | None:
+    return run.transport.read_file(path, sudo=run.node.sudo,
+                                   timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+
+
+def _write_merged(run: _NodeRun, path: str, current: bytes | None, merged: bytes | None,
+                  mode: int, *, backup: bool) -> Outcome:
+    """Write ``merged`` (None: nothing to change), first backing up ``current`` when asked."""
     if merged is None:
         return Outcome.UNCHANGED
-    run.save(action.path, _backup(run, action.path, current), 0o600)
-    t.write_file(action.path, merged.encode(), mode=0o600, sudo=sudo,
-                 timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    run.changed_files.append(action.path)
+    if backup:
+        run.save(path, _backup(run, path, current), mode)
+    run.transport.write_file(path, merged, mode=mode, sudo=run.node.sudo,
+                             timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    run.changed_files.append(path)
     return Outcome.CHANGED
 
 
@@ -507,35 +519,21 @@ def _merged_yaml(current: bytes | None, action: RegistriesYamlAction) -> str | N
 def _merge_credential(run: _NodeRun, action: CredentialAction) -> Outcome:
     """Merge the pull credential into the node's file; no backup (it would keep an old
     secret around), no rewrite when the parsed content already matches."""
-    t, sudo = run.transport, run.node.sudo
-    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    merged = _merged_credential(current, action)
-    if merged is None:
-        return Outcome.UNCHANGED
-    t.write_file(action.path, merged, mode=action.mode, sudo=sudo,
-                 timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    run.changed_files.append(action.path)
-    return Outcome.CHANGED
+    current = _read(run, action.path)
+    return _write_merged(run, action.path, current, _merged_credential(current, action),
+                         action.mode, backup=False)
 
 
 def _merge(run: _NodeRun, action: MergeAction) -> Outcome:
     """A file merged from its current content (its mode and a symlink kept by write_file)."""
-    t, sudo = run.transport, run.node.sudo
-    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    merged = action.merge(current)
-    if merged is None:
-        return Outcome.UNCHANGED
-    if action.backup:
-        run.save(action.path, _backup(run, action.path, current), action.mode)
-    t.write_file(action.path, merged, mode=action.mode, sudo=sudo,
-                 timeout=run.deadline.timeout(COMMAND_TIMEOUT))
-    run.changed_files.append(action.path)
-    return Outcome.CHANGED
+    current = _read(run, action.path)
+    return _write_merged(run, action.path, current, action.merge(current), action.mode,
+                         backup=action.backup)
 
 
 def _remove(run: _NodeRun, action: RemoveAction) -> Outcome:
     t, sudo = run.transport, run.node.sudo
-    current = t.read_file(action.path, sudo=sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    current = _read(run, action.path)
     if not would_change(action, current):
         return Outcome.UNCHANGED
     run.save(action.path, _backup(run, action.path, current), 0o644)
