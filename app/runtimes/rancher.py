@@ -78,24 +78,33 @@ def merge_registries_yaml(existing: str | None, address: RegistryAddress,
     """
     import yaml
 
-    try:
-        data = yaml.safe_load(existing) if existing else None
-    except yaml.YAMLError as error:
-        raise NodeSetupError(
-            f"registries.yaml is not valid YAML ({_first_line(str(error))})",
-            "fix the file by hand, then run regwiz onboard again",
-        ) from error
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise NodeSetupError("registries.yaml does not hold a mapping at the top level",
-                             "fix the file by hand, then run regwiz onboard again")
+    data = _load_registries(existing)
     merged = _merged_registries(data, address, ca_path)
     if merged == data and existing:
         return None
     return "# Managed in part by regwiz (other entries are kept).\n" + yaml.safe_dump(
         merged, default_flow_style=False, sort_keys=False
     )
+
+
+def _load_registries(text: str | None) -> dict[str, Any]:
+    """A node's registries.yaml as a mapping ({} when absent or empty); NodeSetupError when it
+    is not valid YAML or not a mapping, which regwiz will not rewrite."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as error:
+        raise NodeSetupError(
+            f"registries.yaml is not valid YAML ({_first_line(str(error))})",
+            "fix the file by hand, then run regwiz onboard again",
+        ) from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NodeSetupError("registries.yaml does not hold a mapping at the top level",
+                             "fix the file by hand, then run regwiz onboard again")
+    return data
 
 
 def _merged_registries(data: dict[str, Any], address: RegistryAddress,
@@ -125,18 +134,8 @@ def merge_registries_mirrors(existing: bytes | None, runtime: str,
     entries of caches no longer in the plan taken out; None when already so."""
     import yaml
 
-    text = existing.decode("utf-8", errors="replace") if existing is not None else None
-    try:
-        data = yaml.safe_load(text) if text else None
-    except yaml.YAMLError as error:
-        raise NodeSetupError(
-            f"registries.yaml is not valid YAML ({_first_line(str(error))})",
-            "fix the file by hand, then run regwiz onboard again",
-        ) from error
-    data = data if data is not None else {}
-    if not isinstance(data, dict):
-        raise NodeSetupError("registries.yaml does not hold a mapping at the top level",
-                             "fix the file by hand, then run regwiz onboard again")
+    data = _load_registries(existing.decode("utf-8", errors="replace")
+                            if existing is not None else None)
     merged = yaml.safe_load(yaml.safe_dump(data)) or {}  # deep copy of plain data
     _drop_stale_mirrors(merged, job)
     for mirror in mirrors:
