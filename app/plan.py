@@ -1016,7 +1016,7 @@ def merge_plan_changes(base: dict[str, Any], ours: Plan, theirs: Plan) -> PlanMe
             merged[path] = value
     problems: list[str] = []
     plan = _plan_from_data(problems, _unflatten(merged), ours.path)
-    if problems or validate_plan(plan):
+    if problems or _cross_field_problems(plan):  # each field was just checked while read
         return PlanMerge(ours, [], conflicts + taken)
     return PlanMerge(plan, taken, conflicts)
 
