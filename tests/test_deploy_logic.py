@@ -16,14 +16,12 @@ from app.deploy import (
     container_spec,
     describe_container_state,
     parse_df_available_kib,
-    parse_listening_ports,
+    parse_port_holders,
     parse_proc_net_tcp,
     sha256_fingerprint,
     unsafe_purge_reason,
 )
-from app.deploy.probes import (
-    foreign_entries,
-)
+from app.deploy.probes import foreign_entries, parse_port_range, parse_reserved_ports
 from app.plan import Plan, RegistrySettings
 from tests.deploy_helpers import make_pki
 
@@ -130,19 +128,52 @@ def test_parse_ss_output() -> None:
         "LISTEN 0 4096 [::]:9000 [::]:*\n"
         "garbage\n"
     )
-    ports = parse_listening_ports(output)
+    ports = parse_port_holders(output)
     assert set(ports) == {22, 8443, 9000}
-    assert "sshd" in ports[22]
+    assert "sshd" in ports[22] and ports[8443].startswith("listening on 0.0.0.0:8443")
+
+
+def test_an_outgoing_connection_holds_its_source_port_but_time_wait_does_not() -> None:
+    output = (
+        'ESTAB 0 0 198.18.4.2:34394 198.18.4.1:443 users:(("curl",pid=7,fd=5))\n'
+        "SYN-SENT 0 1 172.17.0.1:40001 172.17.0.2:5000\n"
+        "CLOSE-WAIT 1 0 [::1]:40002 [::1]:80\n"
+        "TIME-WAIT 0 0 198.18.4.2:40003 198.18.4.1:443\n"
+        "FIN-WAIT-2 0 0 198.18.4.2:40004 198.18.4.1:443\n"
+        "ESTAB 0 0 198.18.4.2:22 198.18.4.1:50000\n"
+        "LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n"
+    )
+    holders = parse_port_holders(output)
+    assert set(holders) == {34394, 40001, 40002, 22}
+    assert holders[34394] == ("an outgoing connection (ESTAB) from 198.18.4.2:34394 to "
+                              '198.18.4.1:443 users:(("curl",pid=7,fd=5))')
+    assert holders[22].startswith("listening on")  # the listener, not its connection
 
 
 def test_parse_proc_net_tcp() -> None:
-    assert parse_proc_net_tcp("hdr\n 0: 0:zz 0:0 0A\n 1: 00000000:0016 0:0 0A\n") == {22}
+    assert parse_proc_net_tcp("hdr\n 0: 0:zz 0:0 0A\n 1: 00000000:0016 0:0 0A\n") == {
+        22: "a listening socket on :22"}
     text = (
         "  sl  local_address rem_address   st tx_queue rx_queue\n"
         "   0: 00000000:20FB 00000000:0000 0A 00000000:00000000\n"
         "   1: 0100007F:0016 0100007F:9C40 01 00000000:00000000\n"
+        "   2: 0100007F:865A 0100007F:01BB 01 00000000:00000000\n"
+        "   3: 0100007F:9C41 0100007F:01BB 06 00000000:00000000\n"
     )
-    assert parse_proc_net_tcp(text) == {8443}
+    assert parse_proc_net_tcp(text) == {
+        8443: "a listening socket on :8443",
+        22: "an outgoing connection from local port 22",
+        34394: "an outgoing connection from local port 34394",
+    }
+
+
+def test_port_range_and_reserved_ports() -> None:
+    assert parse_port_range("32768\t60999\n") == (32768, 60999)
+    assert parse_port_range("60999 32768") is None
+    assert parse_port_range("") is None and parse_port_range("a b") is None
+    assert parse_reserved_ports("8443,30000-30002\n") == {8443, 30000, 30001, 30002}
+    assert parse_reserved_ports("\n") == set()
+    assert parse_reserved_ports("x") is None and parse_reserved_ports("1-y") is None
 
 
 def test_parse_df() -> None:
@@ -204,8 +235,10 @@ def test_docker_errors_become_step_failures_not_tracebacks() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_output_parsers_never_raise_on_odd_host_output(text: str) -> None:
-    assert isinstance(parse_listening_ports(text), dict)
-    assert isinstance(parse_proc_net_tcp(text), set)
+    assert isinstance(parse_port_holders(text), dict)
+    assert isinstance(parse_proc_net_tcp(text), dict)
+    assert parse_port_range(text) is None or len(parse_port_range(text) or ()) == 2
+    assert parse_reserved_ports(text) is None or isinstance(parse_reserved_ports(text), set)
     assert parse_df_available_kib(text) is None or parse_df_available_kib(text) >= 0
 
 

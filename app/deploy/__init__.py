@@ -39,7 +39,7 @@ from app.deploy.container import (
 from app.deploy.deployment import DEFAULT_HEALTH_TIMEOUT, Deployment, DeployOptions, guarded
 from app.deploy.probes import (
     parse_df_available_kib,
-    parse_listening_ports,
+    parse_port_holders,
     parse_proc_net_tcp,
     unsafe_purge_reason,
 )
@@ -54,6 +54,6 @@ __all__ = [
     "HTPASSWD_REALM", "LABEL_AUTH", "LABEL_CERT", "LABEL_MANAGED", "LABEL_SETTINGS",
     "ContainerSpec", "DeployError", "DeployOptions", "DeployReport", "Deployment", "Uninstall",
     "certificate_problems", "container_spec", "deploy", "describe_container_state", "guarded",
-    "local_docker_client", "parse_df_available_kib", "parse_listening_ports",
+    "local_docker_client", "parse_df_available_kib", "parse_port_holders",
     "parse_proc_net_tcp", "sha256_fingerprint", "unsafe_purge_reason",
 ]

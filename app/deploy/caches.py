@@ -96,7 +96,11 @@ class Deploying(Protocol):
 
     def _remove_previous(self) -> Outcome: ...
 
-    def _listener_on(self, port: int) -> str | None: ...
+    def _refuse_held_port(self, port: int, choose_another: str) -> None: ...
+
+    def _note_ephemeral(self, port: int, ephemeral: tuple[int, int] | None) -> None: ...
+
+    def _ephemeral_range(self, port: int) -> tuple[int, int] | None: ...
 
     def _log_tail_of(self, name: str, lines: int) -> str: ...
 
@@ -120,7 +124,9 @@ class Caches:
         ports = ", ".join(str(mirror.port) for mirror in self.plan.mirrors)
         return [Step(f"Check the caches' ports {ports} are free", self.where,
                      "another service on a cache's port would make its container fail",
-                     self._check_ports, [f"ss -ltnH; docker port bindings for {ports}"])]
+                     self._check_ports,
+                     [f"ss -tanH (listeners and connections); docker port bindings for "
+                      f"{ports}; outside the host's range for outgoing connections"])]
 
     def steps(self) -> list[Step]:
         steps = [Step("Remove caches no longer in the plan", self.where,
@@ -231,13 +237,12 @@ class Caches:
                         f"stop that container or choose another port for the mirror of "
                         f"{mirror.upstream}")
             if self._published_by_ours(mirror.port):
-                continue  # ours: replaced if needed (a stale cache is removed first)
-            holder = self.deployment._listener_on(mirror.port)
-            if holder is not None:
-                raise DeployError(
-                    f"port {mirror.port} on {self.where} is already in use: {holder}",
-                    f"stop the service using it or choose another port for the mirror of "
-                    f"{mirror.upstream}")
+                # ours: replaced if needed (a stale cache is removed first)
+                self.deployment._note_ephemeral(
+                    mirror.port, self.deployment._ephemeral_range(mirror.port))
+                continue
+            self.deployment._refuse_held_port(
+                mirror.port, f"choose another port for the mirror of {mirror.upstream}")
         return Outcome.UNCHANGED
 
     def _ours(self, container: Any) -> bool:

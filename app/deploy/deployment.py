@@ -42,8 +42,10 @@ from app.deploy.front import (
 from app.deploy.probes import (
     DATA_MARKER,
     parse_df_available_kib,
-    parse_listening_ports,
+    parse_port_holders,
+    parse_port_range,
     parse_proc_net_tcp,
+    parse_reserved_ports,
 )
 from app.deploy.rollback import (
     Replacements,
@@ -159,7 +161,9 @@ class Deployment(OnRegistryHost):
                  ["docker system dial-stdio over the SSH link (sudo if needed)"]),
             Step(f"Check port {registry.port} is free", self.where,
                  "another service on the published port would make the container fail",
-                 self._check_port, [f"ss -ltnH; docker port bindings for {registry.port}"]),
+                 self._check_port,
+                 [f"ss -tanH (listeners and connections); docker port bindings for "
+                  f"{registry.port}; outside the host's range for outgoing connections"]),
             *self.caches.port_steps(),
             Step(f"Check free disk space for {registry.data_dir}", self.where,
                  "images pushed to the registry are stored there", self._check_disk,
@@ -347,27 +351,59 @@ class Deployment(OnRegistryHost):
                     "stop that container or choose another registry.port in the plan",
                 )
         if ours is not None and port in published_ports(ours):
+            self._note_ephemeral(port, self._ephemeral_range(port))
             return Outcome.UNCHANGED  # ours (even while restarting): it is replaced if needed
-        holder = self._listener_on(port)
-        if holder is not None:
-            raise DeployError(
-                f"port {port} on {self.where} is already in use: {holder}",
-                "stop the service using it or choose another registry.port in the plan",
-            )
+        self._refuse_held_port(port, "choose another registry.port in the plan")
         return Outcome.UNCHANGED
 
-    def _listener_on(self, port: int) -> str | None:
+    def _refuse_held_port(self, port: int, choose_another: str) -> None:
+        """Fails when a socket on the host holds ``port``; notes a port that the kernel may
+        hand to an outgoing connection at any time (the next restart could then fail)."""
+        holder = self._port_holder(port)
+        ephemeral = self._ephemeral_range(port)
+        if holder is not None:
+            why = (f"; ports {ephemeral[0]}-{ephemeral[1]} are what this host gives outgoing "
+                   "connections, so a port below them is safer" if ephemeral else "")
+            raise DeployError(f"port {port} on {self.where} is already in use: {holder}",
+                              f"stop what uses it or {choose_another}{why}")
+        self._note_ephemeral(port, ephemeral)
+
+    def _note_ephemeral(self, port: int, ephemeral: tuple[int, int] | None) -> None:
+        if ephemeral is None:
+            return
+        note = (f"port {port} on {self.where} lies in the range this host gives outgoing "
+                f"connections ({ephemeral[0]}-{ephemeral[1]}): one of them can hold it when "
+                f"the container restarts; choose a port below {ephemeral[0]} or reserve it "
+                "(sysctl net.ipv4.ip_local_reserved_ports)")
+        if note not in self.notes:
+            self.notes.append(note)
+
+    def _port_holder(self, port: int) -> str | None:
+        """Who holds ``port`` on the host: a listener, or any connection bound to it."""
         sudo = self.plan.registry.sudo
-        for argv, use_sudo in ((["ss", "-ltnpH"], sudo), (["ss", "-ltnH"], False)):
+        for argv, use_sudo in ((["ss", "-tanpH"], sudo), (["ss", "-tanH"], False)):
             try:
                 result = self.transport.run(argv, sudo=use_sudo, check=False, timeout=30)
             except TransportError:
                 continue
             if result.ok:
-                return parse_listening_ports(result.stdout).get(port)
-        tables = self.transport.run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], check=False)
-        return f"a listening socket on :{port}" if port in parse_proc_net_tcp(tables.stdout) \
-            else None
+                return parse_port_holders(result.stdout).get(port)
+        tables = self.transport.run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], check=False,
+                                    timeout=30)
+        return parse_proc_net_tcp(tables.stdout).get(port)
+
+    def _ephemeral_range(self, port: int) -> tuple[int, int] | None:
+        """The host's range for outgoing connections when ``port`` lies in it and is not
+        reserved; None otherwise, or when the host does not say."""
+        result = self.transport.run(
+            ["cat", "/proc/sys/net/ipv4/ip_local_port_range",
+             "/proc/sys/net/ipv4/ip_local_reserved_ports"], check=False, timeout=30)
+        lines = result.stdout.splitlines() if result.ok else []
+        span = parse_port_range(lines[0]) if lines else None
+        reserved = parse_reserved_ports(lines[1] if len(lines) > 1 else "") or set()
+        if span is None or not span[0] <= port <= span[1] or port in reserved:
+            return None
+        return span
 
     def _check_disk(self) -> Outcome:
         script = 'p=$1; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done; df -Pk -- "$p"'

@@ -1,4 +1,4 @@
-"""Reading the registry host's own tools: who listens on a port, how much disk is free, and
+"""Reading the registry host's own tools: what holds a port, how much disk is free, and
 which directories are too important to delete. Pure parsers, tolerant of odd output."""
 
 from __future__ import annotations
@@ -9,29 +9,82 @@ import string
 from app.validate import system_directory
 
 
-def parse_listening_ports(ss_output: str) -> dict[int, str]:
-    """``{port: description}`` from ``ss -ltnH`` (with or without ``-p``) output."""
-    found: dict[int, str] = {}
+def _is_number(text: str) -> bool:
+    """ASCII digits only (str.isdigit also takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+# Sockets that make Docker's bind fail. Docker binds with SO_REUSEADDR, so TIME-WAIT does
+# not; neither do connections accepted by a listener that set it (they inherit it). What is
+# left is a listener, or a live outgoing connection the kernel gave this port as its
+# ephemeral source port (without SO_REUSEADDR). The closing states are left out: they end
+# within a minute, and one left by a removed container's accepted connection does not block.
+_HOLDING_STATES = {"ESTAB": "01", "SYN-SENT": "02", "CLOSE-WAIT": "08"}
+_LISTEN = "0A"
+
+
+def parse_port_holders(ss_output: str) -> dict[int, str]:
+    """``{port: who holds it}`` from ``ss -tanH`` (with or without ``-p``) output: listeners
+    first, then live connections bound to that local port (only checked when the port is not
+    ours, so such a connection is an outgoing one)."""
+    listeners: dict[int, str] = {}
+    others: dict[int, str] = {}
     for line in ss_output.splitlines():
         fields = line.split()
-        if len(fields) < 4:
+        if len(fields) < 5 or fields[0] not in ("LISTEN", *_HOLDING_STATES):
             continue
-        local = fields[3]
+        local, peer = fields[3], fields[4]
         port_text = local.rsplit(":", 1)[-1]
-        if port_text.isdigit():
-            process = " ".join(fields[5:]) if len(fields) > 5 else ""
-            found.setdefault(int(port_text), f"{local} {process}".strip())
-    return found
+        if not _is_number(port_text):
+            continue
+        process = " ".join(fields[5:])
+        if fields[0] == "LISTEN":
+            listeners.setdefault(int(port_text), f"listening on {local} {process}".strip())
+        else:
+            others.setdefault(int(port_text), f"an outgoing connection ({fields[0]}) from "
+                                              f"{local} to {peer} {process}".strip())
+    return {**others, **listeners}
 
 
-def parse_proc_net_tcp(text: str) -> set[int]:
-    """Listening ports from /proc/net/tcp{,6} (state 0A), for hosts without ``ss``."""
-    ports = set()
+def parse_proc_net_tcp(text: str) -> dict[int, str]:
+    """``{port: who holds it}`` from /proc/net/tcp{,6}, for hosts without ``ss``: the same
+    sockets as parse_port_holders."""
+    listeners: dict[int, str] = {}
+    others: dict[int, str] = {}
     for line in text.splitlines()[1:]:
         fields = line.split()
         port_hex = fields[1].rsplit(":", 1)[-1] if len(fields) > 3 else ""
-        if fields[3:4] == ["0A"] and port_hex and all(c in string.hexdigits for c in port_hex):
-            ports.add(int(port_hex, 16))
+        if not port_hex or not all(c in string.hexdigits for c in port_hex):
+            continue
+        port = int(port_hex, 16)
+        if fields[3] == _LISTEN:
+            listeners[port] = f"a listening socket on :{port}"
+        elif fields[3] in _HOLDING_STATES.values():
+            others.setdefault(port, f"an outgoing connection from local port {port}")
+    return {**others, **listeners}
+
+
+def parse_port_range(text: str) -> tuple[int, int] | None:
+    """``(first, last)`` from /proc/sys/net/ipv4/ip_local_port_range ("32768\t60999")."""
+    fields = text.split()
+    if len(fields) != 2 or not all(_is_number(field) for field in fields):
+        return None
+    first, last = int(fields[0]), int(fields[1])
+    return (first, last) if first <= last else None
+
+
+def parse_reserved_ports(text: str) -> set[int] | None:
+    """The ports of /proc/sys/net/ipv4/ip_local_reserved_ports ("8443,30000-30010"); None
+    when it cannot be read. Ranges are capped at 65535 ports."""
+    ports: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        if not _is_number(low) or (high and not _is_number(high)):
+            return None
+        first, last = int(low), int(high or low)
+        ports.update(range(first, min(last, 65535) + 1))
     return ports
 
 
@@ -40,7 +93,7 @@ def parse_df_available_kib(df_output: str) -> int | None:
     if len(lines) < 2:
         return None
     fields = lines[-1].split()
-    return int(fields[3]) if len(fields) >= 4 and fields[3].isdigit() else None
+    return int(fields[3]) if len(fields) >= 4 and _is_number(fields[3]) else None
 
 
 def unsafe_purge_reason(path: str) -> str | None:

@@ -16,7 +16,6 @@ import json
 import shutil
 import ssl
 import subprocess
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from tests.faults.conftest import (
     kill_sshd_mid_transfer,
     staged_leftovers,
 )
-from tests.lab.lab import Lab, LabHost, process_alive
+from tests.lab.lab import Lab, LabHost, port_for, process_alive
 from tests.lab.plans import registry_plan_text
 
 
@@ -106,7 +105,7 @@ class Env:
 @pytest.fixture
 def env(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
     name = "rwfault-" + request.node.name.removeprefix("test_").replace("_", "-")[:24]
-    port = 30000 + zlib.crc32(name.encode()) % 5000
+    port = port_for(name)
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)
     made = Env(lab, lab["registry"], tmp_path / "plan.toml", known_hosts, name, port)
@@ -260,19 +259,32 @@ def test_registry_container_crashing_on_start(
 # --------------------------------------------------------------------------- port taken
 
 
+# What holds the port inside the registry host: a foreign service listening on it, or an
+# outgoing connection the kernel gave it as its source port (here: to the host's own sshd).
+# Either makes Docker's bind fail; the second is invisible to a check of listeners alone.
+PORT_HOLDERS = {
+    "listener": "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                "s.bind(('0.0.0.0', {port})); s.listen()",
+    # SO_LINGER 0: killed, it resets the connection and leaves no TIME-WAIT holding the port
+    "outgoing-connection": "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, "
+                           "struct.pack('ii', 1, 0)); "
+                           "s.bind(('{ip}', {port})); s.connect(('{ip}', 22))",
+}
+
+
+@pytest.mark.parametrize("holder", sorted(PORT_HOLDERS))
 def test_port_taken_on_the_registry_host(
-    env: Env, capsys: pytest.CaptureFixture[str]
+    env: Env, capsys: pytest.CaptureFixture[str], holder: str
 ) -> None:
-    listener = subprocess.Popen(  # a foreign service holding the port, inside the host
+    hold = PORT_HOLDERS[holder].format(ip=env.host.ip, port=env.port)
+    holding = subprocess.Popen(
         ["nsenter", "-t", str(env.host.pid), "-n", "-m", "--", "python3", "-c",
-         "import socket,time; s=socket.socket(); "
-         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-         f"s.bind(('0.0.0.0', {env.port})); s.listen(); print('ok', flush=True); "
+         f"import socket,struct,time; s=socket.socket(); {hold}; print('ok', flush=True); "
          "time.sleep(600)"],
         stdout=subprocess.PIPE,
     )
     try:
-        assert listener.stdout is not None and listener.stdout.readline() == b"ok\n"
+        assert holding.stdout is not None and holding.stdout.readline() == b"ok\n"
         code, out = env.cli(capsys, "deploy")
         assert code == 1
         assert f"port {env.port} on {env.host.ip} is already in use" in out, out
@@ -280,11 +292,35 @@ def test_port_taken_on_the_registry_host(
         assert not env.host.host_path(env.certs_dir).exists()  # preflight: nothing uploaded
         assert not env.host.host_path(env.data_dir).exists()
     finally:
-        listener.kill()
-        listener.wait()
+        holding.kill()
+        holding.wait()
     code, out = env.cli(capsys, "deploy")
     assert code == 0, out
     assert env.v2_status() == 200
+
+
+def test_a_port_the_kernel_may_give_outgoing_connections_is_noted_unless_reserved(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the lab host's own network namespace has its own port range and reserved ports
+    first, last = map(int, env.host.exec(
+        ["cat", "/proc/sys/net/ipv4/ip_local_port_range"]).stdout.split())
+    env.port = first + 1000
+    env.write_plan()
+    assert main(["certs", "--plan", str(env.plan_path)]) == 0
+    code, out = env.cli(capsys, "deploy")
+    assert code == 0, out
+    assert (f"note: port {env.port} on {env.host.ip} lies in the range this host gives "
+            f"outgoing connections ({first}-{last})") in out, out
+    before = env.host.exec(["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"]).stdout
+    env.host.exec(["sh", "-c", f"echo {env.port} > /proc/sys/net/ipv4/ip_local_reserved_ports"])
+    try:
+        code, out = env.cli(capsys, "deploy")
+        assert code == 0, out
+        assert "note: port" not in out, out
+    finally:
+        env.host.exec(["sh", "-c", 'echo "$1" > /proc/sys/net/ipv4/ip_local_reserved_ports',
+                       "sh", before.decode().strip()])
 
 
 # --------------------------------------------------------------------------- certificates

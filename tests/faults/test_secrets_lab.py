@@ -11,7 +11,6 @@ import json
 import logging
 import secrets as random_secrets
 import shutil
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from app.cli import main
 from app.plan import load_plan
-from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab
+from tests.lab.lab import OPS_PASSWORD, REGISTRY_IMAGE, Lab, port_for
 from tests.lab.plans import core_plan_text
 from tests.lab.ps_watcher import PsWatcher
 
@@ -27,7 +26,7 @@ from tests.lab.ps_watcher import PsWatcher
 @pytest.fixture
 def apply_env(lab: Lab, tmp_path: Path) -> Iterator[dict[str, object]]:
     name = "rwfault-secrets"
-    port = 30000 + zlib.crc32(name.encode()) % 5000
+    port = port_for(name)
     registry = lab["registry"]
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)

@@ -9,7 +9,6 @@ text around them and none of the control bytes.
 from __future__ import annotations
 
 import shutil
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from app.cli import main
 from app.plan import save_plan
 from tests.faults.conftest import private_known_hosts
-from tests.lab.lab import BUSYBOX_IMAGE, Lab, LabHost
+from tests.lab.lab import BUSYBOX_IMAGE, Lab, LabHost, port_for
 from tests.lab.plans import node_plan, registry_plan_text
 
 HOSTILE = "before\x1b]0;evil\x07middle\x1b[2Jafter \x9b31mc1\x1bc end"
@@ -82,7 +81,7 @@ def test_container_log_in_a_deploy_error_is_printed_without_control_sequences(
 ) -> None:
     host = evil_image
     name = "rwfault-evil-log"
-    port = 30000 + zlib.crc32(name.encode()) % 5000
+    port = port_for(name)
     plan = tmp_path / "plan.toml"
     plan.write_text(registry_plan_text(
         host, certificate={"common_name": "registry.evil.internal"}, port=port,

@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -173,6 +174,13 @@ def run(
         err = proc.stderr.decode(errors="replace").strip()
         raise LabError(f"`{' '.join(str(a) for a in argv)}` exited {proc.returncode}: {err}")
     return proc
+
+
+def port_for(name: str) -> int:
+    """A registry port for the test fixture called ``name``, the same at every run: in
+    20000-29999, below the range the kernel gives outgoing connections (32768-60999), where
+    any connection the lab host makes could hold it just when Docker binds it."""
+    return 20000 + zlib.crc32(name.encode()) % 10000
 
 
 def lab_id_from_env() -> int:

@@ -11,7 +11,6 @@ import shutil
 import ssl
 import stat
 import subprocess
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from app.connections import host_key_policy
 from app.deploy import Deployment, DeployOptions
 from app.plan import Secrets, load_plan
 from app.transport.factory import open_transport
-from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab, LabHost
+from tests.lab.lab import BUSYBOX_IMAGE, REGISTRY_IMAGE, Lab, LabHost, port_for
 from tests.lab.plans import registry_plan_text
 from tests.lab.trust import https_status
 
@@ -73,7 +72,7 @@ def plan_text(setup: Setup, **overrides: object) -> str:
 def setup(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
     """A plan for a fresh registry on the lab's registry host; uninstalled (and purged) after."""
     name = "rw-" + request.node.name.removeprefix("test_").replace("_", "-")[:30]
-    port = 20000 + zlib.crc32(name.encode()) % 10000
+    port = port_for(name)
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)
     made = Setup(tmp_path / "plan.toml", known_hosts, lab["registry"], name, port,

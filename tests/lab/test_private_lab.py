@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.lab.lab import BUSYBOX_IMAGE, FRONT_IMAGE, Lab, LabHost
+from tests.lab.lab import BUSYBOX_IMAGE, FRONT_IMAGE, Lab, LabHost, port_for
 from tests.lab.plans import registry_plan_text
 from tests.lab.ps_watcher import PsWatcher
 from tests.lab.trust import https_status
@@ -88,7 +87,7 @@ def _front_image_on(host: LabHost, lab: Lab) -> None:
 def private_registry(lab: Lab, tmp_path: Path, name: str) -> Iterator[Private]:
     """A plan for a registry of regwiz's called ``name`` on the lab's registry host, with its
     certificates made (not yet deployed); afterwards everything of it is removed."""
-    port = 35000 + zlib.crc32(name.encode()) % 5000
+    port = port_for(name)
     known_hosts = tmp_path / "known_hosts"
     shutil.copy(lab.known_hosts, known_hosts)
     made = Private(tmp_path / "plan.toml", known_hosts, lab["registry"], name, port, lab)
