@@ -35,6 +35,8 @@ from app.node_credentials import pull_credential
 from app.plan import Plan, ResolvedNode, Secrets
 from app.runtimes import registry as runtimes
 from app.runtimes.base import (
+    BACKUP_INFIX,
+    REGWIZ_MARK,
     CommandAction,
     CredentialAction,
     FileAction,
@@ -453,8 +455,11 @@ def _step_for(run: _NodeRun, action: NodeAction) -> Step:
         return Step(action.what, where, action.why, lambda: _merge(run, action),
                     [f"merge into {action.path} (other entries kept; the old file backed up)"])
     if isinstance(action, RemoveAction):
+        keep = f"regwiz's kept as {action.path}{BACKUP_INFIX}<time>"
+        done = (f"put back the operator's own {action.path} from {action.restore_from}"
+                if action.restore_from else f"remove {action.path}")
         return Step(action.what, where, action.why, lambda: _remove(run, action),
-                    [f"remove {action.path}, keeping it as {action.path}.regwiz-backup-<time>"])
+                    [f"{done} ({keep})"])
     if isinstance(action, NoteAction):
         return Step(action.what, where, action.note, lambda: _note(run, action),
                     [f"{'fails' if action.refuse else 'changes nothing'}: {action.note}"])
@@ -536,9 +541,16 @@ def _remove(run: _NodeRun, action: RemoveAction) -> Outcome:
     current = _read(run, action.path)
     if not would_change(action, current):
         return Outcome.UNCHANGED
+    original = _read(run, action.restore_from) if action.restore_from else None
+    if original is not None and original.startswith(REGWIZ_MARK):
+        original = None  # never "restore" one of regwiz's own files
     run.save(action.path, _backup(run, action.path, current), 0o644)
-    t.run(["rm", "-f", "--", action.path], sudo=sudo,
-          timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    if original is not None:  # mode and owner stay those of the file it replaced
+        t.write_file(action.path, original, mode=0o644, sudo=sudo,
+                     timeout=run.deadline.timeout(COMMAND_TIMEOUT))
+    else:
+        t.run(["rm", "-f", "--", action.path], sudo=sudo,
+              timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     run.changed_files.append(action.path)
     return Outcome.CHANGED
 
@@ -567,8 +579,10 @@ def _backup(run: _NodeRun, path: str, current: bytes | None) -> str | None:
     the copy's path, None when there was no file."""
     if current is None:
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    backup = f"{path}.regwiz-backup-{stamp}"
+    # Microseconds: two backups of one file in the same second (a rewrite right after the
+    # first write) must not overwrite the first, which may be the operator's own file.
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+    backup = f"{path}{BACKUP_INFIX}{stamp}"
     run.transport.write_file(backup, current, mode=0o600,
                              sudo=run.node.sudo, timeout=run.deadline.timeout(COMMAND_TIMEOUT))
     return backup

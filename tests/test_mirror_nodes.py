@@ -4,6 +4,7 @@ of private caches, mirror_only, the removal of a mirror taken out of the plan, a
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from app.runtimes.base import (
     NoteAction,
     RemoveAction,
 )
-from app.runtimes.containerd import REGWIZ_DIRS_SCRIPT
+from app.runtimes.containerd import REGWIZ_DIRS_SCRIPT, split_regwiz_listing
 from app.runtimes.crio import render_mirror_conf
 from app.runtimes.docker import merge_daemon_json
 from app.runtimes.rancher import merge_registries_mirrors
@@ -229,8 +230,17 @@ class MirrorNode(FakeNode):
                      if p.startswith(CERTS + "/") and ".regwiz-backup-" not in p
                      and (p.endswith("/ca.crt") or (p.endswith("/hosts.toml") and content
                                                     .startswith(b"# Written by regwiz: mirror")))]
-            return CommandResult(argv, 0, "\n".join(files), "")
+            originals = [f"original={self._original_of(f.removeprefix('file='))}" for f in files
+                         if f.endswith("/hosts.toml") and self._original_of(f[5:])]
+            return CommandResult(argv, 0, "\n".join(files + originals), "")
         return super().run(argv, sudo=sudo, stdin=stdin, timeout=timeout, check=check)
+
+
+    def _original_of(self, path: str) -> str | None:
+        """The newest backup of ``path`` that regwiz did not write (as the script finds it)."""
+        backups = sorted(p for p in self.files if p.startswith(path + ".regwiz-backup-")
+                         and not self.files[p].startswith(b"# Written by regwiz"))
+        return backups[-1] if backups else None
 
 
 def run_plan(tmp_path: Path, node: FakeNode, mirrors: list[MirrorSettings],
@@ -252,13 +262,24 @@ def test_containerd_second_run_unchanged_and_removed_mirror_is_cleaned(tmp_path:
     assert [node.files[p] for p in node.files if "quay.io/hosts.toml.regwiz-backup" in p] == [
         hand_written]
     assert run_plan(tmp_path, node, mirrors).status == "unchanged"
+    moved = [mirrors[0], MirrorSettings("quay.io", 5003)]  # regwiz rewrites its own file
+    assert run_plan(tmp_path, node, moved).status == "changed"
+    plan = plan_with_ca(tmp_path, ["c"])
+    plan.mirrors = mirrors[:1]
+    preview = onboard.onboard_nodes(plan, Secrets(), host_key_policy=None,  # type: ignore[arg-type]
+                                    connect=FakeFleet({"c": node}), dry_run=True)
+    assert (f"put back the operator's own {CERTS}/quay.io/hosts.toml from {CERTS}/quay.io/"
+            "hosts.toml.regwiz-backup-") in "\n".join(preview.results[0].dry_run_lines)
     third = run_plan(tmp_path, node, mirrors[:1])
     assert third.status == "changed", third.message
-    assert f"{CERTS}/quay.io/hosts.toml" not in node.files
-    assert f"{CERTS}/198.18.9.2:5002/ca.crt" not in node.files
+    assert node.files[f"{CERTS}/quay.io/hosts.toml"] == hand_written  # the operator's, back
+    assert f"{CERTS}/198.18.9.2:5003/ca.crt" not in node.files
     assert f"{CERTS}/docker.io/hosts.toml" in node.files
     assert f"{CERTS}/198.18.9.2:8443/ca.crt" in node.files  # the registry's own stays
     assert run_plan(tmp_path, node, mirrors[:1]).status == "unchanged"
+    assert run_plan(tmp_path, node, []).status == "changed"
+    assert f"{CERTS}/docker.io/hosts.toml" not in node.files  # regwiz's alone: removed
+    assert node.files[f"{CERTS}/quay.io/hosts.toml"] == hand_written
 
 
 def test_docker_restarts_once_then_nothing_and_notes_what_it_cannot(tmp_path: Path) -> None:
@@ -490,3 +511,29 @@ def test_another_registry_on_the_registry_host_keeps_its_ca_and_settings(tmp_pat
     existing = yaml.safe_dump({"configs": {"198.18.9.2:9443": {"tls": {"ca_file": "y"}}}}
                               ).encode()
     assert merge_registries_mirrors(existing, "k3s", [], job()) is None  # nothing to take out
+
+
+def test_the_listing_script_finds_the_operators_file_behind_regwizs(tmp_path: Path) -> None:
+    """REGWIZ_DIRS_SCRIPT run by sh on real files: the newest backup regwiz did not write."""
+    mark = "# Written by regwiz: mirror of {}.\n"
+    files = {
+        "docker.io/hosts.toml": mark.format("docker.io"),
+        "docker.io/hosts.toml.regwiz-backup-20261201000000000000": "# the operator's, old\n",
+        "docker.io/hosts.toml.regwiz-backup-20261202000000000000": "# the operator's, newer\n",
+        "docker.io/hosts.toml.regwiz-backup-20261203000000000000": mark.format("docker.io"),
+        "quay.io/hosts.toml": mark.format("quay.io"),
+        "quay.io/hosts.toml.regwiz-backup-20261203000000000000": mark.format("quay.io"),
+        "ghcr.io/hosts.toml": "# the operator's, never replaced\n",
+        "198.18.9.2:5001/ca.crt": "PEM\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    out = subprocess.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", str(tmp_path)],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    listing = split_regwiz_listing(out)
+    assert listing.dirs == (str(tmp_path),)
+    assert sorted(listing.files) == sorted(str(tmp_path / name) for name in (
+        "docker.io/hosts.toml", "quay.io/hosts.toml", "198.18.9.2:5001/ca.crt"))
+    assert listing.originals == (
+        str(tmp_path / "docker.io/hosts.toml.regwiz-backup-20261202000000000000"),)

@@ -157,6 +157,12 @@ class MergeAction:
     upstream: str = ""
 
 
+#: a node file's backup is ``<path>.regwiz-backup-<UTC time %Y%m%d%H%M%S%f>``
+BACKUP_INFIX = ".regwiz-backup-"
+#: the first line of every node file regwiz writes whole (hosts.toml, CRI-O drop-ins)
+REGWIZ_MARK = b"# Written by regwiz"
+
+
 @dataclass(frozen=True)
 class RemoveAction:
     """A file regwiz wrote that the plan no longer wants (a mirror taken out of the plan)."""
@@ -169,6 +175,8 @@ class RemoveAction:
     #: removed only while it holds exactly these bytes (a CA file of another registry on the
     #: same host, signed by another CA, is not regwiz's to remove)
     only_if: bytes | None = None
+    #: the backup of the operator's own file that regwiz's replaced: put back, not removed
+    restore_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.runtimes.base import (
+    BACKUP_INFIX,
     CommandAction,
     FileAction,
     MirrorJob,
@@ -279,6 +280,8 @@ class ContainerdFacts:
     config_file: str = CONTAINERD_CONFIG  # the file containerd was started with
     # regwiz's mirror hosts.toml files and every <dir>/<name>/ca.crt (REGWIZ_DIRS_SCRIPT)
     mirror_files: tuple[str, ...] = ()
+    # backups of the operator's own hosts.toml files that regwiz's mirror files replaced
+    mirror_originals: tuple[str, ...] = ()
 
     @property
     def running(self) -> ContainerdConfigState:
@@ -288,14 +291,15 @@ class ContainerdFacts:
 def remember_config(facts: NodeFacts, config_text: str | None, dump: str | None = None,
                     regwiz_dirs: tuple[str, ...] = (),
                     config_file: str = CONTAINERD_CONFIG,
-                    mirror_files: tuple[str, ...] = ()) -> ContainerdFacts:
+                    mirror_files: tuple[str, ...] = (),
+                    mirror_originals: tuple[str, ...] = ()) -> ContainerdFacts:
     """Parse config.toml (and the effective configuration) and keep them with the facts."""
     version = probed_version(facts.probe)
     major = version[0] if version else None
     state = parse_containerd_config(config_text, major)
     effective = parse_containerd_config(dump, major) if dump else None
     found = ContainerdFacts(config_text, state, effective, sandbox_image(dump) if dump else "",
-                            regwiz_dirs, config_file, mirror_files)
+                            regwiz_dirs, config_file, mirror_files, mirror_originals)
     facts.extras[ContainerdAdapter.key] = found
     return found
 
@@ -332,7 +336,10 @@ def hosts_dir(facts: NodeFacts) -> str:
 
 # Lists each directory (args) holding a <registry>/hosts.toml that regwiz wrote; then, as
 # "file=PATH", regwiz's mirror hosts.toml files and every <name>/ca.crt there, so the entries
-# of mirrors taken out of the plan can be removed.
+# of mirrors taken out of the plan can be removed; and, as "original=BACKUP", the newest
+# backup of such a hosts.toml that regwiz did not write: the operator's own file, which it
+# replaced and which is put back when the mirror leaves the plan. (Backup names end in a
+# fixed-width UTC time, so the glob lists them oldest first.)
 REGWIZ_DIRS_SCRIPT = """for d; do
   for f in "$d"/*/hosts.toml; do
     grep -qs '^# Written by regwiz' "$f" && { echo "$d"; break; }
@@ -340,7 +347,13 @@ REGWIZ_DIRS_SCRIPT = """for d; do
 done
 for d; do
   for f in "$d"/*/hosts.toml; do
-    grep -qs '^# Written by regwiz: mirror of' "$f" && echo "file=$f"
+    grep -qs '^# Written by regwiz: mirror of' "$f" || continue
+    echo "file=$f"
+    original=
+    for b in "$f".regwiz-backup-*; do
+      [ -f "$b" ] && ! grep -qs '^# Written by regwiz' "$b" && original=$b
+    done
+    [ -n "$original" ] && echo "original=$original"
   done
   for f in "$d"/*/ca.crt; do [ -e "$f" ] && echo "file=$f"; done
 done
@@ -348,11 +361,26 @@ true
 """
 
 
-def split_regwiz_listing(output: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """REGWIZ_DIRS_SCRIPT's output: (directories with regwiz's hosts.toml, listed files)."""
+@dataclass(frozen=True)
+class RegwizListing:
+    """REGWIZ_DIRS_SCRIPT's output, split."""
+
+    dirs: tuple[str, ...]  # directories with regwiz's hosts.toml
+    files: tuple[str, ...]  # regwiz's mirror hosts.toml files and every <name>/ca.crt
+    originals: tuple[str, ...]  # the operator's own hosts.toml that regwiz's replaced
+
+
+def split_regwiz_listing(output: str) -> RegwizListing:
     words = output.split()
-    return (tuple(w for w in words if not w.startswith("file=")),
-            tuple(w.removeprefix("file=") for w in words if w.startswith("file=")))
+    tagged = {tag: tuple(w.removeprefix(tag) for w in words if w.startswith(tag))
+              for tag in ("file=", "original=")}
+    return RegwizListing(tuple(w for w in words if "=" not in w), tagged["file="],
+                         tagged["original="])
+
+
+def original_of(path: str, originals: tuple[str, ...]) -> str | None:
+    """The backup of the operator's own ``path`` that regwiz's file replaced, if any."""
+    return next((b for b in originals if b.startswith(f"{path}{BACKUP_INFIX}")), None)
 
 
 def _dirs_in(config: str | None) -> list[str]:
@@ -382,18 +410,21 @@ def config_mismatch(found: ContainerdFacts,
 
 def _stale_mirror_files(name: str, facts: NodeFacts, directory: str,
                         job: MirrorJob) -> list[NodeAction]:
-    """regwiz's hosts.toml of upstreams no longer mirrored, and the CA files of its caches
-    no longer in the plan."""
+    """regwiz's hosts.toml of upstreams no longer mirrored (the operator's own file it
+    replaced, if any, put back), and the CA files of its caches no longer in the plan."""
     found = config_facts(facts)
+    if found is None:
+        return []
     upstreams = {mirror.upstream for mirror in job.mirrors}
     stale: list[NodeAction] = []
-    for path in found.mirror_files if found else ():
+    for path in found.mirror_files:
         folder, _, file = path.removeprefix(directory + "/").partition("/")
         if not path.startswith(directory + "/") or "/" in file:
             continue
         if file == "hosts.toml" and folder not in upstreams:
             stale.append(RemoveAction(path, name, f"stop mirroring {folder}",
-                                      "its mirror is no longer in the plan", folder))
+                                      "its mirror is no longer in the plan", folder,
+                                      restore_from=original_of(path, found.mirror_originals)))
         elif file == "ca.crt" and job.ours(folder) and folder not in job.references:
             stale.append(stale_mirror_ca(path, name, folder, job))
     return stale
@@ -461,8 +492,9 @@ class ContainerdAdapter(RuntimeAdapter):
                                     *_dirs_in(text), *_dirs_in(dump)])
         listed = transport.run(["sh", "-c", REGWIZ_DIRS_SCRIPT, "sh", *candidates],
                                sudo=sudo, timeout=timeout, check=False)
-        dirs, files = split_regwiz_listing(listed.stdout)
-        remember_config(facts, text, dump, dirs, config_file, files)
+        found = split_regwiz_listing(listed.stdout)
+        remember_config(facts, text, dump, found.dirs, config_file, found.files,
+                        found.originals)
 
     def detect(self, facts: NodeFacts) -> list[str]:
         probe = facts.probe

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.errors import RegwizError
-from app.runtimes.base import CommandAction, NodeSetupError, TrustProblem
+from app.runtimes.base import BACKUP_INFIX, CommandAction, NodeSetupError, TrustProblem
 from app.terminal_text import one_line
 from app.transport.base import TransportError, display_command
 
@@ -182,7 +182,7 @@ def _backup_of(path: str, backup: object) -> str | None:
     """A recorded backup, only if it is one of ``path``'s (nothing else is ever copied back)."""
     if backup is None:
         return None
-    if not isinstance(backup, str) or not backup.startswith(f"{path}.regwiz-backup-"):
+    if not isinstance(backup, str) or not backup.startswith(f"{path}{BACKUP_INFIX}"):
         raise ValueError(f"not a backup of {path}: {backup!r}")
     return backup
 

@@ -340,3 +340,26 @@ def test_removing_the_mirror_removes_its_node_entries(setup: Setup) -> None:
         assert {n: r.status for n, r in again.items()} == dict.fromkeys(NODES, "unchanged")
     finally:
         setup.plan.mirrors = mirrors
+
+
+def test_a_hand_written_hosts_toml_is_put_back_when_its_mirror_leaves(setup: Setup) -> None:
+    bare = setup.lab["bare"]
+    path = "/etc/containerd/certs.d/docker.io/hosts.toml"
+    hand_written = b'server = "https://registry-1.docker.io"\n# the operator\'s own mirror list\n'
+    bare.exec(["sh", "-c", f"mkdir -p {path.rsplit('/', 1)[0]} && cat > {path} && "
+               f"chmod 640 {path}"], input=hand_written)
+    results = setup.onboard()  # the plan's mirrors: regwiz's hosts.toml replaces it
+    assert results["bare"].status == "changed", results["bare"].message
+    assert bare.host_path(path).read_bytes().startswith(b"# Written by regwiz: mirror of")
+    mirrors, setup.plan.mirrors = setup.plan.mirrors, []
+    try:
+        results = setup.onboard()
+        assert results["bare"].status == "changed", results["bare"].message
+        assert bare.host_path(path).read_bytes() == hand_written  # the operator's, back
+        assert bare.host_path(path).stat().st_mode & 0o777 == 0o640
+        backups = sorted(bare.host_path(path).parent.glob("hosts.toml.regwiz-backup-*"))
+        assert [b.read_bytes()[:31] for b in backups] == [
+            hand_written[:31], b"# Written by regwiz: mirror of "]
+        assert setup.onboard()["bare"].status == "unchanged"  # not regwiz's: left alone
+    finally:
+        setup.plan.mirrors = mirrors
