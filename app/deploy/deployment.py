@@ -396,8 +396,9 @@ class Deployment(OnRegistryHost):
         """The host's range for outgoing connections when ``port`` lies in it and is not
         reserved; None otherwise, or when the host does not say."""
         result = self.transport.run(
-            ["cat", "/proc/sys/net/ipv4/ip_local_port_range",
-             "/proc/sys/net/ipv4/ip_local_reserved_ports"], check=False, timeout=30)
+            ["sh", "-c", "cat /proc/sys/net/ipv4/ip_local_port_range && "
+             "{ cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null; true; }"],
+            check=False, timeout=30)
         lines = result.stdout.splitlines() if result.ok else []
         span = parse_port_range(lines[0]) if lines else None
         reserved = parse_reserved_ports(lines[1] if len(lines) > 1 else "") or set()
