@@ -358,7 +358,7 @@ def test_a_hand_written_hosts_toml_is_put_back_when_its_mirror_leaves(setup: Set
         assert bare.host_path(path).read_bytes() == hand_written  # the operator's, back
         assert bare.host_path(path).stat().st_mode & 0o777 == 0o640
         backups = sorted(bare.host_path(path).parent.glob("hosts.toml.regwiz-backup-*"))
-        assert [b.read_bytes()[:31] for b in backups] == [
+        assert [b.read_bytes()[:31] for b in backups[-2:]] == [  # (older ones: earlier tests)
             hand_written[:31], b"# Written by regwiz: mirror of "]
         assert setup.onboard()["bare"].status == "unchanged"  # not regwiz's: left alone
     finally:
