@@ -98,9 +98,7 @@ class Deploying(Protocol):
 
     def _refuse_held_port(self, port: int, choose_another: str) -> None: ...
 
-    def _note_ephemeral(self, port: int, ephemeral: tuple[int, int] | None) -> None: ...
-
-    def _ephemeral_range(self, port: int) -> tuple[int, int] | None: ...
+    def _note_ephemeral(self, port: int) -> None: ...
 
     def _log_tail_of(self, name: str, lines: int) -> str: ...
 
@@ -238,8 +236,7 @@ class Caches:
                         f"{mirror.upstream}")
             if self._published_by_ours(mirror.port):
                 # ours: replaced if needed (a stale cache is removed first)
-                self.deployment._note_ephemeral(
-                    mirror.port, self.deployment._ephemeral_range(mirror.port))
+                self.deployment._note_ephemeral(mirror.port)
                 continue
             self.deployment._refuse_held_port(
                 mirror.port, f"choose another port for the mirror of {mirror.upstream}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import posixpath
 import time
@@ -339,11 +340,10 @@ class Deployment(OnRegistryHost):
 
     def _check_port(self) -> Outcome:
         port = self.plan.registry.port
-        ours = self.host.find_container()
+        registry = self.host.find_container()
         front = self._find_front()
-        if front is not None and port in published_ports(front):
-            ours = front  # the front publishes it (or did, before auth = "none")
-        mine = {c.id for c in (self.host.find_container(), front) if c is not None}
+        ours = front if front is not None and port in published_ports(front) else registry
+        mine = {c.id for c in (registry, front) if c is not None}
         for container in self.docker.containers.list():
             if port in published_ports(container) and container.id not in mine:
                 raise DeployError(
@@ -351,7 +351,7 @@ class Deployment(OnRegistryHost):
                     "stop that container or choose another registry.port in the plan",
                 )
         if ours is not None and port in published_ports(ours):
-            self._note_ephemeral(port, self._ephemeral_range(port))
+            self._note_ephemeral(port)
             return Outcome.UNCHANGED  # ours (even while restarting): it is replaced if needed
         self._refuse_held_port(port, "choose another registry.port in the plan")
         return Outcome.UNCHANGED
@@ -360,15 +360,17 @@ class Deployment(OnRegistryHost):
         """Fails when a socket on the host holds ``port``; notes a port that the kernel may
         hand to an outgoing connection at any time (the next restart could then fail)."""
         holder = self._port_holder(port)
-        ephemeral = self._ephemeral_range(port)
         if holder is not None:
+            ephemeral = self._ephemeral_range(port)
             why = (f"; ports {ephemeral[0]}-{ephemeral[1]} are what this host gives outgoing "
                    "connections, so a port below them is safer" if ephemeral else "")
             raise DeployError(f"port {port} on {self.where} is already in use: {holder}",
                               f"stop what uses it or {choose_another}{why}")
-        self._note_ephemeral(port, ephemeral)
+        self._note_ephemeral(port)
 
-    def _note_ephemeral(self, port: int, ephemeral: tuple[int, int] | None) -> None:
+    def _note_ephemeral(self, port: int) -> None:
+        """A note when ``port`` lies in the host's range for outgoing connections."""
+        ephemeral = self._ephemeral_range(port)
         if ephemeral is None:
             return
         note = (f"port {port} on {self.where} lies in the range this host gives outgoing "
@@ -395,6 +397,15 @@ class Deployment(OnRegistryHost):
     def _ephemeral_range(self, port: int) -> tuple[int, int] | None:
         """The host's range for outgoing connections when ``port`` lies in it and is not
         reserved; None otherwise, or when the host does not say."""
+        span, reserved = self._host_port_range
+        if span is None or not span[0] <= port <= span[1] or port in reserved:
+            return None
+        return span
+
+    @functools.cached_property
+    def _host_port_range(self) -> tuple[tuple[int, int] | None, frozenset[int]]:
+        """The host's range for outgoing connections and its reserved ports, read once: the
+        registry's port and every cache's are checked against them."""
         result = self.transport.run(
             ["sh", "-c", "cat /proc/sys/net/ipv4/ip_local_port_range && "
              "{ cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null; true; }"],
@@ -402,9 +413,7 @@ class Deployment(OnRegistryHost):
         lines = result.stdout.splitlines() if result.ok else []
         span = parse_port_range(lines[0]) if lines else None
         reserved = parse_reserved_ports(lines[1] if len(lines) > 1 else "") or set()
-        if span is None or not span[0] <= port <= span[1] or port in reserved:
-            return None
-        return span
+        return span, frozenset(reserved)
 
     def _check_disk(self) -> Outcome:
         script = 'p=$1; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done; df -Pk -- "$p"'
