@@ -515,6 +515,8 @@ def test_another_registry_on_the_registry_host_keeps_its_ca_and_settings(tmp_pat
 
 def test_the_listing_script_finds_the_operators_file_behind_regwizs(tmp_path: Path) -> None:
     """REGWIZ_DIRS_SCRIPT run by sh on real files: the newest backup regwiz did not write."""
+    tmp_path = tmp_path / "certs=d"  # an "=" in a hosts dir's name: still a directory
+    tmp_path.mkdir()
     mark = "# Written by regwiz: mirror of {}.\n"
     files = {
         "docker.io/hosts.toml": mark.format("docker.io"),

@@ -372,9 +372,10 @@ class RegwizListing:
 
 def split_regwiz_listing(output: str) -> RegwizListing:
     words = output.split()
+    tags = ("file=", "original=")
     tagged = {tag: tuple(w.removeprefix(tag) for w in words if w.startswith(tag))
-              for tag in ("file=", "original=")}
-    return RegwizListing(tuple(w for w in words if "=" not in w), tagged["file="],
+              for tag in tags}
+    return RegwizListing(tuple(w for w in words if not w.startswith(tags)), tagged["file="],
                          tagged["original="])
 
 
